@@ -1,0 +1,188 @@
+//! The command-line grammar (`rafter VERB NOUN`, as kops and kubectl).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "rafter", version, about = "Provision highly-available Kubernetes clusters from one declarative spec")]
+#[command(propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    /// State store: file:///dir, a directory, or s3://bucket/prefix
+    /// [default: $XDG_STATE_HOME/rafter or ~/.local/state/rafter]
+    #[arg(long, global = true, env = "RAFTER_STATE", value_name = "URL")]
+    pub state: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a cluster (stores its spec and shows the plan; --yes applies it)
+    #[command(subcommand)]
+    Create(CreateCommand),
+    /// Converge a cluster to its spec (shows the plan; --yes applies it)
+    #[command(subcommand)]
+    Update(UpdateCommand),
+    /// Show clusters and their specs
+    #[command(subcommand)]
+    Get(GetCommand),
+    /// Delete a cluster (shows what would go; --yes deletes)
+    #[command(subcommand)]
+    Delete(DeleteCommand),
+    /// Write a cluster out in another form
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    /// Create a cluster from a spec file, a profile and flags
+    Cluster(CreateClusterArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpdateCommand {
+    /// Plan (and with --yes apply) the changes that bring a cluster to its spec
+    Cluster(UpdateClusterArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GetCommand {
+    /// List the clusters of the state store
+    Clusters(GetClustersArgs),
+    /// Print one cluster's full spec (valid input for `create cluster -f`)
+    Cluster(GetClusterArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeleteCommand {
+    /// Delete a cluster and everything rafter made for it
+    Cluster(DeleteClusterArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write a cluster's resources as a Terraform module
+    Terraform(ExportTerraformArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SpecFormat {
+    Yaml,
+    Json,
+}
+
+/// Flags that overlay the profile and the spec file.
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// Spec file (YAML); overlays the profile
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Profile to start from: dev-aws, ha-aws, ha-ssh, or a path to a .yaml file
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Cluster name, a DNS name such as prod.example.com
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Availability zones, comma-separated (the region is taken from them)
+    #[arg(long, value_delimiter = ',', value_name = "ZONES")]
+    pub zones: Option<Vec<String>>,
+    /// Size of every node group (sets minSize and maxSize)
+    #[arg(long, value_name = "N")]
+    pub node_count: Option<u32>,
+    /// Number of control-plane nodes: 1, 3, 5 or 7
+    #[arg(long, value_name = "N")]
+    pub control_plane_count: Option<u32>,
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
+    /// Route53 zone for api.<name> and api.internal.<name>
+    #[arg(long, value_name = "ZONE")]
+    pub dns_zone: Option<String>,
+    /// VPC CIDR block
+    #[arg(long, value_name = "CIDR")]
+    pub network_cidr: Option<String>,
+    /// Instance type of every node group
+    #[arg(long, value_name = "TYPE")]
+    pub node_size: Option<String>,
+    /// Instance type of the control plane
+    #[arg(long, value_name = "TYPE")]
+    pub control_plane_size: Option<String>,
+    /// private (nodes behind NAT) or public
+    #[arg(long)]
+    pub topology: Option<String>,
+    /// OpenSSH public key file to install on instances
+    #[arg(long, value_name = "FILE")]
+    pub ssh_public_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateClusterArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Apply the plan (without it nothing is created in the cloud)
+    #[arg(long)]
+    pub yes: bool,
+    /// Only show the plan: do not store the spec either
+    #[arg(long, conflicts_with = "yes")]
+    pub dry_run: bool,
+    /// Plan output format
+    #[arg(short, long, value_enum, default_value_t = PlanFormat::Text)]
+    pub output: PlanFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateClusterArgs {
+    pub name: String,
+    /// A new spec for the cluster (as printed by `get cluster NAME -o yaml`, edited)
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Apply the plan
+    #[arg(long)]
+    pub yes: bool,
+    #[arg(short, long, value_enum, default_value_t = PlanFormat::Text)]
+    pub output: PlanFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct GetClustersArgs {
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub output: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct GetClusterArgs {
+    pub name: String,
+    #[arg(short, long, value_enum, default_value_t = SpecFormat::Yaml)]
+    pub output: SpecFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteClusterArgs {
+    pub name: String,
+    /// Really delete
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportTerraformArgs {
+    pub name: String,
+    /// Directory to write the module to (replaced if rafter wrote it before)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}

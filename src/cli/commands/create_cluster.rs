@@ -1,0 +1,82 @@
+//! `rafter create cluster`: assemble and validate a spec, store it, show the plan.
+
+use anyhow::Context;
+use rafter::model::build_graph;
+use rafter::plan;
+use rafter::spec::load::merge_sources;
+use rafter::spec::source::{FieldPath, NodeValue};
+use rafter::spec::{self, SpecFlags, SpecSources};
+
+use crate::cli::args::{CreateClusterArgs, SpecArgs};
+use crate::cli::failure::{EXIT_CLUSTER_STATE, EXIT_NOT_AVAILABLE, Failure};
+use crate::cli::{output, settings};
+
+pub async fn run(state: Option<&str>, args: CreateClusterArgs) -> anyhow::Result<()> {
+    let store = settings::open_store(state)?;
+    let sources = spec_sources(&args.spec)?;
+    let document = merge_sources(&sources)?;
+    let name = match document.get(&FieldPath::parse("metadata.name")).map(|node| &node.value) {
+        Some(NodeValue::Str(name)) => Some(name.clone()),
+        _ => None,
+    };
+    let config_base = name.as_deref().map(|name| store.config_base(name));
+    let prepared = spec::prepare(&document, config_base.as_deref())?;
+    output::print_warnings(&prepared.warnings);
+    let cluster = &prepared.cluster;
+    let name = &cluster.metadata.name;
+
+    if !args.dry_run && store.read_spec(name).await?.is_some() {
+        return Err(Failure::new(EXIT_CLUSTER_STATE, format!("cluster {name} already exists in {}", store.url()))
+            .hint(format!("change it with `rafter update cluster {name} -f FILE`, or pick another name"))
+            .into());
+    }
+    let graph = build_graph(cluster)?;
+    let plan = plan::diff(name, &graph, &[])?;
+    output::print_plan(&plan, args.output);
+
+    if args.yes {
+        return Err(Failure::new(EXIT_NOT_AVAILABLE, "applying is not available in this build yet; nothing was changed")
+            .hint("run without --yes to store the spec, or use `rafter export terraform` to apply the same resources with Terraform")
+            .into());
+    }
+    if args.dry_run {
+        eprintln!("Dry run: nothing was stored or created.");
+        return Ok(());
+    }
+    let yaml = spec::to_yaml(cluster)?;
+    store.write_spec(name, &yaml).await?;
+    eprintln!(
+        "Stored the spec of cluster {name} in {}.\nNothing was created in the cloud. Review the plan above; `rafter get cluster {name}` shows the full spec.",
+        store.url()
+    );
+    Ok(())
+}
+
+fn spec_sources(args: &SpecArgs) -> anyhow::Result<SpecSources> {
+    let ssh_public_key = args
+        .ssh_public_key
+        .as_ref()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .map(|key| key.trim().to_string())
+                .with_context(|| format!("cannot read the SSH public key {}", path.display()))
+        })
+        .transpose()?;
+    Ok(SpecSources {
+        profile: args.profile.clone(),
+        file: args.file.clone(),
+        flags: SpecFlags {
+            name: args.name.clone(),
+            zones: args.zones.clone(),
+            node_count: args.node_count,
+            control_plane_count: args.control_plane_count,
+            kubernetes_version: args.kubernetes_version.clone(),
+            dns_zone: args.dns_zone.clone(),
+            network_cidr: args.network_cidr.clone(),
+            node_size: args.node_size.clone(),
+            control_plane_size: args.control_plane_size.clone(),
+            topology: args.topology.clone(),
+            ssh_public_key,
+        },
+    })
+}

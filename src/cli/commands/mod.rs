@@ -1,0 +1,23 @@
+//! One file per command, named verb_noun.
+
+mod create_cluster;
+mod delete_cluster;
+mod export_terraform;
+mod get_cluster;
+mod get_clusters;
+mod stored_cluster;
+mod update_cluster;
+
+use super::args::{Cli, Command, CreateCommand, DeleteCommand, ExportCommand, GetCommand, UpdateCommand};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let state = cli.state.as_deref();
+    match cli.command {
+        Command::Create(CreateCommand::Cluster(args)) => create_cluster::run(state, args).await,
+        Command::Update(UpdateCommand::Cluster(args)) => update_cluster::run(state, args).await,
+        Command::Get(GetCommand::Clusters(args)) => get_clusters::run(state, args).await,
+        Command::Get(GetCommand::Cluster(args)) => get_cluster::run(state, args).await,
+        Command::Delete(DeleteCommand::Cluster(args)) => delete_cluster::run(state, args).await,
+        Command::Export(ExportCommand::Terraform(args)) => export_terraform::run(state, args).await,
+    }
+}

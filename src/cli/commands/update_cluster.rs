@@ -1,0 +1,45 @@
+//! `rafter update cluster`: plan the changes that bring a cluster to its (possibly new) spec.
+
+use rafter::model::build_graph;
+use rafter::plan;
+use rafter::spec::{self, SpecSources};
+
+use crate::cli::args::UpdateClusterArgs;
+use crate::cli::failure::{EXIT_INVALID_SPEC, EXIT_NOT_AVAILABLE, Failure};
+use crate::cli::{output, settings};
+
+use super::stored_cluster;
+
+pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result<()> {
+    let store = settings::open_store(state)?;
+    let name = &args.name;
+    let stored = stored_cluster::load(&store, name).await?;
+    let prepared = match &args.file {
+        None => stored,
+        Some(file) => {
+            let sources = SpecSources { file: Some(file.clone()), ..SpecSources::default() };
+            let new = spec::load(&sources, Some(&store.config_base(name)))?;
+            if &new.cluster.metadata.name != name {
+                return Err(Failure::new(
+                    EXIT_INVALID_SPEC,
+                    format!("{} describes cluster {}, not {name}", file.display(), new.cluster.metadata.name),
+                )
+                .hint("a cluster cannot be renamed; create a new one instead")
+                .into());
+            }
+            new
+        }
+    };
+    output::print_warnings(&prepared.warnings);
+    let recorded = store.read_resources(name).await?;
+    let graph = build_graph(&prepared.cluster)?;
+    let plan = plan::diff(name, &graph, &recorded)?;
+    output::print_plan(&plan, args.output);
+    if args.yes {
+        return Err(Failure::new(EXIT_NOT_AVAILABLE, "applying is not available in this build yet; nothing was changed").into());
+    }
+    if args.file.is_some() {
+        eprintln!("The new spec was not stored: nothing changes without --yes.");
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! Failures the user can act on, with their exit codes (documented in README.md).
+
+use std::fmt;
+
+pub const EXIT_FAILURE: u8 = 1;
+/// The cluster spec is invalid.
+pub const EXIT_INVALID_SPEC: u8 = 3;
+/// The named cluster does not exist, or already exists.
+pub const EXIT_CLUSTER_STATE: u8 = 4;
+/// The operation is not available in this build.
+pub const EXIT_NOT_AVAILABLE: u8 = 5;
+
+/// An error with a message, an optional hint, and an exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub hint: Option<String>,
+    pub exit_code: u8,
+}
+
+impl Failure {
+    pub fn new(exit_code: u8, message: impl Into<String>) -> Self {
+        Self { message: message.into(), hint: None, exit_code }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn cluster_not_found(name: &str, store: &str) -> Self {
+        Self::new(EXIT_CLUSTER_STATE, format!("cluster {name} not found in the state store at {store}"))
+            .hint("`rafter get clusters` lists the clusters of this store; --state or RAFTER_STATE picks another")
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}

@@ -1,0 +1,31 @@
+//! The command-line edge: argument parsing, settings, output, exit codes.
+//!
+//! Each command is a thin file in `commands/`: parse, resolve settings, call the library.
+
+mod args;
+mod commands;
+mod failure;
+mod output;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use failure::Failure;
+
+/// Runs the command line and turns its outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(failure::EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => ExitCode::from(output::report_error(&error)),
+    }
+}

@@ -1,0 +1,55 @@
+//! Writing to the terminal: data to stdout, everything else to stderr.
+
+use std::io::IsTerminal;
+
+use rafter::plan::text::Color;
+use rafter::spec::{Diagnostic, InvalidSpec, LoadError};
+
+use super::failure::{EXIT_FAILURE, EXIT_INVALID_SPEC, Failure};
+
+/// Colors only for a terminal, and never when `NO_COLOR` is set (no-color.org).
+pub fn stdout_color() -> Color {
+    let disabled = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    if !disabled && std::io::stdout().is_terminal() { Color::Always } else { Color::Never }
+}
+
+pub fn print_warnings(warnings: &[Diagnostic]) {
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
+/// Prints `error: …`, each cause on its own line, and a hint; returns the exit code.
+pub fn report_error(error: &anyhow::Error) -> u8 {
+    eprintln!("error: {error}");
+    let mut exit_code = EXIT_FAILURE;
+    let mut hint = None;
+    for cause in error.chain() {
+        if let Some(failure) = cause.downcast_ref::<Failure>() {
+            exit_code = failure.exit_code;
+            hint = failure.hint.clone();
+        }
+        if cause.downcast_ref::<InvalidSpec>().is_some()
+            || matches!(cause.downcast_ref::<LoadError>(), Some(LoadError::Invalid(_)))
+        {
+            exit_code = EXIT_INVALID_SPEC;
+        }
+    }
+    for cause in error.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    if let Some(hint) = hint {
+        eprintln!("hint: {hint}");
+    }
+    exit_code
+}
+
+/// Prints a plan to stdout in the chosen format.
+pub fn print_plan(plan: &rafter::plan::Plan, format: super::args::PlanFormat) {
+    match format {
+        super::args::PlanFormat::Text => print!("{}", rafter::plan::text::render(plan, stdout_color())),
+        super::args::PlanFormat::Json => {
+            println!("{:#}", rafter::plan::json::render(plan));
+        }
+    }
+}

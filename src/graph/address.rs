@@ -1,0 +1,142 @@
+//! Stable resource addresses (`aws_subnet.private-eu-west-1a`) and the closed set of kinds.
+
+use std::fmt;
+
+/// Every kind of resource rafter manages. A closed enum: adding one makes every `match` over
+/// kinds (plan, Terraform, the AWS target) point at what it must handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    Vpc,
+    Subnet,
+    InternetGateway,
+    ElasticIp,
+    NatGateway,
+    RouteTable,
+    Route,
+    RouteTableAssociation,
+    SecurityGroup,
+    SecurityGroupIngressRule,
+    SecurityGroupEgressRule,
+    IamRole,
+    IamRolePolicy,
+    IamInstanceProfile,
+    KeyPair,
+    Image,
+    LaunchTemplate,
+    AutoscalingGroup,
+    LoadBalancer,
+    TargetGroup,
+    Listener,
+    HostedZone,
+    DnsRecord,
+    SshHost,
+}
+
+/// Which file of an exported module a resource goes to, and which part of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Concern {
+    Network,
+    Security,
+    Iam,
+    Compute,
+    LoadBalancer,
+    Dns,
+    Hosts,
+}
+
+impl Concern {
+    pub fn file_stem(self) -> &'static str {
+        match self {
+            Concern::Network => "network",
+            Concern::Security => "security",
+            Concern::Iam => "iam",
+            Concern::Compute => "compute",
+            Concern::LoadBalancer => "loadbalancer",
+            Concern::Dns => "dns",
+            Concern::Hosts => "hosts",
+        }
+    }
+}
+
+impl ResourceKind {
+    /// The Terraform type name, also used in plan addresses.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            ResourceKind::Vpc => "aws_vpc",
+            ResourceKind::Subnet => "aws_subnet",
+            ResourceKind::InternetGateway => "aws_internet_gateway",
+            ResourceKind::ElasticIp => "aws_eip",
+            ResourceKind::NatGateway => "aws_nat_gateway",
+            ResourceKind::RouteTable => "aws_route_table",
+            ResourceKind::Route => "aws_route",
+            ResourceKind::RouteTableAssociation => "aws_route_table_association",
+            ResourceKind::SecurityGroup => "aws_security_group",
+            ResourceKind::SecurityGroupIngressRule => "aws_vpc_security_group_ingress_rule",
+            ResourceKind::SecurityGroupEgressRule => "aws_vpc_security_group_egress_rule",
+            ResourceKind::IamRole => "aws_iam_role",
+            ResourceKind::IamRolePolicy => "aws_iam_role_policy",
+            ResourceKind::IamInstanceProfile => "aws_iam_instance_profile",
+            ResourceKind::KeyPair => "aws_key_pair",
+            ResourceKind::Image => "aws_ami",
+            ResourceKind::LaunchTemplate => "aws_launch_template",
+            ResourceKind::AutoscalingGroup => "aws_autoscaling_group",
+            ResourceKind::LoadBalancer => "aws_lb",
+            ResourceKind::TargetGroup => "aws_lb_target_group",
+            ResourceKind::Listener => "aws_lb_listener",
+            ResourceKind::HostedZone => "aws_route53_zone",
+            ResourceKind::DnsRecord => "aws_route53_record",
+            ResourceKind::SshHost => "ssh_host",
+        }
+    }
+
+    /// Looked up, never created or deleted (Terraform `data` sources).
+    pub fn is_lookup(self) -> bool {
+        matches!(self, ResourceKind::Image | ResourceKind::HostedZone)
+    }
+
+    pub fn concern(self) -> Concern {
+        match self {
+            ResourceKind::Vpc
+            | ResourceKind::Subnet
+            | ResourceKind::InternetGateway
+            | ResourceKind::ElasticIp
+            | ResourceKind::NatGateway
+            | ResourceKind::RouteTable
+            | ResourceKind::Route
+            | ResourceKind::RouteTableAssociation => Concern::Network,
+            ResourceKind::SecurityGroup
+            | ResourceKind::SecurityGroupIngressRule
+            | ResourceKind::SecurityGroupEgressRule => Concern::Security,
+            ResourceKind::IamRole | ResourceKind::IamRolePolicy | ResourceKind::IamInstanceProfile => Concern::Iam,
+            ResourceKind::KeyPair | ResourceKind::Image | ResourceKind::LaunchTemplate | ResourceKind::AutoscalingGroup => {
+                Concern::Compute
+            }
+            ResourceKind::LoadBalancer | ResourceKind::TargetGroup | ResourceKind::Listener => Concern::LoadBalancer,
+            ResourceKind::HostedZone | ResourceKind::DnsRecord => Concern::Dns,
+            ResourceKind::SshHost => Concern::Hosts,
+        }
+    }
+}
+
+/// A resource's stable name in the graph, the plan, the state and the Terraform export.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Address {
+    pub kind: ResourceKind,
+    pub name: String,
+}
+
+impl Address {
+    pub fn new(kind: ResourceKind, name: impl Into<String>) -> Self {
+        Self { kind, name: name.into() }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind.is_lookup() {
+            write!(f, "data.")?;
+        }
+        write!(f, "{}.{}", self.kind.type_name(), self.name)
+    }
+}

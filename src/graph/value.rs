@@ -1,0 +1,134 @@
+//! Attribute values of resources: what the plan diffs and what targets render.
+//!
+//! Attribute names follow the Terraform AWS provider's, so the plan reads like a Terraform
+//! plan and the export needs no second naming scheme.
+
+use std::collections::BTreeMap;
+
+use super::address::Address;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Value {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    List(Vec<Value>),
+    /// A map of strings, such as tags.
+    Map(BTreeMap<String, String>),
+    /// A nested block (`metadata_options { … }`).
+    Block(Vec<Field>),
+    /// Repeated nested blocks (`tag { … } tag { … }`).
+    Blocks(Vec<Vec<Field>>),
+    /// An attribute of another resource, known once that one exists.
+    Ref(Reference),
+    /// A large value kept in its own file (user-data, policies).
+    File(DataFile),
+}
+
+impl Value {
+    pub fn str(text: impl Into<String>) -> Self {
+        Value::Str(text.into())
+    }
+
+    pub fn refs(references: impl IntoIterator<Item = Reference>) -> Self {
+        Value::List(references.into_iter().map(Value::Ref).collect())
+    }
+
+    /// Every resource this value points at.
+    pub fn references(&self) -> Vec<&Address> {
+        match self {
+            Value::Ref(reference) => vec![&reference.target],
+            Value::List(items) => items.iter().flat_map(Value::references).collect(),
+            Value::Block(fields) => fields.iter().flat_map(|field| field.value.references()).collect(),
+            Value::Blocks(blocks) => blocks.iter().flatten().flat_map(|field| field.value.references()).collect(),
+            Value::Str(_) | Value::Int(_) | Value::Bool(_) | Value::Map(_) | Value::File(_) => Vec::new(),
+        }
+    }
+}
+
+/// An attribute of another resource: `aws_vpc.main.id`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Reference {
+    pub target: Address,
+    pub attribute: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileEncoding {
+    /// Read as text (`file()`).
+    Text,
+    /// Read as base64 (`filebase64()`), as EC2 wants user-data.
+    Base64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DataFile {
+    /// File name under the module's `data/` directory.
+    pub name: String,
+    pub content: String,
+    pub encoding: FileEncoding,
+}
+
+/// How a change to an attribute is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateMode {
+    InPlace,
+    /// The cloud cannot change it: the resource is replaced.
+    Replace,
+}
+
+/// A named attribute.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Field {
+    pub name: String,
+    pub value: Value,
+    pub update: UpdateMode,
+    /// Never printed in plans or logs.
+    pub sensitive: bool,
+}
+
+/// Builds a resource's attribute list in rendering order.
+#[derive(Debug, Default)]
+pub struct Fields(Vec<Field>);
+
+impl Fields {
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// An attribute that can be changed in place.
+    pub fn mutable(mut self, name: &str, value: Value) -> Self {
+        self.0.push(Field { name: name.to_string(), value, update: UpdateMode::InPlace, sensitive: false });
+        self
+    }
+
+    /// An attribute whose change forces replacement.
+    pub fn immutable(mut self, name: &str, value: Value) -> Self {
+        self.0.push(Field { name: name.to_string(), value, update: UpdateMode::Replace, sensitive: false });
+        self
+    }
+
+    /// A value that must never be printed.
+    pub fn sensitive(mut self, name: &str, value: Value, update: UpdateMode) -> Self {
+        self.0.push(Field { name: name.to_string(), value, update, sensitive: true });
+        self
+    }
+
+    pub fn optional(self, name: &str, value: Option<Value>) -> Self {
+        match value {
+            Some(value) => self.mutable(name, value),
+            None => self,
+        }
+    }
+
+    pub fn tags(self, tags: &BTreeMap<String, String>) -> Self {
+        self.mutable("tags", Value::Map(tags.clone()))
+    }
+
+    pub fn build(self) -> Vec<Field> {
+        self.0
+    }
+}

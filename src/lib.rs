@@ -1,0 +1,14 @@
+//! rafter: provision highly-available Kubernetes clusters from one declarative spec.
+//!
+//! Data flows one way: [`spec`] (load, complete, validate) → [`model`] (pure builders) →
+//! [`graph`] (typed resources, order) → [`plan`] (diff against recorded state) → targets
+//! ([`terraform`] today). [`state`] keeps each cluster's files. Only targets and the state
+//! store do I/O; the command-line front end lives in the binary.
+
+pub mod graph;
+pub mod model;
+pub mod plan;
+pub mod spec;
+pub mod state;
+pub mod templates;
+pub mod terraform;

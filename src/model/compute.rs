@@ -1,0 +1,244 @@
+//! Key pair, machine images, launch templates and auto-scaling groups.
+//!
+//! One auto-scaling group per control-plane zone (so each zone's members are replaced in
+//! their own zone), one per node group, and one for the bastion; each with its own launch
+//! template, so changing one group never rolls another.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::ModelError;
+use super::iam::InstanceProfiles;
+use super::loadbalancer::ApiLoadBalancer;
+use super::naming::Naming;
+use super::network::Network;
+use super::security::SecurityGroups;
+use crate::graph::resources::{
+    AutoscalingGroup, IamInstanceProfile, Image, ImageSource, KeyPair, LaunchTemplate, Ref, SecurityGroup, Subnet,
+    TargetGroup,
+};
+use crate::graph::{DataFile, FileEncoding, ResourceGraph};
+use crate::spec::images::{ImageChoice, architecture_of, resolve_image};
+use crate::spec::{Cluster, Topology};
+
+/// What the first-boot script of an instance is told.
+#[derive(Serialize)]
+struct UserDataContext<'a> {
+    cluster_name: &'a str,
+    role: &'a str,
+    group: &'a str,
+    config_base: &'a str,
+    kubernetes_version: &'a str,
+}
+
+/// One group of identical instances: its launch template and auto-scaling group.
+struct InstanceGroup<'a> {
+    local: String,
+    role: &'a str,
+    image: &'a str,
+    instance_type: &'a str,
+    root_volume_gb: u32,
+    instance_profile: Option<Ref<IamInstanceProfile>>,
+    security_group: Ref<SecurityGroup>,
+    public_ip: bool,
+    subnets: Vec<Ref<Subnet>>,
+    min_size: u32,
+    max_size: u32,
+    target_groups: Vec<Ref<TargetGroup>>,
+    extra_tags: BTreeMap<String, String>,
+}
+
+struct Builder<'a> {
+    graph: &'a mut ResourceGraph,
+    cluster: &'a Cluster,
+    naming: &'a Naming,
+    key_pair: Option<Ref<KeyPair>>,
+    images: BTreeMap<String, Ref<Image>>,
+}
+
+impl Builder<'_> {
+    fn image(&mut self, image: &str, instance_type: &str) -> Result<ImageSource, ModelError> {
+        match resolve_image(image) {
+            Some(ImageChoice::AmiId(id)) => Ok(ImageSource::AmiId(id.to_string())),
+            Some(ImageChoice::Alias(alias)) => {
+                let architecture = architecture_of(instance_type);
+                let local = format!("{}-{architecture}", alias.alias.replace('.', "-"));
+                if let Some(existing) = self.images.get(&local) {
+                    return Ok(ImageSource::Lookup(existing.clone()));
+                }
+                let lookup = self.graph.add(
+                    local.clone(),
+                    Image {
+                        owner: alias.owner.to_string(),
+                        name_pattern: alias.name_pattern.replace("{arch}", architecture),
+                        architecture: architecture.to_string(),
+                    },
+                );
+                self.images.insert(local, lookup.clone());
+                Ok(ImageSource::Lookup(lookup))
+            }
+            None => Err(ModelError::UnknownImage(image.to_string())),
+        }
+    }
+
+    fn instance_group(&mut self, group: InstanceGroup<'_>) -> Result<(), ModelError> {
+        let spec = &self.cluster.spec;
+        let user_data = crate::templates::render(
+            "user-data/node.sh",
+            UserDataContext {
+                cluster_name: &self.cluster.metadata.name,
+                role: group.role,
+                group: &group.local,
+                config_base: spec.config_base.as_deref().unwrap_or(""),
+                kubernetes_version: &spec.kubernetes_version,
+            },
+        )?;
+        let mut instance_tags = self.naming.tags(&group.local, group.role);
+        instance_tags.extend(group.extra_tags.clone());
+        let template = LaunchTemplate {
+            name: self.naming.qualified(&group.local),
+            image: self.image(group.image, group.instance_type)?,
+            instance_type: group.instance_type.to_string(),
+            instance_profile: group.instance_profile,
+            security_groups: vec![group.security_group],
+            public_ip: group.public_ip,
+            key_pair: self.key_pair.clone(),
+            root_volume_gb: group.root_volume_gb,
+            user_data: DataFile { name: format!("user-data-{}.sh", group.local), content: user_data, encoding: FileEncoding::Base64 },
+            tags: self.naming.tags(&group.local, group.role),
+            instance_tags: instance_tags.clone(),
+        };
+        let launch_template = self.graph.add(group.local.clone(), template);
+        self.graph.add(
+            group.local.clone(),
+            AutoscalingGroup {
+                name: self.naming.qualified(&group.local),
+                launch_template,
+                subnets: group.subnets,
+                min_size: group.min_size,
+                max_size: group.max_size,
+                target_groups: group.target_groups,
+                tags: instance_tags,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// How many control-plane members each zone gets: round-robin over the zones in order.
+pub fn spread_control_plane(count: u32, zones: &[String]) -> Vec<(String, u32)> {
+    let zone_count = zones.len() as u32;
+    if zone_count == 0 {
+        return Vec::new();
+    }
+    zones
+        .iter()
+        .enumerate()
+        .map(|(position, zone)| {
+            let extra = u32::from((position as u32) < count % zone_count);
+            (zone.clone(), count / zone_count + extra)
+        })
+        .filter(|(_, members)| *members > 0)
+        .collect()
+}
+
+pub fn build(
+    graph: &mut ResourceGraph,
+    cluster: &Cluster,
+    naming: &Naming,
+    network: &Network,
+    groups: &SecurityGroups,
+    profiles: &InstanceProfiles,
+    api: &ApiLoadBalancer,
+) -> Result<(), ModelError> {
+    let spec = &cluster.spec;
+    let key_pair = spec.ssh_access.public_key.as_ref().map(|public_key| {
+        graph.add(
+            "main",
+            KeyPair { name: naming.cluster().to_string(), public_key: public_key.trim().to_string(), tags: naming.tags("key", "compute") },
+        )
+    });
+    let mut builder = Builder { graph, cluster, naming, key_pair, images: BTreeMap::new() };
+    let public_nodes = spec.networking.topology == Topology::Public;
+
+    for (zone, members) in spread_control_plane(spec.control_plane.count, &spec.networking.zones) {
+        builder.instance_group(InstanceGroup {
+            local: format!("control-plane-{zone}"),
+            role: "control-plane",
+            image: &spec.control_plane.image,
+            instance_type: &spec.control_plane.instance_type,
+            root_volume_gb: spec.control_plane.root_volume_size_gb,
+            instance_profile: Some(profiles.control_plane.clone()),
+            security_group: groups.control_plane.clone(),
+            public_ip: public_nodes,
+            subnets: vec![network.node_subnet(&zone)?],
+            min_size: members,
+            max_size: members,
+            target_groups: vec![api.target_group.clone()],
+            extra_tags: BTreeMap::new(),
+        })?;
+    }
+
+    for node_group in &spec.node_groups {
+        let extra_tags = BTreeMap::from([
+            ("k8s.io/cluster-autoscaler/enabled".to_string(), "true".to_string()),
+            (format!("k8s.io/cluster-autoscaler/{}", naming.cluster()), "owned".to_string()),
+        ]);
+        builder.instance_group(InstanceGroup {
+            local: format!("nodes-{}", node_group.name),
+            role: "node",
+            image: &node_group.image,
+            instance_type: &node_group.instance_type,
+            root_volume_gb: node_group.root_volume_size_gb,
+            instance_profile: Some(profiles.nodes.clone()),
+            security_group: groups.nodes.clone(),
+            public_ip: public_nodes,
+            subnets: network.node_subnets(&node_group.zones)?,
+            min_size: node_group.min_size,
+            max_size: node_group.max_size,
+            target_groups: Vec::new(),
+            extra_tags,
+        })?;
+    }
+
+    if let (Some(bastion), Some(bastion_group)) = (&spec.bastion, &groups.bastion) {
+        builder.instance_group(InstanceGroup {
+            local: "bastion".to_string(),
+            role: "bastion",
+            image: &bastion.image,
+            instance_type: &bastion.instance_type,
+            root_volume_gb: 16,
+            instance_profile: None,
+            security_group: bastion_group.clone(),
+            public_ip: true,
+            subnets: network.public_subnet_list(&spec.networking.zones)?,
+            min_size: 1,
+            max_size: 1,
+            target_groups: Vec::new(),
+            extra_tags: BTreeMap::new(),
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zones(count: usize) -> Vec<String> {
+        ["a", "b", "c"].iter().take(count).map(|suffix| format!("eu-west-1{suffix}")).collect()
+    }
+
+    #[test]
+    fn spreads_control_plane_round_robin() {
+        let members = |count, zone_count| -> Vec<u32> {
+            spread_control_plane(count, &zones(zone_count)).into_iter().map(|(_, members)| members).collect()
+        };
+        assert_eq!(members(3, 3), [1, 1, 1]);
+        assert_eq!(members(1, 3), [1]);
+        assert_eq!(members(5, 3), [2, 2, 1]);
+        assert_eq!(members(3, 1), [3]);
+        assert!(spread_control_plane(3, &[]).is_empty());
+    }
+}

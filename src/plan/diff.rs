@@ -1,0 +1,265 @@
+//! Desired graph against recorded state: create, update in place, replace, delete.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::graph::{Address, Field, GraphError, ResourceGraph, UpdateMode, Value};
+
+/// A resource as rafter last applied it (kept in the state store).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecordedResource {
+    pub address: Address,
+    /// The cloud's id, once the resource exists.
+    pub id: Option<String>,
+    pub attributes: Vec<Field>,
+    pub dependencies: Vec<Address>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Looked up, never changed.
+    Read,
+    Create,
+    Update,
+    /// Deleted and created again: an attribute the cloud cannot change has changed.
+    Replace,
+    Delete,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Read => "<=",
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Create => "created",
+            Action::Update => "updated in place",
+            Action::Replace => "replaced",
+            Action::Delete => "destroyed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeChange {
+    pub name: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub forces_replacement: bool,
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceChange {
+    pub address: Address,
+    pub action: Action,
+    /// All attributes after the change (before it, for a delete).
+    pub attributes: Vec<Field>,
+    /// For updates and replaces: what differs.
+    pub changes: Vec<AttributeChange>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub read: usize,
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+}
+
+impl Summary {
+    pub fn has_changes(&self) -> bool {
+        self.create + self.update + self.replace + self.delete > 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub cluster: String,
+    pub changes: Vec<ResourceChange>,
+    pub summary: Summary,
+}
+
+/// Compares the desired graph with what was recorded. Creates, updates and replaces come in
+/// dependency order; deletes of resources no longer wanted come last, dependents first.
+pub fn diff(cluster: &str, desired: &ResourceGraph, recorded: &[RecordedResource]) -> Result<Plan, GraphError> {
+    let recorded_by_address: BTreeMap<&Address, &RecordedResource> =
+        recorded.iter().map(|resource| (&resource.address, resource)).collect();
+    let mut changes = Vec::new();
+    let mut summary = Summary::default();
+    for position in desired.topological_order()? {
+        let node = &desired.nodes()[position];
+        let attributes = node.resource.attributes();
+        if node.address.kind.is_lookup() {
+            summary.read += 1;
+            changes.push(ResourceChange { address: node.address.clone(), action: Action::Read, attributes, changes: Vec::new() });
+            continue;
+        }
+        let Some(previous) = recorded_by_address.get(&node.address) else {
+            summary.create += 1;
+            changes.push(ResourceChange { address: node.address.clone(), action: Action::Create, attributes, changes: Vec::new() });
+            continue;
+        };
+        let attribute_changes = compare(&previous.attributes, &attributes);
+        let action = if attribute_changes.is_empty() {
+            summary.unchanged += 1;
+            continue;
+        } else if attribute_changes.iter().any(|change| change.forces_replacement) {
+            summary.replace += 1;
+            Action::Replace
+        } else {
+            summary.update += 1;
+            Action::Update
+        };
+        changes.push(ResourceChange { address: node.address.clone(), action, attributes, changes: attribute_changes });
+    }
+    for resource in delete_order(recorded) {
+        if desired.get(&resource.address).is_none() && !resource.address.kind.is_lookup() {
+            summary.delete += 1;
+            changes.push(ResourceChange {
+                address: resource.address.clone(),
+                action: Action::Delete,
+                attributes: resource.attributes.clone(),
+                changes: Vec::new(),
+            });
+        }
+    }
+    Ok(Plan { cluster: cluster.to_string(), changes, summary })
+}
+
+/// A plan that deletes everything recorded, dependents first.
+pub fn destroy_plan(cluster: &str, recorded: &[RecordedResource]) -> Result<Plan, GraphError> {
+    diff(cluster, &ResourceGraph::new(), recorded)
+}
+
+fn compare(before: &[Field], after: &[Field]) -> Vec<AttributeChange> {
+    let names: BTreeSet<&str> = before.iter().chain(after).map(|field| field.name.as_str()).collect();
+    let find = |fields: &[Field], name: &str| fields.iter().find(|field| field.name == name).cloned();
+    let mut changes: Vec<AttributeChange> = names
+        .into_iter()
+        .filter_map(|name| {
+            let old = find(before, name);
+            let new = find(after, name);
+            if old.as_ref().map(|field| &field.value) == new.as_ref().map(|field| &field.value) {
+                return None;
+            }
+            let reference = new.as_ref().or(old.as_ref())?;
+            Some(AttributeChange {
+                name: name.to_string(),
+                forces_replacement: reference.update == UpdateMode::Replace,
+                sensitive: reference.sensitive,
+                before: old.map(|field| field.value),
+                after: new.map(|field| field.value),
+            })
+        })
+        .collect();
+    // Keep the resource's own attribute order for display.
+    changes.sort_by_key(|change| after.iter().position(|field| field.name == change.name).unwrap_or(usize::MAX));
+    changes
+}
+
+/// Recorded resources ordered so that each comes before what it depends on.
+fn delete_order(recorded: &[RecordedResource]) -> Vec<&RecordedResource> {
+    let mut remaining: Vec<&RecordedResource> = recorded.iter().collect();
+    let mut ordered = Vec::with_capacity(recorded.len());
+    while !remaining.is_empty() {
+        let (free, blocked): (Vec<&RecordedResource>, Vec<&RecordedResource>) = remaining.iter().partition(|candidate| {
+            !remaining.iter().any(|other| other.dependencies.contains(&candidate.address))
+        });
+        if free.is_empty() {
+            // A cycle in recorded dependencies: delete the rest in recorded order; the cloud's
+            // DependencyViolation retries sort out what is left.
+            ordered.extend(blocked);
+            break;
+        }
+        ordered.extend(free);
+        remaining = blocked;
+    }
+    ordered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::resources::{Subnet, Vpc};
+    use crate::graph::{ResourceKind, Value};
+
+    fn graph(subnet_cidr: &str, public: bool) -> ResourceGraph {
+        let mut graph = ResourceGraph::new();
+        let vpc = graph.add("main", Vpc { cidr: "10.0.0.0/16".parse().unwrap(), tags: Default::default() });
+        graph.add(
+            "a",
+            Subnet { vpc, zone: "z1a".into(), cidr: subnet_cidr.parse().unwrap(), map_public_ip_on_launch: public, tags: Default::default() },
+        );
+        graph
+    }
+
+    fn record(graph: &ResourceGraph) -> Vec<RecordedResource> {
+        graph
+            .nodes()
+            .iter()
+            .map(|node| RecordedResource {
+                address: node.address.clone(),
+                id: Some(format!("id-{}", node.address.name)),
+                attributes: node.resource.attributes(),
+                dependencies: node.dependencies(),
+            })
+            .collect()
+    }
+
+    fn actions(plan: &Plan) -> Vec<(String, Action)> {
+        plan.changes.iter().map(|change| (change.address.to_string(), change.action)).collect()
+    }
+
+    #[test]
+    fn empty_state_creates_everything_in_order() {
+        let plan = diff("c", &graph("10.0.1.0/24", false), &[]).unwrap();
+        assert_eq!(actions(&plan), [("aws_vpc.main".into(), Action::Create), ("aws_subnet.a".into(), Action::Create)]);
+        assert_eq!(plan.summary.create, 2);
+    }
+
+    #[test]
+    fn applied_state_gives_no_changes() {
+        let desired = graph("10.0.1.0/24", false);
+        let plan = diff("c", &desired, &record(&desired)).unwrap();
+        assert!(plan.changes.is_empty());
+        assert_eq!(plan.summary.unchanged, 2);
+        assert!(!plan.summary.has_changes());
+    }
+
+    #[test]
+    fn mutable_change_updates_in_place() {
+        let plan = diff("c", &graph("10.0.1.0/24", true), &record(&graph("10.0.1.0/24", false))).unwrap();
+        assert_eq!(actions(&plan), [("aws_subnet.a".into(), Action::Update)]);
+        let change = &plan.changes[0].changes[0];
+        assert_eq!(change.name, "map_public_ip_on_launch");
+        assert_eq!((change.before.clone(), change.after.clone()), (Some(Value::Bool(false)), Some(Value::Bool(true))));
+        assert!(!change.forces_replacement);
+    }
+
+    #[test]
+    fn immutable_change_replaces() {
+        let plan = diff("c", &graph("10.0.2.0/24", false), &record(&graph("10.0.1.0/24", false))).unwrap();
+        assert_eq!(actions(&plan), [("aws_subnet.a".into(), Action::Replace)]);
+        assert!(plan.changes[0].changes.iter().any(|change| change.name == "cidr_block" && change.forces_replacement));
+    }
+
+    #[test]
+    fn removed_resources_are_deleted_dependents_first() {
+        let recorded = record(&graph("10.0.1.0/24", false));
+        let plan = destroy_plan("c", &recorded).unwrap();
+        assert_eq!(actions(&plan), [("aws_subnet.a".into(), Action::Delete), ("aws_vpc.main".into(), Action::Delete)]);
+        assert_eq!(plan.summary.delete, 2);
+        assert_eq!(plan.changes[0].address.kind, ResourceKind::Subnet);
+    }
+}

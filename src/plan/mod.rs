@@ -1,0 +1,8 @@
+//! Plans: what applying the desired graph to the actual state would do, per resource and
+//! per attribute, in the order it would happen.
+
+pub mod diff;
+pub mod json;
+pub mod text;
+
+pub use diff::{Action, AttributeChange, Plan, RecordedResource, ResourceChange, Summary, diff};

@@ -1,0 +1,389 @@
+//! The versioned cluster spec (`apiVersion: rafter.dev/v1alpha1`, `kind: Cluster`).
+//!
+//! Serde types only: every optional field has an explicit default here, so that the spec
+//! rafter stores and prints (`get cluster -o yaml`) is complete and can be fed back to
+//! `create cluster -f`. Semantic rules live in `validate`, derived values in `complete`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub const API_VERSION: &str = "rafter.dev/v1alpha1";
+pub const KIND: &str = "Cluster";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cluster {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub spec: ClusterSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ClusterSpec {
+    pub kubernetes_version: String,
+    pub provider: Provider,
+    /// AWS region (provider `aws` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Where the cluster's state lives; set by rafter when the cluster is created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_base: Option<String>,
+    pub networking: Networking,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+    pub api_server: ApiServer,
+    pub control_plane: ControlPlane,
+    pub node_groups: Vec<NodeGroup>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bastion: Option<Bastion>,
+    /// SSH access to AWS instances: a public key to install and the networks that may connect.
+    pub ssh_access: SshAccess,
+    /// Bare hosts (provider `ssh` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<Host>,
+    /// How rafter connects to bare hosts (provider `ssh` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshSettings>,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        Self {
+            kubernetes_version: crate::spec::versions::DEFAULT_KUBERNETES_VERSION.to_string(),
+            provider: Provider::Aws,
+            region: None,
+            config_base: None,
+            networking: Networking::default(),
+            dns: None,
+            api_server: ApiServer::default(),
+            control_plane: ControlPlane::default(),
+            node_groups: Vec::new(),
+            bastion: None,
+            ssh_access: SshAccess::default(),
+            hosts: Vec::new(),
+            ssh: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Provider {
+    Aws,
+    Ssh,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Networking {
+    pub topology: Topology,
+    pub vpc_cidr: Cidr,
+    pub zones: Vec<String>,
+    /// One entry per zone and type; missing ones are carved from `vpcCidr` deterministically.
+    pub subnets: Vec<SubnetSpec>,
+    /// Defaults to `perZone` for the private topology and `none` for the public one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nat_gateways: Option<NatGateways>,
+    pub pod_cidr: Cidr,
+    pub service_cidr: Cidr,
+    pub cni: Cni,
+}
+
+impl Default for Networking {
+    fn default() -> Self {
+        Self {
+            topology: Topology::Private,
+            vpc_cidr: DEFAULT_VPC_CIDR,
+            zones: Vec::new(),
+            subnets: Vec::new(),
+            nat_gateways: None,
+            pod_cidr: DEFAULT_POD_CIDR,
+            service_cidr: DEFAULT_SERVICE_CIDR,
+            cni: Cni::Calico,
+        }
+    }
+}
+
+pub const DEFAULT_VPC_CIDR: Cidr = Cidr::from_octets([10, 0, 0, 0], 16);
+pub const DEFAULT_POD_CIDR: Cidr = Cidr::from_octets([100, 96, 0, 0], 11);
+pub const DEFAULT_SERVICE_CIDR: Cidr = Cidr::from_octets([100, 64, 0, 0], 13);
+pub const ANYWHERE: Cidr = Cidr::from_octets([0, 0, 0, 0], 0);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Topology {
+    /// Nodes in private subnets behind NAT; only load balancers and the bastion are public.
+    Private,
+    /// Nodes in public subnets with public addresses.
+    Public,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum NatGateways {
+    PerZone,
+    Single,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Cni {
+    Calico,
+    Cilium,
+    Flannel,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubnetSpec {
+    pub zone: String,
+    #[serde(rename = "type")]
+    pub kind: SubnetKind,
+    pub cidr: Cidr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SubnetKind {
+    Public,
+    Private,
+}
+
+impl fmt::Display for SubnetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SubnetKind::Public => "public",
+            SubnetKind::Private => "private",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Dns {
+    /// An existing Route53 hosted zone; `api.<name>` and `api.internal.<name>` go there.
+    pub zone: String,
+    #[serde(default)]
+    pub private: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ApiServer {
+    pub load_balancer: LoadBalancerScheme,
+    /// Networks allowed to reach the API on port 443.
+    pub allowed_cidrs: Vec<Cidr>,
+    /// For provider `ssh`: an existing load balancer or DNS name in front of the API servers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+}
+
+impl Default for ApiServer {
+    fn default() -> Self {
+        Self {
+            load_balancer: LoadBalancerScheme::Public,
+            allowed_cidrs: vec![ANYWHERE],
+            endpoint: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LoadBalancerScheme {
+    Public,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ControlPlane {
+    pub count: u32,
+    pub instance_type: String,
+    pub root_volume_size_gb: u32,
+    pub image: String,
+}
+
+impl Default for ControlPlane {
+    fn default() -> Self {
+        Self {
+            count: 1,
+            instance_type: "t3.medium".to_string(),
+            root_volume_size_gb: 64,
+            image: DEFAULT_IMAGE.to_string(),
+        }
+    }
+}
+
+pub const DEFAULT_IMAGE: &str = "debian-12";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeGroup {
+    pub name: String,
+    #[serde(default = "default_node_instance_type")]
+    pub instance_type: String,
+    #[serde(default = "default_min_size")]
+    pub min_size: u32,
+    #[serde(default = "default_max_size")]
+    pub max_size: u32,
+    #[serde(default = "default_node_volume")]
+    pub root_volume_size_gb: u32,
+    #[serde(default = "default_image")]
+    pub image: String,
+    /// Zones to spread over; defaults to all of `networking.zones`.
+    #[serde(default)]
+    pub zones: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_node_instance_type() -> String {
+    "t3.large".to_string()
+}
+fn default_min_size() -> u32 {
+    2
+}
+fn default_max_size() -> u32 {
+    4
+}
+fn default_node_volume() -> u32 {
+    128
+}
+fn default_image() -> String {
+    DEFAULT_IMAGE.to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Bastion {
+    pub instance_type: String,
+    pub image: String,
+}
+
+impl Default for Bastion {
+    fn default() -> Self {
+        Self { instance_type: "t3.micro".to_string(), image: DEFAULT_IMAGE.to_string() }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SshAccess {
+    /// An OpenSSH public key installed on instances (`ssh-ed25519 AAAA…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// Networks allowed to SSH to the bastion (private topology) or to nodes (public).
+    pub allowed_cidrs: Vec<Cidr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Host {
+    pub name: String,
+    pub address: String,
+    pub role: HostRole,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HostRole {
+    ControlPlane,
+    Worker,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SshSettings {
+    pub user: String,
+    pub port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub known_hosts_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bastion: Option<String>,
+}
+
+impl Default for SshSettings {
+    fn default() -> Self {
+        Self { user: "root".to_string(), port: 22, private_key_file: None, known_hosts_file: None, bastion: None }
+    }
+}
+
+/// An IPv4 CIDR block in canonical form (no host bits set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cidr(pub Ipv4Net);
+
+impl Cidr {
+    /// For constants only: an invalid prefix fails the build, since every caller is a `const`.
+    pub const fn from_octets(octets: [u8; 4], prefix: u8) -> Self {
+        let address = std::net::Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3]);
+        match Ipv4Net::new(address, prefix) {
+            Ok(net) => Self(net),
+            Err(_) => panic!("invalid constant CIDR"),
+        }
+    }
+
+    pub fn overlaps(&self, other: &Cidr) -> bool {
+        self.0.contains(&other.0.network()) || other.0.contains(&self.0.network())
+    }
+
+    pub fn contains(&self, other: &Cidr) -> bool {
+        self.0.contains(&other.0)
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let net: Ipv4Net = text
+            .parse()
+            .map_err(|_| format!("`{text}` is not an IPv4 CIDR block (expected the form 10.0.0.0/16)"))?;
+        if net.trunc() != net {
+            return Err(format!(
+                "`{text}` has host bits set; did you mean `{}`?",
+                net.trunc()
+            ));
+        }
+        Ok(Self(net))
+    }
+}
+
+impl Serialize for Cidr {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
