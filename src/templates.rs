@@ -5,7 +5,10 @@ use std::sync::OnceLock;
 use minijinja::Environment;
 use serde::Serialize;
 
-const TEMPLATES: &[(&str, &str)] = &[("user-data/node.sh", include_str!("../templates/user-data/node.sh.j2"))];
+const TEMPLATES: &[(&str, &str)] = &[(
+    "user-data/node.sh",
+    include_str!("../templates/user-data/node.sh.j2"),
+)];
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot render template {name}")]
@@ -33,8 +36,15 @@ fn environment() -> &'static Environment<'static> {
 
 /// Renders the embedded template `name` with `context`.
 pub fn render(name: &str, context: impl Serialize) -> Result<String, TemplateError> {
-    let wrap = |source| TemplateError { name: name.to_string(), source };
-    environment().get_template(name).map_err(wrap)?.render(context).map_err(wrap)
+    let wrap = |source| TemplateError {
+        name: name.to_string(),
+        source,
+    };
+    environment()
+        .get_template(name)
+        .map_err(wrap)?
+        .render(context)
+        .map_err(wrap)
 }
 
 #[cfg(test)]
@@ -43,7 +53,11 @@ mod tests {
 
     #[test]
     fn missing_variables_are_errors() {
-        let error = render("user-data/node.sh", minijinja::context! { role => "worker" }).unwrap_err();
+        let error = render(
+            "user-data/node.sh",
+            minijinja::context! { role => "worker" },
+        )
+        .unwrap_err();
         assert_eq!(error.name, "user-data/node.sh");
     }
 

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "rafter", version, about = "Provision highly-available Kubernetes clusters from one declarative spec")]
+#[command(
+    name = "rafter",
+    version,
+    about = "Provision highly-available Kubernetes clusters from one declarative spec"
+)]
 #[command(propagate_version = true, arg_required_else_help = true)]
 pub struct Cli {
     /// State store: file:///dir, a directory, or s3://bucket/prefix

@@ -20,7 +20,11 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(exit_code: u8, message: impl Into<String>) -> Self {
-        Self { message: message.into(), hint: None, exit_code }
+        Self {
+            message: message.into(),
+            hint: None,
+            exit_code,
+        }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {

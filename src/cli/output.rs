@@ -10,7 +10,11 @@ use super::failure::{EXIT_FAILURE, EXIT_INVALID_SPEC, Failure};
 /// Colors only for a terminal, and never when `NO_COLOR` is set (no-color.org).
 pub fn stdout_color() -> Color {
     let disabled = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
-    if !disabled && std::io::stdout().is_terminal() { Color::Always } else { Color::Never }
+    if !disabled && std::io::stdout().is_terminal() {
+        Color::Always
+    } else {
+        Color::Never
+    }
 }
 
 pub fn print_warnings(warnings: &[Diagnostic]) {
@@ -30,7 +34,13 @@ pub fn report_error(error: &anyhow::Error) -> u8 {
             hint = failure.hint.clone();
         }
         if cause.downcast_ref::<InvalidSpec>().is_some()
-            || matches!(cause.downcast_ref::<LoadError>(), Some(LoadError::Invalid(_)))
+            || cause
+                .downcast_ref::<rafter::spec::source::YamlSyntaxError>()
+                .is_some()
+            || matches!(
+                cause.downcast_ref::<LoadError>(),
+                Some(LoadError::Invalid(_) | LoadError::Syntax(_))
+            )
         {
             exit_code = EXIT_INVALID_SPEC;
         }
@@ -47,7 +57,9 @@ pub fn report_error(error: &anyhow::Error) -> u8 {
 /// Prints a plan to stdout in the chosen format.
 pub fn print_plan(plan: &rafter::plan::Plan, format: super::args::PlanFormat) {
     match format {
-        super::args::PlanFormat::Text => print!("{}", rafter::plan::text::render(plan, stdout_color())),
+        super::args::PlanFormat::Text => {
+            print!("{}", rafter::plan::text::render(plan, stdout_color()))
+        }
         super::args::PlanFormat::Json => {
             println!("{:#}", rafter::plan::json::render(plan));
         }

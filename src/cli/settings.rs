@@ -10,6 +10,8 @@ pub fn open_store(state: Option<&str>) -> Result<ClusterStore<LocalStore>, State
     };
     match location {
         StateLocation::Local(path) => Ok(ClusterStore::new(LocalStore::new(path))),
-        StateLocation::S3 { .. } => Err(StateError::S3NotAvailable { url: state.unwrap_or_default().to_string() }),
+        StateLocation::S3 { .. } => Err(StateError::S3NotAvailable {
+            url: state.unwrap_or_default().to_string(),
+        }),
     }
 }

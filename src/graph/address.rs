@@ -4,7 +4,9 @@ use std::fmt;
 
 /// Every kind of resource rafter manages. A closed enum: adding one makes every `match` over
 /// kinds (plan, Terraform, the AWS target) point at what it must handle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
     Vpc,
@@ -108,11 +110,16 @@ impl ResourceKind {
             ResourceKind::SecurityGroup
             | ResourceKind::SecurityGroupIngressRule
             | ResourceKind::SecurityGroupEgressRule => Concern::Security,
-            ResourceKind::IamRole | ResourceKind::IamRolePolicy | ResourceKind::IamInstanceProfile => Concern::Iam,
-            ResourceKind::KeyPair | ResourceKind::Image | ResourceKind::LaunchTemplate | ResourceKind::AutoscalingGroup => {
-                Concern::Compute
+            ResourceKind::IamRole
+            | ResourceKind::IamRolePolicy
+            | ResourceKind::IamInstanceProfile => Concern::Iam,
+            ResourceKind::KeyPair
+            | ResourceKind::Image
+            | ResourceKind::LaunchTemplate
+            | ResourceKind::AutoscalingGroup => Concern::Compute,
+            ResourceKind::LoadBalancer | ResourceKind::TargetGroup | ResourceKind::Listener => {
+                Concern::LoadBalancer
             }
-            ResourceKind::LoadBalancer | ResourceKind::TargetGroup | ResourceKind::Listener => Concern::LoadBalancer,
             ResourceKind::HostedZone | ResourceKind::DnsRecord => Concern::Dns,
             ResourceKind::SshHost => Concern::Hosts,
         }
@@ -120,7 +127,9 @@ impl ResourceKind {
 }
 
 /// A resource's stable name in the graph, the plan, the state and the Terraform export.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Address {
     pub kind: ResourceKind,
     pub name: String,
@@ -128,7 +137,10 @@ pub struct Address {
 
 impl Address {
     pub fn new(kind: ResourceKind, name: impl Into<String>) -> Self {
-        Self { kind, name: name.into() }
+        Self {
+            kind,
+            name: name.into(),
+        }
     }
 }
 

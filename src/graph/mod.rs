@@ -63,7 +63,10 @@ impl ResourceGraph {
         } else {
             self.index.insert(address.clone(), self.nodes.len());
         }
-        self.nodes.push(GraphNode { address: address.clone(), resource: resource.into() });
+        self.nodes.push(GraphNode {
+            address: address.clone(),
+            resource: resource.into(),
+        });
         Ref::new(address)
     }
 
@@ -72,7 +75,9 @@ impl ResourceGraph {
     }
 
     pub fn get(&self, address: &Address) -> Option<&GraphNode> {
-        self.index.get(address).map(|position| &self.nodes[*position])
+        self.index
+            .get(address)
+            .map(|position| &self.nodes[*position])
     }
 
     pub fn len(&self) -> usize {
@@ -95,13 +100,18 @@ impl ResourceGraph {
         for (position, node) in self.nodes.iter().enumerate() {
             for dependency in node.dependencies() {
                 let Some(&target) = self.index.get(&dependency) else {
-                    return Err(GraphError::DanglingReference { from: node.address.clone(), to: dependency });
+                    return Err(GraphError::DanglingReference {
+                        from: node.address.clone(),
+                        to: dependency,
+                    });
                 };
                 dependents[target].push(position);
                 waiting_on[position] += 1;
             }
         }
-        let mut ready: BTreeSet<usize> = (0..self.nodes.len()).filter(|position| waiting_on[*position] == 0).collect();
+        let mut ready: BTreeSet<usize> = (0..self.nodes.len())
+            .filter(|position| waiting_on[*position] == 0)
+            .collect();
         let mut order = Vec::with_capacity(self.nodes.len());
         while let Some(position) = ready.pop_first() {
             order.push(position);
@@ -145,18 +155,37 @@ mod tests {
     use crate::spec::Cidr;
 
     fn vpc() -> Vpc {
-        Vpc { cidr: "10.0.0.0/16".parse::<Cidr>().unwrap(), tags: Default::default() }
+        Vpc {
+            cidr: "10.0.0.0/16".parse::<Cidr>().unwrap(),
+            tags: Default::default(),
+        }
     }
 
     #[test]
     fn orders_dependencies_first_and_is_stable() {
         let mut graph = ResourceGraph::new();
         let table_placeholder_vpc = graph.add("main", vpc());
-        let table = graph.add("public", RouteTable { vpc: table_placeholder_vpc.clone(), tags: Default::default() });
-        let gateway = graph.add("main", InternetGateway { vpc: table_placeholder_vpc, tags: Default::default() });
+        let table = graph.add(
+            "public",
+            RouteTable {
+                vpc: table_placeholder_vpc.clone(),
+                tags: Default::default(),
+            },
+        );
+        let gateway = graph.add(
+            "main",
+            InternetGateway {
+                vpc: table_placeholder_vpc,
+                tags: Default::default(),
+            },
+        );
         graph.add(
             "default",
-            Route { route_table: table, destination: "0.0.0.0/0".parse().unwrap(), target: RouteTarget::InternetGateway(gateway) },
+            Route {
+                route_table: table,
+                destination: "0.0.0.0/0".parse().unwrap(),
+                target: RouteTarget::InternetGateway(gateway),
+            },
         );
         let names: Vec<String> = graph
             .topological_order()
@@ -164,7 +193,15 @@ mod tests {
             .into_iter()
             .map(|position| graph.nodes()[position].address.to_string())
             .collect();
-        assert_eq!(names, ["aws_vpc.main", "aws_route_table.public", "aws_internet_gateway.main", "aws_route.default"]);
+        assert_eq!(
+            names,
+            [
+                "aws_vpc.main",
+                "aws_route_table.public",
+                "aws_internet_gateway.main",
+                "aws_route.default"
+            ]
+        );
         assert_eq!(graph.longest_chain().unwrap(), 3);
     }
 
@@ -173,13 +210,25 @@ mod tests {
         let mut graph = ResourceGraph::new();
         graph.add("main", vpc());
         graph.add("main", vpc());
-        assert!(matches!(graph.topological_order(), Err(GraphError::DuplicateAddress(_))));
+        assert!(matches!(
+            graph.topological_order(),
+            Err(GraphError::DuplicateAddress(_))
+        ));
 
         let mut other = ResourceGraph::new();
         let foreign = other.add("elsewhere", vpc());
         let mut graph = ResourceGraph::new();
-        graph.add("gw", InternetGateway { vpc: foreign, tags: Default::default() });
-        assert!(matches!(graph.topological_order(), Err(GraphError::DanglingReference { .. })));
+        graph.add(
+            "gw",
+            InternetGateway {
+                vpc: foreign,
+                tags: Default::default(),
+            },
+        );
+        assert!(matches!(
+            graph.topological_order(),
+            Err(GraphError::DanglingReference { .. })
+        ));
     }
 
     #[test]
@@ -198,6 +247,9 @@ mod tests {
         let a = graph.add("a", host("a", Some(b_ref)));
         graph.add("b", host("b", Some(a)));
         let error = graph.topological_order().unwrap_err();
-        assert!(matches!(&error, GraphError::Cycle(members) if members.len() == 2), "{error}");
+        assert!(
+            matches!(&error, GraphError::Cycle(members) if members.len() == 2),
+            "{error}"
+        );
     }
 }

@@ -30,13 +30,19 @@ impl<T> Eq for Ref<T> {}
 
 impl<T> Clone for Ref<T> {
     fn clone(&self) -> Self {
-        Self { address: self.address.clone(), kind: PhantomData }
+        Self {
+            address: self.address.clone(),
+            kind: PhantomData,
+        }
     }
 }
 
 impl<T> Ref<T> {
     pub(super) fn new(address: Address) -> Self {
-        Self { address, kind: PhantomData }
+        Self {
+            address,
+            kind: PhantomData,
+        }
     }
 
     pub fn address(&self) -> &Address {
@@ -44,7 +50,10 @@ impl<T> Ref<T> {
     }
 
     pub fn attribute(&self, attribute: &str) -> Reference {
-        Reference { target: self.address.clone(), attribute: attribute.to_string() }
+        Reference {
+            target: self.address.clone(),
+            attribute: attribute.to_string(),
+        }
     }
 
     pub fn id(&self) -> Reference {
@@ -156,7 +165,10 @@ impl Subnet {
             .immutable("vpc_id", self.vpc.id_value())
             .immutable("availability_zone", Value::str(&self.zone))
             .immutable("cidr_block", cidr_value(&self.cidr))
-            .mutable("map_public_ip_on_launch", Value::Bool(self.map_public_ip_on_launch))
+            .mutable(
+                "map_public_ip_on_launch",
+                Value::Bool(self.map_public_ip_on_launch),
+            )
             .tags(&self.tags)
             .build()
     }
@@ -170,7 +182,10 @@ pub struct InternetGateway {
 
 impl InternetGateway {
     fn attributes(&self) -> Vec<Field> {
-        Fields::new().mutable("vpc_id", self.vpc.id_value()).tags(&self.tags).build()
+        Fields::new()
+            .mutable("vpc_id", self.vpc.id_value())
+            .tags(&self.tags)
+            .build()
     }
 }
 
@@ -181,7 +196,10 @@ pub struct ElasticIp {
 
 impl ElasticIp {
     fn attributes(&self) -> Vec<Field> {
-        Fields::new().immutable("domain", Value::str("vpc")).tags(&self.tags).build()
+        Fields::new()
+            .immutable("domain", Value::str("vpc"))
+            .tags(&self.tags)
+            .build()
     }
 }
 
@@ -212,7 +230,10 @@ pub struct RouteTable {
 
 impl RouteTable {
     fn attributes(&self) -> Vec<Field> {
-        Fields::new().immutable("vpc_id", self.vpc.id_value()).tags(&self.tags).build()
+        Fields::new()
+            .immutable("vpc_id", self.vpc.id_value())
+            .tags(&self.tags)
+            .build()
     }
 }
 
@@ -235,8 +256,12 @@ impl Route {
             .immutable("route_table_id", self.route_table.id_value())
             .immutable("destination_cidr_block", cidr_value(&self.destination));
         match &self.target {
-            RouteTarget::InternetGateway(gateway) => fields.mutable("gateway_id", gateway.id_value()),
-            RouteTarget::NatGateway(gateway) => fields.mutable("nat_gateway_id", gateway.id_value()),
+            RouteTarget::InternetGateway(gateway) => {
+                fields.mutable("gateway_id", gateway.id_value())
+            }
+            RouteTarget::NatGateway(gateway) => {
+                fields.mutable("nat_gateway_id", gateway.id_value())
+            }
         }
         .build()
     }
@@ -328,9 +353,14 @@ impl Rule {
         }
         fields = match &self.peer {
             Peer::Cidr(cidr) => fields.immutable("cidr_ipv4", cidr_value(cidr)),
-            Peer::Group(group) => fields.immutable("referenced_security_group_id", group.id_value()),
+            Peer::Group(group) => {
+                fields.immutable("referenced_security_group_id", group.id_value())
+            }
         };
-        fields.mutable("description", Value::str(&self.description)).tags(&self.tags).build()
+        fields
+            .mutable("description", Value::str(&self.description))
+            .tags(&self.tags)
+            .build()
     }
 }
 
@@ -363,7 +393,10 @@ impl IamRole {
     fn attributes(&self) -> Vec<Field> {
         Fields::new()
             .immutable("name", Value::str(&self.name))
-            .mutable("assume_role_policy", Value::File(self.assume_role_policy.clone()))
+            .mutable(
+                "assume_role_policy",
+                Value::File(self.assume_role_policy.clone()),
+            )
             .tags(&self.tags)
             .build()
     }
@@ -436,13 +469,20 @@ impl Image {
                 .mutable("values", Value::List(vec![Value::str(value)]))
                 .build()
         };
-        let architecture = if self.architecture == "amd64" { "x86_64" } else { "arm64" };
+        let architecture = if self.architecture == "amd64" {
+            "x86_64"
+        } else {
+            "arm64"
+        };
         Fields::new()
             .mutable("most_recent", Value::Bool(true))
             .mutable("owners", Value::List(vec![Value::str(&self.owner)]))
             .mutable(
                 "filter",
-                Value::Blocks(vec![filter("name", &self.name_pattern), filter("architecture", architecture)]),
+                Value::Blocks(vec![
+                    filter("name", &self.name_pattern),
+                    filter("architecture", architecture),
+                ]),
             )
             .build()
     }
@@ -505,19 +545,38 @@ impl LaunchTemplate {
                 .build()
         };
         let profile = self.instance_profile.as_ref().map(|profile| {
-            Value::Block(Fields::new().mutable("arn", Value::Ref(profile.arn())).build())
+            Value::Block(
+                Fields::new()
+                    .mutable("arn", Value::Ref(profile.arn()))
+                    .build(),
+            )
         });
         Fields::new()
             .immutable("name", Value::str(&self.name))
             .mutable("image_id", image)
             .mutable("instance_type", Value::str(&self.instance_type))
-            .optional("key_name", self.key_pair.as_ref().map(|key| Value::Ref(key.attribute("key_name"))))
-            .sensitive("user_data", Value::File(self.user_data.clone()), UpdateMode::InPlace)
+            .optional(
+                "key_name",
+                self.key_pair
+                    .as_ref()
+                    .map(|key| Value::Ref(key.attribute("key_name"))),
+            )
+            .sensitive(
+                "user_data",
+                Value::File(self.user_data.clone()),
+                UpdateMode::InPlace,
+            )
             .optional("iam_instance_profile", profile)
             .mutable("network_interfaces", Value::Block(network))
             .mutable("block_device_mappings", Value::Block(block_device))
             .mutable("metadata_options", Value::Block(metadata))
-            .mutable("tag_specifications", Value::Blocks(vec![tag_specification("instance"), tag_specification("volume")]))
+            .mutable(
+                "tag_specifications",
+                Value::Blocks(vec![
+                    tag_specification("instance"),
+                    tag_specification("volume"),
+                ]),
+            )
             .tags(&self.tags)
             .build()
     }
@@ -539,7 +598,10 @@ impl AutoscalingGroup {
     fn attributes(&self) -> Vec<Field> {
         let launch_template = Fields::new()
             .mutable("id", Value::Ref(self.launch_template.id()))
-            .mutable("version", Value::Ref(self.launch_template.attribute("latest_version")))
+            .mutable(
+                "version",
+                Value::Ref(self.launch_template.attribute("latest_version")),
+            )
             .build();
         let tags = self
             .tags
@@ -556,9 +618,15 @@ impl AutoscalingGroup {
             .immutable("name", Value::str(&self.name))
             .mutable("min_size", Value::Int(i64::from(self.min_size)))
             .mutable("max_size", Value::Int(i64::from(self.max_size)))
-            .mutable("vpc_zone_identifier", Value::refs(self.subnets.iter().map(Ref::id)));
+            .mutable(
+                "vpc_zone_identifier",
+                Value::refs(self.subnets.iter().map(Ref::id)),
+            );
         if !self.target_groups.is_empty() {
-            fields = fields.mutable("target_group_arns", Value::refs(self.target_groups.iter().map(Ref::arn)));
+            fields = fields.mutable(
+                "target_group_arns",
+                Value::refs(self.target_groups.iter().map(Ref::arn)),
+            );
         }
         fields
             .mutable("launch_template", Value::Block(launch_template))
@@ -584,7 +652,10 @@ impl LoadBalancer {
             .immutable("load_balancer_type", Value::str("network"))
             .mutable("enable_cross_zone_load_balancing", Value::Bool(true))
             .mutable("subnets", Value::refs(self.subnets.iter().map(Ref::id)))
-            .immutable("security_groups", Value::refs(self.security_groups.iter().map(Ref::id)))
+            .immutable(
+                "security_groups",
+                Value::refs(self.security_groups.iter().map(Ref::id)),
+            )
             .tags(&self.tags)
             .build()
     }
@@ -674,7 +745,10 @@ impl DnsRecord {
     fn attributes(&self) -> Vec<Field> {
         let alias = Fields::new()
             .mutable("name", Value::Ref(self.load_balancer.attribute("dns_name")))
-            .mutable("zone_id", Value::Ref(self.load_balancer.attribute("zone_id")))
+            .mutable(
+                "zone_id",
+                Value::Ref(self.load_balancer.attribute("zone_id")),
+            )
             .mutable("evaluate_target_health", Value::Bool(false))
             .build();
         Fields::new()
@@ -705,7 +779,12 @@ impl SshHost {
             .mutable("port", Value::Int(i64::from(self.port)))
             .mutable("user", Value::str(&self.user))
             .immutable("role", Value::str(&self.role))
-            .optional("joins_after", self.joins_after.as_ref().map(|host| Value::str(host.address().name.clone())))
+            .optional(
+                "joins_after",
+                self.joins_after
+                    .as_ref()
+                    .map(|host| Value::str(host.address().name.clone())),
+            )
             .build()
     }
 }

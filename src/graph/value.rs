@@ -40,9 +40,18 @@ impl Value {
         match self {
             Value::Ref(reference) => vec![&reference.target],
             Value::List(items) => items.iter().flat_map(Value::references).collect(),
-            Value::Block(fields) => fields.iter().flat_map(|field| field.value.references()).collect(),
-            Value::Blocks(blocks) => blocks.iter().flatten().flat_map(|field| field.value.references()).collect(),
-            Value::Str(_) | Value::Int(_) | Value::Bool(_) | Value::Map(_) | Value::File(_) => Vec::new(),
+            Value::Block(fields) => fields
+                .iter()
+                .flat_map(|field| field.value.references())
+                .collect(),
+            Value::Blocks(blocks) => blocks
+                .iter()
+                .flatten()
+                .flat_map(|field| field.value.references())
+                .collect(),
+            Value::Str(_) | Value::Int(_) | Value::Bool(_) | Value::Map(_) | Value::File(_) => {
+                Vec::new()
+            }
         }
     }
 }
@@ -101,19 +110,34 @@ impl Fields {
 
     /// An attribute that can be changed in place.
     pub fn mutable(mut self, name: &str, value: Value) -> Self {
-        self.0.push(Field { name: name.to_string(), value, update: UpdateMode::InPlace, sensitive: false });
+        self.0.push(Field {
+            name: name.to_string(),
+            value,
+            update: UpdateMode::InPlace,
+            sensitive: false,
+        });
         self
     }
 
     /// An attribute whose change forces replacement.
     pub fn immutable(mut self, name: &str, value: Value) -> Self {
-        self.0.push(Field { name: name.to_string(), value, update: UpdateMode::Replace, sensitive: false });
+        self.0.push(Field {
+            name: name.to_string(),
+            value,
+            update: UpdateMode::Replace,
+            sensitive: false,
+        });
         self
     }
 
     /// A value that must never be printed.
     pub fn sensitive(mut self, name: &str, value: Value, update: UpdateMode) -> Self {
-        self.0.push(Field { name: name.to_string(), value, update, sensitive: true });
+        self.0.push(Field {
+            name: name.to_string(),
+            value,
+            update,
+            sensitive: true,
+        });
         self
     }
 

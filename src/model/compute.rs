@@ -15,8 +15,8 @@ use super::naming::Naming;
 use super::network::Network;
 use super::security::SecurityGroups;
 use crate::graph::resources::{
-    AutoscalingGroup, IamInstanceProfile, Image, ImageSource, KeyPair, LaunchTemplate, Ref, SecurityGroup, Subnet,
-    TargetGroup,
+    AutoscalingGroup, IamInstanceProfile, Image, ImageSource, KeyPair, LaunchTemplate, Ref,
+    SecurityGroup, Subnet, TargetGroup,
 };
 use crate::graph::{DataFile, FileEncoding, ResourceGraph};
 use crate::spec::images::{ImageChoice, architecture_of, resolve_image};
@@ -105,7 +105,11 @@ impl Builder<'_> {
             public_ip: group.public_ip,
             key_pair: self.key_pair.clone(),
             root_volume_gb: group.root_volume_gb,
-            user_data: DataFile { name: format!("user-data-{}.sh", group.local), content: user_data, encoding: FileEncoding::Base64 },
+            user_data: DataFile {
+                name: format!("user-data-{}.sh", group.local),
+                content: user_data,
+                encoding: FileEncoding::Base64,
+            },
             tags: self.naming.tags(&group.local, group.role),
             instance_tags: instance_tags.clone(),
         };
@@ -156,10 +160,20 @@ pub fn build(
     let key_pair = spec.ssh_access.public_key.as_ref().map(|public_key| {
         graph.add(
             "main",
-            KeyPair { name: naming.cluster().to_string(), public_key: public_key.trim().to_string(), tags: naming.tags("key", "compute") },
+            KeyPair {
+                name: naming.cluster().to_string(),
+                public_key: public_key.trim().to_string(),
+                tags: naming.tags("key", "compute"),
+            },
         )
     });
-    let mut builder = Builder { graph, cluster, naming, key_pair, images: BTreeMap::new() };
+    let mut builder = Builder {
+        graph,
+        cluster,
+        naming,
+        key_pair,
+        images: BTreeMap::new(),
+    };
     let public_nodes = spec.networking.topology == Topology::Public;
 
     for (zone, members) in spread_control_plane(spec.control_plane.count, &spec.networking.zones) {
@@ -182,8 +196,14 @@ pub fn build(
 
     for node_group in &spec.node_groups {
         let extra_tags = BTreeMap::from([
-            ("k8s.io/cluster-autoscaler/enabled".to_string(), "true".to_string()),
-            (format!("k8s.io/cluster-autoscaler/{}", naming.cluster()), "owned".to_string()),
+            (
+                "k8s.io/cluster-autoscaler/enabled".to_string(),
+                "true".to_string(),
+            ),
+            (
+                format!("k8s.io/cluster-autoscaler/{}", naming.cluster()),
+                "owned".to_string(),
+            ),
         ]);
         builder.instance_group(InstanceGroup {
             local: format!("nodes-{}", node_group.name),
@@ -227,13 +247,20 @@ mod tests {
     use super::*;
 
     fn zones(count: usize) -> Vec<String> {
-        ["a", "b", "c"].iter().take(count).map(|suffix| format!("eu-west-1{suffix}")).collect()
+        ["a", "b", "c"]
+            .iter()
+            .take(count)
+            .map(|suffix| format!("eu-west-1{suffix}"))
+            .collect()
     }
 
     #[test]
     fn spreads_control_plane_round_robin() {
         let members = |count, zone_count| -> Vec<u32> {
-            spread_control_plane(count, &zones(zone_count)).into_iter().map(|(_, members)| members).collect()
+            spread_control_plane(count, &zones(zone_count))
+                .into_iter()
+                .map(|(_, members)| members)
+                .collect()
         };
         assert_eq!(members(3, 3), [1, 1, 1]);
         assert_eq!(members(1, 3), [1]);

@@ -11,7 +11,10 @@ pub fn build(graph: &mut ResourceGraph, cluster: &Cluster) {
     let spec = &cluster.spec;
     let settings = spec.ssh.clone().unwrap_or_default();
     let mut previous_control_plane: Option<Ref<SshHost>> = None;
-    let roles = [(HostRole::ControlPlane, "control-plane"), (HostRole::Worker, "worker")];
+    let roles = [
+        (HostRole::ControlPlane, "control-plane"),
+        (HostRole::Worker, "worker"),
+    ];
     for (role, role_name) in roles {
         let last_control_plane = previous_control_plane.clone();
         for host in spec.hosts.iter().filter(|host| host.role == role) {

@@ -18,8 +18,14 @@ pub struct InstanceProfiles {
 
 fn policy_file(name: String, document: &serde_json::Value) -> DataFile {
     // serde_json keeps object keys sorted, so the bytes are deterministic.
-    let content = serde_json::to_string_pretty(document).map(|text| text + "\n").unwrap_or_default();
-    DataFile { name, content, encoding: FileEncoding::Text }
+    let content = serde_json::to_string_pretty(document)
+        .map(|text| text + "\n")
+        .unwrap_or_default();
+    DataFile {
+        name,
+        content,
+        encoding: FileEncoding::Text,
+    }
 }
 
 /// `s3://bucket/prefix/cluster` -> (`bucket`, `prefix/cluster`).
@@ -29,10 +35,16 @@ fn s3_location(config_base: &str) -> Option<(&str, &str)> {
 }
 
 fn state_store_statements(cluster: &Cluster, readable_prefix: &str) -> Vec<serde_json::Value> {
-    let Some((bucket, key_prefix)) = cluster.spec.config_base.as_deref().and_then(s3_location) else {
+    let Some((bucket, key_prefix)) = cluster.spec.config_base.as_deref().and_then(s3_location)
+    else {
         return Vec::new();
     };
-    let prefix = [key_prefix.trim_end_matches('/'), readable_prefix].iter().filter(|part| !part.is_empty()).copied().collect::<Vec<_>>().join("/");
+    let prefix = [key_prefix.trim_end_matches('/'), readable_prefix]
+        .iter()
+        .filter(|part| !part.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/");
     vec![
         json!({
             "Sid": "ReadClusterState",
@@ -121,10 +133,18 @@ pub fn build(graph: &mut ResourceGraph, cluster: &Cluster, naming: &Naming) -> I
 
     let control_plane = role(graph, naming, "control-plane", control_plane_statements);
     let nodes = role(graph, naming, "nodes", node_statements);
-    InstanceProfiles { control_plane, nodes }
+    InstanceProfiles {
+        control_plane,
+        nodes,
+    }
 }
 
-fn role(graph: &mut ResourceGraph, naming: &Naming, local: &str, statements: Vec<serde_json::Value>) -> Ref<IamInstanceProfile> {
+fn role(
+    graph: &mut ResourceGraph,
+    naming: &Naming,
+    local: &str,
+    statements: Vec<serde_json::Value>,
+) -> Ref<IamInstanceProfile> {
     let assume = json!({
         "Version": "2012-10-17",
         "Statement": [{ "Effect": "Allow", "Principal": { "Service": "ec2.amazonaws.com" }, "Action": "sts:AssumeRole" }],
@@ -146,7 +166,14 @@ fn role(graph: &mut ResourceGraph, naming: &Naming, local: &str, statements: Vec
             policy: policy_file(format!("iam-{local}-policy.json"), &policy),
         },
     );
-    graph.add(local, IamInstanceProfile { name: naming.iam(local), role, tags: naming.tags(local, "iam") })
+    graph.add(
+        local,
+        IamInstanceProfile {
+            name: naming.iam(local),
+            role,
+            tags: naming.tags(local, "iam"),
+        },
+    )
 }
 
 #[cfg(test)]
@@ -155,7 +182,10 @@ mod tests {
 
     #[test]
     fn parses_s3_locations() {
-        assert_eq!(s3_location("s3://bucket/prefix/c.example.com"), Some(("bucket", "prefix/c.example.com")));
+        assert_eq!(
+            s3_location("s3://bucket/prefix/c.example.com"),
+            Some(("bucket", "prefix/c.example.com"))
+        );
         assert_eq!(s3_location("s3://bucket"), Some(("bucket", "")));
         assert_eq!(s3_location("file:///tmp/x"), None);
     }

@@ -56,5 +56,8 @@ pub fn build(
             tags: naming.tags("api", "load-balancer"),
         },
     );
-    Ok(ApiLoadBalancer { load_balancer, target_group })
+    Ok(ApiLoadBalancer {
+        load_balancer,
+        target_group,
+    })
 }

@@ -17,7 +17,9 @@ pub struct Naming {
 
 impl Naming {
     pub fn new(cluster: &str) -> Self {
-        Self { cluster: cluster.to_string() }
+        Self {
+            cluster: cluster.to_string(),
+        }
     }
 
     pub fn cluster(&self) -> &str {
@@ -67,12 +69,19 @@ impl Naming {
             return full;
         }
         let hash = self.hash8();
-        format!("{}-{hash}", full[..64 - hash.len() - 1].trim_end_matches(['-', '.']))
+        format!(
+            "{}-{hash}",
+            full[..64 - hash.len() - 1].trim_end_matches(['-', '.'])
+        )
     }
 
     fn hash8(&self) -> String {
         let digest = Sha256::digest(self.cluster.as_bytes());
-        digest.iter().take(4).map(|byte| format!("{byte:02x}")).collect()
+        digest
+            .iter()
+            .take(4)
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
     }
 }
 
@@ -86,7 +95,10 @@ mod tests {
         assert_eq!(naming.short("api", 32), "api-demo-example-com");
         let long_a = Naming::new("a-very-long-cluster-name.platform.example.com").short("api", 32);
         let long_b = Naming::new("a-very-long-cluster-name.platform.example.org").short("api", 32);
-        assert!(long_a.len() <= 32 && long_b.len() <= 32, "{long_a} {long_b}");
+        assert!(
+            long_a.len() <= 32 && long_b.len() <= 32,
+            "{long_a} {long_b}"
+        );
         assert_ne!(long_a, long_b);
         assert!(!long_a.contains("--"));
     }

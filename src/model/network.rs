@@ -6,7 +6,8 @@ use super::ModelError;
 use super::naming::Naming;
 use crate::graph::ResourceGraph;
 use crate::graph::resources::{
-    ElasticIp, InternetGateway, NatGateway, Ref, Route, RouteTable, RouteTableAssociation, RouteTarget, Subnet, Vpc,
+    ElasticIp, InternetGateway, NatGateway, Ref, Route, RouteTable, RouteTableAssociation,
+    RouteTarget, Subnet, Vpc,
 };
 use crate::spec::{ANYWHERE, ClusterSpec, NatGateways, SubnetKind, Topology};
 
@@ -25,7 +26,13 @@ impl Network {
             Topology::Private => (&self.private_subnets, SubnetKind::Private),
             Topology::Public => (&self.public_subnets, SubnetKind::Public),
         };
-        subnets.get(zone).cloned().ok_or_else(|| ModelError::MissingSubnet { zone: zone.to_string(), kind })
+        subnets
+            .get(zone)
+            .cloned()
+            .ok_or_else(|| ModelError::MissingSubnet {
+                zone: zone.to_string(),
+                kind,
+            })
     }
 
     pub fn node_subnets(&self, zones: &[String]) -> Result<Vec<Ref<Subnet>>, ModelError> {
@@ -39,17 +46,35 @@ impl Network {
                 self.public_subnets
                     .get(zone)
                     .cloned()
-                    .ok_or_else(|| ModelError::MissingSubnet { zone: zone.clone(), kind: SubnetKind::Public })
+                    .ok_or_else(|| ModelError::MissingSubnet {
+                        zone: zone.clone(),
+                        kind: SubnetKind::Public,
+                    })
             })
             .collect()
     }
 }
 
-pub fn build(graph: &mut ResourceGraph, spec: &ClusterSpec, naming: &Naming) -> Result<Network, ModelError> {
+pub fn build(
+    graph: &mut ResourceGraph,
+    spec: &ClusterSpec,
+    naming: &Naming,
+) -> Result<Network, ModelError> {
     let networking = &spec.networking;
-    let vpc = graph.add("main", Vpc { cidr: networking.vpc_cidr, tags: naming.tags("vpc", "network") });
-    let internet_gateway =
-        graph.add("main", InternetGateway { vpc: vpc.clone(), tags: naming.tags("igw", "network") });
+    let vpc = graph.add(
+        "main",
+        Vpc {
+            cidr: networking.vpc_cidr,
+            tags: naming.tags("vpc", "network"),
+        },
+    );
+    let internet_gateway = graph.add(
+        "main",
+        InternetGateway {
+            vpc: vpc.clone(),
+            tags: naming.tags("igw", "network"),
+        },
+    );
 
     let mut public_subnets = BTreeMap::new();
     let mut private_subnets = BTreeMap::new();
@@ -80,7 +105,13 @@ pub fn build(graph: &mut ResourceGraph, spec: &ClusterSpec, naming: &Naming) -> 
         };
     }
 
-    let public_table = graph.add("public", RouteTable { vpc: vpc.clone(), tags: naming.tags("public", "network") });
+    let public_table = graph.add(
+        "public",
+        RouteTable {
+            vpc: vpc.clone(),
+            tags: naming.tags("public", "network"),
+        },
+    );
     graph.add(
         "public-default",
         Route {
@@ -93,7 +124,10 @@ pub fn build(graph: &mut ResourceGraph, spec: &ClusterSpec, naming: &Naming) -> 
         if let Some(subnet) = public_subnets.get(zone) {
             graph.add(
                 format!("public-{zone}"),
-                RouteTableAssociation { route_table: public_table.clone(), subnet: subnet.clone() },
+                RouteTableAssociation {
+                    route_table: public_table.clone(),
+                    subnet: subnet.clone(),
+                },
             );
         }
     }
@@ -107,11 +141,20 @@ pub fn build(graph: &mut ResourceGraph, spec: &ClusterSpec, naming: &Naming) -> 
         let mut nats: Vec<(String, Ref<NatGateway>)> = Vec::new();
         for zone in nat_zones {
             let local = format!("nat-{zone}");
-            let subnet = public_subnets
-                .get(zone)
-                .cloned()
-                .ok_or_else(|| ModelError::MissingSubnet { zone: zone.clone(), kind: SubnetKind::Public })?;
-            let elastic_ip = graph.add(local.clone(), ElasticIp { tags: naming.tags(&local, "network") });
+            let subnet =
+                public_subnets
+                    .get(zone)
+                    .cloned()
+                    .ok_or_else(|| ModelError::MissingSubnet {
+                        zone: zone.clone(),
+                        kind: SubnetKind::Public,
+                    })?;
+            let elastic_ip = graph.add(
+                local.clone(),
+                ElasticIp {
+                    tags: naming.tags(&local, "network"),
+                },
+            );
             let nat = graph.add(
                 local.clone(),
                 NatGateway {
@@ -124,21 +167,47 @@ pub fn build(graph: &mut ResourceGraph, spec: &ClusterSpec, naming: &Naming) -> 
             nats.push((zone.clone(), nat));
         }
         for zone in &networking.zones {
-            let Some(subnet) = private_subnets.get(zone) else { continue };
+            let Some(subnet) = private_subnets.get(zone) else {
+                continue;
+            };
             let local = format!("private-{zone}");
-            let table = graph.add(local.clone(), RouteTable { vpc: vpc.clone(), tags: naming.tags(&local, "network") });
+            let table = graph.add(
+                local.clone(),
+                RouteTable {
+                    vpc: vpc.clone(),
+                    tags: naming.tags(&local, "network"),
+                },
+            );
             // Each zone leaves through its own NAT when it has one, so losing a zone does not
             // cut the others off; otherwise through the single shared one.
-            let nat = nats.iter().find(|(nat_zone, _)| nat_zone == zone).or(nats.first());
+            let nat = nats
+                .iter()
+                .find(|(nat_zone, _)| nat_zone == zone)
+                .or(nats.first());
             if let Some((_, nat)) = nat {
                 graph.add(
                     format!("{local}-default"),
-                    Route { route_table: table.clone(), destination: ANYWHERE, target: RouteTarget::NatGateway(nat.clone()) },
+                    Route {
+                        route_table: table.clone(),
+                        destination: ANYWHERE,
+                        target: RouteTarget::NatGateway(nat.clone()),
+                    },
                 );
             }
-            graph.add(local, RouteTableAssociation { route_table: table, subnet: subnet.clone() });
+            graph.add(
+                local,
+                RouteTableAssociation {
+                    route_table: table,
+                    subnet: subnet.clone(),
+                },
+            );
         }
     }
 
-    Ok(Network { vpc, public_subnets, private_subnets, topology: networking.topology })
+    Ok(Network {
+        vpc,
+        public_subnets,
+        private_subnets,
+        topology: networking.topology,
+    })
 }

@@ -30,17 +30,40 @@ struct RuleWriter<'a> {
 }
 
 impl RuleWriter<'_> {
-    fn ingress(&mut self, name: &str, group: &Ref<SecurityGroup>, protocol: Protocol, ports: Option<(u16, u16)>, peer: Peer, description: &str) {
+    fn ingress(
+        &mut self,
+        name: &str,
+        group: &Ref<SecurityGroup>,
+        protocol: Protocol,
+        ports: Option<(u16, u16)>,
+        peer: Peer,
+        description: &str,
+    ) {
         let rule = self.rule(name, group, protocol, ports, peer, description);
         self.graph.add(name, IngressRule(rule));
     }
 
     fn egress_anywhere(&mut self, name: &str, group: &Ref<SecurityGroup>) {
-        let rule = self.rule(name, group, Protocol::All, None, Peer::Cidr(ANYWHERE), "all outbound traffic");
+        let rule = self.rule(
+            name,
+            group,
+            Protocol::All,
+            None,
+            Peer::Cidr(ANYWHERE),
+            "all outbound traffic",
+        );
         self.graph.add(name, EgressRule(rule));
     }
 
-    fn rule(&self, name: &str, group: &Ref<SecurityGroup>, protocol: Protocol, ports: Option<(u16, u16)>, peer: Peer, description: &str) -> Rule {
+    fn rule(
+        &self,
+        name: &str,
+        group: &Ref<SecurityGroup>,
+        protocol: Protocol,
+        ports: Option<(u16, u16)>,
+        peer: Peer,
+        description: &str,
+    ) -> Rule {
         Rule {
             group: group.clone(),
             protocol,
@@ -64,13 +87,24 @@ fn cidr_label(cidr: &Cidr) -> String {
 /// Ports the pod network needs between all nodes, per CNI.
 fn cni_rules(cni: Cni) -> &'static [(&'static str, Protocol, Option<(u16, u16)>)] {
     match cni {
-        Cni::Calico => &[("bgp", Protocol::Tcp, Some((179, 179))), ("ipip", Protocol::IpInIp, None)],
-        Cni::Cilium => &[("vxlan", Protocol::Udp, Some((8472, 8472))), ("health", Protocol::Tcp, Some((4240, 4240)))],
+        Cni::Calico => &[
+            ("bgp", Protocol::Tcp, Some((179, 179))),
+            ("ipip", Protocol::IpInIp, None),
+        ],
+        Cni::Cilium => &[
+            ("vxlan", Protocol::Udp, Some((8472, 8472))),
+            ("health", Protocol::Tcp, Some((4240, 4240))),
+        ],
         Cni::Flannel => &[("vxlan", Protocol::Udp, Some((8472, 8472)))],
     }
 }
 
-pub fn build(graph: &mut ResourceGraph, spec: &ClusterSpec, naming: &Naming, network: &Network) -> SecurityGroups {
+pub fn build(
+    graph: &mut ResourceGraph,
+    spec: &ClusterSpec,
+    naming: &Naming,
+    network: &Network,
+) -> SecurityGroups {
     let group = |graph: &mut ResourceGraph, local: &str, description: &str| {
         graph.add(
             local,
@@ -85,40 +119,148 @@ pub fn build(graph: &mut ResourceGraph, spec: &ClusterSpec, naming: &Naming, net
     let control_plane = group(graph, "control-plane", "rafter control-plane nodes");
     let nodes = group(graph, "nodes", "rafter worker nodes");
     let api_load_balancer = group(graph, "api-lb", "rafter API load balancer");
-    let bastion = spec.bastion.as_ref().map(|_| group(graph, "bastion", "rafter bastion"));
+    let bastion = spec
+        .bastion
+        .as_ref()
+        .map(|_| group(graph, "bastion", "rafter bastion"));
 
     let mut rules = RuleWriter { graph, naming };
     let cp = || Peer::Group(control_plane.clone());
     let node = || Peer::Group(nodes.clone());
-    rules.ingress("control-plane-from-control-plane", &control_plane, Protocol::All, None, cp(), "control plane to control plane (etcd, API)");
-    rules.ingress("nodes-from-nodes", &nodes, Protocol::All, None, node(), "node to node");
-    rules.ingress("nodes-from-control-plane", &nodes, Protocol::All, None, cp(), "control plane to nodes (kubelet, webhooks)");
-    rules.ingress("control-plane-from-nodes-api", &control_plane, Protocol::Tcp, port(API_SERVER_PORT), node(), "nodes to the API server");
-    rules.ingress("control-plane-from-nodes-kubelet", &control_plane, Protocol::Tcp, port(KUBELET_PORT), node(), "metrics from control-plane kubelets");
+    rules.ingress(
+        "control-plane-from-control-plane",
+        &control_plane,
+        Protocol::All,
+        None,
+        cp(),
+        "control plane to control plane (etcd, API)",
+    );
+    rules.ingress(
+        "nodes-from-nodes",
+        &nodes,
+        Protocol::All,
+        None,
+        node(),
+        "node to node",
+    );
+    rules.ingress(
+        "nodes-from-control-plane",
+        &nodes,
+        Protocol::All,
+        None,
+        cp(),
+        "control plane to nodes (kubelet, webhooks)",
+    );
+    rules.ingress(
+        "control-plane-from-nodes-api",
+        &control_plane,
+        Protocol::Tcp,
+        port(API_SERVER_PORT),
+        node(),
+        "nodes to the API server",
+    );
+    rules.ingress(
+        "control-plane-from-nodes-kubelet",
+        &control_plane,
+        Protocol::Tcp,
+        port(KUBELET_PORT),
+        node(),
+        "metrics from control-plane kubelets",
+    );
     for (label, protocol, ports) in cni_rules(spec.networking.cni) {
-        rules.ingress(&format!("control-plane-from-nodes-{label}"), &control_plane, *protocol, *ports, node(), "pod network");
+        rules.ingress(
+            &format!("control-plane-from-nodes-{label}"),
+            &control_plane,
+            *protocol,
+            *ports,
+            node(),
+            "pod network",
+        );
     }
-    rules.ingress("control-plane-from-api-lb", &control_plane, Protocol::Tcp, port(API_SERVER_PORT), Peer::Group(api_load_balancer.clone()), "API load balancer to API servers");
+    rules.ingress(
+        "control-plane-from-api-lb",
+        &control_plane,
+        Protocol::Tcp,
+        port(API_SERVER_PORT),
+        Peer::Group(api_load_balancer.clone()),
+        "API load balancer to API servers",
+    );
     for cidr in &spec.api_server.allowed_cidrs {
-        rules.ingress(&format!("api-lb-https-{}", cidr_label(cidr)), &api_load_balancer, Protocol::Tcp, port(API_LOAD_BALANCER_PORT), Peer::Cidr(*cidr), "API clients");
+        rules.ingress(
+            &format!("api-lb-https-{}", cidr_label(cidr)),
+            &api_load_balancer,
+            Protocol::Tcp,
+            port(API_LOAD_BALANCER_PORT),
+            Peer::Cidr(*cidr),
+            "API clients",
+        );
     }
-    rules.ingress("api-lb-https-from-nodes", &api_load_balancer, Protocol::Tcp, port(API_LOAD_BALANCER_PORT), node(), "nodes to the API through the load balancer");
-    rules.ingress("api-lb-https-from-control-plane", &api_load_balancer, Protocol::Tcp, port(API_LOAD_BALANCER_PORT), cp(), "control plane to the API through the load balancer");
+    rules.ingress(
+        "api-lb-https-from-nodes",
+        &api_load_balancer,
+        Protocol::Tcp,
+        port(API_LOAD_BALANCER_PORT),
+        node(),
+        "nodes to the API through the load balancer",
+    );
+    rules.ingress(
+        "api-lb-https-from-control-plane",
+        &api_load_balancer,
+        Protocol::Tcp,
+        port(API_LOAD_BALANCER_PORT),
+        cp(),
+        "control plane to the API through the load balancer",
+    );
 
     let ssh_sources = &spec.ssh_access.allowed_cidrs;
     match (&bastion, spec.networking.topology) {
         (Some(bastion), _) => {
             for cidr in ssh_sources {
-                rules.ingress(&format!("bastion-ssh-{}", cidr_label(cidr)), bastion, Protocol::Tcp, port(SSH_PORT), Peer::Cidr(*cidr), "SSH to the bastion");
+                rules.ingress(
+                    &format!("bastion-ssh-{}", cidr_label(cidr)),
+                    bastion,
+                    Protocol::Tcp,
+                    port(SSH_PORT),
+                    Peer::Cidr(*cidr),
+                    "SSH to the bastion",
+                );
             }
-            rules.ingress("control-plane-ssh-from-bastion", &control_plane, Protocol::Tcp, port(SSH_PORT), Peer::Group(bastion.clone()), "SSH from the bastion");
-            rules.ingress("nodes-ssh-from-bastion", &nodes, Protocol::Tcp, port(SSH_PORT), Peer::Group(bastion.clone()), "SSH from the bastion");
+            rules.ingress(
+                "control-plane-ssh-from-bastion",
+                &control_plane,
+                Protocol::Tcp,
+                port(SSH_PORT),
+                Peer::Group(bastion.clone()),
+                "SSH from the bastion",
+            );
+            rules.ingress(
+                "nodes-ssh-from-bastion",
+                &nodes,
+                Protocol::Tcp,
+                port(SSH_PORT),
+                Peer::Group(bastion.clone()),
+                "SSH from the bastion",
+            );
         }
         (None, Topology::Public) => {
             for cidr in ssh_sources {
                 let label = cidr_label(cidr);
-                rules.ingress(&format!("control-plane-ssh-{label}"), &control_plane, Protocol::Tcp, port(SSH_PORT), Peer::Cidr(*cidr), "SSH");
-                rules.ingress(&format!("nodes-ssh-{label}"), &nodes, Protocol::Tcp, port(SSH_PORT), Peer::Cidr(*cidr), "SSH");
+                rules.ingress(
+                    &format!("control-plane-ssh-{label}"),
+                    &control_plane,
+                    Protocol::Tcp,
+                    port(SSH_PORT),
+                    Peer::Cidr(*cidr),
+                    "SSH",
+                );
+                rules.ingress(
+                    &format!("nodes-ssh-{label}"),
+                    &nodes,
+                    Protocol::Tcp,
+                    port(SSH_PORT),
+                    Peer::Cidr(*cidr),
+                    "SSH",
+                );
             }
         }
         (None, Topology::Private) => {}
@@ -126,11 +268,25 @@ pub fn build(graph: &mut ResourceGraph, spec: &ClusterSpec, naming: &Naming, net
 
     rules.egress_anywhere("control-plane-egress", &control_plane);
     rules.egress_anywhere("nodes-egress", &nodes);
-    let lb_to_control_plane = rules.rule("api-lb-to-control-plane", &api_load_balancer, Protocol::Tcp, port(API_SERVER_PORT), cp(), "to the API servers");
-    rules.graph.add("api-lb-to-control-plane", EgressRule(lb_to_control_plane));
+    let lb_to_control_plane = rules.rule(
+        "api-lb-to-control-plane",
+        &api_load_balancer,
+        Protocol::Tcp,
+        port(API_SERVER_PORT),
+        cp(),
+        "to the API servers",
+    );
+    rules
+        .graph
+        .add("api-lb-to-control-plane", EgressRule(lb_to_control_plane));
     if let Some(bastion) = &bastion {
         rules.egress_anywhere("bastion-egress", bastion);
     }
 
-    SecurityGroups { control_plane, nodes, api_load_balancer, bastion }
+    SecurityGroups {
+        control_plane,
+        nodes,
+        api_load_balancer,
+        bastion,
+    }
 }

@@ -92,9 +92,15 @@ pub struct Plan {
 
 /// Compares the desired graph with what was recorded. Creates, updates and replaces come in
 /// dependency order; deletes of resources no longer wanted come last, dependents first.
-pub fn diff(cluster: &str, desired: &ResourceGraph, recorded: &[RecordedResource]) -> Result<Plan, GraphError> {
-    let recorded_by_address: BTreeMap<&Address, &RecordedResource> =
-        recorded.iter().map(|resource| (&resource.address, resource)).collect();
+pub fn diff(
+    cluster: &str,
+    desired: &ResourceGraph,
+    recorded: &[RecordedResource],
+) -> Result<Plan, GraphError> {
+    let recorded_by_address: BTreeMap<&Address, &RecordedResource> = recorded
+        .iter()
+        .map(|resource| (&resource.address, resource))
+        .collect();
     let mut changes = Vec::new();
     let mut summary = Summary::default();
     for position in desired.topological_order()? {
@@ -102,26 +108,44 @@ pub fn diff(cluster: &str, desired: &ResourceGraph, recorded: &[RecordedResource
         let attributes = node.resource.attributes();
         if node.address.kind.is_lookup() {
             summary.read += 1;
-            changes.push(ResourceChange { address: node.address.clone(), action: Action::Read, attributes, changes: Vec::new() });
+            changes.push(ResourceChange {
+                address: node.address.clone(),
+                action: Action::Read,
+                attributes,
+                changes: Vec::new(),
+            });
             continue;
         }
         let Some(previous) = recorded_by_address.get(&node.address) else {
             summary.create += 1;
-            changes.push(ResourceChange { address: node.address.clone(), action: Action::Create, attributes, changes: Vec::new() });
+            changes.push(ResourceChange {
+                address: node.address.clone(),
+                action: Action::Create,
+                attributes,
+                changes: Vec::new(),
+            });
             continue;
         };
         let attribute_changes = compare(&previous.attributes, &attributes);
         let action = if attribute_changes.is_empty() {
             summary.unchanged += 1;
             continue;
-        } else if attribute_changes.iter().any(|change| change.forces_replacement) {
+        } else if attribute_changes
+            .iter()
+            .any(|change| change.forces_replacement)
+        {
             summary.replace += 1;
             Action::Replace
         } else {
             summary.update += 1;
             Action::Update
         };
-        changes.push(ResourceChange { address: node.address.clone(), action, attributes, changes: attribute_changes });
+        changes.push(ResourceChange {
+            address: node.address.clone(),
+            action,
+            attributes,
+            changes: attribute_changes,
+        });
     }
     for resource in delete_order(recorded) {
         if desired.get(&resource.address).is_none() && !resource.address.kind.is_lookup() {
@@ -134,7 +158,11 @@ pub fn diff(cluster: &str, desired: &ResourceGraph, recorded: &[RecordedResource
             });
         }
     }
-    Ok(Plan { cluster: cluster.to_string(), changes, summary })
+    Ok(Plan {
+        cluster: cluster.to_string(),
+        changes,
+        summary,
+    })
 }
 
 /// A plan that deletes everything recorded, dependents first.
@@ -143,8 +171,13 @@ pub fn destroy_plan(cluster: &str, recorded: &[RecordedResource]) -> Result<Plan
 }
 
 fn compare(before: &[Field], after: &[Field]) -> Vec<AttributeChange> {
-    let names: BTreeSet<&str> = before.iter().chain(after).map(|field| field.name.as_str()).collect();
-    let find = |fields: &[Field], name: &str| fields.iter().find(|field| field.name == name).cloned();
+    let names: BTreeSet<&str> = before
+        .iter()
+        .chain(after)
+        .map(|field| field.name.as_str())
+        .collect();
+    let find =
+        |fields: &[Field], name: &str| fields.iter().find(|field| field.name == name).cloned();
     let mut changes: Vec<AttributeChange> = names
         .into_iter()
         .filter_map(|name| {
@@ -164,7 +197,12 @@ fn compare(before: &[Field], after: &[Field]) -> Vec<AttributeChange> {
         })
         .collect();
     // Keep the resource's own attribute order for display.
-    changes.sort_by_key(|change| after.iter().position(|field| field.name == change.name).unwrap_or(usize::MAX));
+    changes.sort_by_key(|change| {
+        after
+            .iter()
+            .position(|field| field.name == change.name)
+            .unwrap_or(usize::MAX)
+    });
     changes
 }
 
@@ -173,9 +211,12 @@ fn delete_order(recorded: &[RecordedResource]) -> Vec<&RecordedResource> {
     let mut remaining: Vec<&RecordedResource> = recorded.iter().collect();
     let mut ordered = Vec::with_capacity(recorded.len());
     while !remaining.is_empty() {
-        let (free, blocked): (Vec<&RecordedResource>, Vec<&RecordedResource>) = remaining.iter().partition(|candidate| {
-            !remaining.iter().any(|other| other.dependencies.contains(&candidate.address))
-        });
+        let (free, blocked): (Vec<&RecordedResource>, Vec<&RecordedResource>) =
+            remaining.iter().partition(|candidate| {
+                !remaining
+                    .iter()
+                    .any(|other| other.dependencies.contains(&candidate.address))
+            });
         if free.is_empty() {
             // A cycle in recorded dependencies: delete the rest in recorded order; the cloud's
             // DependencyViolation retries sort out what is left.
@@ -196,10 +237,22 @@ mod tests {
 
     fn graph(subnet_cidr: &str, public: bool) -> ResourceGraph {
         let mut graph = ResourceGraph::new();
-        let vpc = graph.add("main", Vpc { cidr: "10.0.0.0/16".parse().unwrap(), tags: Default::default() });
+        let vpc = graph.add(
+            "main",
+            Vpc {
+                cidr: "10.0.0.0/16".parse().unwrap(),
+                tags: Default::default(),
+            },
+        );
         graph.add(
             "a",
-            Subnet { vpc, zone: "z1a".into(), cidr: subnet_cidr.parse().unwrap(), map_public_ip_on_launch: public, tags: Default::default() },
+            Subnet {
+                vpc,
+                zone: "z1a".into(),
+                cidr: subnet_cidr.parse().unwrap(),
+                map_public_ip_on_launch: public,
+                tags: Default::default(),
+            },
         );
         graph
     }
@@ -218,13 +271,22 @@ mod tests {
     }
 
     fn actions(plan: &Plan) -> Vec<(String, Action)> {
-        plan.changes.iter().map(|change| (change.address.to_string(), change.action)).collect()
+        plan.changes
+            .iter()
+            .map(|change| (change.address.to_string(), change.action))
+            .collect()
     }
 
     #[test]
     fn empty_state_creates_everything_in_order() {
         let plan = diff("c", &graph("10.0.1.0/24", false), &[]).unwrap();
-        assert_eq!(actions(&plan), [("aws_vpc.main".into(), Action::Create), ("aws_subnet.a".into(), Action::Create)]);
+        assert_eq!(
+            actions(&plan),
+            [
+                ("aws_vpc.main".into(), Action::Create),
+                ("aws_subnet.a".into(), Action::Create)
+            ]
+        );
         assert_eq!(plan.summary.create, 2);
     }
 
@@ -239,26 +301,50 @@ mod tests {
 
     #[test]
     fn mutable_change_updates_in_place() {
-        let plan = diff("c", &graph("10.0.1.0/24", true), &record(&graph("10.0.1.0/24", false))).unwrap();
+        let plan = diff(
+            "c",
+            &graph("10.0.1.0/24", true),
+            &record(&graph("10.0.1.0/24", false)),
+        )
+        .unwrap();
         assert_eq!(actions(&plan), [("aws_subnet.a".into(), Action::Update)]);
         let change = &plan.changes[0].changes[0];
         assert_eq!(change.name, "map_public_ip_on_launch");
-        assert_eq!((change.before.clone(), change.after.clone()), (Some(Value::Bool(false)), Some(Value::Bool(true))));
+        assert_eq!(
+            (change.before.clone(), change.after.clone()),
+            (Some(Value::Bool(false)), Some(Value::Bool(true)))
+        );
         assert!(!change.forces_replacement);
     }
 
     #[test]
     fn immutable_change_replaces() {
-        let plan = diff("c", &graph("10.0.2.0/24", false), &record(&graph("10.0.1.0/24", false))).unwrap();
+        let plan = diff(
+            "c",
+            &graph("10.0.2.0/24", false),
+            &record(&graph("10.0.1.0/24", false)),
+        )
+        .unwrap();
         assert_eq!(actions(&plan), [("aws_subnet.a".into(), Action::Replace)]);
-        assert!(plan.changes[0].changes.iter().any(|change| change.name == "cidr_block" && change.forces_replacement));
+        assert!(
+            plan.changes[0]
+                .changes
+                .iter()
+                .any(|change| change.name == "cidr_block" && change.forces_replacement)
+        );
     }
 
     #[test]
     fn removed_resources_are_deleted_dependents_first() {
         let recorded = record(&graph("10.0.1.0/24", false));
         let plan = destroy_plan("c", &recorded).unwrap();
-        assert_eq!(actions(&plan), [("aws_subnet.a".into(), Action::Delete), ("aws_vpc.main".into(), Action::Delete)]);
+        assert_eq!(
+            actions(&plan),
+            [
+                ("aws_subnet.a".into(), Action::Delete),
+                ("aws_vpc.main".into(), Action::Delete)
+            ]
+        );
         assert_eq!(plan.summary.delete, 2);
         assert_eq!(plan.changes[0].address.kind, ResourceKind::Subnet);
     }

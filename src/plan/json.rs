@@ -45,7 +45,9 @@ fn fields_json(fields: &[Field]) -> Json {
     for field in fields {
         let value = if field.sensitive {
             match &field.value {
-                Value::File(file) => json!({ "sensitive": true, "file": file.name, "bytes": file.content.len() }),
+                Value::File(file) => {
+                    json!({ "sensitive": true, "file": file.name, "bytes": file.content.len() })
+                }
                 _ => json!({ "sensitive": true }),
             }
         } else {
@@ -64,8 +66,14 @@ pub fn value_json(value: &Value) -> Json {
         Value::List(items) => Json::Array(items.iter().map(value_json).collect()),
         Value::Map(map) => json!(map),
         Value::Block(fields) => fields_json(fields),
-        Value::Blocks(blocks) => Json::Array(blocks.iter().map(|fields| fields_json(fields)).collect()),
-        Value::Ref(reference) => json!({ "ref": format!("{}.{}", reference.target, reference.attribute) }),
-        Value::File(file) => json!({ "file": file.name, "bytes": file.content.len(), "summary": file_summary(file) }),
+        Value::Blocks(blocks) => {
+            Json::Array(blocks.iter().map(|fields| fields_json(fields)).collect())
+        }
+        Value::Ref(reference) => {
+            json!({ "ref": format!("{}.{}", reference.target, reference.attribute) })
+        }
+        Value::File(file) => {
+            json!({ "file": file.name, "bytes": file.content.len(), "summary": file_summary(file) })
+        }
     }
 }

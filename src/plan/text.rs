@@ -51,7 +51,11 @@ pub fn render(plan: &Plan, color: Color) -> String {
         );
         return out;
     }
-    let _ = writeln!(out, "rafter will perform these actions on cluster {}:\n", plan.cluster);
+    let _ = writeln!(
+        out,
+        "rafter will perform these actions on cluster {}:\n",
+        plan.cluster
+    );
     for change in &plan.changes {
         render_change(&mut out, change, &painter);
         out.push('\n');
@@ -72,8 +76,17 @@ pub fn render(plan: &Plan, color: Color) -> String {
 fn render_change(out: &mut String, change: &ResourceChange, painter: &Painter) {
     let address = &change.address;
     let symbol = change.action.symbol();
-    let _ = writeln!(out, "  # {} will be {}", painter.bold(&address.to_string()), change.action.verb());
-    let keyword = if address.kind.is_lookup() { "data" } else { "resource" };
+    let _ = writeln!(
+        out,
+        "  # {} will be {}",
+        painter.bold(&address.to_string()),
+        change.action.verb()
+    );
+    let keyword = if address.kind.is_lookup() {
+        "data"
+    } else {
+        "resource"
+    };
     let _ = writeln!(
         out,
         "{} {keyword} \"{}\" \"{}\" {{",
@@ -83,7 +96,12 @@ fn render_change(out: &mut String, change: &ResourceChange, painter: &Painter) {
     );
     match change.action {
         Action::Update | Action::Replace => {
-            let width = change.changes.iter().map(|attribute| attribute.name.len()).max().unwrap_or(0);
+            let width = change
+                .changes
+                .iter()
+                .map(|attribute| attribute.name.len())
+                .max()
+                .unwrap_or(0);
             for attribute in &change.changes {
                 let (marker, action) = match (&attribute.before, &attribute.after) {
                     (None, Some(_)) => ("+", Action::Create),
@@ -95,7 +113,11 @@ fn render_change(out: &mut String, change: &ResourceChange, painter: &Painter) {
                     Some(value) => inline(value),
                     None => "null".to_string(),
                 };
-                let forces = if attribute.forces_replacement { "  # forces replacement" } else { "" };
+                let forces = if attribute.forces_replacement {
+                    "  # forces replacement"
+                } else {
+                    ""
+                };
                 let _ = writeln!(
                     out,
                     "      {} {:width$} = {} -> {}{forces}",
@@ -107,11 +129,14 @@ fn render_change(out: &mut String, change: &ResourceChange, painter: &Painter) {
             }
         }
         Action::Create | Action::Delete | Action::Read => {
-            let marker = painter.paint(change.action, match change.action {
-                Action::Delete => "-",
-                Action::Read => " ",
-                _ => "+",
-            });
+            let marker = painter.paint(
+                change.action,
+                match change.action {
+                    Action::Delete => "-",
+                    Action::Read => " ",
+                    _ => "+",
+                },
+            );
             render_fields(out, &change.attributes, &marker, 6);
         }
     }
@@ -150,7 +175,11 @@ fn render_fields(out: &mut String, fields: &[Field], marker: &str, indent: usize
                 let _ = writeln!(out, "{pad}  }}");
             }
             value => {
-                let shown = if field.sensitive { sensitive_summary(value) } else { inline(value) };
+                let shown = if field.sensitive {
+                    sensitive_summary(value)
+                } else {
+                    inline(value)
+                };
                 let _ = writeln!(out, "{pad}{marker} {:width$} = {shown}", field.name);
             }
         }
@@ -163,17 +192,34 @@ fn inline(value: &Value) -> String {
         Value::Str(text) => format!("{text:?}"),
         Value::Int(number) => number.to_string(),
         Value::Bool(flag) => flag.to_string(),
-        Value::List(items) => format!("[{}]", items.iter().map(inline).collect::<Vec<_>>().join(", ")),
+        Value::List(items) => format!(
+            "[{}]",
+            items.iter().map(inline).collect::<Vec<_>>().join(", ")
+        ),
         Value::Map(map) => format!(
             "{{ {} }}",
-            map.iter().map(|(key, value)| format!("{key:?} = {value:?}")).collect::<Vec<_>>().join(", ")
+            map.iter()
+                .map(|(key, value)| format!("{key:?} = {value:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Value::Block(fields) => format!(
             "{{ {} }}",
-            fields.iter().map(|field| format!("{} = {}", field.name, inline(&field.value))).collect::<Vec<_>>().join(", ")
+            fields
+                .iter()
+                .map(|field| format!("{} = {}", field.name, inline(&field.value)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Value::Blocks(blocks) => {
-            format!("[{}]", blocks.iter().map(|fields| inline(&Value::Block(fields.clone()))).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                blocks
+                    .iter()
+                    .map(|fields| inline(&Value::Block(fields.clone())))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
         Value::Ref(reference) => format!("{}.{}", reference.target, reference.attribute),
         Value::File(file) => file_summary(file),
@@ -183,13 +229,24 @@ fn inline(value: &Value) -> String {
 /// Files are shown by name, size and digest, never by content.
 pub fn file_summary(file: &DataFile) -> String {
     let digest = Sha256::digest(file.content.as_bytes());
-    let short: String = digest.iter().take(6).map(|byte| format!("{byte:02x}")).collect();
-    format!("file(data/{}) # {} bytes, sha256:{short}", file.name, file.content.len())
+    let short: String = digest
+        .iter()
+        .take(6)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!(
+        "file(data/{}) # {} bytes, sha256:{short}",
+        file.name,
+        file.content.len()
+    )
 }
 
 fn sensitive_summary(value: &Value) -> String {
     match value {
-        Value::File(file) => format!("(sensitive value) {}", file_summary(file).trim_start_matches(|c| c != '#')),
+        Value::File(file) => format!(
+            "(sensitive value) {}",
+            file_summary(file).trim_start_matches(|c| c != '#')
+        ),
         _ => "(sensitive value)".to_string(),
     }
 }

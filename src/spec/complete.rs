@@ -22,7 +22,11 @@ pub fn complete(cluster: &Cluster, config_base: Option<&str>) -> (Cluster, Vec<D
         return (completed, diagnostics);
     }
     if spec.region.is_none() {
-        spec.region = spec.networking.zones.first().map(|zone| region_of_zone(zone).to_string());
+        spec.region = spec
+            .networking
+            .zones
+            .first()
+            .map(|zone| region_of_zone(zone).to_string());
     }
     let networking = &mut spec.networking;
     if networking.nat_gateways.is_none() {
@@ -36,11 +40,23 @@ pub fn complete(cluster: &Cluster, config_base: Option<&str>) -> (Cluster, Vec<D
             group.zones = networking.zones.clone();
         }
     }
-    match carve_subnets(networking.vpc_cidr, networking.topology, &networking.zones, &networking.subnets) {
+    match carve_subnets(
+        networking.vpc_cidr,
+        networking.topology,
+        &networking.zones,
+        &networking.subnets,
+    ) {
         Ok(subnets) => networking.subnets = subnets,
+        // Validation reports a VPC outside /16../22 on its own.
+        Err(CarveError::VpcTooSmall { .. }) => {}
         Err(error) => diagnostics.push(
-            Diagnostic::error(FieldPath::parse("spec.networking.vpcCidr"), error.to_string())
-                .with_hint("use a larger vpcCidr, fewer zones, or list spec.networking.subnets explicitly"),
+            Diagnostic::error(
+                FieldPath::parse("spec.networking.vpcCidr"),
+                error.to_string(),
+            )
+            .with_hint(
+                "use a larger vpcCidr, fewer zones, or list spec.networking.subnets explicitly",
+            ),
         ),
     }
     (completed, diagnostics)
@@ -56,7 +72,11 @@ pub enum CarveError {
     #[error("vpcCidr {vpc} is too small to carve subnets (needs a prefix of /16 to /22)")]
     VpcTooSmall { vpc: Cidr },
     #[error("no free {kind} subnet left in {vpc} for zone {zone}")]
-    Exhausted { vpc: Cidr, kind: SubnetKind, zone: String },
+    Exhausted {
+        vpc: Cidr,
+        kind: SubnetKind,
+        zone: String,
+    },
 }
 
 /// Largest VPC prefix whose utility blocks (prefix + 6) still make valid AWS subnets (/28).
@@ -84,7 +104,11 @@ pub fn carve_subnets(
     let missing: Vec<(&String, SubnetKind)> = zones
         .iter()
         .flat_map(|zone| needed.iter().map(move |kind| (zone, *kind)))
-        .filter(|(zone, kind)| !subnets.iter().any(|subnet| &subnet.zone == *zone && subnet.kind == *kind))
+        .filter(|(zone, kind)| {
+            !subnets
+                .iter()
+                .any(|subnet| &subnet.zone == *zone && subnet.kind == *kind)
+        })
         .collect();
     if missing.is_empty() {
         return Ok(subnets);
@@ -94,7 +118,13 @@ pub fn carve_subnets(
     }
     let blocks = split(vpc.0, 3);
     let main_pool: Vec<Cidr> = blocks.iter().skip(1).copied().map(Cidr).collect();
-    let utility_pool: Vec<Cidr> = blocks.first().map(|block0| split(*block0, 3)).unwrap_or_default().into_iter().map(Cidr).collect();
+    let utility_pool: Vec<Cidr> = blocks
+        .first()
+        .map(|block0| split(*block0, 3))
+        .unwrap_or_default()
+        .into_iter()
+        .map(Cidr)
+        .collect();
     for (zone, kind) in missing {
         let pool = match (topology, kind) {
             (Topology::Private, SubnetKind::Public) => &utility_pool,
@@ -103,14 +133,24 @@ pub fn carve_subnets(
         let free = pool
             .iter()
             .find(|candidate| !subnets.iter().any(|subnet| subnet.cidr.overlaps(candidate)))
-            .ok_or_else(|| CarveError::Exhausted { vpc, kind, zone: zone.clone() })?;
-        subnets.push(SubnetSpec { zone: zone.clone(), kind, cidr: *free });
+            .ok_or_else(|| CarveError::Exhausted {
+                vpc,
+                kind,
+                zone: zone.clone(),
+            })?;
+        subnets.push(SubnetSpec {
+            zone: zone.clone(),
+            kind,
+            cidr: *free,
+        });
     }
     Ok(subnets)
 }
 
 fn split(net: Ipv4Net, extra_bits: u8) -> Vec<Ipv4Net> {
-    net.subnets(net.prefix_len() + extra_bits).map(Iterator::collect).unwrap_or_default()
+    net.subnets(net.prefix_len() + extra_bits)
+        .map(Iterator::collect)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -122,13 +162,17 @@ mod tests {
     }
 
     fn cidrs(subnets: &[SubnetSpec]) -> Vec<String> {
-        subnets.iter().map(|subnet| format!("{} {} {}", subnet.zone, subnet.kind, subnet.cidr)).collect()
+        subnets
+            .iter()
+            .map(|subnet| format!("{} {} {}", subnet.zone, subnet.kind, subnet.cidr))
+            .collect()
     }
 
     #[test]
     fn carves_kops_like_layout_for_three_zones() {
         let vpc: Cidr = "10.0.0.0/16".parse().unwrap();
-        let subnets = carve_subnets(vpc, Topology::Private, &zones(&["a1a", "a1b", "a1c"]), &[]).unwrap();
+        let subnets =
+            carve_subnets(vpc, Topology::Private, &zones(&["a1a", "a1b", "a1c"]), &[]).unwrap();
         assert_eq!(
             cidrs(&subnets),
             [
@@ -146,7 +190,10 @@ mod tests {
     fn public_topology_uses_main_blocks() {
         let vpc: Cidr = "172.20.0.0/20".parse().unwrap();
         let subnets = carve_subnets(vpc, Topology::Public, &zones(&["a1a", "a1b"]), &[]).unwrap();
-        assert_eq!(cidrs(&subnets), ["a1a public 172.20.2.0/23", "a1b public 172.20.4.0/23"]);
+        assert_eq!(
+            cidrs(&subnets),
+            ["a1a public 172.20.2.0/23", "a1b public 172.20.4.0/23"]
+        );
     }
 
     #[test]
@@ -154,14 +201,25 @@ mod tests {
         let vpc: Cidr = "10.0.0.0/16".parse().unwrap();
         let first = carve_subnets(vpc, Topology::Private, &zones(&["a1b"]), &[]).unwrap();
         let mut custom = first.clone();
-        custom.push(SubnetSpec { zone: "a1x".into(), kind: SubnetKind::Private, cidr: "10.0.64.0/20".parse().unwrap() });
-        let second = carve_subnets(vpc, Topology::Private, &zones(&["a1b", "a1a"]), &custom).unwrap();
+        custom.push(SubnetSpec {
+            zone: "a1x".into(),
+            kind: SubnetKind::Private,
+            cidr: "10.0.64.0/20".parse().unwrap(),
+        });
+        let second =
+            carve_subnets(vpc, Topology::Private, &zones(&["a1b", "a1a"]), &custom).unwrap();
         assert_eq!(&second[..first.len()], &first[..]);
         let added: Vec<String> = cidrs(&second[custom.len()..]);
-        assert_eq!(added, ["a1a private 10.0.96.0/19", "a1a public 10.0.4.0/22"]);
+        assert_eq!(
+            added,
+            ["a1a private 10.0.96.0/19", "a1a public 10.0.4.0/22"]
+        );
         for (position, subnet) in second.iter().enumerate() {
             for other in &second[position + 1..] {
-                assert!(!subnet.cidr.overlaps(&other.cidr), "{subnet:?} overlaps {other:?}");
+                assert!(
+                    !subnet.cidr.overlaps(&other.cidr),
+                    "{subnet:?} overlaps {other:?}"
+                );
             }
             assert!(vpc.contains(&subnet.cidr));
         }
@@ -171,9 +229,15 @@ mod tests {
     fn reports_exhaustion_and_too_small_vpcs() {
         let vpc: Cidr = "10.0.0.0/16".parse().unwrap();
         let eight = zones(&["z1a", "z1b", "z1c", "z1d", "z1e", "z1f", "z1g", "z1h"]);
-        assert!(matches!(carve_subnets(vpc, Topology::Private, &eight, &[]), Err(CarveError::Exhausted { .. })));
+        assert!(matches!(
+            carve_subnets(vpc, Topology::Private, &eight, &[]),
+            Err(CarveError::Exhausted { .. })
+        ));
         let small: Cidr = "10.0.0.0/24".parse().unwrap();
-        assert_eq!(carve_subnets(small, Topology::Private, &eight[..1], &[]), Err(CarveError::VpcTooSmall { vpc: small }));
+        assert_eq!(
+            carve_subnets(small, Topology::Private, &eight[..1], &[]),
+            Err(CarveError::VpcTooSmall { vpc: small })
+        );
     }
 
     #[test]

@@ -9,8 +9,16 @@ pub struct ImageAlias {
 }
 
 pub const IMAGE_ALIASES: &[ImageAlias] = &[
-    ImageAlias { alias: "debian-12", owner: "136693071363", name_pattern: "debian-12-{arch}-*" },
-    ImageAlias { alias: "debian-13", owner: "136693071363", name_pattern: "debian-13-{arch}-*" },
+    ImageAlias {
+        alias: "debian-12",
+        owner: "136693071363",
+        name_pattern: "debian-12-{arch}-*",
+    },
+    ImageAlias {
+        alias: "debian-13",
+        owner: "136693071363",
+        name_pattern: "debian-13-{arch}-*",
+    },
     ImageAlias {
         alias: "ubuntu-24.04",
         owner: "099720109477",
@@ -26,10 +34,16 @@ pub enum ImageChoice<'a> {
 
 pub fn resolve_image(image: &str) -> Option<ImageChoice<'_>> {
     if let Some(id) = image.strip_prefix("ami-") {
-        let valid = (8..=17).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        let valid = (8..=17).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
         return valid.then_some(ImageChoice::AmiId(image));
     }
-    IMAGE_ALIASES.iter().find(|alias| alias.alias == image).map(ImageChoice::Alias)
+    IMAGE_ALIASES
+        .iter()
+        .find(|alias| alias.alias == image)
+        .map(ImageChoice::Alias)
 }
 
 pub fn image_aliases() -> impl Iterator<Item = &'static str> {
@@ -42,7 +56,11 @@ pub fn architecture_of(instance_type: &str) -> &'static str {
     let after_generation = family
         .trim_start_matches(|c: char| c.is_ascii_lowercase())
         .trim_start_matches(|c: char| c.is_ascii_digit());
-    if after_generation.contains('g') { "arm64" } else { "amd64" }
+    if after_generation.contains('g') {
+        "arm64"
+    } else {
+        "amd64"
+    }
 }
 
 #[cfg(test)]
@@ -51,16 +69,29 @@ mod tests {
 
     #[test]
     fn architectures() {
-        for (instance_type, arch) in [("t4g.small", "arm64"), ("m7gd.large", "arm64"), ("c6gn.xlarge", "arm64"), ("g5.xlarge", "amd64"), ("c7i.large", "amd64"), ("t3.medium", "amd64")] {
+        for (instance_type, arch) in [
+            ("t4g.small", "arm64"),
+            ("m7gd.large", "arm64"),
+            ("c6gn.xlarge", "arm64"),
+            ("g5.xlarge", "amd64"),
+            ("c7i.large", "amd64"),
+            ("t3.medium", "amd64"),
+        ] {
             assert_eq!(architecture_of(instance_type), arch, "{instance_type}");
         }
     }
 
     #[test]
     fn images() {
-        assert!(matches!(resolve_image("ami-0abcdef1234567890"), Some(ImageChoice::AmiId(_))));
+        assert!(matches!(
+            resolve_image("ami-0abcdef1234567890"),
+            Some(ImageChoice::AmiId(_))
+        ));
         assert!(resolve_image("ami-XYZ").is_none());
-        assert!(matches!(resolve_image("debian-12"), Some(ImageChoice::Alias(_))));
+        assert!(matches!(
+            resolve_image("debian-12"),
+            Some(ImageChoice::Alias(_))
+        ));
         assert!(resolve_image("centos-7").is_none());
     }
 }

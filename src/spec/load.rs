@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 
 use super::diagnostics::{Diagnostic, InvalidSpec, did_you_mean};
 use super::profiles::{find_profile, profile_names};
-use super::source::{Entry, FieldPath, Node, NodeValue, Origin, Segment, YamlSyntaxError, parse_yaml};
+use super::source::{
+    Entry, FieldPath, Node, NodeValue, Origin, Segment, YamlSyntaxError, parse_yaml,
+};
 use super::types::{API_VERSION, Cluster, KIND};
 
 /// Values given on the command line; each overlays the profile and the file.
@@ -40,11 +42,19 @@ pub struct SpecSources {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read spec file {path}")]
-    ReadFile { path: PathBuf, #[source] source: std::io::Error },
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Syntax(#[from] YamlSyntaxError),
     #[error("unknown profile `{name}` (available: {available}){suggestion}")]
-    UnknownProfile { name: String, available: String, suggestion: String },
+    UnknownProfile {
+        name: String,
+        available: String,
+        suggestion: String,
+    },
     #[error("no spec given: pass -f FILE, or --profile with --name and --zones")]
     NothingGiven,
     #[error(transparent)]
@@ -61,8 +71,10 @@ pub fn merge_sources(sources: &SpecSources) -> Result<Node, LoadError> {
         document.overlay(profile_layer(name)?);
     }
     if let Some(path) = &sources.file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| LoadError::ReadFile { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::ReadFile {
+            path: path.clone(),
+            source,
+        })?;
         document.overlay(parse_yaml(&text, &path.display().to_string())?);
     }
     apply_flags(&mut document, &sources.flags);
@@ -76,8 +88,14 @@ pub fn parse_stored(text: &str, label: &str) -> Result<Node, LoadError> {
 
 fn defaults_layer() -> Node {
     let mut node = Node::empty_map(Origin::Default);
-    node.set(&FieldPath::parse("apiVersion"), string_node(API_VERSION, Origin::Default));
-    node.set(&FieldPath::parse("kind"), string_node(KIND, Origin::Default));
+    node.set(
+        &FieldPath::parse("apiVersion"),
+        string_node(API_VERSION, Origin::Default),
+    );
+    node.set(
+        &FieldPath::parse("kind"),
+        string_node(KIND, Origin::Default),
+    );
     node
 }
 
@@ -86,9 +104,14 @@ fn profile_layer(name: &str) -> Result<Node, LoadError> {
         return Ok(parse_yaml(profile.text, profile.path)?);
     }
     let path = Path::new(name);
-    if path.extension().is_some_and(|extension| extension == "yaml" || extension == "yml") {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| LoadError::ReadFile { path: path.to_path_buf(), source })?;
+    if path
+        .extension()
+        .is_some_and(|extension| extension == "yaml" || extension == "yml")
+    {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::ReadFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
         return Ok(parse_yaml(&text, name)?);
     }
     let suggestion = did_you_mean(name, profile_names())
@@ -108,25 +131,62 @@ fn string_node(text: &str, origin: Origin) -> Node {
 fn apply_flags(document: &mut Node, flags: &SpecFlags) {
     let set_str = |document: &mut Node, path: &str, flag: &'static str, value: &Option<String>| {
         if let Some(value) = value {
-            document.set(&FieldPath::parse(path), string_node(value, Origin::Flag(flag)));
+            document.set(
+                &FieldPath::parse(path),
+                string_node(value, Origin::Flag(flag)),
+            );
         }
     };
     set_str(document, "metadata.name", "--name", &flags.name);
-    set_str(document, "spec.kubernetesVersion", "--kubernetes-version", &flags.kubernetes_version);
+    set_str(
+        document,
+        "spec.kubernetesVersion",
+        "--kubernetes-version",
+        &flags.kubernetes_version,
+    );
     set_str(document, "spec.dns.zone", "--dns-zone", &flags.dns_zone);
-    set_str(document, "spec.networking.vpcCidr", "--network-cidr", &flags.network_cidr);
-    set_str(document, "spec.networking.topology", "--topology", &flags.topology);
-    set_str(document, "spec.controlPlane.instanceType", "--control-plane-size", &flags.control_plane_size);
-    set_str(document, "spec.sshAccess.publicKey", "--ssh-public-key", &flags.ssh_public_key);
+    set_str(
+        document,
+        "spec.networking.vpcCidr",
+        "--network-cidr",
+        &flags.network_cidr,
+    );
+    set_str(
+        document,
+        "spec.networking.topology",
+        "--topology",
+        &flags.topology,
+    );
+    set_str(
+        document,
+        "spec.controlPlane.instanceType",
+        "--control-plane-size",
+        &flags.control_plane_size,
+    );
+    set_str(
+        document,
+        "spec.sshAccess.publicKey",
+        "--ssh-public-key",
+        &flags.ssh_public_key,
+    );
     if let Some(zones) = &flags.zones {
         let origin = Origin::Flag("--zones");
-        let items = zones.iter().map(|zone| string_node(zone, origin.clone())).collect();
-        document.set(&FieldPath::parse("spec.networking.zones"), Node::new(NodeValue::Seq(items), origin));
+        let items = zones
+            .iter()
+            .map(|zone| string_node(zone, origin.clone()))
+            .collect();
+        document.set(
+            &FieldPath::parse("spec.networking.zones"),
+            Node::new(NodeValue::Seq(items), origin),
+        );
     }
     if let Some(count) = flags.control_plane_count {
         document.set(
             &FieldPath::parse("spec.controlPlane.count"),
-            Node::new(NodeValue::Int(i64::from(count)), Origin::Flag("--control-plane-count")),
+            Node::new(
+                NodeValue::Int(i64::from(count)),
+                Origin::Flag("--control-plane-count"),
+            ),
         );
     }
     if flags.node_count.is_some() || flags.node_size.is_some() {
@@ -140,20 +200,35 @@ fn overlay_every_node_group(document: &mut Node, flags: &SpecFlags) {
     if let Some(count) = flags.node_count {
         for key in ["minSize", "maxSize"] {
             let origin = Origin::Flag("--node-count");
-            fields.push(Entry { key: key.into(), key_origin: origin.clone(), value: Node::new(NodeValue::Int(i64::from(count)), origin) });
+            fields.push(Entry {
+                key: key.into(),
+                key_origin: origin.clone(),
+                value: Node::new(NodeValue::Int(i64::from(count)), origin),
+            });
         }
     }
     if let Some(size) = &flags.node_size {
         let origin = Origin::Flag("--node-size");
-        fields.push(Entry { key: "instanceType".into(), key_origin: origin.clone(), value: string_node(size, origin) });
+        fields.push(Entry {
+            key: "instanceType".into(),
+            key_origin: origin.clone(),
+            value: string_node(size, origin),
+        });
     }
     let path = FieldPath::parse("spec.nodeGroups");
     let existing = match document.get(&path) {
-        Some(Node { value: NodeValue::Seq(items), .. }) if !items.is_empty() => items.clone(),
+        Some(Node {
+            value: NodeValue::Seq(items),
+            ..
+        }) if !items.is_empty() => items.clone(),
         _ => {
             let origin = Origin::Default;
             vec![Node::new(
-                NodeValue::Map(vec![Entry { key: "name".into(), key_origin: origin.clone(), value: string_node("workers", origin.clone()) }]),
+                NodeValue::Map(vec![Entry {
+                    key: "name".into(),
+                    key_origin: origin.clone(),
+                    value: string_node("workers", origin.clone()),
+                }]),
                 origin,
             )]
         }
@@ -200,7 +275,20 @@ fn decode_all_errors<T: DeserializeOwned>(document: &Node) -> Result<T, InvalidS
 
 /// Fills in where each diagnostic's field was written.
 pub fn locate(document: &Node, mut diagnostic: Diagnostic) -> Diagnostic {
-    diagnostic.origin = document.value_origin(&diagnostic.path);
+    let written = |path: &FieldPath| {
+        document
+            .get(path)
+            .is_some_and(|node| node.origin != Origin::Default)
+    };
+    let path = match &diagnostic.related {
+        Some(related) if !written(&diagnostic.path) && written(related) => related,
+        _ => &diagnostic.path,
+    };
+    diagnostic.origin = if diagnostic.at_key {
+        document.origin_of(path)
+    } else {
+        document.value_origin(path)
+    };
     diagnostic
 }
 
@@ -226,19 +314,28 @@ fn describe_decode_error(path: FieldPath, message: &str) -> Diagnostic {
     let words = backticked(message);
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let field = words.first().copied().unwrap_or_default();
-        let path = if path.0.last() == Some(&Segment::Key(field.to_string())) { path } else { path.key(field) };
+        let path = if path.0.last() == Some(&Segment::Key(field.to_string())) {
+            path
+        } else {
+            path.key(field)
+        };
         let expected = &words[1.min(words.len())..];
         let hint = match did_you_mean(field, expected.iter().copied()) {
             Some(close) => format!("did you mean `{close}`?"),
             None if rest.contains("there are no fields") => "remove it".to_string(),
             None => format!("valid fields here: {}", expected.join(", ")),
         };
-        return Diagnostic::error(path, format!("unknown field `{field}`")).with_hint(hint);
+        return Diagnostic::error(path, format!("unknown field `{field}`"))
+            .at_key()
+            .with_hint(hint);
     }
     if message.starts_with("unknown variant ") {
         let value = words.first().copied().unwrap_or_default();
         let expected = &words[1.min(words.len())..];
-        let diagnostic = Diagnostic::error(path, format!("`{value}` is not one of: {}", expected.join(", ")));
+        let diagnostic = Diagnostic::error(
+            path,
+            format!("`{value}` is not one of: {}", expected.join(", ")),
+        );
         return match did_you_mean(value, expected.iter().copied()) {
             Some(close) => diagnostic.with_hint(format!("did you mean `{close}`?")),
             None => diagnostic,
@@ -250,7 +347,11 @@ fn describe_decode_error(path: FieldPath, message: &str) -> Diagnostic {
             .with_hint(format!("add `{field}:`"));
     }
     if message.starts_with("invalid type: ") {
-        let diagnostic = Diagnostic::error(path, message.trim_start_matches("invalid type: ").to_string());
+        let described = message
+            .trim_start_matches("invalid type: ")
+            .replace("expected u32", "expected a whole number")
+            .replace("expected u16", "expected a whole number");
+        let diagnostic = Diagnostic::error(path, described);
         return if message.ends_with("expected a string") {
             diagnostic.with_hint("quote the value, e.g. \"1.34.2\"")
         } else {
@@ -258,7 +359,10 @@ fn describe_decode_error(path: FieldPath, message: &str) -> Diagnostic {
         };
     }
     if message.starts_with("invalid value: ") {
-        return Diagnostic::error(path, message.trim_start_matches("invalid value: ").to_string());
+        return Diagnostic::error(
+            path,
+            message.trim_start_matches("invalid value: ").to_string(),
+        );
     }
     Diagnostic::error(path, message.to_string())
 }
@@ -282,9 +386,24 @@ mod tests {
         .errors;
         let rendered: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(errors.len(), 3, "{rendered:#?}");
-        assert!(rendered.iter().any(|e| e.starts_with("c.yaml:4:5: spec.networking.zonez: unknown field `zonez`") && e.contains("did you mean `zones`?")), "{rendered:#?}");
-        assert!(rendered.iter().any(|e| e.starts_with("c.yaml:5:15: spec.networking.topology: `privat` is not one of") && e.contains("did you mean `private`?")), "{rendered:#?}");
-        assert!(rendered.iter().any(|e| e.starts_with("c.yaml:7:12: spec.controlPlane.count:")), "{rendered:#?}");
+        assert!(
+            rendered.iter().any(|e| e
+                .starts_with("c.yaml:4:5: spec.networking.zonez: unknown field `zonez`")
+                && e.contains("did you mean `zones`?")),
+            "{rendered:#?}"
+        );
+        assert!(
+            rendered.iter().any(|e| e
+                .starts_with("c.yaml:5:15: spec.networking.topology: `privat` is not one of")
+                && e.contains("did you mean `private`?")),
+            "{rendered:#?}"
+        );
+        assert!(
+            rendered
+                .iter()
+                .any(|e| e.starts_with("c.yaml:7:12: spec.controlPlane.count:")),
+            "{rendered:#?}"
+        );
     }
 
     #[test]
@@ -292,18 +411,35 @@ mod tests {
         let sources = SpecSources {
             profile: Some("ha-aws".into()),
             file: None,
-            flags: SpecFlags { name: Some("x.example.com".into()), control_plane_count: Some(5), node_count: Some(7), ..Default::default() },
+            flags: SpecFlags {
+                name: Some("x.example.com".into()),
+                control_plane_count: Some(5),
+                node_count: Some(7),
+                ..Default::default()
+            },
         };
         let document = merge_sources(&sources).unwrap();
         let cluster = decode_cluster(&document).unwrap();
         assert_eq!(cluster.spec.control_plane.count, 5);
-        assert!(cluster.spec.node_groups.iter().all(|group| group.min_size == 7 && group.max_size == 7));
-        assert_eq!(document.origin_of(&FieldPath::parse("spec.controlPlane.count")), Origin::Flag("--control-plane-count"));
+        assert!(
+            cluster
+                .spec
+                .node_groups
+                .iter()
+                .all(|group| group.min_size == 7 && group.max_size == 7)
+        );
+        assert_eq!(
+            document.origin_of(&FieldPath::parse("spec.controlPlane.count")),
+            Origin::Flag("--control-plane-count")
+        );
     }
 
     #[test]
     fn unknown_profile_suggests_a_close_one() {
         let error = profile_layer("ha-aw").unwrap_err();
-        assert!(error.to_string().contains("did you mean `ha-aws`?"), "{error}");
+        assert!(
+            error.to_string().contains("did you mean `ha-aws`?"),
+            "{error}"
+        );
     }
 }

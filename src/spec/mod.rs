@@ -35,7 +35,10 @@ pub fn prepare(document: &Node, config_base: Option<&str>) -> Result<PreparedSpe
         .map(|diagnostic| load::locate(document, diagnostic))
         .partition(|diagnostic| diagnostic.severity == Severity::Error);
     if errors.is_empty() {
-        Ok(PreparedSpec { cluster: completed, warnings })
+        Ok(PreparedSpec {
+            cluster: completed,
+            warnings,
+        })
     } else {
         Err(InvalidSpec { errors })
     }

@@ -8,9 +8,21 @@ pub struct Profile {
 }
 
 pub const PROFILES: &[Profile] = &[
-    Profile { name: "dev-aws", path: "profiles/dev-aws.yaml", text: include_str!("../../profiles/dev-aws.yaml") },
-    Profile { name: "ha-aws", path: "profiles/ha-aws.yaml", text: include_str!("../../profiles/ha-aws.yaml") },
-    Profile { name: "ha-ssh", path: "profiles/ha-ssh.yaml", text: include_str!("../../profiles/ha-ssh.yaml") },
+    Profile {
+        name: "dev-aws",
+        path: "profiles/dev-aws.yaml",
+        text: include_str!("../../profiles/dev-aws.yaml"),
+    },
+    Profile {
+        name: "ha-aws",
+        path: "profiles/ha-aws.yaml",
+        text: include_str!("../../profiles/ha-aws.yaml"),
+    },
+    Profile {
+        name: "ha-ssh",
+        path: "profiles/ha-ssh.yaml",
+        text: include_str!("../../profiles/ha-ssh.yaml"),
+    },
 ];
 
 pub fn find_profile(name: &str) -> Option<&'static Profile> {

@@ -15,7 +15,11 @@ use serde_saphyr::Spanned;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// A position in a YAML file (an embedded profile or the user's file).
-    File { path: Arc<str>, line: u64, column: u64 },
+    File {
+        path: Arc<str>,
+        line: u64,
+        column: u64,
+    },
     /// A command-line flag such as `--zones`.
     Flag(&'static str),
     /// Not written anywhere: a default, or a value rafter computed.
@@ -127,14 +131,17 @@ impl Node {
 
     /// The value at `path`, if present.
     pub fn get(&self, path: &FieldPath) -> Option<&Node> {
-        path.0.iter().try_fold(self, |node, segment| node.child(segment))
+        path.0
+            .iter()
+            .try_fold(self, |node, segment| node.child(segment))
     }
 
     fn child(&self, segment: &Segment) -> Option<&Node> {
         match (&self.value, segment) {
-            (NodeValue::Map(entries), Segment::Key(key)) => {
-                entries.iter().find(|entry| &entry.key == key).map(|entry| &entry.value)
-            }
+            (NodeValue::Map(entries), Segment::Key(key)) => entries
+                .iter()
+                .find(|entry| &entry.key == key)
+                .map(|entry| &entry.value),
             (NodeValue::Seq(items), Segment::Index(index)) => items.get(*index),
             _ => None,
         }
@@ -187,9 +194,10 @@ impl Node {
         let mut node = self;
         for segment in parent_path {
             let next = match (&mut node.value, segment) {
-                (NodeValue::Map(entries), Segment::Key(key)) => {
-                    entries.iter_mut().find(|entry| &entry.key == key).map(|entry| &mut entry.value)
-                }
+                (NodeValue::Map(entries), Segment::Key(key)) => entries
+                    .iter_mut()
+                    .find(|entry| &entry.key == key)
+                    .map(|entry| &mut entry.value),
                 (NodeValue::Seq(items), Segment::Index(index)) => items.get_mut(*index),
                 _ => None,
             };
@@ -215,7 +223,10 @@ impl Node {
         match (&mut self.value, upper.value) {
             (NodeValue::Map(entries), NodeValue::Map(upper_entries)) => {
                 for upper_entry in upper_entries {
-                    match entries.iter_mut().find(|entry| entry.key == upper_entry.key) {
+                    match entries
+                        .iter_mut()
+                        .find(|entry| entry.key == upper_entry.key)
+                    {
                         Some(entry) => {
                             entry.key_origin = upper_entry.key_origin;
                             entry.value.overlay(upper_entry.value);
@@ -238,7 +249,11 @@ impl Node {
             let Segment::Key(key) = segment else { continue };
             let origin = layer.origin.clone();
             layer = Node::new(
-                NodeValue::Map(vec![Entry { key: key.clone(), key_origin: origin.clone(), value: layer }]),
+                NodeValue::Map(vec![Entry {
+                    key: key.clone(),
+                    key_origin: origin.clone(),
+                    value: layer,
+                }]),
                 origin,
             );
         }
@@ -258,7 +273,10 @@ impl Node {
             NodeValue::Str(value) => Value::String(value.clone()),
             NodeValue::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             NodeValue::Map(entries) => Value::Object(
-                entries.iter().map(|entry| (entry.key.clone(), entry.value.to_json())).collect(),
+                entries
+                    .iter()
+                    .map(|entry| (entry.key.clone(), entry.value.to_json()))
+                    .collect(),
             ),
         }
     }
@@ -274,15 +292,29 @@ pub fn parse_yaml(text: &str, path: &str) -> Result<Node, YamlSyntaxError> {
             path: path.to_string(),
             line,
             column,
-            message: first_line(&error.to_string()),
+            message: clean_syntax_message(&error.to_string()),
         }
     })?;
     let file: Arc<str> = Arc::from(path);
     Ok(spanned_to_node(spanned, &file))
 }
 
-fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or_default().trim().to_string()
+/// The parser's first line, without the position we print anyway and without advice meant
+/// for programmers using the library.
+fn clean_syntax_message(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default().trim();
+    let without_prefix = first.strip_prefix("error: ").unwrap_or(first);
+    let without_position = match without_prefix.strip_prefix("line ") {
+        Some(rest) => rest
+            .split_once(": ")
+            .map_or(without_prefix, |(_, text)| text),
+        None => without_prefix,
+    };
+    without_position
+        .split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(without_position)
+        .to_string()
 }
 
 /// The YAML text could not be parsed at all.
@@ -296,7 +328,11 @@ pub struct YamlSyntaxError {
 }
 
 fn location_origin(file: &Arc<str>, location: &serde_saphyr::Location) -> Origin {
-    Origin::File { path: file.clone(), line: location.line(), column: location.column() }
+    Origin::File {
+        path: file.clone(),
+        line: location.line(),
+        column: location.column(),
+    }
 }
 
 fn spanned_to_node(spanned: Spanned<RawNode>, file: &Arc<str>) -> Node {
@@ -307,9 +343,12 @@ fn spanned_to_node(spanned: Spanned<RawNode>, file: &Arc<str>) -> Node {
         RawNode::Int(value) => NodeValue::Int(value),
         RawNode::Float(value) => NodeValue::Float(value),
         RawNode::Str(value) => NodeValue::Str(value),
-        RawNode::Seq(items) => {
-            NodeValue::Seq(items.into_iter().map(|item| spanned_to_node(item, file)).collect())
-        }
+        RawNode::Seq(items) => NodeValue::Seq(
+            items
+                .into_iter()
+                .map(|item| spanned_to_node(item, file))
+                .collect(),
+        ),
         RawNode::Map(entries) => NodeValue::Map(
             entries
                 .into_iter()
@@ -393,16 +432,10 @@ impl<'de> Visitor<'de> for RawNodeVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawNode, A::Error> {
+        // Duplicate keys are refused by serde-saphyr itself (its default policy).
         let mut entries: Vec<(Spanned<String>, Spanned<RawNode>)> = Vec::new();
         while let Some(key) = map.next_key::<Spanned<String>>()? {
             let value = map.next_value::<Spanned<RawNode>>()?;
-            if entries.iter().any(|(existing, _)| existing.value == key.value) {
-                return Err(de::Error::custom(format!(
-                    "duplicate key `{}` (line {})",
-                    key.value,
-                    key.referenced.line()
-                )));
-            }
             entries.push((key, value));
         }
         Ok(RawNode::Map(entries))
@@ -414,7 +447,11 @@ mod tests {
     use super::*;
 
     fn at(line: u64, column: u64) -> Origin {
-        Origin::File { path: Arc::from("t.yaml"), line, column }
+        Origin::File {
+            path: Arc::from("t.yaml"),
+            line,
+            column,
+        }
     }
 
     #[test]
@@ -422,7 +459,10 @@ mod tests {
         let node = parse_yaml("a:\n  b: 3\n  c: [x, y]\n", "t.yaml").unwrap();
         assert_eq!(node.origin_of(&FieldPath::parse("a.b")), at(2, 3));
         assert_eq!(node.value_origin(&FieldPath::parse("a.b")), at(2, 6));
-        assert_eq!(node.get(&FieldPath::parse("a.b")).unwrap().value, NodeValue::Int(3));
+        assert_eq!(
+            node.get(&FieldPath::parse("a.b")).unwrap().value,
+            NodeValue::Int(3)
+        );
         let second = FieldPath::parse("a.c").index(1);
         assert_eq!(node.value_origin(&second), at(3, 10));
     }
@@ -430,9 +470,18 @@ mod tests {
     #[test]
     fn quoted_numbers_stay_strings_and_plain_ones_do_not() {
         let node = parse_yaml("q: \"1.31\"\np: 1.31\nb: true\n", "t.yaml").unwrap();
-        assert_eq!(node.get(&FieldPath::parse("q")).unwrap().value, NodeValue::Str("1.31".into()));
-        assert_eq!(node.get(&FieldPath::parse("p")).unwrap().value, NodeValue::Float(1.31));
-        assert_eq!(node.get(&FieldPath::parse("b")).unwrap().value, NodeValue::Bool(true));
+        assert_eq!(
+            node.get(&FieldPath::parse("q")).unwrap().value,
+            NodeValue::Str("1.31".into())
+        );
+        assert_eq!(
+            node.get(&FieldPath::parse("p")).unwrap().value,
+            NodeValue::Float(1.31)
+        );
+        assert_eq!(
+            node.get(&FieldPath::parse("b")).unwrap().value,
+            NodeValue::Bool(true)
+        );
     }
 
     #[test]
@@ -448,7 +497,9 @@ mod tests {
         base.overlay(upper);
         let json = base.to_json();
         assert_eq!(json, serde_json::json!({"a": {"b": 1, "c": [3], "d": "x"}}));
-        assert!(matches!(base.origin_of(&FieldPath::parse("a.c")), Origin::File { ref path, .. } if &**path == "t.yaml"));
+        assert!(
+            matches!(base.origin_of(&FieldPath::parse("a.c")), Origin::File { ref path, .. } if &**path == "t.yaml")
+        );
     }
 
     #[test]
@@ -458,13 +509,17 @@ mod tests {
             &FieldPath::parse("spec.networking.zones"),
             Node::new(NodeValue::Seq(vec![]), Origin::Flag("--zones")),
         );
-        assert_eq!(base.origin_of(&FieldPath::parse("spec.networking.zones")), Origin::Flag("--zones"));
+        assert_eq!(
+            base.origin_of(&FieldPath::parse("spec.networking.zones")),
+            Origin::Flag("--zones")
+        );
     }
 
     #[test]
     fn duplicate_keys_and_bad_syntax_are_errors_with_positions() {
         let error = parse_yaml("a: 1\na: 2\n", "t.yaml").unwrap_err();
-        assert!(error.message.contains("duplicate key `a`"), "{error}");
+        assert_eq!((error.line, error.column), (2, 1), "{error}");
+        assert_eq!(error.message, "duplicate mapping key: a", "{error}");
         let error = parse_yaml("a: [1, 2\n", "t.yaml").unwrap_err();
         assert!(error.line >= 1, "{error}");
     }

@@ -277,7 +277,10 @@ pub struct Bastion {
 
 impl Default for Bastion {
     fn default() -> Self {
-        Self { instance_type: "t3.micro".to_string(), image: DEFAULT_IMAGE.to_string() }
+        Self {
+            instance_type: "t3.micro".to_string(),
+            image: DEFAULT_IMAGE.to_string(),
+        }
     }
 }
 
@@ -325,7 +328,13 @@ pub struct SshSettings {
 
 impl Default for SshSettings {
     fn default() -> Self {
-        Self { user: "root".to_string(), port: 22, private_key_file: None, known_hosts_file: None, bastion: None }
+        Self {
+            user: "root".to_string(),
+            port: 22,
+            private_key_file: None,
+            known_hosts_file: None,
+            bastion: None,
+        }
     }
 }
 
@@ -362,9 +371,9 @@ impl FromStr for Cidr {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let net: Ipv4Net = text
-            .parse()
-            .map_err(|_| format!("`{text}` is not an IPv4 CIDR block (expected the form 10.0.0.0/16)"))?;
+        let net: Ipv4Net = text.parse().map_err(|_| {
+            format!("`{text}` is not an IPv4 CIDR block (expected the form 10.0.0.0/16)")
+        })?;
         if net.trunc() != net {
             return Err(format!(
                 "`{text}` has host bits set; did you mean `{}`?",

@@ -14,12 +14,44 @@ use super::versions::parse_kubernetes_version;
 
 /// AWS regions known when this rafter was built; others get a warning, not an error.
 pub const KNOWN_REGIONS: &[&str] = &[
-    "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
-    "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
-    "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "ca-central-1", "ca-west-1", "cn-north-1",
-    "cn-northwest-1", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2",
-    "eu-west-1", "eu-west-2", "eu-west-3", "il-central-1", "me-central-1", "me-south-1", "mx-central-1",
-    "sa-east-1", "us-east-1", "us-east-2", "us-gov-east-1", "us-gov-west-1", "us-west-1", "us-west-2",
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
 ];
 
 const CONTROL_PLANE_SIZES: [u32; 4] = [1, 3, 5, 7];
@@ -33,22 +65,37 @@ pub fn validate(cluster: &Cluster) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     if cluster.api_version != API_VERSION {
         out.push(
-            Diagnostic::error(path("apiVersion"), format!("unsupported apiVersion `{}`", cluster.api_version))
-                .with_hint(format!("use `apiVersion: {API_VERSION}`")),
+            Diagnostic::error(
+                path("apiVersion"),
+                format!("unsupported apiVersion `{}`", cluster.api_version),
+            )
+            .with_hint(format!("use `apiVersion: {API_VERSION}`")),
         );
     }
     if cluster.kind != KIND {
-        out.push(Diagnostic::error(path("kind"), format!("kind must be `{KIND}`, got `{}`", cluster.kind)));
+        out.push(Diagnostic::error(
+            path("kind"),
+            format!("kind must be `{KIND}`, got `{}`", cluster.kind),
+        ));
     }
     if let Err(problem) = check_dns_name(&cluster.metadata.name) {
         out.push(
-            Diagnostic::error(path("metadata.name"), format!("`{}` is not a valid DNS name: {problem}", cluster.metadata.name))
-                .with_hint("use lowercase letters, digits, '-' and '.', e.g. prod.example.com"),
+            Diagnostic::error(
+                path("metadata.name"),
+                format!(
+                    "`{}` is not a valid DNS name: {problem}",
+                    cluster.metadata.name
+                ),
+            )
+            .with_hint("use lowercase letters, digits, '-' and '.', e.g. prod.example.com"),
         );
     }
     let spec = &cluster.spec;
     if let Err(error) = parse_kubernetes_version(&spec.kubernetes_version) {
-        out.push(Diagnostic::error(path("spec.kubernetesVersion"), error.to_string()));
+        out.push(Diagnostic::error(
+            path("spec.kubernetesVersion"),
+            error.to_string(),
+        ));
     }
     match spec.provider {
         Provider::Aws => validate_aws(cluster, &mut out),
@@ -64,8 +111,11 @@ fn validate_aws(cluster: &Cluster, out: &mut Vec<Diagnostic>) {
     let count = spec.control_plane.count;
     if !CONTROL_PLANE_SIZES.contains(&count) {
         out.push(
-            Diagnostic::error(path("spec.controlPlane.count"), format!("control-plane count must be 1, 3, 5 or 7, got {count}"))
-                .with_hint("etcd needs an odd number of members; use 3 for high availability"),
+            Diagnostic::error(
+                path("spec.controlPlane.count"),
+                format!("control-plane count must be 1, 3, 5 or 7, got {count}"),
+            )
+            .with_hint("etcd needs an odd number of members; use 3 for high availability"),
         );
     } else if count > 1 && !zones.is_empty() && zones.len() < count.min(3) as usize {
         out.push(
@@ -76,34 +126,64 @@ fn validate_aws(cluster: &Cluster, out: &mut Vec<Diagnostic>) {
             .with_hint("list at least 3 zones to spread the control plane one per zone"),
         );
     }
-    check_instance_type(&spec.control_plane.instance_type, path("spec.controlPlane.instanceType"), out);
-    check_volume(spec.control_plane.root_volume_size_gb, path("spec.controlPlane.rootVolumeSizeGb"), out);
-    check_image(&spec.control_plane.image, path("spec.controlPlane.image"), out);
+    check_instance_type(
+        &spec.control_plane.instance_type,
+        path("spec.controlPlane.instanceType"),
+        out,
+    );
+    check_volume(
+        spec.control_plane.root_volume_size_gb,
+        path("spec.controlPlane.rootVolumeSizeGb"),
+        out,
+    );
+    check_image(
+        &spec.control_plane.image,
+        path("spec.controlPlane.image"),
+        out,
+    );
     validate_node_groups(spec, out);
     validate_networks(spec, out);
     if let Some(bastion) = &spec.bastion {
-        check_instance_type(&bastion.instance_type, path("spec.bastion.instanceType"), out);
+        check_instance_type(
+            &bastion.instance_type,
+            path("spec.bastion.instanceType"),
+            out,
+        );
         check_image(&bastion.image, path("spec.bastion.image"), out);
         if spec.networking.topology == Topology::Public {
-            out.push(Diagnostic::warning(path("spec.bastion"), "a bastion is not needed in the public topology: nodes have public addresses"));
+            out.push(Diagnostic::warning(
+                path("spec.bastion"),
+                "a bastion is not needed in the public topology: nodes have public addresses",
+            ));
         }
         if spec.ssh_access.allowed_cidrs.is_empty() {
             out.push(
-                Diagnostic::warning(path("spec.sshAccess.allowedCidrs"), "no network may reach the bastion over SSH")
-                    .with_hint("list the networks SSH may come from, e.g. your office or VPN range"),
+                Diagnostic::warning(
+                    path("spec.sshAccess.allowedCidrs"),
+                    "no network may reach the bastion over SSH",
+                )
+                .with_hint("list the networks SSH may come from, e.g. your office or VPN range"),
             );
         }
     }
     if let Some(dns) = &spec.dns {
         if let Err(problem) = check_dns_name(&dns.zone) {
-            out.push(Diagnostic::error(path("spec.dns.zone"), format!("`{}` is not a valid DNS zone: {problem}", dns.zone)));
+            out.push(Diagnostic::error(
+                path("spec.dns.zone"),
+                format!("`{}` is not a valid DNS zone: {problem}", dns.zone),
+            ));
         } else if !is_within(&cluster.metadata.name, &dns.zone) {
             out.push(
                 Diagnostic::error(
                     path("spec.dns.zone"),
-                    format!("cluster name `{}` is not inside DNS zone `{}`", cluster.metadata.name, dns.zone),
+                    format!(
+                        "cluster name `{}` is not inside DNS zone `{}`",
+                        cluster.metadata.name, dns.zone
+                    ),
                 )
-                .with_hint("records api.<name> must live in the zone: name the cluster <something>.<zone>"),
+                .with_hint(
+                    "records api.<name> must live in the zone: name the cluster <something>.<zone>",
+                ),
             );
         }
     }
@@ -111,7 +191,13 @@ fn validate_aws(cluster: &Cluster, out: &mut Vec<Diagnostic>) {
         check_public_key(key, out);
     }
     if !spec.hosts.is_empty() {
-        out.push(Diagnostic::error(path("spec.hosts"), "hosts are only used with `provider: ssh`").with_hint("remove spec.hosts or set spec.provider: ssh"));
+        out.push(
+            Diagnostic::error(
+                path("spec.hosts"),
+                "hosts are only used with `provider: ssh`",
+            )
+            .with_hint("remove spec.hosts or set spec.provider: ssh"),
+        );
     }
 }
 
@@ -119,18 +205,35 @@ fn validate_region_and_zones(spec: &ClusterSpec, out: &mut Vec<Diagnostic>) {
     let zones = &spec.networking.zones;
     if zones.is_empty() {
         out.push(
-            Diagnostic::error(path("spec.networking.zones"), "at least one availability zone is required")
-                .with_hint("pass --zones eu-west-1a,eu-west-1b,eu-west-1c or list spec.networking.zones"),
+            Diagnostic::error(
+                path("spec.networking.zones"),
+                "at least one availability zone is required",
+            )
+            .with_hint(
+                "pass --zones eu-west-1a,eu-west-1b,eu-west-1c or list spec.networking.zones",
+            ),
         );
     }
     let Some(region) = &spec.region else {
-        out.push(Diagnostic::error(path("spec.region"), "region is required for provider aws").with_hint("set spec.region, e.g. eu-west-1"));
+        if zones.is_empty() {
+            return; // the region comes from the zones; the error above says what to add
+        }
+        out.push(
+            Diagnostic::error(path("spec.region"), "region is required for provider aws")
+                .with_hint("set spec.region, e.g. eu-west-1"),
+        );
         return;
     };
     if !is_region_shaped(region) {
-        out.push(Diagnostic::error(path("spec.region"), format!("`{region}` is not an AWS region name (e.g. eu-west-1)")));
+        out.push(Diagnostic::error(
+            path("spec.region"),
+            format!("`{region}` is not an AWS region name (e.g. eu-west-1)"),
+        ));
     } else if !KNOWN_REGIONS.contains(&region.as_str()) {
-        let diagnostic = Diagnostic::warning(path("spec.region"), format!("`{region}` is not a region this rafter knows"));
+        let diagnostic = Diagnostic::warning(
+            path("spec.region"),
+            format!("`{region}` is not a region this rafter knows"),
+        );
         out.push(match did_you_mean(region, KNOWN_REGIONS.iter().copied()) {
             Some(close) => diagnostic.with_hint(format!("did you mean `{close}`?")),
             None => diagnostic,
@@ -139,15 +242,23 @@ fn validate_region_and_zones(spec: &ClusterSpec, out: &mut Vec<Diagnostic>) {
     let mut seen = BTreeSet::new();
     for (index, zone) in zones.iter().enumerate() {
         let zone_path = path("spec.networking.zones").index(index);
-        let in_region = zone.strip_prefix(region.as_str()).is_some_and(is_zone_suffix);
+        let in_region = zone
+            .strip_prefix(region.as_str())
+            .is_some_and(is_zone_suffix);
         if !in_region {
             out.push(
-                Diagnostic::error(zone_path.clone(), format!("zone `{zone}` is not in region `{region}`"))
-                    .with_hint(format!("zones of {region} look like {region}a, {region}b")),
+                Diagnostic::error(
+                    zone_path.clone(),
+                    format!("zone `{zone}` is not in region `{region}`"),
+                )
+                .with_hint(format!("zones of {region} look like {region}a, {region}b")),
             );
         }
         if !seen.insert(zone) {
-            out.push(Diagnostic::error(zone_path, format!("zone `{zone}` is listed twice")));
+            out.push(Diagnostic::error(
+                zone_path,
+                format!("zone `{zone}` is listed twice"),
+            ));
         }
     }
 }
@@ -157,12 +268,18 @@ fn validate_node_groups(spec: &ClusterSpec, out: &mut Vec<Diagnostic>) {
     for (index, group) in spec.node_groups.iter().enumerate() {
         let base = path("spec.nodeGroups").index(index);
         if let Err(problem) = check_dns_label(&group.name) {
-            out.push(Diagnostic::error(base.key("name"), format!("node group name `{}` is not valid: {problem}", group.name)));
+            out.push(Diagnostic::error(
+                base.key("name"),
+                format!("node group name `{}` is not valid: {problem}", group.name),
+            ));
         }
         if !names.insert(group.name.as_str()) {
             out.push(
-                Diagnostic::error(base.key("name"), format!("node group `{}` is defined twice", group.name))
-                    .with_hint("node group names must be unique"),
+                Diagnostic::error(
+                    base.key("name"),
+                    format!("node group `{}` is defined twice", group.name),
+                )
+                .with_hint("node group names must be unique"),
             );
         }
         check_instance_type(&group.instance_type, base.key("instanceType"), out);
@@ -171,17 +288,26 @@ fn validate_node_groups(spec: &ClusterSpec, out: &mut Vec<Diagnostic>) {
         if group.min_size > group.max_size {
             out.push(Diagnostic::error(
                 base.key("minSize"),
-                format!("minSize {} is larger than maxSize {}", group.min_size, group.max_size),
+                format!(
+                    "minSize {} is larger than maxSize {}",
+                    group.min_size, group.max_size
+                ),
             ));
         }
         if group.max_size == 0 {
-            out.push(Diagnostic::warning(base.key("maxSize"), "maxSize 0: this node group will never have nodes"));
+            out.push(Diagnostic::warning(
+                base.key("maxSize"),
+                "maxSize 0: this node group will never have nodes",
+            ));
         }
         for (zone_index, zone) in group.zones.iter().enumerate() {
             if !spec.networking.zones.contains(zone) {
                 out.push(
-                    Diagnostic::error(base.key("zones").index(zone_index), format!("zone `{zone}` is not one of spec.networking.zones"))
-                        .with_hint("add it to spec.networking.zones or remove it here"),
+                    Diagnostic::error(
+                        base.key("zones").index(zone_index),
+                        format!("zone `{zone}` is not one of spec.networking.zones"),
+                    )
+                    .with_hint("add it to spec.networking.zones or remove it here"),
                 );
             }
         }
@@ -194,33 +320,55 @@ fn validate_networks(spec: &ClusterSpec, out: &mut Vec<Diagnostic>) {
     let vpc_prefix = vpc.0.prefix_len();
     if !(16..=22).contains(&vpc_prefix) {
         out.push(
-            Diagnostic::error(path("spec.networking.vpcCidr"), format!("VPC CIDR {vpc} must have a prefix between /16 and /22"))
-                .with_hint("AWS allows /16 at most; rafter needs room for a subnet pair per zone"),
+            Diagnostic::error(
+                path("spec.networking.vpcCidr"),
+                format!("VPC CIDR {vpc} must have a prefix between /16 and /22"),
+            )
+            .with_hint("AWS allows /16 at most; rafter needs room for a subnet pair per zone"),
         );
     }
-    let named = [("spec.networking.vpcCidr", vpc), ("spec.networking.podCidr", networking.pod_cidr), ("spec.networking.serviceCidr", networking.service_cidr)];
+    let named = [
+        ("spec.networking.vpcCidr", vpc),
+        ("spec.networking.podCidr", networking.pod_cidr),
+        ("spec.networking.serviceCidr", networking.service_cidr),
+    ];
     for (position, (name, cidr)) in named.iter().enumerate() {
         for (other_name, other) in &named[position + 1..] {
             if cidr.overlaps(other) {
                 out.push(
-                    Diagnostic::error(path(other_name), format!("{other} overlaps {cidr} ({name})"))
-                        .with_hint("the VPC, pod and service ranges must not overlap"),
+                    Diagnostic::error(
+                        path(other_name),
+                        format!("{other} overlaps {cidr} ({name})"),
+                    )
+                    .related_to(path(name))
+                    .with_hint("the VPC, pod and service ranges must not overlap"),
                 );
             }
         }
     }
     if networking.service_cidr.0.prefix_len() < 12 {
-        out.push(Diagnostic::error(path("spec.networking.serviceCidr"), "service CIDR is too large: Kubernetes allows at most a /12"));
+        out.push(Diagnostic::error(
+            path("spec.networking.serviceCidr"),
+            "service CIDR is too large: Kubernetes allows at most a /12",
+        ));
     }
     let pod_prefix = networking.pod_cidr.0.prefix_len();
     if pod_prefix > 20 {
         out.push(
-            Diagnostic::error(path("spec.networking.podCidr"), format!("pod CIDR /{pod_prefix} is too small: each node takes a /24"))
-                .with_hint("use /20 or larger, e.g. 100.96.0.0/11"),
+            Diagnostic::error(
+                path("spec.networking.podCidr"),
+                format!("pod CIDR /{pod_prefix} is too small: each node takes a /24"),
+            )
+            .with_hint("use /20 or larger, e.g. 100.96.0.0/11"),
         );
     } else {
         let capacity = 1u64 << (24 - pod_prefix);
-        let most_nodes: u64 = spec.node_groups.iter().map(|group| u64::from(group.max_size)).sum::<u64>() + u64::from(spec.control_plane.count);
+        let most_nodes: u64 = spec
+            .node_groups
+            .iter()
+            .map(|group| u64::from(group.max_size))
+            .sum::<u64>()
+            + u64::from(spec.control_plane.count);
         if most_nodes > capacity {
             out.push(Diagnostic::error(
                 path("spec.networking.podCidr"),
@@ -229,19 +377,27 @@ fn validate_networks(spec: &ClusterSpec, out: &mut Vec<Diagnostic>) {
         }
     }
     validate_subnets(spec, out);
-    if networking.topology == Topology::Private && networking.nat_gateways == Some(NatGateways::None) {
+    if networking.topology == Topology::Private
+        && networking.nat_gateways == Some(NatGateways::None)
+    {
         out.push(
             Diagnostic::error(path("spec.networking.natGateways"), "the private topology needs NAT gateways: nodes in private subnets have no other way out")
                 .with_hint("use natGateways: perZone (or single to save cost), or topology: public"),
         );
     }
     if spec.api_server.allowed_cidrs.is_empty() {
-        out.push(Diagnostic::warning(path("spec.apiServer.allowedCidrs"), "no network may reach the API server through its load balancer"));
+        out.push(Diagnostic::warning(
+            path("spec.apiServer.allowedCidrs"),
+            "no network may reach the API server through its load balancer",
+        ));
     }
     if spec.ssh_access.allowed_cidrs.contains(&ANYWHERE) {
         out.push(
-            Diagnostic::warning(path("spec.sshAccess.allowedCidrs"), "SSH is open to the whole internet")
-                .with_hint("limit it to your office or VPN networks"),
+            Diagnostic::warning(
+                path("spec.sshAccess.allowedCidrs"),
+                "SSH is open to the whole internet",
+            )
+            .with_hint("limit it to your office or VPN networks"),
         );
     }
 }
@@ -252,19 +408,39 @@ fn validate_subnets(spec: &ClusterSpec, out: &mut Vec<Diagnostic>) {
     for (index, subnet) in subnets.iter().enumerate() {
         let base = path("spec.networking.subnets").index(index);
         if !networking.vpc_cidr.contains(&subnet.cidr) {
-            out.push(Diagnostic::error(base.key("cidr"), format!("subnet {} is not inside the VPC {}", subnet.cidr, networking.vpc_cidr)));
+            out.push(Diagnostic::error(
+                base.key("cidr"),
+                format!(
+                    "subnet {} is not inside the VPC {}",
+                    subnet.cidr, networking.vpc_cidr
+                ),
+            ));
         }
         if subnet.cidr.0.prefix_len() > 28 {
-            out.push(Diagnostic::error(base.key("cidr"), format!("subnet {} is smaller than /28, the smallest AWS allows", subnet.cidr)));
+            out.push(Diagnostic::error(
+                base.key("cidr"),
+                format!(
+                    "subnet {} is smaller than /28, the smallest AWS allows",
+                    subnet.cidr
+                ),
+            ));
         }
         if !networking.zones.contains(&subnet.zone) {
-            out.push(Diagnostic::error(base.key("zone"), format!("zone `{}` is not one of spec.networking.zones", subnet.zone)));
+            out.push(Diagnostic::error(
+                base.key("zone"),
+                format!("zone `{}` is not one of spec.networking.zones", subnet.zone),
+            ));
         }
         for (other_index, other) in subnets.iter().enumerate().skip(index + 1) {
             if subnet.cidr.overlaps(&other.cidr) {
                 out.push(Diagnostic::error(
-                    path("spec.networking.subnets").index(other_index).key("cidr"),
-                    format!("subnet {} overlaps subnet {} ({} {})", other.cidr, subnet.cidr, subnet.zone, subnet.kind),
+                    path("spec.networking.subnets")
+                        .index(other_index)
+                        .key("cidr"),
+                    format!(
+                        "subnet {} overlaps subnet {} ({} {})",
+                        other.cidr, subnet.cidr, subnet.zone, subnet.kind
+                    ),
                 ));
             }
             if subnet.zone == other.zone && subnet.kind == other.kind {
@@ -275,26 +451,48 @@ fn validate_subnets(spec: &ClusterSpec, out: &mut Vec<Diagnostic>) {
             }
         }
     }
-    if networking.topology == Topology::Public && subnets.iter().any(|subnet| subnet.kind == SubnetKind::Private) {
-        out.push(Diagnostic::warning(path("spec.networking.subnets"), "private subnets are unused in the public topology"));
+    if networking.topology == Topology::Public
+        && subnets
+            .iter()
+            .any(|subnet| subnet.kind == SubnetKind::Private)
+    {
+        out.push(Diagnostic::warning(
+            path("spec.networking.subnets"),
+            "private subnets are unused in the public topology",
+        ));
     }
 }
 
 fn validate_ssh(spec: &ClusterSpec, out: &mut Vec<Diagnostic>) {
     if spec.hosts.is_empty() {
-        out.push(Diagnostic::error(path("spec.hosts"), "provider ssh needs a list of hosts").with_hint("list hosts with name, address and role"));
+        out.push(
+            Diagnostic::error(path("spec.hosts"), "provider ssh needs a list of hosts")
+                .with_hint("list hosts with name, address and role"),
+        );
     }
-    let control_planes = spec.hosts.iter().filter(|host| host.role == HostRole::ControlPlane).count();
+    let control_planes = spec
+        .hosts
+        .iter()
+        .filter(|host| host.role == HostRole::ControlPlane)
+        .count();
     if !spec.hosts.is_empty() && !CONTROL_PLANE_SIZES.contains(&(control_planes as u32)) {
         out.push(
-            Diagnostic::error(path("spec.hosts"), format!("{control_planes} control-plane hosts: need 1, 3, 5 or 7"))
-                .with_hint("etcd needs an odd number of members"),
+            Diagnostic::error(
+                path("spec.hosts"),
+                format!("{control_planes} control-plane hosts: need 1, 3, 5 or 7"),
+            )
+            .with_hint("etcd needs an odd number of members"),
         );
     }
     if control_planes > 1 && spec.api_server.endpoint.is_none() {
         out.push(
-            Diagnostic::error(path("spec.apiServer.endpoint"), "several control-plane hosts need a shared API endpoint")
-                .with_hint("set spec.apiServer.endpoint to a load balancer or DNS name in front of them"),
+            Diagnostic::error(
+                path("spec.apiServer.endpoint"),
+                "several control-plane hosts need a shared API endpoint",
+            )
+            .with_hint(
+                "set spec.apiServer.endpoint to a load balancer or DNS name in front of them",
+            ),
         );
     }
     let mut names = BTreeSet::new();
@@ -302,28 +500,53 @@ fn validate_ssh(spec: &ClusterSpec, out: &mut Vec<Diagnostic>) {
     for (index, host) in spec.hosts.iter().enumerate() {
         let base = path("spec.hosts").index(index);
         if let Err(problem) = check_dns_label(&host.name) {
-            out.push(Diagnostic::error(base.key("name"), format!("host name `{}` is not valid: {problem}", host.name)));
+            out.push(Diagnostic::error(
+                base.key("name"),
+                format!("host name `{}` is not valid: {problem}", host.name),
+            ));
         }
         if !names.insert(host.name.as_str()) {
-            out.push(Diagnostic::error(base.key("name"), format!("host name `{}` is used twice", host.name)));
+            out.push(Diagnostic::error(
+                base.key("name"),
+                format!("host name `{}` is used twice", host.name),
+            ));
         }
         if host.address.parse::<IpAddr>().is_err() && check_dns_name(&host.address).is_err() {
-            out.push(Diagnostic::error(base.key("address"), format!("`{}` is neither an IP address nor a host name", host.address)));
+            out.push(Diagnostic::error(
+                base.key("address"),
+                format!(
+                    "`{}` is neither an IP address nor a host name",
+                    host.address
+                ),
+            ));
         }
         if !addresses.insert(host.address.as_str()) {
-            out.push(Diagnostic::error(base.key("address"), format!("address `{}` is used by two hosts", host.address)));
+            out.push(Diagnostic::error(
+                base.key("address"),
+                format!("address `{}` is used by two hosts", host.address),
+            ));
         }
     }
     if !spec.node_groups.is_empty() {
-        out.push(Diagnostic::warning(path("spec.nodeGroups"), "node groups are ignored with provider ssh: workers are listed in spec.hosts"));
+        out.push(Diagnostic::warning(
+            path("spec.nodeGroups"),
+            "node groups are ignored with provider ssh: workers are listed in spec.hosts",
+        ));
     }
 }
 
 fn is_region_shaped(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
     parts.len() >= 3
-        && parts.iter().all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
-        && parts.last().is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
+        && parts.iter().all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `a` (a regular zone) or `-lax-1a` (a local zone): what follows the region in a zone name.
@@ -331,7 +554,9 @@ fn is_zone_suffix(rest: &str) -> bool {
     let regular = rest.len() == 1 && rest.bytes().all(|b| b.is_ascii_lowercase());
     let local = rest.starts_with('-')
         && rest.ends_with(|c: char| c.is_ascii_lowercase())
-        && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     regular || local
 }
 
@@ -345,15 +570,22 @@ fn check_instance_type(instance_type: &str, field: FieldPath, out: &mut Vec<Diag
     let valid = instance_type.split_once('.').is_some_and(|(family, size)| {
         family.len() >= 2
             && family.starts_with(|c: char| c.is_ascii_lowercase())
-            && family.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && family
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && family.bytes().any(|b| b.is_ascii_digit())
             && !size.is_empty()
-            && size.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && size
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     });
     if !valid {
         out.push(
-            Diagnostic::error(field, format!("`{instance_type}` is not an EC2 instance type"))
-                .with_hint("instance types look like t3.medium or m7g.2xlarge"),
+            Diagnostic::error(
+                field,
+                format!("`{instance_type}` is not an EC2 instance type"),
+            )
+            .with_hint("instance types look like t3.medium or m7g.2xlarge"),
         );
     }
 }
@@ -364,29 +596,52 @@ fn check_image(image: &str, field: FieldPath, out: &mut Vec<Diagnostic>) {
         let diagnostic = Diagnostic::error(field, format!("unknown image `{image}`"));
         out.push(match did_you_mean(image, known.iter().copied()) {
             Some(close) => diagnostic.with_hint(format!("did you mean `{close}`?")),
-            None => diagnostic.with_hint(format!("use an AMI id (ami-…) or one of: {}", known.join(", "))),
+            None => diagnostic.with_hint(format!(
+                "use an AMI id (ami-…) or one of: {}",
+                known.join(", ")
+            )),
         });
     }
 }
 
 fn check_volume(size_gb: u32, field: FieldPath, out: &mut Vec<Diagnostic>) {
     if !(8..=16384).contains(&size_gb) {
-        out.push(Diagnostic::error(field, format!("root volume of {size_gb} GiB: must be between 8 and 16384")));
+        out.push(Diagnostic::error(
+            field,
+            format!("root volume of {size_gb} GiB: must be between 8 and 16384"),
+        ));
     }
 }
 
 fn check_public_key(key: &str, out: &mut Vec<Diagnostic>) {
     let field = path("spec.sshAccess.publicKey");
     if key.contains("PRIVATE KEY") {
-        out.push(Diagnostic::error(field, "this is a private key; rafter needs the public key").with_hint("use the contents of the .pub file"));
+        out.push(
+            Diagnostic::error(field, "this is a private key; rafter needs the public key")
+                .with_hint("use the contents of the .pub file"),
+        );
         return;
     }
     let mut parts = key.split_whitespace();
     let algorithm = parts.next().unwrap_or_default();
-    let body_ok = parts.next().is_some_and(|body| body.len() > 16 && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)));
-    let known = ["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"];
+    let body_ok = parts.next().is_some_and(|body| {
+        body.len() > 16
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+    });
+    let known = [
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+    ];
     if !known.contains(&algorithm) || !body_ok {
-        out.push(Diagnostic::error(field, "not an OpenSSH public key").with_hint("expected a line such as `ssh-ed25519 AAAAC3Nza… user@host`"));
+        out.push(
+            Diagnostic::error(field, "not an OpenSSH public key")
+                .with_hint("expected a line such as `ssh-ed25519 AAAAC3Nza… user@host`"),
+        );
     }
 }
 
@@ -397,7 +652,10 @@ pub fn check_dns_name(name: &str) -> Result<(), String> {
         return Err("it is empty".into());
     }
     if name.len() > 253 {
-        return Err(format!("it is {} characters long (at most 253)", name.len()));
+        return Err(format!(
+            "it is {} characters long (at most 253)",
+            name.len()
+        ));
     }
     name.split('.').try_for_each(check_dns_label)
 }
@@ -410,8 +668,13 @@ pub fn check_dns_label(label: &str) -> Result<(), String> {
     if label.len() > 63 {
         return Err(format!("label `{label}` is longer than 63 characters"));
     }
-    if let Some(bad) = label.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
-        return Err(format!("`{bad}` is not allowed (lowercase letters, digits and '-' only)"));
+    if let Some(bad) = label
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!(
+            "`{bad}` is not allowed (lowercase letters, digits and '-' only)"
+        ));
     }
     if label.starts_with('-') || label.ends_with('-') {
         return Err(format!("label `{label}` starts or ends with '-'"));
@@ -435,7 +698,13 @@ mod tests {
     #[test]
     fn instance_types() {
         let mut out = Vec::new();
-        for good in ["t3.medium", "m7g.2xlarge", "c6in.metal", "u-6tb1.metal", "inf2.xlarge"] {
+        for good in [
+            "t3.medium",
+            "m7g.2xlarge",
+            "c6in.metal",
+            "u-6tb1.metal",
+            "inf2.xlarge",
+        ] {
             check_instance_type(good, FieldPath::root(), &mut out);
         }
         assert!(out.is_empty(), "{out:?}");

@@ -24,9 +24,13 @@ impl fmt::Display for KubernetesVersion {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VersionError {
-    #[error("`{0}` is not a Kubernetes version (expected MAJOR.MINOR.PATCH, e.g. {DEFAULT_KUBERNETES_VERSION})")]
+    #[error(
+        "`{0}` is not a Kubernetes version (expected MAJOR.MINOR.PATCH, e.g. {DEFAULT_KUBERNETES_VERSION})"
+    )]
     Unparseable(String),
-    #[error("Kubernetes {0} is not supported (supported: 1.{MIN_SUPPORTED_MINOR} to 1.{MAX_SUPPORTED_MINOR})")]
+    #[error(
+        "Kubernetes {0} is not supported (supported: 1.{MIN_SUPPORTED_MINOR} to 1.{MAX_SUPPORTED_MINOR})"
+    )]
     Unsupported(KubernetesVersion),
 }
 
@@ -44,7 +48,11 @@ pub fn parse_kubernetes_version(text: &str) -> Result<KubernetesVersion, Version
         }
         part.parse().map_err(|_| unparseable())
     };
-    let version = KubernetesVersion { major: number(major)?, minor: number(minor)?, patch: number(patch)? };
+    let version = KubernetesVersion {
+        major: number(major)?,
+        minor: number(minor)?,
+        patch: number(patch)?,
+    };
     if version.major != 1 || !(MIN_SUPPORTED_MINOR..=MAX_SUPPORTED_MINOR).contains(&version.minor) {
         return Err(VersionError::Unsupported(version));
     }
@@ -57,18 +65,35 @@ mod tests {
 
     #[test]
     fn parses_supported_versions() {
-        assert_eq!(parse_kubernetes_version("1.34.2").unwrap().to_string(), "1.34.2");
+        assert_eq!(
+            parse_kubernetes_version("1.34.2").unwrap().to_string(),
+            "1.34.2"
+        );
         assert_eq!(parse_kubernetes_version("v1.31.0").unwrap().minor, 31);
         assert!(parse_kubernetes_version(DEFAULT_KUBERNETES_VERSION).is_ok());
     }
 
     #[test]
     fn rejects_malformed_and_unsupported() {
-        for bad in ["1.34", "1.34.x", "latest", "", "1..2", "1.34.2.1", "+1.34.2"] {
-            assert!(matches!(parse_kubernetes_version(bad), Err(VersionError::Unparseable(_))), "{bad}");
+        for bad in [
+            "1.34", "1.34.x", "latest", "", "1..2", "1.34.2.1", "+1.34.2",
+        ] {
+            assert!(
+                matches!(
+                    parse_kubernetes_version(bad),
+                    Err(VersionError::Unparseable(_))
+                ),
+                "{bad}"
+            );
         }
         for old in ["1.20.0", "1.30.9", "1.38.0", "2.0.0"] {
-            assert!(matches!(parse_kubernetes_version(old), Err(VersionError::Unsupported(_))), "{old}");
+            assert!(
+                matches!(
+                    parse_kubernetes_version(old),
+                    Err(VersionError::Unsupported(_))
+                ),
+                "{old}"
+            );
         }
     }
 }

@@ -22,7 +22,9 @@ impl LocalStore {
         let root = if root.is_absolute() {
             root
         } else {
-            std::env::current_dir().map(|cwd| cwd.join(&root)).unwrap_or(root)
+            std::env::current_dir()
+                .map(|cwd| cwd.join(&root))
+                .unwrap_or(root)
         };
         Self { root }
     }
@@ -44,7 +46,11 @@ impl LocalStore {
 }
 
 async fn create_private_dirs(dir: &Path) -> std::io::Result<()> {
-    tokio::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).await
+    tokio::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .await
 }
 
 fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
@@ -86,15 +92,25 @@ impl StateStore for LocalStore {
     async fn write(&self, key: &str, data: &[u8]) -> Result<(), StateError> {
         let path = self.path(key)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-        create_private_dirs(&dir).await.map_err(self.write_error(key))?;
+        let file_name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        create_private_dirs(&dir)
+            .await
+            .map_err(self.write_error(key))?;
         let temporary = dir.join(format!(
             ".{file_name}.tmp-{}-{}",
             std::process::id(),
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let result = async {
-            let mut file = tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary).await?;
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temporary)
+                .await?;
             file.write_all(data).await?;
             file.sync_all().await?;
             drop(file);
@@ -111,7 +127,11 @@ impl StateStore for LocalStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {
         let root = self.root.clone();
-        let start = if prefix.is_empty() { root.clone() } else { self.path(prefix)? };
+        let start = if prefix.is_empty() {
+            root.clone()
+        } else {
+            self.path(prefix)?
+        };
         let listed = tokio::task::spawn_blocking(move || {
             let mut keys = Vec::new();
             list_files(&root, &start, &mut keys).map(|()| keys)
@@ -119,7 +139,11 @@ impl StateStore for LocalStore {
         .await
         .map_err(|join| std::io::Error::other(join.to_string()))
         .and_then(|result| result);
-        let mut keys = listed.map_err(|source| StateError::List { store: self.url(), prefix: prefix.to_string(), source })?;
+        let mut keys = listed.map_err(|source| StateError::List {
+            store: self.url(),
+            prefix: prefix.to_string(),
+            source,
+        })?;
         keys.sort();
         Ok(keys)
     }
@@ -129,7 +153,11 @@ impl StateStore for LocalStore {
         match tokio::fs::remove_dir_all(&path).await {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StateError::Delete { store: self.url(), key: prefix.to_string(), source }),
+            Err(source) => Err(StateError::Delete {
+                store: self.url(),
+                key: prefix.to_string(),
+                source,
+            }),
         }
     }
 }
@@ -150,11 +178,17 @@ mod tests {
         assert_eq!(store.read("c/config.yaml").await.unwrap(), None);
         store.write("c/config.yaml", b"one").await.unwrap();
         store.write("c/config.yaml", b"two").await.unwrap();
-        assert_eq!(store.read("c/config.yaml").await.unwrap().as_deref(), Some(&b"two"[..]));
+        assert_eq!(
+            store.read("c/config.yaml").await.unwrap().as_deref(),
+            Some(&b"two"[..])
+        );
         assert_eq!(mode_of(&root.path().join("c/config.yaml")).unwrap(), 0o600);
         assert_eq!(mode_of(&root.path().join("c")).unwrap(), 0o700);
         store.write("d/pki/ca.key", b"k").await.unwrap();
-        assert_eq!(store.list("").await.unwrap(), ["c/config.yaml", "d/pki/ca.key"]);
+        assert_eq!(
+            store.list("").await.unwrap(),
+            ["c/config.yaml", "d/pki/ca.key"]
+        );
         store.delete_prefix("c").await.unwrap();
         assert_eq!(store.list("").await.unwrap(), ["d/pki/ca.key"]);
         assert!(store.write("../escape", b"x").await.is_err());

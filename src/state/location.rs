@@ -16,18 +16,27 @@ impl StateLocation {
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(StateError::BadLocation { url: url.to_string() });
+                return Err(StateError::BadLocation {
+                    url: url.to_string(),
+                });
             }
-            return Ok(StateLocation::S3 { bucket: bucket.to_string(), prefix: prefix.trim_end_matches('/').to_string() });
+            return Ok(StateLocation::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_end_matches('/').to_string(),
+            });
         }
         if let Some(path) = url.strip_prefix("file://") {
             if path.is_empty() {
-                return Err(StateError::BadLocation { url: url.to_string() });
+                return Err(StateError::BadLocation {
+                    url: url.to_string(),
+                });
             }
             return Ok(StateLocation::Local(PathBuf::from(path)));
         }
         if url.is_empty() || url.contains("://") {
-            return Err(StateError::BadLocation { url: url.to_string() });
+            return Err(StateError::BadLocation {
+                url: url.to_string(),
+            });
         }
         Ok(StateLocation::Local(PathBuf::from(url)))
     }
@@ -50,11 +59,20 @@ mod tests {
 
     #[test]
     fn parses_locations() {
-        assert_eq!(StateLocation::parse("file:///tmp/s").unwrap(), StateLocation::Local("/tmp/s".into()));
-        assert_eq!(StateLocation::parse("relative/dir").unwrap(), StateLocation::Local("relative/dir".into()));
+        assert_eq!(
+            StateLocation::parse("file:///tmp/s").unwrap(),
+            StateLocation::Local("/tmp/s".into())
+        );
+        assert_eq!(
+            StateLocation::parse("relative/dir").unwrap(),
+            StateLocation::Local("relative/dir".into())
+        );
         assert_eq!(
             StateLocation::parse("s3://bucket/a/b/").unwrap(),
-            StateLocation::S3 { bucket: "bucket".into(), prefix: "a/b".into() }
+            StateLocation::S3 {
+                bucket: "bucket".into(),
+                prefix: "a/b".into()
+            }
         );
         for bad in ["", "s3://", "gs://x", "file://"] {
             assert!(StateLocation::parse(bad).is_err(), "{bad}");

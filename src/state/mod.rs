@@ -16,18 +16,42 @@ pub use location::{StateLocation, default_state_location};
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot read {key} from the state store at {store}")]
-    Read { store: String, key: String, #[source] source: std::io::Error },
+    Read {
+        store: String,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write {key} to the state store at {store}")]
-    Write { store: String, key: String, #[source] source: std::io::Error },
+    Write {
+        store: String,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot list {prefix} in the state store at {store}")]
-    List { store: String, prefix: String, #[source] source: std::io::Error },
+    List {
+        store: String,
+        prefix: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot delete {key} from the state store at {store}")]
-    Delete { store: String, key: String, #[source] source: std::io::Error },
+    Delete {
+        store: String,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("`{key}` is not a valid state key (relative, no `..`, no empty parts)")]
     InvalidKey { key: String },
-    #[error("S3 state stores ({url}) are not available in this build yet; use a local directory (file:///path)")]
+    #[error(
+        "S3 state stores ({url}) are not available in this build yet; use a local directory (file:///path)"
+    )]
     S3NotAvailable { url: String },
-    #[error("`{url}` is not a state store location: use file:///path, a directory path, or s3://bucket/prefix")]
+    #[error(
+        "`{url}` is not a state store location: use file:///path, a directory path, or s3://bucket/prefix"
+    )]
     BadLocation { url: String },
 }
 
@@ -54,8 +78,16 @@ pub trait StateStore: Send + Sync {
 pub fn check_key(key: &str) -> Result<(), StateError> {
     let valid = !key.is_empty()
         && !key.starts_with('/')
-        && key.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
-    if valid { Ok(()) } else { Err(StateError::InvalidKey { key: key.to_string() }) }
+        && key
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    if valid {
+        Ok(())
+    } else {
+        Err(StateError::InvalidKey {
+            key: key.to_string(),
+        })
+    }
 }
 
 const CONFIG_FILE: &str = "config.yaml";
@@ -100,7 +132,9 @@ impl<S: StateStore> ClusterStore<S> {
     }
 
     pub async fn write_spec(&self, cluster: &str, yaml: &str) -> Result<(), StateError> {
-        self.store.write(&Self::spec_key(cluster), yaml.as_bytes()).await
+        self.store
+            .write(&Self::spec_key(cluster), yaml.as_bytes())
+            .await
     }
 
     /// What rafter recorded of the cluster's cloud resources (empty until something is applied).

@@ -35,7 +35,11 @@ pub struct Block {
 
 impl Block {
     pub fn new(kind: &str, labels: &[&str]) -> Self {
-        Self { kind: kind.to_string(), labels: labels.iter().map(ToString::to_string).collect(), body: Vec::new() }
+        Self {
+            kind: kind.to_string(),
+            labels: labels.iter().map(ToString::to_string).collect(),
+            body: Vec::new(),
+        }
     }
 
     pub fn attribute(mut self, name: &str, value: Expr) -> Self {
@@ -91,8 +95,10 @@ impl Expr {
             Expr::Object(entries) if entries.is_empty() => out.push_str("{}"),
             Expr::Object(entries) => {
                 out.push_str("{\n");
-                let items: Vec<Item> =
-                    entries.iter().map(|(key, value)| Item::Attribute(quote(key), value.clone())).collect();
+                let items: Vec<Item> = entries
+                    .iter()
+                    .map(|(key, value)| Item::Attribute(quote(key), value.clone()))
+                    .collect();
                 write_body(out, &items, indent + 1);
                 out.push_str(&"  ".repeat(indent));
                 out.push('}');
@@ -119,7 +125,9 @@ pub fn write_body(out: &mut String, items: &[Item], indent: usize) {
                 // A run of single-line attributes shares one `=` column.
                 let run_end = items[position..]
                     .iter()
-                    .position(|item| !matches!(item, Item::Attribute(_, value) if !value.is_multiline()))
+                    .position(
+                        |item| !matches!(item, Item::Attribute(_, value) if !value.is_multiline()),
+                    )
                     .map_or(items.len(), |offset| position + offset);
                 if run_end == position {
                     if let Item::Attribute(name, value) = &items[position] {
@@ -194,7 +202,13 @@ mod tests {
         let block = Block::new("resource", &["aws_vpc", "main"])
             .attribute("cidr_block", Expr::Str("10.0.0.0/16".into()))
             .attribute("enable_dns_hostnames", Expr::Bool(true))
-            .attribute("tags", Expr::Object(vec![("Name".into(), Expr::Str("x".into())), ("kubernetes.io/cluster/c".into(), Expr::Str("owned".into()))]))
+            .attribute(
+                "tags",
+                Expr::Object(vec![
+                    ("Name".into(), Expr::Str("x".into())),
+                    ("kubernetes.io/cluster/c".into(), Expr::Str("owned".into())),
+                ]),
+            )
             .attribute("id", Expr::Raw("aws_vpc.other.id".into()));
         let mut out = String::new();
         write_block(&mut out, &block, 0);
@@ -206,6 +220,9 @@ mod tests {
 
     #[test]
     fn quoting_escapes_interpolation() {
-        assert_eq!(quote("a\"b\\c\n${x}%{y}$z"), "\"a\\\"b\\\\c\\n$${x}%%{y}$z\"");
+        assert_eq!(
+            quote("a\"b\\c\n${x}%{y}$z"),
+            "\"a\\\"b\\\\c\\n$${x}%%{y}$z\""
+        );
     }
 }

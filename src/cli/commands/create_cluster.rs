@@ -15,7 +15,10 @@ pub async fn run(state: Option<&str>, args: CreateClusterArgs) -> anyhow::Result
     let store = settings::open_store(state)?;
     let sources = spec_sources(&args.spec)?;
     let document = merge_sources(&sources)?;
-    let name = match document.get(&FieldPath::parse("metadata.name")).map(|node| &node.value) {
+    let name = match document
+        .get(&FieldPath::parse("metadata.name"))
+        .map(|node| &node.value)
+    {
         Some(NodeValue::Str(name)) => Some(name.clone()),
         _ => None,
     };
@@ -26,9 +29,14 @@ pub async fn run(state: Option<&str>, args: CreateClusterArgs) -> anyhow::Result
     let name = &cluster.metadata.name;
 
     if !args.dry_run && store.read_spec(name).await?.is_some() {
-        return Err(Failure::new(EXIT_CLUSTER_STATE, format!("cluster {name} already exists in {}", store.url()))
-            .hint(format!("change it with `rafter update cluster {name} -f FILE`, or pick another name"))
-            .into());
+        return Err(Failure::new(
+            EXIT_CLUSTER_STATE,
+            format!("cluster {name} already exists in {}", store.url()),
+        )
+        .hint(format!(
+            "change it with `rafter update cluster {name} -f FILE`, or pick another name"
+        ))
+        .into());
     }
     let graph = build_graph(cluster)?;
     let plan = plan::diff(name, &graph, &[])?;

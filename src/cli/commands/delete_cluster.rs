@@ -21,11 +21,17 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
     }
     let state_location = store.config_base(name);
     if !args.yes {
-        eprintln!("Would remove the cluster's state at {state_location}/. Run again with --yes to delete.");
+        eprintln!(
+            "Would remove the cluster's state at {state_location}/. Run again with --yes to delete."
+        );
         return Ok(());
     }
     if plan.summary.delete > 0 {
-        return Err(Failure::new(EXIT_NOT_AVAILABLE, "deleting cloud resources is not available in this build yet; nothing was changed").into());
+        return Err(Failure::new(
+            EXIT_NOT_AVAILABLE,
+            "deleting cloud resources is not available in this build yet; nothing was changed",
+        )
+        .into());
     }
     store.delete_cluster(name).await?;
     eprintln!("Deleted cluster {name} (its state at {state_location}/).");

@@ -29,27 +29,55 @@ pub async fn run(state: Option<&str>, args: GetClustersArgs) -> anyhow::Result<(
 }
 
 fn table(clusters: &[Cluster]) -> String {
-    let mut rows = vec![["NAME", "PROVIDER", "REGION", "ZONES", "CONTROL-PLANE", "NODE-GROUPS", "KUBERNETES"].map(String::from)];
+    let mut rows = vec![
+        [
+            "NAME",
+            "PROVIDER",
+            "REGION",
+            "ZONES",
+            "CONTROL-PLANE",
+            "NODE-GROUPS",
+            "KUBERNETES",
+        ]
+        .map(String::from),
+    ];
     for cluster in clusters {
         let spec = &cluster.spec;
         let (provider, control_plane) = match spec.provider {
             Provider::Aws => ("aws", spec.control_plane.count.to_string()),
-            Provider::Ssh => ("ssh", spec.hosts.iter().filter(|host| host.role == spec::HostRole::ControlPlane).count().to_string()),
+            Provider::Ssh => (
+                "ssh",
+                spec.hosts
+                    .iter()
+                    .filter(|host| host.role == spec::HostRole::ControlPlane)
+                    .count()
+                    .to_string(),
+            ),
         };
         rows.push([
             cluster.metadata.name.clone(),
             provider.to_string(),
             spec.region.clone().unwrap_or_else(|| "-".into()),
-            if spec.networking.zones.is_empty() { "-".into() } else { spec.networking.zones.join(",") },
+            if spec.networking.zones.is_empty() {
+                "-".into()
+            } else {
+                spec.networking.zones.join(",")
+            },
             control_plane,
             spec.node_groups.len().to_string(),
             spec.kubernetes_version.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..rows[0].len()).map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for row in &rows {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:width$}")).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:width$}"))
+            .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }

@@ -8,7 +8,9 @@ mod get_clusters;
 mod stored_cluster;
 mod update_cluster;
 
-use super::args::{Cli, Command, CreateCommand, DeleteCommand, ExportCommand, GetCommand, UpdateCommand};
+use super::args::{
+    Cli, Command, CreateCommand, DeleteCommand, ExportCommand, GetCommand, UpdateCommand,
+};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let state = cli.state.as_deref();

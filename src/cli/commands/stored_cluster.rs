@@ -7,8 +7,14 @@ use rafter::state::{ClusterStore, StateStore};
 use crate::cli::Failure;
 
 /// The stored, completed spec of `name`, validated again (an older rafter may have written it).
-pub async fn load<S: StateStore>(store: &ClusterStore<S>, name: &str) -> anyhow::Result<PreparedSpec> {
-    let text = store.read_spec(name).await?.ok_or_else(|| Failure::cluster_not_found(name, &store.url()))?;
+pub async fn load<S: StateStore>(
+    store: &ClusterStore<S>,
+    name: &str,
+) -> anyhow::Result<PreparedSpec> {
+    let text = store
+        .read_spec(name)
+        .await?
+        .ok_or_else(|| Failure::cluster_not_found(name, &store.url()))?;
     let label = format!("{}/{}", store.url(), ClusterStore::<S>::spec_key(name));
     let document = parse_stored(&text, &label)?;
     let prepared = spec::prepare(&document, Some(&store.config_base(name)))

@@ -17,12 +17,19 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
     let prepared = match &args.file {
         None => stored,
         Some(file) => {
-            let sources = SpecSources { file: Some(file.clone()), ..SpecSources::default() };
+            let sources = SpecSources {
+                file: Some(file.clone()),
+                ..SpecSources::default()
+            };
             let new = spec::load(&sources, Some(&store.config_base(name)))?;
             if &new.cluster.metadata.name != name {
                 return Err(Failure::new(
                     EXIT_INVALID_SPEC,
-                    format!("{} describes cluster {}, not {name}", file.display(), new.cluster.metadata.name),
+                    format!(
+                        "{} describes cluster {}, not {name}",
+                        file.display(),
+                        new.cluster.metadata.name
+                    ),
                 )
                 .hint("a cluster cannot be renamed; create a new one instead")
                 .into());
@@ -36,7 +43,11 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
     let plan = plan::diff(name, &graph, &recorded)?;
     output::print_plan(&plan, args.output);
     if args.yes {
-        return Err(Failure::new(EXIT_NOT_AVAILABLE, "applying is not available in this build yet; nothing was changed").into());
+        return Err(Failure::new(
+            EXIT_NOT_AVAILABLE,
+            "applying is not available in this build yet; nothing was changed",
+        )
+        .into());
     }
     if args.file.is_some() {
         eprintln!("The new spec was not stored: nothing changes without --yes.");
