@@ -56,7 +56,11 @@ pub struct RenderSpecError(#[source] pub serde_saphyr::SerializeError);
 
 /// The spec as YAML, in the form `create cluster -f` reads back.
 pub fn to_yaml(cluster: &Cluster) -> Result<String, RenderSpecError> {
-    let mut yaml = serde_saphyr::to_string(cluster).map_err(RenderSpecError)?;
+    // Plain one-line scalars: keys and certificates stay greppable and copy-pasteable.
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    let mut yaml =
+        serde_saphyr::to_string_with_options(cluster, options).map_err(RenderSpecError)?;
     if !yaml.ends_with('\n') {
         yaml.push('\n');
     }

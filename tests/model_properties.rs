@@ -1,0 +1,349 @@
+//! Properties every AWS model must have, checked over the profiles and variants of them.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use rafter::graph::resources::{EgressRule, IngressRule, Peer, Resource, RouteTarget};
+use rafter::graph::{ResourceGraph, ResourceKind, Value};
+use rafter::model::build_graph;
+use rafter::spec::{self, Cluster, SpecFlags, SpecSources};
+
+/// The profiles plus variants that exercise other branches of the model.
+fn clusters() -> Vec<(String, Cluster)> {
+    let mut out: Vec<(String, Cluster)> = common::AWS_PROFILES
+        .iter()
+        .map(|profile| (profile.to_string(), common::example_cluster(profile)))
+        .collect();
+    let variants: [(&str, &str); 5] = [
+        (
+            "single-nat",
+            "spec:\n  networking:\n    natGateways: single\n",
+        ),
+        (
+            "internal-lb",
+            "spec:\n  apiServer:\n    loadBalancer: internal\n    allowedCidrs: [10.20.0.0/16]\n",
+        ),
+        (
+            "five-control-plane",
+            "spec:\n  controlPlane:\n    count: 5\n  sshAccess:\n    allowedCidrs: [203.0.113.0/24]\n",
+        ),
+        (
+            "cilium-arm",
+            "spec:\n  networking:\n    cni: cilium\n  nodeGroups:\n    - { name: arm, instanceType: m7g.large, image: ubuntu-24.04 }\n    - { name: x86, instanceType: c7i.large, zones: [eu-west-1b] }\n",
+        ),
+        (
+            "public-ssh",
+            "spec:\n  networking:\n    topology: public\n  bastion: null\n  sshAccess:\n    allowedCidrs: [198.51.100.7/32]\n",
+        ),
+    ];
+    let scratch = tempfile::tempdir().unwrap();
+    for (name, overlay) in variants {
+        let file = scratch.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, overlay).unwrap();
+        let sources = SpecSources {
+            profile: Some("ha-aws".into()),
+            file: Some(file),
+            flags: SpecFlags {
+                name: Some(format!("{name}.example.com")),
+                zones: Some(vec![
+                    "eu-west-1a".into(),
+                    "eu-west-1b".into(),
+                    "eu-west-1c".into(),
+                ]),
+                ..SpecFlags::default()
+            },
+        };
+        let cluster = spec::load(&sources, Some("s3://bucket/clusters"))
+            .unwrap_or_else(|error| panic!("variant {name}: {error}"))
+            .cluster;
+        out.push((name.to_string(), cluster));
+    }
+    out
+}
+
+fn graphs() -> Vec<(String, Cluster, ResourceGraph)> {
+    clusters()
+        .into_iter()
+        .map(|(name, cluster)| {
+            let graph = build_graph(&cluster).unwrap();
+            (name, cluster, graph)
+        })
+        .collect()
+}
+
+fn group_name(graph: &ResourceGraph, address: &rafter::graph::Address) -> String {
+    match &graph.get(address).unwrap().resource {
+        Resource::SecurityGroup(group) => group.name.split('.').next().unwrap().to_string(),
+        other => panic!("not a security group: {other:?}"),
+    }
+}
+
+#[test]
+fn only_the_api_and_ssh_are_reachable_from_outside() {
+    for (name, cluster, graph) in graphs() {
+        for node in graph.nodes() {
+            let Resource::SecurityGroupIngressRule(IngressRule(rule)) = &node.resource else {
+                continue;
+            };
+            let Peer::Cidr(cidr) = &rule.peer else {
+                continue;
+            };
+            let group = group_name(&graph, rule.group.address());
+            let allowed = match (group.as_str(), rule.ports) {
+                ("api-lb", Some((443, 443))) => {
+                    cluster.spec.api_server.allowed_cidrs.contains(cidr)
+                }
+                (_, Some((22, 22))) => cluster.spec.ssh_access.allowed_cidrs.contains(cidr),
+                _ => false,
+            };
+            assert!(
+                allowed,
+                "{name}: {} lets {cidr} reach group {group} on {:?}",
+                node.address, rule.ports
+            );
+        }
+    }
+}
+
+#[test]
+fn etcd_and_kubelet_ports_are_never_open_to_a_network() {
+    for (name, _, graph) in graphs() {
+        for node in graph.nodes() {
+            let Resource::SecurityGroupIngressRule(IngressRule(rule)) = &node.resource else {
+                continue;
+            };
+            if let (Peer::Cidr(_), Some((from, to))) = (&rule.peer, rule.ports) {
+                for port in [2379, 2380, 10250] {
+                    assert!(
+                        !(from..=to).contains(&port),
+                        "{name}: {} opens {port} to a CIDR",
+                        node.address
+                    );
+                }
+            }
+            if let (Peer::Cidr(_), None) = (&rule.peer, rule.ports) {
+                panic!("{name}: {} opens every port to a CIDR", node.address);
+            }
+        }
+    }
+}
+
+#[test]
+fn private_subnets_leave_through_a_nat_in_their_own_zone() {
+    for (name, cluster, graph) in graphs() {
+        if cluster.spec.networking.topology != spec::Topology::Private {
+            continue;
+        }
+        let per_zone = cluster.spec.networking.nat_gateways == Some(spec::NatGateways::PerZone);
+        let mut checked = 0;
+        for node in graph.nodes() {
+            let Resource::Route(route) = &node.resource else {
+                continue;
+            };
+            let RouteTarget::NatGateway(nat) = &route.target else {
+                continue;
+            };
+            let Resource::NatGateway(nat_gateway) = &graph.get(nat.address()).unwrap().resource
+            else {
+                unreachable!()
+            };
+            let Resource::Subnet(nat_subnet) =
+                &graph.get(nat_gateway.subnet.address()).unwrap().resource
+            else {
+                unreachable!()
+            };
+            let table_zone = route
+                .route_table
+                .address()
+                .name
+                .trim_start_matches("private-")
+                .to_string();
+            if per_zone {
+                assert_eq!(
+                    nat_subnet.zone, table_zone,
+                    "{name}: {} routes through another zone's NAT",
+                    node.address
+                );
+            }
+            assert!(
+                !nat_subnet.map_public_ip_on_launch
+                    || cluster.spec.networking.topology == spec::Topology::Public
+            );
+            checked += 1;
+        }
+        assert_eq!(
+            checked,
+            cluster.spec.networking.zones.len(),
+            "{name}: every private subnet needs a default route"
+        );
+    }
+}
+
+#[test]
+fn every_taggable_resource_carries_ownership_tags() {
+    for (name, cluster, graph) in graphs() {
+        let owned_key = format!("kubernetes.io/cluster/{}", cluster.metadata.name);
+        for node in graph.nodes() {
+            let attributes = node.resource.attributes();
+            let tags: Option<BTreeMap<String, String>> = match node.address.kind {
+                ResourceKind::AutoscalingGroup => {
+                    let Some(Value::Blocks(blocks)) = attributes
+                        .iter()
+                        .find(|field| field.name == "tag")
+                        .map(|field| &field.value)
+                    else {
+                        panic!("{name}: {} has no tag blocks", node.address)
+                    };
+                    Some(
+                        blocks
+                            .iter()
+                            .map(|block| {
+                                let get = |key: &str| match &block
+                                    .iter()
+                                    .find(|field| field.name == key)
+                                    .unwrap()
+                                    .value
+                                {
+                                    Value::Str(text) => text.clone(),
+                                    other => panic!("{other:?}"),
+                                };
+                                (get("key"), get("value"))
+                            })
+                            .collect(),
+                    )
+                }
+                _ => attributes
+                    .iter()
+                    .find(|field| field.name == "tags")
+                    .map(|field| match &field.value {
+                        Value::Map(map) => map.clone(),
+                        other => panic!("{other:?}"),
+                    }),
+            };
+            let untaggable = matches!(
+                node.address.kind,
+                ResourceKind::Route
+                    | ResourceKind::RouteTableAssociation
+                    | ResourceKind::IamRolePolicy
+                    | ResourceKind::DnsRecord
+                    | ResourceKind::Image
+                    | ResourceKind::HostedZone
+            );
+            match tags {
+                Some(tags) => {
+                    assert_eq!(
+                        tags.get(&owned_key).map(String::as_str),
+                        Some("owned"),
+                        "{name}: {}",
+                        node.address
+                    );
+                    assert_eq!(
+                        tags.get("rafter.dev/cluster"),
+                        Some(&cluster.metadata.name),
+                        "{name}: {}",
+                        node.address
+                    );
+                    assert!(
+                        tags.contains_key("rafter.dev/role"),
+                        "{name}: {}",
+                        node.address
+                    );
+                }
+                None => assert!(untaggable, "{name}: {} has no tags", node.address),
+            }
+        }
+    }
+}
+
+#[test]
+fn names_fit_aws_limits_and_instances_are_hardened() {
+    for (name, _, graph) in graphs() {
+        for node in graph.nodes() {
+            match &node.resource {
+                Resource::LoadBalancer(lb) => assert!(lb.name.len() <= 32, "{name}: {}", lb.name),
+                Resource::TargetGroup(tg) => assert!(tg.name.len() <= 32, "{name}: {}", tg.name),
+                Resource::IamRole(role) => assert!(role.name.len() <= 64, "{name}: {}", role.name),
+                Resource::LaunchTemplate(template) => {
+                    let attributes = node.resource.attributes();
+                    let rendered = format!("{attributes:?}");
+                    assert!(
+                        rendered.contains("http_tokens") && rendered.contains("Str(\"required\")"),
+                        "{name}: IMDSv2 not required"
+                    );
+                    assert!(
+                        rendered.contains("name: \"encrypted\", value: Bool(true)"),
+                        "{name}: root volume not encrypted"
+                    );
+                    assert!(
+                        template.user_data.content.len() < 16 * 1024,
+                        "{name}: user-data over 16 KiB"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn subnets_fit_the_vpc_without_overlap_and_graphs_are_deterministic() {
+    for (name, cluster, graph) in graphs() {
+        let subnets: Vec<_> = graph
+            .nodes()
+            .iter()
+            .filter_map(|node| match &node.resource {
+                Resource::Subnet(subnet) => Some(subnet.cidr),
+                _ => None,
+            })
+            .collect();
+        for (position, subnet) in subnets.iter().enumerate() {
+            assert!(
+                cluster.spec.networking.vpc_cidr.contains(subnet),
+                "{name}: {subnet}"
+            );
+            for other in &subnets[position + 1..] {
+                assert!(!subnet.overlaps(other), "{name}: {subnet} overlaps {other}");
+            }
+        }
+        assert_eq!(
+            build_graph(&cluster).unwrap(),
+            graph,
+            "{name}: the model is not deterministic"
+        );
+    }
+}
+
+#[test]
+fn control_plane_spreads_one_per_zone_and_registers_with_the_api() {
+    let (_, graph) = common::example_graph("ha-aws");
+    let groups: Vec<_> = graph
+        .nodes()
+        .iter()
+        .filter_map(|node| match &node.resource {
+            Resource::AutoscalingGroup(group)
+                if node.address.name.starts_with("control-plane-") =>
+            {
+                Some(group)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(groups.len(), 3);
+    for group in groups {
+        assert_eq!((group.min_size, group.max_size), (1, 1));
+        assert_eq!(group.subnets.len(), 1);
+        assert_eq!(group.target_groups.len(), 1);
+    }
+    let egress: Vec<_> = graph
+        .nodes()
+        .iter()
+        .filter(|node| {
+            matches!(
+                node.resource,
+                Resource::SecurityGroupEgressRule(EgressRule(_))
+            )
+        })
+        .collect();
+    assert_eq!(egress.len(), 4, "one egress rule per group");
+}
