@@ -1,0 +1,392 @@
+//! The `rafter` binary end to end: commands, files, exit codes, stdout and stderr.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+struct Rafter {
+    state: tempfile::TempDir,
+}
+
+impl Rafter {
+    fn new() -> Self {
+        Self {
+            state: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rafter"))
+            .args(args)
+            .env("RAFTER_STATE", self.state.path())
+            .env_remove("NO_COLOR")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const HA: [&str; 9] = [
+    "create",
+    "cluster",
+    "--name",
+    "demo.example.com",
+    "--profile",
+    "ha-aws",
+    "--zones",
+    "eu-west-1a,eu-west-1b,eu-west-1c",
+    "--dns-zone=example.com",
+];
+
+#[test]
+fn create_stores_the_spec_and_prints_the_plan() {
+    let rafter = Rafter::new();
+    let created = rafter.run(&HA);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let plan = stdout(&created);
+    assert!(plan.contains("+ resource \"aws_vpc\" \"main\""), "{plan}");
+    assert!(
+        plan.contains("Plan: 70 to add, 0 to change, 0 to replace, 0 to destroy."),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("\x1b["),
+        "no colors when stdout is not a terminal"
+    );
+    assert!(stderr(&created).contains("Nothing was created in the cloud"));
+    let config = rafter.state.path().join("demo.example.com/config.yaml");
+    assert!(config.exists());
+    assert_eq!(
+        std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let again = rafter.run(&HA);
+    assert_eq!(again.status.code(), Some(4), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+
+    let listed = rafter.run(&["get", "clusters"]);
+    let row: Vec<String> = stdout(&listed)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        row,
+        [
+            "demo.example.com",
+            "aws",
+            "eu-west-1",
+            "eu-west-1a,eu-west-1b,eu-west-1c",
+            "3",
+            "1",
+            "1.34.2"
+        ]
+    );
+}
+
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn printed_spec_is_valid_input_and_round_trips() {
+    let rafter = Rafter::new();
+    assert!(rafter.run(&HA).status.success());
+    let printed = rafter.run(&["get", "cluster", "demo.example.com", "-o", "yaml"]);
+    assert!(printed.status.success(), "{}", stderr(&printed));
+    let yaml = stdout(&printed);
+    let file = rafter.state.path().join("edited.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+
+    let other = Rafter::new();
+    let created = other.run(&["create", "cluster", "-f", file.to_str().unwrap()]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let reprinted = stdout(&other.run(&["get", "cluster", "demo.example.com"]));
+    // Only configBase differs: it names each store.
+    let without_base = |text: &str| {
+        text.lines()
+            .filter(|line| !line.contains("configBase"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(without_base(&reprinted), without_base(&yaml));
+
+    let json = stdout(&rafter.run(&["get", "cluster", "demo.example.com", "-o", "json"]));
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["spec"]["controlPlane"]["count"], 3);
+}
+
+#[test]
+fn update_shows_the_plan_for_an_edited_spec_without_storing_it() {
+    let rafter = Rafter::new();
+    assert!(rafter.run(&HA).status.success());
+    let yaml = stdout(&rafter.run(&["get", "cluster", "demo.example.com"]));
+    let edited = yaml.replace("maxSize: 6", "maxSize: 9");
+    assert_ne!(edited, yaml);
+    let file = rafter.state.path().join("edited.yaml");
+    std::fs::write(&file, &edited).unwrap();
+    let updated = rafter.run(&[
+        "update",
+        "cluster",
+        "demo.example.com",
+        "-f",
+        file.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(updated.status.success(), "{}", stderr(&updated));
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&updated)).unwrap();
+    let group = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|change| change["address"] == "aws_autoscaling_group.nodes-workers")
+        .unwrap();
+    assert_eq!(group["attributes"]["max_size"], 9);
+    assert!(stderr(&updated).contains("not stored"));
+    assert!(
+        stdout(&rafter.run(&["get", "cluster", "demo.example.com"])).contains("maxSize: 6"),
+        "the stored spec changed without --yes"
+    );
+
+    let renamed = yaml.replace("name: demo.example.com", "name: other.example.com");
+    std::fs::write(&file, renamed).unwrap();
+    let refused = rafter.run(&[
+        "update",
+        "cluster",
+        "demo.example.com",
+        "-f",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+}
+
+#[test]
+fn invalid_specs_exit_3_with_every_error_located() {
+    let rafter = Rafter::new();
+    let output = rafter.run(&[
+        "create",
+        "cluster",
+        "-f",
+        "tests/invalid-specs/21-several-errors.yaml",
+    ]);
+    assert_eq!(output.status.code(), Some(3));
+    let errors = stderr(&output);
+    assert!(
+        errors.starts_with("error: the cluster spec has 4 errors:"),
+        "{errors}"
+    );
+    assert!(
+        errors
+            .contains("tests/invalid-specs/21-several-errors.yaml:12:12: spec.controlPlane.count:"),
+        "{errors}"
+    );
+    assert!(stdout(&output).is_empty(), "no plan for an invalid spec");
+    assert!(
+        !rafter.state.path().join("test.example.com").exists(),
+        "nothing stored for an invalid spec"
+    );
+}
+
+#[test]
+fn flag_errors_name_the_flag() {
+    let rafter = Rafter::new();
+    let output = rafter.run(&[
+        "create",
+        "cluster",
+        "--name",
+        "x.example.com",
+        "--profile",
+        "ha-aws",
+        "--zones",
+        "eu-west-1a",
+        "--control-plane-count",
+        "4",
+    ]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("--control-plane-count: spec.controlPlane.count: control-plane count must be 1, 3, 5 or 7, got 4"), "{}", stderr(&output));
+    let warned = rafter.run(&[
+        "create",
+        "cluster",
+        "--name",
+        "x.example.com",
+        "--profile",
+        "ha-aws",
+        "--zones",
+        "eu-west-1a",
+        "--dry-run",
+    ]);
+    assert!(warned.status.success(), "{}", stderr(&warned));
+    assert!(
+        stderr(&warned).contains(
+            "warning: --zones: spec.networking.zones: 3 control-plane nodes in 1 zone(s)"
+        ),
+        "{}",
+        stderr(&warned)
+    );
+}
+
+#[test]
+fn yes_and_dry_run_change_nothing() {
+    let rafter = Rafter::new();
+    let mut args = HA.to_vec();
+    args.push("--yes");
+    let applied = rafter.run(&args);
+    assert_eq!(applied.status.code(), Some(5), "{}", stderr(&applied));
+    assert!(stderr(&applied).contains("nothing was changed"));
+    let mut dry = HA.to_vec();
+    dry.push("--dry-run");
+    assert!(rafter.run(&dry).status.success());
+    assert_eq!(
+        std::fs::read_dir(rafter.state.path())
+            .map(|entries| entries.count())
+            .unwrap_or(0),
+        0,
+        "something was stored"
+    );
+}
+
+#[test]
+fn delete_previews_then_removes_the_state() {
+    let rafter = Rafter::new();
+    assert!(rafter.run(&HA).status.success());
+    let preview = rafter.run(&["delete", "cluster", "demo.example.com"]);
+    assert!(preview.status.success());
+    assert!(stderr(&preview).contains("Run again with --yes"));
+    assert!(
+        rafter
+            .state
+            .path()
+            .join("demo.example.com/config.yaml")
+            .exists()
+    );
+    let deleted = rafter.run(&["delete", "cluster", "demo.example.com", "--yes"]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    assert!(!rafter.state.path().join("demo.example.com").exists());
+    let missing = rafter.run(&["delete", "cluster", "demo.example.com"]);
+    assert_eq!(missing.status.code(), Some(4));
+    assert!(
+        stderr(&missing).contains("hint: `rafter get clusters`"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn export_terraform_writes_the_module_and_protects_other_directories() {
+    let rafter = Rafter::new();
+    assert!(rafter.run(&HA).status.success());
+    let out = rafter.state.path().join("tf");
+    let exported = rafter.run(&[
+        "export",
+        "terraform",
+        "demo.example.com",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    for file in [
+        "versions.tf",
+        "provider.tf",
+        "network.tf",
+        "compute.tf",
+        "outputs.tf",
+        "data/iam-nodes-policy.json",
+    ] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    let foreign = rafter.state.path().join("mine");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("main.tf"), "# mine").unwrap();
+    let refused = rafter.run(&[
+        "export",
+        "terraform",
+        "demo.example.com",
+        "--out",
+        foreign.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("was not written by `rafter export terraform`"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("main.tf")).unwrap(),
+        "# mine"
+    );
+}
+
+#[test]
+fn ssh_profile_plans_hosts_and_refuses_terraform() {
+    let rafter = Rafter::new();
+    let created = rafter.run(&[
+        "create",
+        "cluster",
+        "--name",
+        "edge.example.com",
+        "--profile",
+        "ha-ssh",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(stdout(&created).contains("+ resource \"ssh_host\" \"cp-2\""));
+    let out = rafter.state.path().join("tf");
+    let refused = rafter.run(&[
+        "export",
+        "terraform",
+        "edge.example.com",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("only AWS clusters can be exported"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!Path::new(&out).exists());
+}
+
+#[test]
+fn unknown_profiles_and_missing_files_are_clear() {
+    let rafter = Rafter::new();
+    let typo = rafter.run(&[
+        "create",
+        "cluster",
+        "--name",
+        "a.example.com",
+        "--profile",
+        "ha-aw",
+    ]);
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(
+        stderr(&typo).contains(
+            "unknown profile `ha-aw` (available: dev-aws, ha-aws, ha-ssh); did you mean `ha-aws`?"
+        ),
+        "{}",
+        stderr(&typo)
+    );
+    let missing = rafter.run(&["create", "cluster", "-f", "/nonexistent/cluster.yaml"]);
+    assert_eq!(missing.status.code(), Some(1));
+    let text = stderr(&missing);
+    assert!(
+        text.contains("error: cannot read spec file /nonexistent/cluster.yaml")
+            && text.contains("caused by: No such file"),
+        "{text}"
+    );
+    let s3 = rafter.run(&["get", "clusters", "--state", "s3://bucket/prefix"]);
+    assert_eq!(s3.status.code(), Some(1));
+    assert!(stderr(&s3).contains("S3 state stores"), "{}", stderr(&s3));
+}
