@@ -43,7 +43,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum CreateCommand {
     /// Create a cluster from a spec file, a profile and flags
-    Cluster(CreateClusterArgs),
+    Cluster(Box<CreateClusterArgs>),
 }
 
 #[derive(Debug, Subcommand)]

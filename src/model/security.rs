@@ -84,8 +84,11 @@ fn cidr_label(cidr: &Cidr) -> String {
     cidr.to_string().replace(['.', '/'], "-")
 }
 
+/// A port (range) of a protocol, named for rule names: `("bgp", Tcp, Some((179, 179)))`.
+type NamedPorts = (&'static str, Protocol, Option<(u16, u16)>);
+
 /// Ports the pod network needs between all nodes, per CNI.
-fn cni_rules(cni: Cni) -> &'static [(&'static str, Protocol, Option<(u16, u16)>)] {
+fn cni_rules(cni: Cni) -> &'static [NamedPorts] {
     match cni {
         Cni::Calico => &[
             ("bgp", Protocol::Tcp, Some((179, 179))),

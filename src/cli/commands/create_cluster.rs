@@ -11,7 +11,7 @@ use crate::cli::args::{CreateClusterArgs, SpecArgs};
 use crate::cli::failure::{EXIT_CLUSTER_STATE, EXIT_NOT_AVAILABLE, Failure};
 use crate::cli::{output, settings};
 
-pub async fn run(state: Option<&str>, args: CreateClusterArgs) -> anyhow::Result<()> {
+pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::Result<()> {
     let store = settings::open_store(state)?;
     let sources = spec_sources(&args.spec)?;
     let document = merge_sources(&sources)?;

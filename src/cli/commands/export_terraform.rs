@@ -4,14 +4,13 @@ use rafter::model::build_graph;
 use rafter::terraform::{render_module, write_module};
 
 use crate::cli::args::ExportTerraformArgs;
-use crate::cli::{output, settings};
+use crate::cli::settings;
 
 use super::stored_cluster;
 
 pub async fn run(state: Option<&str>, args: ExportTerraformArgs) -> anyhow::Result<()> {
     let store = settings::open_store(state)?;
     let prepared = stored_cluster::load(&store, &args.name).await?;
-    output::print_warnings(&prepared.warnings);
     let graph = build_graph(&prepared.cluster)?;
     let files = render_module(&prepared.cluster, &graph)?;
     write_module(&args.out, &args.name, &files)?;
