@@ -386,9 +386,15 @@ fn validate_networks(spec: &ClusterSpec, out: &mut Vec<Diagnostic>) {
         );
     }
     if networking.topology == Topology::Public
-        && matches!(networking.nat_gateways, Some(NatGateways::PerZone | NatGateways::Single))
+        && matches!(
+            networking.nat_gateways,
+            Some(NatGateways::PerZone | NatGateways::Single)
+        )
     {
-        out.push(Diagnostic::warning(path("spec.networking.natGateways"), "NAT gateways are not used in the public topology: none will be created"));
+        out.push(Diagnostic::warning(
+            path("spec.networking.natGateways"),
+            "NAT gateways are not used in the public topology: none will be created",
+        ));
     }
     if spec.api_server.allowed_cidrs.is_empty() {
         out.push(Diagnostic::warning(
