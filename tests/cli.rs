@@ -1,5 +1,7 @@
 //! The `rafter` binary end to end: commands, files, exit codes, stdout and stderr.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -285,6 +287,62 @@ fn delete_previews_then_removes_the_state() {
 }
 
 #[test]
+fn a_held_lock_stops_delete_and_is_never_broken_while_live() {
+    let rafter = Rafter::new();
+    assert!(rafter.run(&HA).status.success());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rafter::state::LocalStore::new(rafter.state.path());
+    let lease = std::time::Duration::from_secs(600);
+    let lock = runtime
+        .block_on(rafter::state::ClusterLock::acquire(
+            &store,
+            "demo.example.com",
+            "update cluster",
+            lease,
+            false,
+        ))
+        .unwrap();
+    for args in [
+        &["delete", "cluster", "demo.example.com", "--yes"][..],
+        &[
+            "delete",
+            "cluster",
+            "demo.example.com",
+            "--yes",
+            "--force-unlock",
+        ],
+    ] {
+        let refused = rafter.run(args);
+        assert_eq!(refused.status.code(), Some(6), "{}", stderr(&refused));
+        let text = stderr(&refused);
+        assert!(
+            text.contains("cluster demo.example.com is locked by")
+                && text.contains("for `update cluster`"),
+            "{text}"
+        );
+        assert!(text.contains("hint: wait for that run to finish"), "{text}");
+    }
+    assert!(
+        rafter
+            .state
+            .path()
+            .join("demo.example.com/config.yaml")
+            .exists(),
+        "a locked cluster was deleted"
+    );
+    runtime.block_on(lock.release()).unwrap();
+    assert!(
+        rafter
+            .run(&["delete", "cluster", "demo.example.com", "--yes"])
+            .status
+            .success()
+    );
+}
+
+#[test]
 fn export_terraform_writes_the_module_and_protects_other_directories() {
     let rafter = Rafter::new();
     assert!(rafter.run(&HA).status.success());
@@ -386,7 +444,87 @@ fn unknown_profiles_and_missing_files_are_clear() {
             && text.contains("caused by: No such file"),
         "{text}"
     );
-    let s3 = rafter.run(&["get", "clusters", "--state", "s3://bucket/prefix"]);
-    assert_eq!(s3.status.code(), Some(1));
-    assert!(stderr(&s3).contains("S3 state stores"), "{}", stderr(&s3));
+    let bad_location = rafter.run(&["get", "clusters", "--state", "gs://bucket/prefix"]);
+    assert_eq!(bad_location.status.code(), Some(1));
+    assert!(
+        stderr(&bad_location).contains("is not a state store location"),
+        "{}",
+        stderr(&bad_location)
+    );
+}
+
+#[test]
+fn the_whole_lifecycle_works_on_an_s3_state_store() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = common::moto::s3_client();
+    let bucket = runtime.block_on(common::moto::new_bucket(&client, "cli"));
+    let state = format!("s3://{bucket}/team-a");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rafter"))
+            .args(args)
+            .env("RAFTER_STATE", &state)
+            .envs(common::moto::process_env())
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    let created = run(&HA);
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(
+        stderr(&created).contains(&format!("in s3://{bucket}/team-a")),
+        "{}",
+        stderr(&created)
+    );
+    let object = runtime
+        .block_on(
+            client
+                .head_object()
+                .bucket(&bucket)
+                .key("team-a/demo.example.com/config.yaml")
+                .send(),
+        )
+        .expect("the spec is stored under the prefix");
+    assert_eq!(
+        object.server_side_encryption().map(|sse| sse.as_str()),
+        Some("AES256")
+    );
+
+    let spec = stdout(&run(&["get", "cluster", "demo.example.com"]));
+    assert!(
+        spec.contains(&format!(
+            "configBase: s3://{bucket}/team-a/demo.example.com"
+        )),
+        "{spec}"
+    );
+    let nodes_policy = {
+        let out = tempfile::tempdir().unwrap();
+        let exported = run(&[
+            "export",
+            "terraform",
+            "demo.example.com",
+            "--out",
+            out.path().join("tf").to_str().unwrap(),
+        ]);
+        assert!(exported.status.success(), "{}", stderr(&exported));
+        std::fs::read_to_string(out.path().join("tf/data/iam-nodes-policy.json")).unwrap()
+    };
+    assert!(
+        nodes_policy.contains(&format!(
+            "arn:aws:s3:::{bucket}/team-a/demo.example.com/nodes/*"
+        )),
+        "workers may read only their part of the state store: {nodes_policy}"
+    );
+    assert!(stdout(&run(&["get", "clusters"])).contains("demo.example.com"));
+    assert!(
+        run(&["delete", "cluster", "demo.example.com", "--yes"])
+            .status
+            .success()
+    );
+    let listed = runtime
+        .block_on(client.list_objects_v2().bucket(&bucket).send())
+        .unwrap();
+    assert_eq!(listed.key_count(), Some(0), "delete left objects behind");
 }

@@ -181,6 +181,9 @@ pub struct DeleteClusterArgs {
     /// Really delete
     #[arg(long)]
     pub yes: bool,
+    /// Break a lock whose lease has run out (a live lock is never broken)
+    #[arg(long)]
+    pub force_unlock: bool,
 }
 
 #[derive(Debug, Args)]

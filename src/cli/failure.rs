@@ -9,6 +9,8 @@ pub const EXIT_INVALID_SPEC: u8 = 3;
 pub const EXIT_CLUSTER_STATE: u8 = 4;
 /// The operation is not available in this build.
 pub const EXIT_NOT_AVAILABLE: u8 = 5;
+/// Another run holds the cluster's lock.
+pub const EXIT_LOCKED: u8 = 6;
 
 /// An error with a message, an optional hint, and an exit code.
 #[derive(Debug)]

@@ -14,6 +14,19 @@ use clap::Parser;
 
 pub use failure::Failure;
 
+/// How long a command's cluster lock lasts without renewal.
+pub const LOCK_LEASE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// A lock held by someone else, as a failure with its hint.
+pub fn locked(error: rafter::state::LockError) -> anyhow::Error {
+    let hint = error.hint();
+    let failure = Failure::new(failure::EXIT_LOCKED, error.to_string());
+    match hint {
+        Some(hint) => failure.hint(hint).into(),
+        None => failure.into(),
+    }
+}
+
 /// Runs the command line and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = args::Cli::parse();

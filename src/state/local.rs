@@ -1,13 +1,15 @@
-//! A state store in a local directory: files 0600, directories 0700, atomic replace.
+//! A state store in a local directory: files 0600, directories 0700, atomic replace, and
+//! compare-and-swap writes serialized by an advisory file lock.
 
-use std::io::ErrorKind;
-use std::os::unix::fs::PermissionsExt;
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::AsyncWriteExt;
+use sha2::{Digest, Sha256};
 
-use super::{StateError, StateStore, check_key};
+use super::{Precondition, StateError, StateStore, Versioned, check_key};
 
 pub struct LocalStore {
     root: PathBuf,
@@ -34,6 +36,16 @@ impl LocalStore {
         Ok(self.root.join(key))
     }
 
+    /// Runs blocking file work off the async runtime.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|join| std::io::Error::other(join.to_string()))?
+    }
+
     fn read_error(&self, key: &str) -> impl FnOnce(std::io::Error) -> StateError {
         let (store, key) = (self.url(), key.to_string());
         move |source| StateError::Read { store, key, source }
@@ -45,12 +57,77 @@ impl LocalStore {
     }
 }
 
-async fn create_private_dirs(dir: &Path) -> std::io::Result<()> {
-    tokio::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .await
+/// The version of local content: its SHA-256, like an ETag.
+fn version_of(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes `data` to a temporary file beside `path`, syncs it, renames it over `path` and
+/// syncs the directory: readers see the old content or the new, never a mix.
+fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("state path has no parent"))?;
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(
+        ".{file_name}.tmp-{}-{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temporary, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// Holds an exclusive advisory lock on a guard file beside `path` while `work` runs, so
+/// compare-and-swap writes from several processes happen one at a time.
+fn with_guard<T>(path: &Path, work: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("state path has no parent"))?;
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let guard = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join(format!(".{file_name}.guard")))?;
+    guard.lock()?;
+    let result = work();
+    drop(guard); // releases the lock
+    result
 }
 
 fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
@@ -62,9 +139,8 @@ fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result
     for entry in entries {
         let entry = entry?;
         let path = entry.path();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue; // temporary files of writes in progress
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue; // temporary and guard files
         }
         if entry.file_type()?.is_dir() {
             list_files(root, &path, out)?;
@@ -82,47 +158,17 @@ impl StateStore for LocalStore {
 
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         let path = self.path(key)?;
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(self.read_error(key)(error)),
-        }
+        self.blocking(move || read_optional(&path))
+            .await
+            .map_err(self.read_error(key))
     }
 
     async fn write(&self, key: &str, data: &[u8]) -> Result<(), StateError> {
         let path = self.path(key)?;
-        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        let file_name = path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        create_private_dirs(&dir)
+        let data = data.to_vec();
+        self.blocking(move || write_atomic(&path, &data))
             .await
-            .map_err(self.write_error(key))?;
-        let temporary = dir.join(format!(
-            ".{file_name}.tmp-{}-{}",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = async {
-            let mut file = tokio::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temporary)
-                .await?;
-            file.write_all(data).await?;
-            file.sync_all().await?;
-            drop(file);
-            tokio::fs::rename(&temporary, &path).await?;
-            // Make the rename itself durable.
-            tokio::fs::File::open(&dir).await?.sync_all().await
-        }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&temporary).await;
-        }
-        result.map_err(self.write_error(key))
+            .map_err(self.write_error(key))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {
@@ -132,13 +178,12 @@ impl StateStore for LocalStore {
         } else {
             self.path(prefix)?
         };
-        let listed = tokio::task::spawn_blocking(move || {
-            let mut keys = Vec::new();
-            list_files(&root, &start, &mut keys).map(|()| keys)
-        })
-        .await
-        .map_err(|join| std::io::Error::other(join.to_string()))
-        .and_then(|result| result);
+        let listed = self
+            .blocking(move || {
+                let mut keys = Vec::new();
+                list_files(&root, &start, &mut keys).map(|()| keys)
+            })
+            .await;
         let mut keys = listed.map_err(|source| StateError::List {
             store: self.url(),
             prefix: prefix.to_string(),
@@ -156,6 +201,60 @@ impl StateStore for LocalStore {
             Err(source) => Err(StateError::Delete {
                 store: self.url(),
                 key: prefix.to_string(),
+                source,
+            }),
+        }
+    }
+
+    async fn read_versioned(&self, key: &str) -> Result<Option<Versioned>, StateError> {
+        Ok(self.read(key).await?.map(|data| Versioned {
+            version: version_of(&data),
+            data,
+        }))
+    }
+
+    async fn write_if(
+        &self,
+        key: &str,
+        data: &[u8],
+        precondition: Precondition,
+    ) -> Result<String, StateError> {
+        let path = self.path(key)?;
+        let data = data.to_vec();
+        let outcome = self
+            .blocking(move || {
+                with_guard(&path, || {
+                    let current = read_optional(&path)?;
+                    let holds = match (&precondition, &current) {
+                        (Precondition::Absent, None) => true,
+                        (Precondition::Version(version), Some(bytes)) => {
+                            &version_of(bytes) == version
+                        }
+                        _ => false,
+                    };
+                    if !holds {
+                        return Ok(None);
+                    }
+                    write_atomic(&path, &data)?;
+                    Ok(Some(version_of(&data)))
+                })
+            })
+            .await
+            .map_err(self.write_error(key))?;
+        outcome.ok_or_else(|| StateError::PreconditionFailed {
+            store: self.url(),
+            key: key.to_string(),
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StateError> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Delete {
+                store: self.url(),
+                key: key.to_string(),
                 source,
             }),
         }

@@ -3,15 +3,21 @@
 //! [`StateStore`] is the storage interface (a local directory now, S3 next); [`ClusterStore`]
 //! is the kops-like layout on top of it: `<cluster>/config.yaml` holds the completed spec.
 
+pub mod any;
 pub mod local;
 pub mod location;
+pub mod lock;
+pub mod s3;
 
 use std::future::Future;
 
 use crate::plan::RecordedResource;
 
+pub use any::AnyStore;
 pub use local::LocalStore;
 pub use location::{StateLocation, default_state_location};
+pub use lock::{ClusterLock, LockError, LockRecord};
+pub use s3::S3Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -45,10 +51,16 @@ pub enum StateError {
     },
     #[error("`{key}` is not a valid state key (relative, no `..`, no empty parts)")]
     InvalidKey { key: String },
-    #[error(
-        "S3 state stores ({url}) are not available in this build yet; use a local directory (file:///path)"
-    )]
-    S3NotAvailable { url: String },
+    #[error("{operation} s3://{bucket}/{key} failed")]
+    S3 {
+        operation: &'static str,
+        bucket: String,
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{key} in the state store at {store} was changed by someone else")]
+    PreconditionFailed { store: String, key: String },
     #[error(
         "`{url}` is not a state store location: use file:///path, a directory path, or s3://bucket/prefix"
     )]
@@ -72,6 +84,41 @@ pub trait StateStore: Send + Sync {
 
     /// Deletes every object under `prefix`.
     fn delete_prefix(&self, prefix: &str) -> impl Future<Output = Result<(), StateError>> + Send;
+
+    /// The object with a version tag (an ETag in S3) for conditional writes.
+    fn read_versioned(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Versioned>, StateError>> + Send;
+
+    /// Writes only if the object is as `precondition` says (absent, or still at a version);
+    /// otherwise fails with [`StateError::PreconditionFailed`]. Returns the new version.
+    /// This is the compare-and-swap the cluster lock and state generations stand on.
+    fn write_if(
+        &self,
+        key: &str,
+        data: &[u8],
+        precondition: Precondition,
+    ) -> impl Future<Output = Result<String, StateError>> + Send;
+
+    /// Deletes one object (absent is fine).
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
+}
+
+/// An object's bytes and the version they were read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub data: Vec<u8>,
+    pub version: String,
+}
+
+/// What a conditional write expects to find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// No object at the key (S3 `If-None-Match: *`).
+    Absent,
+    /// The object still at this version (S3 `If-Match: <etag>`).
+    Version(String),
 }
 
 /// Checks a key: relative, `/`-separated, no empty, `.` or `..` parts.
@@ -107,6 +154,11 @@ impl<S: StateStore> ClusterStore<S> {
         self.store.url()
     }
 
+    /// The underlying store (for the lock and other per-cluster objects).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
     /// `configBase` of a cluster: where its files live.
     pub fn config_base(&self, cluster: &str) -> String {
         format!("{}/{cluster}", self.store.url().trim_end_matches('/'))
@@ -131,10 +183,17 @@ impl<S: StateStore> ClusterStore<S> {
             .transpose()
     }
 
-    pub async fn write_spec(&self, cluster: &str, yaml: &str) -> Result<(), StateError> {
+    /// Stores the spec of a new cluster; fails with [`StateError::PreconditionFailed`] if a
+    /// cluster of that name exists, even when two creates race.
+    pub async fn create_spec(&self, cluster: &str, yaml: &str) -> Result<(), StateError> {
         self.store
-            .write(&Self::spec_key(cluster), yaml.as_bytes())
+            .write_if(
+                &Self::spec_key(cluster),
+                yaml.as_bytes(),
+                Precondition::Absent,
+            )
             .await
+            .map(|_| ())
     }
 
     /// What rafter recorded of the cluster's cloud resources (empty until something is applied).

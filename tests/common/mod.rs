@@ -1,5 +1,7 @@
-//! Example clusters for every profile, shared by the snapshot, golden and property tests.
+//! Shared test helpers: example clusters for every profile, and the AWS API emulator.
 #![allow(dead_code)]
+
+pub mod moto;
 
 use rafter::graph::ResourceGraph;
 use rafter::model::build_graph;

@@ -6,13 +6,14 @@ use rafter::plan;
 use rafter::spec::load::merge_sources;
 use rafter::spec::source::{FieldPath, NodeValue};
 use rafter::spec::{self, SpecFlags, SpecSources};
+use rafter::state::StateError;
 
 use crate::cli::args::{CreateClusterArgs, SpecArgs};
 use crate::cli::failure::{EXIT_CLUSTER_STATE, EXIT_NOT_AVAILABLE, Failure};
 use crate::cli::{output, settings};
 
 pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::Result<()> {
-    let store = settings::open_store(state)?;
+    let store = settings::open_store(state).await?;
     let sources = spec_sources(&args.spec)?;
     let document = merge_sources(&sources)?;
     let name = match document
@@ -52,12 +53,29 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
         return Ok(());
     }
     let yaml = spec::to_yaml(cluster)?;
-    store.write_spec(name, &yaml).await?;
+    store
+        .create_spec(name, &yaml)
+        .await
+        .map_err(|error| match error {
+            StateError::PreconditionFailed { .. } => already_exists(name, &store.url()),
+            other => other.into(),
+        })?;
     eprintln!(
         "Stored the spec of cluster {name} in {}.\nNothing was created in the cloud. Review the plan above; `rafter get cluster {name}` shows the full spec.",
         store.url()
     );
     Ok(())
+}
+
+fn already_exists(name: &str, store: &str) -> anyhow::Error {
+    Failure::new(
+        EXIT_CLUSTER_STATE,
+        format!("cluster {name} already exists in {store}"),
+    )
+    .hint(format!(
+        "change it with `rafter update cluster {name} -f FILE`, or pick another name"
+    ))
+    .into()
 }
 
 fn spec_sources(args: &SpecArgs) -> anyhow::Result<SpecSources> {

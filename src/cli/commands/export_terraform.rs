@@ -9,7 +9,7 @@ use crate::cli::settings;
 use super::stored_cluster;
 
 pub async fn run(state: Option<&str>, args: ExportTerraformArgs) -> anyhow::Result<()> {
-    let store = settings::open_store(state)?;
+    let store = settings::open_store(state).await?;
     let prepared = stored_cluster::load(&store, &args.name).await?;
     let graph = build_graph(&prepared.cluster)?;
     let files = render_module(&prepared.cluster, &graph)?;

@@ -8,7 +8,7 @@ use crate::cli::settings;
 use super::stored_cluster;
 
 pub async fn run(state: Option<&str>, args: GetClusterArgs) -> anyhow::Result<()> {
-    let store = settings::open_store(state)?;
+    let store = settings::open_store(state).await?;
     let prepared = stored_cluster::load(&store, &args.name).await?;
     match args.output {
         SpecFormat::Yaml => print!("{}", spec::to_yaml(&prepared.cluster)?),

@@ -8,7 +8,7 @@ use crate::cli::settings;
 use super::stored_cluster;
 
 pub async fn run(state: Option<&str>, args: GetClustersArgs) -> anyhow::Result<()> {
-    let store = settings::open_store(state)?;
+    let store = settings::open_store(state).await?;
     let mut clusters = Vec::new();
     for name in store.list_clusters().await? {
         clusters.push(stored_cluster::load(&store, &name).await?.cluster);

@@ -11,7 +11,7 @@ use crate::cli::{output, settings};
 use super::stored_cluster;
 
 pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result<()> {
-    let store = settings::open_store(state)?;
+    let store = settings::open_store(state).await?;
     let name = &args.name;
     let stored = stored_cluster::load(&store, name).await?;
     let prepared = match &args.file {

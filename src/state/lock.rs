@@ -1,0 +1,260 @@
+//! The cluster-wide lock: one writer at a time, built on conditional writes.
+//!
+//! Acquiring writes `<cluster>/lock` only if it is absent (S3 `If-None-Match: *`), so of any
+//! number of concurrent runs exactly one wins. A lock carries its holder and a lease; one
+//! whose lease has run out may be broken, but only when asked to (`--force-unlock`), and
+//! only by replacing the exact version that was read (`If-Match`), never silently.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Precondition, StateError, StateStore};
+
+/// What the lock object says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRecord {
+    /// Unique per acquisition, so a holder can tell its lock from a successor's.
+    pub id: String,
+    /// `user@host (pid N)`.
+    pub holder: String,
+    /// The command that holds it, e.g. `update cluster`.
+    pub operation: String,
+    pub acquired_unix: u64,
+    /// Last time the holder showed it is alive.
+    pub renewed_unix: u64,
+    pub lease_seconds: u64,
+}
+
+impl LockRecord {
+    fn expired_at(&self, now: u64) -> bool {
+        now >= self.renewed_unix.saturating_add(self.lease_seconds)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("cluster {cluster} is locked by {holder} for `{operation}` (taken {age}s ago{})", if *.expired { ", lease expired" } else { "" })]
+    Held {
+        cluster: String,
+        holder: String,
+        operation: String,
+        age: u64,
+        expired: bool,
+    },
+    #[error("the lock of cluster {cluster} was taken over by {holder}; stopping")]
+    Lost { cluster: String, holder: String },
+    #[error("the lock object of cluster {cluster} is unreadable")]
+    Corrupt {
+        cluster: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl LockError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            LockError::Held { expired: true, .. } => Some(
+                "its lease ran out: if that run is really gone, run again with --force-unlock"
+                    .to_string(),
+            ),
+            LockError::Held { expired: false, .. } => Some(
+                "wait for that run to finish; a lock can be broken only after its lease runs out"
+                    .to_string(),
+            ),
+            LockError::Corrupt { cluster, .. } => Some(format!(
+                "inspect and delete {cluster}/lock in the state store"
+            )),
+            _ => None,
+        }
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
+}
+
+fn this_holder() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_string());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".to_string());
+    format!("{user}@{host} (pid {})", std::process::id())
+}
+
+fn unique_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:x}-{:x}-{:x}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn lock_key(cluster: &str) -> String {
+    format!("{cluster}/lock")
+}
+
+/// A held lock. Release it with [`ClusterLock::release`]; renew it during long work.
+pub struct ClusterLock<'a, S: StateStore> {
+    store: &'a S,
+    cluster: String,
+    record: LockRecord,
+    version: String,
+}
+
+impl<S: StateStore> std::fmt::Debug for ClusterLock<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterLock")
+            .field("cluster", &self.cluster)
+            .field("record", &self.record)
+            .finish()
+    }
+}
+
+impl<'a, S: StateStore> ClusterLock<'a, S> {
+    /// Takes the cluster's lock, or says who holds it. With `force_unlock`, a lock whose
+    /// lease has run out is replaced; a live one never is.
+    pub async fn acquire(
+        store: &'a S,
+        cluster: &str,
+        operation: &str,
+        lease: Duration,
+        force_unlock: bool,
+    ) -> Result<Self, LockError> {
+        let now = now_unix();
+        let record = LockRecord {
+            id: unique_id(),
+            holder: this_holder(),
+            operation: operation.to_string(),
+            acquired_unix: now,
+            renewed_unix: now,
+            lease_seconds: lease.as_secs().max(1),
+        };
+        let body = serde_json::to_vec_pretty(&record).map_err(|source| LockError::Corrupt {
+            cluster: cluster.to_string(),
+            source,
+        })?;
+        let key = lock_key(cluster);
+        match store.write_if(&key, &body, Precondition::Absent).await {
+            Ok(version) => {
+                return Ok(Self {
+                    store,
+                    cluster: cluster.to_string(),
+                    record,
+                    version,
+                });
+            }
+            Err(StateError::PreconditionFailed { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let Some(current) = store.read_versioned(&key).await? else {
+            // Released between our write and our read: try once more.
+            let version = store.write_if(&key, &body, Precondition::Absent).await?;
+            return Ok(Self {
+                store,
+                cluster: cluster.to_string(),
+                record,
+                version,
+            });
+        };
+        let held: LockRecord =
+            serde_json::from_slice(&current.data).map_err(|source| LockError::Corrupt {
+                cluster: cluster.to_string(),
+                source,
+            })?;
+        let expired = held.expired_at(now);
+        if force_unlock && expired {
+            let version = store
+                .write_if(&key, &body, Precondition::Version(current.version))
+                .await
+                .map_err(|error| match error {
+                    StateError::PreconditionFailed { .. } => LockError::Lost {
+                        cluster: cluster.to_string(),
+                        holder: "another run".to_string(),
+                    },
+                    other => other.into(),
+                })?;
+            return Ok(Self {
+                store,
+                cluster: cluster.to_string(),
+                record,
+                version,
+            });
+        }
+        Err(LockError::Held {
+            cluster: cluster.to_string(),
+            holder: held.holder,
+            operation: held.operation,
+            age: now.saturating_sub(held.acquired_unix),
+            expired,
+        })
+    }
+
+    pub fn record(&self) -> &LockRecord {
+        &self.record
+    }
+
+    /// Extends the lease. Fails with [`LockError::Lost`] if someone broke the lock meanwhile.
+    pub async fn renew(&mut self) -> Result<(), LockError> {
+        let mut record = self.record.clone();
+        record.renewed_unix = now_unix();
+        let body = serde_json::to_vec_pretty(&record).map_err(|source| LockError::Corrupt {
+            cluster: self.cluster.clone(),
+            source,
+        })?;
+        match self
+            .store
+            .write_if(
+                &lock_key(&self.cluster),
+                &body,
+                Precondition::Version(self.version.clone()),
+            )
+            .await
+        {
+            Ok(version) => {
+                self.version = version;
+                self.record = record;
+                Ok(())
+            }
+            Err(StateError::PreconditionFailed { .. }) => Err(self.lost().await),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn lost(&self) -> LockError {
+        let holder = match self.store.read(&lock_key(&self.cluster)).await {
+            Ok(Some(bytes)) => serde_json::from_slice::<LockRecord>(&bytes)
+                .map(|record| record.holder)
+                .unwrap_or_default(),
+            _ => "nobody".to_string(),
+        };
+        LockError::Lost {
+            cluster: self.cluster.clone(),
+            holder,
+        }
+    }
+
+    /// Gives the lock up, if it is still ours.
+    pub async fn release(self) -> Result<(), LockError> {
+        let key = lock_key(&self.cluster);
+        match self.store.read_versioned(&key).await? {
+            Some(current) if current.version == self.version => Ok(self.store.delete(&key).await?),
+            Some(_) => Err(self.lost().await),
+            None => Ok(()),
+        }
+    }
+}

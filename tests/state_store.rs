@@ -1,0 +1,229 @@
+//! The state store contract, checked on the local directory store and on S3 (the moto
+//! emulator): atomic objects, listing, conditional writes, and the cluster lock.
+
+mod common;
+
+use std::time::Duration;
+
+use rafter::state::{
+    ClusterLock, LocalStore, LockError, Precondition, S3Store, StateError, StateStore,
+};
+
+async fn s3_store(label: &str) -> S3Store {
+    let client = common::moto::s3_client();
+    let bucket = common::moto::new_bucket(&client, label).await;
+    S3Store::new(client, bucket, "clusters/")
+}
+
+/// What every store must do.
+async fn conformance(store: &impl StateStore) {
+    assert_eq!(store.read("a.example.com/config.yaml").await.unwrap(), None);
+    store
+        .write("a.example.com/config.yaml", b"one")
+        .await
+        .unwrap();
+    store
+        .write("a.example.com/config.yaml", b"two")
+        .await
+        .unwrap();
+    store
+        .write("a.example.com/pki/ca.key", b"secret")
+        .await
+        .unwrap();
+    store
+        .write("b.example.com/config.yaml", b"b")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .read("a.example.com/config.yaml")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"two"[..])
+    );
+    assert_eq!(
+        store.list("").await.unwrap(),
+        [
+            "a.example.com/config.yaml",
+            "a.example.com/pki/ca.key",
+            "b.example.com/config.yaml"
+        ]
+    );
+    assert_eq!(store.list("a.example.com").await.unwrap().len(), 2);
+
+    // Conditional writes: create-only, then compare-and-swap on the version read.
+    let key = "a.example.com/resources.json";
+    let first = store
+        .write_if(key, b"g1", Precondition::Absent)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.write_if(key, b"x", Precondition::Absent).await,
+        Err(StateError::PreconditionFailed { .. })
+    ));
+    let read = store.read_versioned(key).await.unwrap().unwrap();
+    assert_eq!(
+        (read.data.as_slice(), read.version.as_str()),
+        (&b"g1"[..], first.as_str())
+    );
+    let second = store
+        .write_if(key, b"g2", Precondition::Version(first.clone()))
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    assert!(
+        matches!(
+            store
+                .write_if(key, b"stale", Precondition::Version(first))
+                .await,
+            Err(StateError::PreconditionFailed { .. })
+        ),
+        "a stale writer must not overwrite newer state"
+    );
+    assert_eq!(store.read(key).await.unwrap().as_deref(), Some(&b"g2"[..]));
+
+    store.delete("b.example.com/config.yaml").await.unwrap();
+    store.delete("b.example.com/config.yaml").await.unwrap();
+    store.delete_prefix("a.example.com").await.unwrap();
+    assert!(store.list("").await.unwrap().is_empty());
+    assert!(store.write("../outside", b"x").await.is_err());
+}
+
+async fn lock_behaviour(store: &impl StateStore) {
+    let lease = Duration::from_secs(600);
+    let lock = ClusterLock::acquire(store, "c.example.com", "update cluster", lease, false)
+        .await
+        .unwrap();
+    let refused = ClusterLock::acquire(store, "c.example.com", "update cluster", lease, true)
+        .await
+        .unwrap_err();
+    match &refused {
+        LockError::Held {
+            holder,
+            operation,
+            expired,
+            ..
+        } => {
+            assert!(
+                holder.contains(&format!("pid {}", std::process::id())),
+                "{holder}"
+            );
+            assert_eq!(operation, "update cluster");
+            assert!(!expired);
+        }
+        other => panic!("expected Held, got {other}"),
+    }
+    assert!(
+        refused.hint().unwrap().contains("wait"),
+        "a live lock is never broken, even with --force-unlock"
+    );
+    lock.release().await.unwrap();
+    let again = ClusterLock::acquire(store, "c.example.com", "delete cluster", lease, false)
+        .await
+        .unwrap();
+    again.release().await.unwrap();
+
+    // An expired lock is broken only when asked, and its old holder then finds out.
+    let mut stale = ClusterLock::acquire(
+        store,
+        "d.example.com",
+        "update cluster",
+        Duration::from_secs(1),
+        false,
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let held = ClusterLock::acquire(store, "d.example.com", "update cluster", lease, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(held, LockError::Held { expired: true, .. }),
+        "{held}"
+    );
+    assert!(held.hint().unwrap().contains("--force-unlock"));
+    let breaker = ClusterLock::acquire(store, "d.example.com", "update cluster", lease, true)
+        .await
+        .unwrap();
+    assert!(matches!(stale.renew().await, Err(LockError::Lost { .. })));
+    breaker.release().await.unwrap();
+}
+
+/// Twenty runs race for one lock: exactly one wins.
+async fn lock_race<S: StateStore>(store: &S) {
+    let attempts = (0..20).map(|_| {
+        ClusterLock::acquire(
+            store,
+            "race.example.com",
+            "update cluster",
+            Duration::from_secs(600),
+            false,
+        )
+    });
+    let results = futures::future::join_all(attempts).await;
+    let winners = results.iter().filter(|result| result.is_ok()).count();
+    assert_eq!(
+        winners,
+        1,
+        "{:?}",
+        results
+            .iter()
+            .map(|r| r.as_ref().map(|_| "won").map_err(ToString::to_string))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn local_store_conforms() {
+    let root = tempfile::tempdir().unwrap();
+    conformance(&LocalStore::new(root.path())).await;
+}
+
+#[tokio::test]
+async fn s3_store_conforms() {
+    conformance(&s3_store("conformance").await).await;
+}
+
+#[tokio::test]
+async fn s3_objects_are_encrypted_and_prefixed() {
+    let store = s3_store("sse").await;
+    store
+        .write("e.example.com/config.yaml", b"x")
+        .await
+        .unwrap();
+    let client = common::moto::s3_client();
+    let bucket = store
+        .url()
+        .trim_start_matches("s3://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let head = client
+        .head_object()
+        .bucket(&bucket)
+        .key("clusters/e.example.com/config.yaml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.server_side_encryption().map(|sse| sse.as_str()),
+        Some("AES256")
+    );
+}
+
+#[tokio::test]
+async fn local_lock() {
+    let root = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(root.path());
+    lock_behaviour(&store).await;
+    lock_race(&store).await;
+}
+
+#[tokio::test]
+async fn s3_lock() {
+    let store = s3_store("lock").await;
+    lock_behaviour(&store).await;
+    lock_race(&store).await;
+}
