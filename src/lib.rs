@@ -5,6 +5,7 @@
 //! ([`terraform`] today). [`state`] keeps each cluster's files. Only targets and the state
 //! store do I/O; the command-line front end lives in the binary.
 
+pub mod apply;
 pub mod graph;
 pub mod model;
 pub mod plan;

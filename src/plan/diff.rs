@@ -8,8 +8,9 @@ use crate::graph::{Address, Field, GraphError, ResourceGraph, UpdateMode, Value}
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RecordedResource {
     pub address: Address,
-    /// The cloud's id, once the resource exists.
-    pub id: Option<String>,
+    /// What the cloud said about it (`id`, `arn`, …), which other resources refer to.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
     pub attributes: Vec<Field>,
     pub dependencies: Vec<Address>,
 }
@@ -263,7 +264,7 @@ mod tests {
             .iter()
             .map(|node| RecordedResource {
                 address: node.address.clone(),
-                id: Some(format!("id-{}", node.address.name)),
+                outputs: BTreeMap::from([("id".to_string(), format!("id-{}", node.address.name))]),
                 attributes: node.resource.attributes(),
                 dependencies: node.dependencies(),
             })
