@@ -46,6 +46,18 @@ impl LocalStore {
             .map_err(|join| std::io::Error::other(join.to_string()))?
     }
 
+    /// The outcome of removing `key`: already gone counts as removed.
+    fn deleted(&self, key: &str, outcome: std::io::Result<()>) -> Result<(), StateError> {
+        match outcome {
+            Err(error) if error.kind() != ErrorKind::NotFound => Err(StateError::Delete {
+                store: self.url(),
+                key: key.to_string(),
+                source: error,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn read_error(&self, key: &str) -> impl FnOnce(std::io::Error) -> StateError {
         let (store, key) = (self.url(), key.to_string());
         move |source| StateError::Read { store, key, source }
@@ -195,15 +207,7 @@ impl StateStore for LocalStore {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<(), StateError> {
         let path = self.path(prefix)?;
-        match tokio::fs::remove_dir_all(&path).await {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StateError::Delete {
-                store: self.url(),
-                key: prefix.to_string(),
-                source,
-            }),
-        }
+        self.deleted(prefix, tokio::fs::remove_dir_all(&path).await)
     }
 
     async fn read_versioned(&self, key: &str) -> Result<Option<Versioned>, StateError> {
@@ -249,15 +253,7 @@ impl StateStore for LocalStore {
 
     async fn delete(&self, key: &str) -> Result<(), StateError> {
         let path = self.path(key)?;
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StateError::Delete {
-                store: self.url(),
-                key: key.to_string(),
-                source,
-            }),
-        }
+        self.deleted(key, tokio::fs::remove_file(&path).await)
     }
 }
 
