@@ -58,8 +58,11 @@ impl Naming {
             return flat;
         }
         let hash = self.hash8();
-        let keep = max_len.saturating_sub(hash.len() + 1);
-        format!("{}-{hash}", flat[..keep].trim_end_matches('-'))
+        let kept: String = flat
+            .chars()
+            .take(max_len.saturating_sub(hash.len() + 1))
+            .collect();
+        format!("{}-{hash}", kept.trim_end_matches('-'))
     }
 
     /// IAM role and instance profile names: `[\w+=,.@-]`, at most 64 characters.

@@ -344,7 +344,7 @@ pub struct Cidr(pub Ipv4Net);
 
 impl Cidr {
     /// For constants only: an invalid prefix fails the build, since every caller is a `const`.
-    pub const fn from_octets(octets: [u8; 4], prefix: u8) -> Self {
+    const fn from_octets(octets: [u8; 4], prefix: u8) -> Self {
         let address = std::net::Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3]);
         match Ipv4Net::new(address, prefix) {
             Ok(net) => Self(net),
