@@ -6,6 +6,7 @@
 //! store do I/O; the command-line front end lives in the binary.
 
 pub mod apply;
+pub mod aws;
 pub mod graph;
 pub mod model;
 pub mod plan;

@@ -1,0 +1,189 @@
+//! Which AWS errors are worth retrying.
+//!
+//! AWS is eventually consistent and throttles: an id just created may not be visible to the
+//! next call yet, an instance profile may not have reached EC2, a VPC may still hold an
+//! interface being deleted. Those are retried with backoff; everything else stops the
+//! resource (and its dependents) with the AWS error code in the report.
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::apply::{ErrorClass, ProvisionError};
+
+/// Throttling and server-side trouble, under the names the various services use.
+const RETRYABLE_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "SlowDown",
+    "EC2ThrottledException",
+    "PriorRequestNotComplete",
+    "ServiceUnavailable",
+    "Unavailable",
+    "InternalError",
+    "InternalFailure",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    // Still in use / not yet in the right state: succeeds once the other side settles.
+    "DependencyViolation",
+    "IncorrectState",
+    "IncorrectInstanceState",
+    "ResourceInUse",
+    "ScalingActivityInProgress",
+    "ConcurrentModification",
+    "OperationAborted",
+];
+
+/// Classifies an AWS failure from its error code, HTTP status and whether the request
+/// reached AWS at all.
+pub fn classify(
+    code: Option<&str>,
+    message: Option<&str>,
+    status: Option<u16>,
+    unreached: bool,
+) -> ErrorClass {
+    if unreached || matches!(status, Some(429 | 500..=599)) {
+        return ErrorClass::Transient;
+    }
+    let Some(code) = code else {
+        return ErrorClass::Permanent;
+    };
+    if RETRYABLE_CODES.contains(&code) {
+        return ErrorClass::Transient;
+    }
+    // Eventual consistency: an id made moments ago is not visible everywhere yet
+    // (`InvalidVpcID.NotFound`, `InvalidSubnetID.NotFound`, `InvalidGroup.NotFound`, …).
+    if code.starts_with("Invalid") && code.ends_with(".NotFound") {
+        return ErrorClass::Transient;
+    }
+    // A new instance profile takes a while to reach EC2 and Auto Scaling.
+    let message = message.unwrap_or_default();
+    if code == "InvalidParameterValue" && message.contains("IAM Instance Profile") {
+        return ErrorClass::Transient;
+    }
+    if code == "ValidationError" && message.contains("Invalid IamInstanceProfile") {
+        return ErrorClass::Transient;
+    }
+    ErrorClass::Permanent
+}
+
+/// An SDK failure as the engine sees it: code, message and class.
+pub fn provision_error<E>(error: &SdkError<E, HttpResponse>) -> ProvisionError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match error {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            let status = Some(service.raw().status().as_u16());
+            let code = inner.code();
+            let message = inner.message();
+            ProvisionError {
+                code: code.unwrap_or("Unknown").to_string(),
+                message: message
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| inner.to_string()),
+                class: classify(code, message, status, false),
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => ProvisionError {
+            code: "Unreachable".to_string(),
+            message: format!("{error}"),
+            class: ErrorClass::Transient,
+        },
+        SdkError::ResponseError(_) => ProvisionError {
+            code: "BadResponse".to_string(),
+            message: format!("{error}"),
+            class: ErrorClass::Transient,
+        },
+        _ => ProvisionError {
+            code: "RequestFailed".to_string(),
+            message: format!("{error}"),
+            class: ErrorClass::Permanent,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_server_errors_and_unreached_requests_are_transient() {
+        for code in [
+            "RequestLimitExceeded",
+            "Throttling",
+            "SlowDown",
+            "PriorRequestNotComplete",
+            "DependencyViolation",
+        ] {
+            assert_eq!(
+                classify(Some(code), None, Some(400), false),
+                ErrorClass::Transient,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify(None, None, Some(503), false),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify(Some("Whatever"), None, Some(500), false),
+            ErrorClass::Transient
+        );
+        assert_eq!(classify(None, None, None, true), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn eventual_consistency_is_transient() {
+        for code in [
+            "InvalidVpcID.NotFound",
+            "InvalidSubnetID.NotFound",
+            "InvalidGroup.NotFound",
+            "InvalidAllocationID.NotFound",
+        ] {
+            assert_eq!(
+                classify(Some(code), None, Some(400), false),
+                ErrorClass::Transient,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify(
+                Some("InvalidParameterValue"),
+                Some(
+                    "Value (x) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"
+                ),
+                Some(400),
+                false
+            ),
+            ErrorClass::Transient
+        );
+    }
+
+    #[test]
+    fn real_mistakes_are_permanent() {
+        for code in [
+            "InvalidParameterValue",
+            "UnauthorizedOperation",
+            "VpcLimitExceeded",
+            "InvalidSubnet.Conflict",
+            "AccessDenied",
+        ] {
+            assert_eq!(
+                classify(Some(code), Some("bad"), Some(400), false),
+                ErrorClass::Permanent,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify(None, None, Some(403), false),
+            ErrorClass::Permanent
+        );
+    }
+}
