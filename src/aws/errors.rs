@@ -109,6 +109,20 @@ where
     }
 }
 
+/// `.aws()?` on an SDK call: its failure as a [`ProvisionError`].
+pub trait AwsResultExt<T> {
+    fn aws(self) -> Result<T, ProvisionError>;
+}
+
+impl<T, E> AwsResultExt<T> for Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    fn aws(self) -> Result<T, ProvisionError> {
+        self.map_err(|error| provision_error(&error))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,17 @@ impl ResourceGraph {
         Ref::new(address)
     }
 
+    /// The graph of the nodes `keep` accepts (references to dropped nodes then dangle and
+    /// fail the order check, so a filter must keep whole dependency closures).
+    pub fn filtered(&self, keep: impl Fn(&GraphNode) -> bool) -> ResourceGraph {
+        let mut graph = ResourceGraph::new();
+        for node in self.nodes.iter().filter(|node| keep(node)) {
+            graph.index.insert(node.address.clone(), graph.nodes.len());
+            graph.nodes.push(node.clone());
+        }
+        graph
+    }
+
     pub fn nodes(&self) -> &[GraphNode] {
         &self.nodes
     }

@@ -1,0 +1,890 @@
+//! EC2 network and security resources: VPC, subnets, gateways, addresses, routes, security
+//! groups and rules. Every create first looks for what an interrupted run may have made (by
+//! the `rafter.dev/address` tag, or by its natural key where EC2 has no tags), so a rerun
+//! adopts instead of duplicating.
+
+use aws_sdk_ec2::types::{
+    AttributeBooleanValue, DomainType, Filter, IpPermission, IpRange, ResourceType, Tag,
+    TagSpecification, UserIdGroupPair,
+};
+
+use super::attrs::Attrs;
+use super::errors::AwsResultExt;
+use super::{ADDRESS_TAG, Context, outputs};
+use crate::apply::{Outputs, ProvisionError};
+use crate::graph::{Address, ResourceKind};
+use crate::model::naming::CLUSTER_TAG;
+use crate::plan::RecordedResource;
+
+const SERVICE: &str = "ec2";
+
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+/// Filters that find exactly the resource rafter made for `address` in this cluster.
+fn owned(context: &Context, address: &Address) -> Vec<Filter> {
+    vec![
+        filter(&format!("tag:{CLUSTER_TAG}"), &context.cluster),
+        filter(&format!("tag:{ADDRESS_TAG}"), &address.to_string()),
+    ]
+}
+
+fn tags(attrs: Attrs<'_>, address: &Address) -> Vec<Tag> {
+    let mut tags = attrs.tags();
+    tags.insert(ADDRESS_TAG.to_string(), address.to_string());
+    tags.into_iter()
+        .map(|(key, value)| Tag::builder().key(key).value(value).build())
+        .collect()
+}
+
+fn tag_spec(kind: ResourceType, attrs: Attrs<'_>, address: &Address) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(tags(attrs, address)))
+        .build()
+}
+
+fn no_id(operation: &str) -> ProvisionError {
+    ProvisionError::permanent("MissingId", format!("{operation} returned no id"))
+}
+
+fn id_of(recorded: &RecordedResource) -> Result<&str, ProvisionError> {
+    recorded
+        .outputs
+        .get("id")
+        .map(String::as_str)
+        .ok_or_else(|| no_id("the state of this resource"))
+}
+
+/// A delete of something already gone succeeded.
+fn gone_is_fine(error: ProvisionError) -> Result<(), ProvisionError> {
+    if error.code.ends_with(".NotFound") || error.code.ends_with("NotFound") {
+        Ok(())
+    } else {
+        Err(error)
+    }
+}
+
+fn enabled(flag: bool) -> AttributeBooleanValue {
+    AttributeBooleanValue::builder().value(flag).build()
+}
+
+pub async fn create(
+    context: &Context,
+    address: &Address,
+    attrs: Attrs<'_>,
+) -> Result<Outputs, ProvisionError> {
+    match address.kind {
+        ResourceKind::Vpc => create_vpc(context, address, attrs).await,
+        ResourceKind::Subnet => create_subnet(context, address, attrs).await,
+        ResourceKind::InternetGateway => create_internet_gateway(context, address, attrs).await,
+        ResourceKind::ElasticIp => create_elastic_ip(context, address, attrs).await,
+        ResourceKind::NatGateway => create_nat_gateway(context, address, attrs).await,
+        ResourceKind::RouteTable => create_route_table(context, address, attrs).await,
+        ResourceKind::Route => create_route(context, attrs).await,
+        ResourceKind::RouteTableAssociation => create_association(context, attrs).await,
+        ResourceKind::SecurityGroup => create_security_group(context, address, attrs).await,
+        ResourceKind::SecurityGroupIngressRule | ResourceKind::SecurityGroupEgressRule => {
+            create_rule(context, address, attrs).await
+        }
+        other => Err(ProvisionError::permanent(
+            "NotImplemented",
+            format!("{} is not handled by EC2", other.type_name()),
+        )),
+    }
+}
+
+/// In-place changes: attributes EC2 can modify, and tags.
+pub async fn update(
+    context: &Context,
+    recorded: &RecordedResource,
+    attrs: Attrs<'_>,
+) -> Result<Outputs, ProvisionError> {
+    let id = id_of(recorded)?;
+    match recorded.address.kind {
+        ResourceKind::Vpc => set_vpc_dns(context, id, attrs).await?,
+        ResourceKind::Subnet => {
+            context.calls.write(SERVICE);
+            context
+                .ec2
+                .modify_subnet_attribute()
+                .subnet_id(id)
+                .map_public_ip_on_launch(enabled(attrs.bool("map_public_ip_on_launch")?))
+                .send()
+                .await
+                .aws()?;
+        }
+        ResourceKind::Route | ResourceKind::RouteTableAssociation => {
+            // Their mutable attribute is the target: re-running create converges it.
+            return create(context, &recorded.address, attrs).await;
+        }
+        _ => {}
+    }
+    if attrs.has("tags") {
+        context.calls.write(SERVICE);
+        context
+            .ec2
+            .create_tags()
+            .resources(id)
+            .set_tags(Some(tags(attrs, &recorded.address)))
+            .send()
+            .await
+            .aws()?;
+    }
+    Ok(recorded.outputs.clone())
+}
+
+pub async fn delete(context: &Context, recorded: &RecordedResource) -> Result<(), ProvisionError> {
+    let id = id_of(recorded)?;
+    let ec2 = &context.ec2;
+    context.calls.write(SERVICE);
+    let result = match recorded.address.kind {
+        ResourceKind::Vpc => ec2.delete_vpc().vpc_id(id).send().await.map(|_| ()).aws(),
+        ResourceKind::Subnet => ec2
+            .delete_subnet()
+            .subnet_id(id)
+            .send()
+            .await
+            .map(|_| ())
+            .aws(),
+        ResourceKind::InternetGateway => delete_internet_gateway(context, id).await,
+        ResourceKind::ElasticIp => ec2
+            .release_address()
+            .allocation_id(id)
+            .send()
+            .await
+            .map(|_| ())
+            .aws(),
+        ResourceKind::NatGateway => delete_nat_gateway(context, id).await,
+        ResourceKind::RouteTable => ec2
+            .delete_route_table()
+            .route_table_id(id)
+            .send()
+            .await
+            .map(|_| ())
+            .aws(),
+        ResourceKind::Route => {
+            let (table, destination) = id
+                .split_once('|')
+                .ok_or_else(|| no_id("the route's state"))?;
+            ec2.delete_route()
+                .route_table_id(table)
+                .destination_cidr_block(destination)
+                .send()
+                .await
+                .map(|_| ())
+                .aws()
+        }
+        ResourceKind::RouteTableAssociation => ec2
+            .disassociate_route_table()
+            .association_id(id)
+            .send()
+            .await
+            .map(|_| ())
+            .aws(),
+        ResourceKind::SecurityGroup => ec2
+            .delete_security_group()
+            .group_id(id)
+            .send()
+            .await
+            .map(|_| ())
+            .aws(),
+        ResourceKind::SecurityGroupIngressRule => {
+            let group = recorded
+                .outputs
+                .get("security_group_id")
+                .map(String::as_str)
+                .unwrap_or_default();
+            ec2.revoke_security_group_ingress()
+                .group_id(group)
+                .security_group_rule_ids(id)
+                .send()
+                .await
+                .map(|_| ())
+                .aws()
+        }
+        ResourceKind::SecurityGroupEgressRule => {
+            let group = recorded
+                .outputs
+                .get("security_group_id")
+                .map(String::as_str)
+                .unwrap_or_default();
+            ec2.revoke_security_group_egress()
+                .group_id(group)
+                .security_group_rule_ids(id)
+                .send()
+                .await
+                .map(|_| ())
+                .aws()
+        }
+        other => Err(ProvisionError::permanent(
+            "NotImplemented",
+            format!("{} is not handled by EC2", other.type_name()),
+        )),
+    };
+    result.or_else(gone_is_fine)
+}
+
+async fn set_vpc_dns(context: &Context, id: &str, attrs: Attrs<'_>) -> Result<(), ProvisionError> {
+    // EC2 takes one VPC attribute per call.
+    for (name, value) in [
+        ("enable_dns_support", attrs.bool("enable_dns_support")?),
+        ("enable_dns_hostnames", attrs.bool("enable_dns_hostnames")?),
+    ] {
+        context.calls.write(SERVICE);
+        let request = context.ec2.modify_vpc_attribute().vpc_id(id);
+        let request = if name == "enable_dns_support" {
+            request.enable_dns_support(enabled(value))
+        } else {
+            request.enable_dns_hostnames(enabled(value))
+        };
+        request.send().await.aws()?;
+    }
+    Ok(())
+}
+
+async fn create_vpc(
+    context: &Context,
+    address: &Address,
+    attrs: Attrs<'_>,
+) -> Result<Outputs, ProvisionError> {
+    context.calls.read(SERVICE);
+    let found = context
+        .ec2
+        .describe_vpcs()
+        .set_filters(Some(owned(context, address)))
+        .send()
+        .await
+        .aws()?;
+    let id = match found.vpcs().first().and_then(|vpc| vpc.vpc_id()) {
+        Some(id) => id.to_string(),
+        None => {
+            context.calls.write(SERVICE);
+            let created = context
+                .ec2
+                .create_vpc()
+                .cidr_block(attrs.str("cidr_block")?)
+                .tag_specifications(tag_spec(ResourceType::Vpc, attrs, address))
+                .send()
+                .await
+                .aws()?;
+            created
+                .vpc()
+                .and_then(|vpc| vpc.vpc_id())
+                .ok_or_else(|| no_id("CreateVpc"))?
+                .to_string()
+        }
+    };
+    set_vpc_dns(context, &id, attrs).await?;
+    Ok(outputs([("id", id)]))
+}
+
+async fn create_subnet(
+    context: &Context,
+    address: &Address,
+    attrs: Attrs<'_>,
+) -> Result<Outputs, ProvisionError> {
+    context.calls.read(SERVICE);
+    let found = context
+        .ec2
+        .describe_subnets()
+        .set_filters(Some(owned(context, address)))
+        .send()
+        .await
+        .aws()?;
+    let existing = found.subnets().first().and_then(|subnet| {
+        Some((
+            subnet.subnet_id()?.to_string(),
+            subnet.subnet_arn().unwrap_or_default().to_string(),
+        ))
+    });
+    let (id, arn) = match existing {
+        Some(found) => found,
+        None => {
+            context.calls.write(SERVICE);
+            let created = context
+                .ec2
+                .create_subnet()
+                .vpc_id(attrs.str("vpc_id")?)
+                .cidr_block(attrs.str("cidr_block")?)
+                .availability_zone(attrs.str("availability_zone")?)
+                .tag_specifications(tag_spec(ResourceType::Subnet, attrs, address))
+                .send()
+                .await
+                .aws()?;
+            let subnet = created.subnet().ok_or_else(|| no_id("CreateSubnet"))?;
+            (
+                subnet
+                    .subnet_id()
+                    .ok_or_else(|| no_id("CreateSubnet"))?
+                    .to_string(),
+                subnet.subnet_arn().unwrap_or_default().to_string(),
+            )
+        }
+    };
+    if attrs.bool("map_public_ip_on_launch")? {
+        context.calls.write(SERVICE);
+        context
+            .ec2
+            .modify_subnet_attribute()
+            .subnet_id(&id)
+            .map_public_ip_on_launch(enabled(true))
+            .send()
+            .await
+            .aws()?;
+    }
+    Ok(outputs([("id", id), ("arn", arn)]))
+}
+
+async fn create_internet_gateway(
+    context: &Context,
+    address: &Address,
+    attrs: Attrs<'_>,
+) -> Result<Outputs, ProvisionError> {
+    let vpc = attrs.str("vpc_id")?;
+    context.calls.read(SERVICE);
+    let found = context
+        .ec2
+        .describe_internet_gateways()
+        .set_filters(Some(owned(context, address)))
+        .send()
+        .await
+        .aws()?;
+    let (id, attached) = match found.internet_gateways().first() {
+        Some(gateway) => (
+            gateway
+                .internet_gateway_id()
+                .ok_or_else(|| no_id("DescribeInternetGateways"))?
+                .to_string(),
+            gateway
+                .attachments()
+                .iter()
+                .any(|attachment| attachment.vpc_id() == Some(vpc)),
+        ),
+        None => {
+            context.calls.write(SERVICE);
+            let created = context
+                .ec2
+                .create_internet_gateway()
+                .tag_specifications(tag_spec(ResourceType::InternetGateway, attrs, address))
+                .send()
+                .await
+                .aws()?;
+            let id = created
+                .internet_gateway()
+                .and_then(|gateway| gateway.internet_gateway_id())
+                .ok_or_else(|| no_id("CreateInternetGateway"))?;
+            (id.to_string(), false)
+        }
+    };
+    if !attached {
+        context.calls.write(SERVICE);
+        context
+            .ec2
+            .attach_internet_gateway()
+            .internet_gateway_id(&id)
+            .vpc_id(vpc)
+            .send()
+            .await
+            .aws()?;
+    }
+    Ok(outputs([("id", id)]))
+}
+
+async fn delete_internet_gateway(context: &Context, id: &str) -> Result<(), ProvisionError> {
+    context.calls.read(SERVICE);
+    let found = context
+        .ec2
+        .describe_internet_gateways()
+        .internet_gateway_ids(id)
+        .send()
+        .await
+        .aws()?;
+    for attachment in found
+        .internet_gateways()
+        .iter()
+        .flat_map(|gateway| gateway.attachments())
+    {
+        if let Some(vpc) = attachment.vpc_id() {
+            context.calls.write(SERVICE);
+            context
+                .ec2
+                .detach_internet_gateway()
+                .internet_gateway_id(id)
+                .vpc_id(vpc)
+                .send()
+                .await
+                .aws()?;
+        }
+    }
+    context.calls.write(SERVICE);
+    context
+        .ec2
+        .delete_internet_gateway()
+        .internet_gateway_id(id)
+        .send()
+        .await
+        .map(|_| ())
+        .aws()
+}
+
+async fn create_elastic_ip(
+    context: &Context,
+    address: &Address,
+    attrs: Attrs<'_>,
+) -> Result<Outputs, ProvisionError> {
+    context.calls.read(SERVICE);
+    let found = context
+        .ec2
+        .describe_addresses()
+        .set_filters(Some(owned(context, address)))
+        .send()
+        .await
+        .aws()?;
+    if let Some(id) = found
+        .addresses()
+        .first()
+        .and_then(|address| address.allocation_id())
+    {
+        return Ok(outputs([("id", id.to_string())]));
+    }
+    context.calls.write(SERVICE);
+    let created = context
+        .ec2
+        .allocate_address()
+        .domain(DomainType::Vpc)
+        .tag_specifications(tag_spec(ResourceType::ElasticIp, attrs, address))
+        .send()
+        .await
+        .aws()?;
+    Ok(outputs([(
+        "id",
+        created
+            .allocation_id()
+            .ok_or_else(|| no_id("AllocateAddress"))?
+            .to_string(),
+    )]))
+}
+
+async fn create_nat_gateway(
+    context: &Context,
+    address: &Address,
+    attrs: Attrs<'_>,
+) -> Result<Outputs, ProvisionError> {
+    context.calls.read(SERVICE);
+    let mut filters = owned(context, address);
+    filters.push(
+        Filter::builder()
+            .name("state")
+            .values("pending")
+            .values("available")
+            .build(),
+    );
+    let found = context
+        .ec2
+        .describe_nat_gateways()
+        .set_filter(Some(filters))
+        .send()
+        .await
+        .aws()?;
+    let id = match found
+        .nat_gateways()
+        .first()
+        .and_then(|gateway| gateway.nat_gateway_id())
+    {
+        Some(id) => id.to_string(),
+        None => {
+            context.calls.write(SERVICE);
+            let created = context
+                .ec2
+                .create_nat_gateway()
+                .subnet_id(attrs.str("subnet_id")?)
+                .allocation_id(attrs.str("allocation_id")?)
+                .tag_specifications(tag_spec(ResourceType::Natgateway, attrs, address))
+                .send()
+                .await
+                .aws()?;
+            created
+                .nat_gateway()
+                .and_then(|gateway| gateway.nat_gateway_id())
+                .ok_or_else(|| no_id("CreateNatGateway"))?
+                .to_string()
+        }
+    };
+    wait_for_nat(context, &id, "available").await?;
+    Ok(outputs([("id", id)]))
+}
+
+/// NAT gateways take minutes to come up or go away; routes and address releases wait.
+async fn wait_for_nat(context: &Context, id: &str, state: &str) -> Result<(), ProvisionError> {
+    for _ in 0..120 {
+        context.calls.read(SERVICE);
+        let found = context
+            .ec2
+            .describe_nat_gateways()
+            .nat_gateway_ids(id)
+            .send()
+            .await
+            .aws()?;
+        let current = found
+            .nat_gateways()
+            .first()
+            .and_then(|gateway| gateway.state())
+            .map(|state| state.as_str().to_string());
+        match current.as_deref() {
+            Some(current) if current == state => return Ok(()),
+            Some("failed") => {
+                return Err(ProvisionError::permanent(
+                    "NatGatewayFailed",
+                    format!("NAT gateway {id} failed"),
+                ));
+            }
+            None if state == "deleted" => return Ok(()),
+            _ => tokio::time::sleep(std::time::Duration::from_secs(5)).await,
+        }
+    }
+    Err(ProvisionError::transient(
+        "NatGatewayPending",
+        format!("NAT gateway {id} is not {state} yet"),
+    ))
+}
+
+async fn delete_nat_gateway(context: &Context, id: &str) -> Result<(), ProvisionError> {
+    context.calls.write(SERVICE);
+    context
+        .ec2
+        .delete_nat_gateway()
+        .nat_gateway_id(id)
+        .send()
+        .await
+        .aws()?;
+    wait_for_nat(context, id, "deleted").await
+}
+
+async fn create_route_table(
+    context: &Context,
+    address: &Address,
+    attrs: Attrs<'_>,
+) -> Result<Outputs, ProvisionError> {
+    context.calls.read(SERVICE);
+    let found = context
+        .ec2
+        .describe_route_tables()
+        .set_filters(Some(owned(context, address)))
+        .send()
+        .await
+        .aws()?;
+    if let Some(id) = found
+        .route_tables()
+        .first()
+        .and_then(|table| table.route_table_id())
+    {
+        return Ok(outputs([("id", id.to_string())]));
+    }
+    context.calls.write(SERVICE);
+    let created = context
+        .ec2
+        .create_route_table()
+        .vpc_id(attrs.str("vpc_id")?)
+        .tag_specifications(tag_spec(ResourceType::RouteTable, attrs, address))
+        .send()
+        .await
+        .aws()?;
+    Ok(outputs([(
+        "id",
+        created
+            .route_table()
+            .and_then(|table| table.route_table_id())
+            .ok_or_else(|| no_id("CreateRouteTable"))?
+            .to_string(),
+    )]))
+}
+
+/// Routes have no id or tags: they are found by table and destination, and their target is
+/// set whether the route is new or was left by an earlier run.
+async fn create_route(context: &Context, attrs: Attrs<'_>) -> Result<Outputs, ProvisionError> {
+    let table = attrs.str("route_table_id")?;
+    let destination = attrs.str("destination_cidr_block")?;
+    let gateway = attrs.opt_str("gateway_id");
+    let nat = attrs.opt_str("nat_gateway_id");
+    context.calls.read(SERVICE);
+    let found = context
+        .ec2
+        .describe_route_tables()
+        .route_table_ids(table)
+        .send()
+        .await
+        .aws()?;
+    let existing = found
+        .route_tables()
+        .iter()
+        .flat_map(|table| table.routes())
+        .find(|route| route.destination_cidr_block() == Some(destination));
+    let id = format!("{table}|{destination}");
+    match existing {
+        Some(route) if route.gateway_id() == gateway && route.nat_gateway_id() == nat => {}
+        Some(_) => {
+            context.calls.write(SERVICE);
+            context
+                .ec2
+                .replace_route()
+                .route_table_id(table)
+                .destination_cidr_block(destination)
+                .set_gateway_id(gateway.map(String::from))
+                .set_nat_gateway_id(nat.map(String::from))
+                .send()
+                .await
+                .aws()?;
+        }
+        None => {
+            context.calls.write(SERVICE);
+            context
+                .ec2
+                .create_route()
+                .route_table_id(table)
+                .destination_cidr_block(destination)
+                .set_gateway_id(gateway.map(String::from))
+                .set_nat_gateway_id(nat.map(String::from))
+                .send()
+                .await
+                .aws()?;
+        }
+    }
+    Ok(outputs([("id", id)]))
+}
+
+/// Associations are found by subnet: a subnet has at most one route table.
+async fn create_association(
+    context: &Context,
+    attrs: Attrs<'_>,
+) -> Result<Outputs, ProvisionError> {
+    let table = attrs.str("route_table_id")?;
+    let subnet = attrs.str("subnet_id")?;
+    context.calls.read(SERVICE);
+    let found = context
+        .ec2
+        .describe_route_tables()
+        .filters(filter("association.subnet-id", subnet))
+        .send()
+        .await
+        .aws()?;
+    let current = found.route_tables().iter().find_map(|candidate| {
+        candidate
+            .associations()
+            .iter()
+            .find(|association| association.subnet_id() == Some(subnet))
+            .map(|association| {
+                (
+                    candidate.route_table_id().unwrap_or_default().to_string(),
+                    association
+                        .route_table_association_id()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+    });
+    let id = match current {
+        Some((current_table, association)) if current_table == table => association,
+        Some((_, association)) => {
+            context.calls.write(SERVICE);
+            let replaced = context
+                .ec2
+                .replace_route_table_association()
+                .association_id(association)
+                .route_table_id(table)
+                .send()
+                .await
+                .aws()?;
+            replaced
+                .new_association_id()
+                .ok_or_else(|| no_id("ReplaceRouteTableAssociation"))?
+                .to_string()
+        }
+        None => {
+            context.calls.write(SERVICE);
+            let created = context
+                .ec2
+                .associate_route_table()
+                .route_table_id(table)
+                .subnet_id(subnet)
+                .send()
+                .await
+                .aws()?;
+            created
+                .association_id()
+                .ok_or_else(|| no_id("AssociateRouteTable"))?
+                .to_string()
+        }
+    };
+    Ok(outputs([("id", id)]))
+}
+
+async fn create_security_group(
+    context: &Context,
+    address: &Address,
+    attrs: Attrs<'_>,
+) -> Result<Outputs, ProvisionError> {
+    let vpc = attrs.str("vpc_id")?;
+    let name = attrs.str("name")?;
+    context.calls.read(SERVICE);
+    let found = context
+        .ec2
+        .describe_security_groups()
+        .filters(filter("vpc-id", vpc))
+        .filters(filter("group-name", name))
+        .send()
+        .await
+        .aws()?;
+    if let Some(group) = found.security_groups().first() {
+        let id = group
+            .group_id()
+            .ok_or_else(|| no_id("DescribeSecurityGroups"))?;
+        return Ok(outputs([
+            ("id", id.to_string()),
+            (
+                "arn",
+                group.security_group_arn().unwrap_or_default().to_string(),
+            ),
+        ]));
+    }
+    context.calls.write(SERVICE);
+    let created = context
+        .ec2
+        .create_security_group()
+        .group_name(name)
+        .description(attrs.str("description")?)
+        .vpc_id(vpc)
+        .tag_specifications(tag_spec(ResourceType::SecurityGroup, attrs, address))
+        .send()
+        .await
+        .aws()?;
+    let id = created
+        .group_id()
+        .ok_or_else(|| no_id("CreateSecurityGroup"))?
+        .to_string();
+    // EC2 gives every new group an allow-all egress rule; rafter manages egress explicitly.
+    context.calls.write(SERVICE);
+    let everything = IpPermission::builder()
+        .ip_protocol("-1")
+        .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .build();
+    context
+        .ec2
+        .revoke_security_group_egress()
+        .group_id(&id)
+        .ip_permissions(everything)
+        .send()
+        .await
+        .aws()?;
+    Ok(outputs([
+        ("id", id),
+        (
+            "arn",
+            created.security_group_arn().unwrap_or_default().to_string(),
+        ),
+    ]))
+}
+
+fn permission(attrs: Attrs<'_>) -> Result<IpPermission, ProvisionError> {
+    let description = attrs.opt_str("description").map(String::from);
+    let mut builder = IpPermission::builder().ip_protocol(attrs.str("ip_protocol")?);
+    // EC2 ignores ports for protocols without them; -1 says "all" explicitly, which some
+    // implementations of the API (the emulator among them) insist on.
+    let (from, to) = (
+        attrs.opt_int("from_port").unwrap_or(-1),
+        attrs.opt_int("to_port").unwrap_or(-1),
+    );
+    let port = |value: i64| {
+        i32::try_from(value).map_err(|_| {
+            ProvisionError::permanent("RafterModel", format!("port {value} out of range"))
+        })
+    };
+    builder = builder.from_port(port(from)?).to_port(port(to)?);
+    builder = match (
+        attrs.opt_str("cidr_ipv4"),
+        attrs.opt_str("referenced_security_group_id"),
+    ) {
+        (Some(cidr), _) => builder.ip_ranges(
+            IpRange::builder()
+                .cidr_ip(cidr)
+                .set_description(description)
+                .build(),
+        ),
+        (None, Some(group)) => builder.user_id_group_pairs(
+            UserIdGroupPair::builder()
+                .group_id(group)
+                .set_description(description)
+                .build(),
+        ),
+        (None, None) => {
+            return Err(ProvisionError::permanent(
+                "RafterModel",
+                "a rule needs a CIDR or a security group",
+            ));
+        }
+    };
+    Ok(builder.build())
+}
+
+async fn create_rule(
+    context: &Context,
+    address: &Address,
+    attrs: Attrs<'_>,
+) -> Result<Outputs, ProvisionError> {
+    let group = attrs.str("security_group_id")?;
+    context.calls.read(SERVICE);
+    let mut filters = owned(context, address);
+    filters.push(filter("group-id", group));
+    let found = context
+        .ec2
+        .describe_security_group_rules()
+        .set_filters(Some(filters))
+        .send()
+        .await
+        .aws()?;
+    if let Some(id) = found
+        .security_group_rules()
+        .first()
+        .and_then(|rule| rule.security_group_rule_id())
+    {
+        return Ok(outputs([
+            ("id", id.to_string()),
+            ("security_group_id", group.to_string()),
+        ]));
+    }
+    context.calls.write(SERVICE);
+    let spec = tag_spec(ResourceType::SecurityGroupRule, attrs, address);
+    let rules = if address.kind == ResourceKind::SecurityGroupIngressRule {
+        context
+            .ec2
+            .authorize_security_group_ingress()
+            .group_id(group)
+            .ip_permissions(permission(attrs)?)
+            .tag_specifications(spec)
+            .send()
+            .await
+            .aws()?
+            .security_group_rules
+    } else {
+        context
+            .ec2
+            .authorize_security_group_egress()
+            .group_id(group)
+            .ip_permissions(permission(attrs)?)
+            .tag_specifications(spec)
+            .send()
+            .await
+            .aws()?
+            .security_group_rules
+    };
+    let id = rules
+        .unwrap_or_default()
+        .first()
+        .and_then(|rule| rule.security_group_rule_id().map(String::from))
+        .ok_or_else(|| no_id("AuthorizeSecurityGroupIngress"))?;
+    Ok(outputs([
+        ("id", id),
+        ("security_group_id", group.to_string()),
+    ]))
+}
