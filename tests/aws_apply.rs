@@ -4,37 +4,11 @@
 
 mod common;
 
-use std::sync::Mutex;
-
 use aws_sdk_ec2::types::Filter;
-use std::time::Duration;
-
-use rafter::apply::{self, ApplyOptions, Recorder, RetryPolicy, SilentReporter};
-use rafter::aws::AwsProvisioner;
-use rafter::graph::{Address, Concern, ResourceGraph};
+use common::apply::{Memory, converge, destroy};
+use rafter::graph::{Concern, ResourceGraph};
 use rafter::model::build_graph;
-use rafter::plan::{self, RecordedResource};
 use rafter::spec::{self, SpecFlags, SpecSources};
-use rafter::state::StateError;
-
-#[derive(Default)]
-struct Memory(Mutex<Vec<RecordedResource>>);
-
-impl Recorder for Memory {
-    async fn record(&self, resource: RecordedResource) -> Result<(), StateError> {
-        let mut records = self.0.lock().unwrap();
-        records.retain(|existing| existing.address != resource.address);
-        records.push(resource);
-        Ok(())
-    }
-    async fn forget(&self, address: &Address) -> Result<(), StateError> {
-        self.0
-            .lock()
-            .unwrap()
-            .retain(|existing| &existing.address != address);
-        Ok(())
-    }
-}
 
 fn network_graph(name: &str) -> ResourceGraph {
     let sources = SpecSources {
@@ -59,39 +33,6 @@ fn network_graph(name: &str) -> ResourceGraph {
     })
 }
 
-async fn converge(
-    name: &str,
-    graph: &ResourceGraph,
-    recorded: &[RecordedResource],
-    memory: &Memory,
-) -> (apply::ApplyReport, AwsProvisioner) {
-    let provisioner = AwsProvisioner::new(&common::moto::sdk_config(), name);
-    let plan = plan::diff(name, graph, recorded).unwrap();
-    let report = apply::apply(
-        graph,
-        &plan,
-        recorded,
-        &provisioner,
-        memory,
-        &SilentReporter,
-        options(),
-    )
-    .await
-    .unwrap();
-    (report, provisioner)
-}
-
-/// The emulator answers at once: anything still failing after a minute is a real failure.
-fn options() -> ApplyOptions {
-    ApplyOptions {
-        retry: RetryPolicy {
-            deadline: Duration::from_secs(60),
-            ..RetryPolicy::default()
-        },
-        ..ApplyOptions::default()
-    }
-}
-
 fn owned_by(name: &str) -> Filter {
     Filter::builder()
         .name("tag:rafter.dev/cluster")
@@ -104,7 +45,7 @@ async fn network_converges_is_idempotent_adopts_and_is_destroyed() {
     let name = "net.example.com";
     let graph = network_graph(name);
     let memory = Memory::default();
-    let (report, _) = converge(name, &graph, &[], &memory).await;
+    let (report, _) = converge(name, &graph, &memory).await;
     assert!(report.succeeded(), "{report:#?}");
     assert_eq!(report.done.len(), graph.len());
 
@@ -216,13 +157,12 @@ async fn network_converges_is_idempotent_adopts_and_is_destroyed() {
     assert_eq!(egress[0].from_port(), Some(6443));
 
     // Applying again from the recorded state changes nothing: zero mutating calls.
-    let recorded = memory.0.lock().unwrap().clone();
-    let (again, provisioner) = converge(name, &graph, &recorded, &memory).await;
+    let (again, provisioner) = converge(name, &graph, &memory).await;
     assert!(again.succeeded() && again.done.is_empty(), "{again:#?}");
     assert_eq!(provisioner.calls().total_writes(), 0);
 
     // A run that lost its state finds what exists by tags and natural keys: no duplicates.
-    let (adopted, _) = converge(name, &graph, &[], &Memory::default()).await;
+    let (adopted, _) = converge(name, &graph, &Memory::default()).await;
     assert!(adopted.succeeded(), "{adopted:#?}");
     assert_eq!(
         ec2.describe_vpcs()
@@ -267,20 +207,7 @@ async fn network_converges_is_idempotent_adopts_and_is_destroyed() {
     );
 
     // Destroy: everything recorded goes, dependents first.
-    let recorded = memory.0.lock().unwrap().clone();
-    let destroy = plan::diff::destroy_plan(name, &recorded).unwrap();
-    let provisioner = AwsProvisioner::new(&common::moto::sdk_config(), name);
-    let report = apply::apply(
-        &ResourceGraph::new(),
-        &destroy,
-        &recorded,
-        &provisioner,
-        &memory,
-        &SilentReporter,
-        options(),
-    )
-    .await
-    .unwrap();
+    let (report, _) = destroy(name, &memory).await;
     assert!(report.succeeded(), "{report:#?}");
     assert!(memory.0.lock().unwrap().is_empty());
     assert!(

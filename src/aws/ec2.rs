@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{
 };
 
 use super::attrs::Attrs;
-use super::errors::AwsResultExt;
+use super::errors::{AwsResultExt, gone_is_fine};
 use super::{ADDRESS_TAG, Context, outputs};
 use crate::apply::{Outputs, ProvisionError};
 use crate::graph::{Address, ResourceKind};
@@ -18,7 +18,7 @@ use crate::plan::RecordedResource;
 
 const SERVICE: &str = "ec2";
 
-fn filter(name: &str, value: &str) -> Filter {
+pub(super) fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 
@@ -30,7 +30,18 @@ fn owned(context: &Context, address: &Address) -> Vec<Filter> {
     ]
 }
 
-fn tags(attrs: Attrs<'_>, address: &Address) -> Vec<Tag> {
+/// Whether `tags` mark the resource rafter made for `address` in this cluster. Checked on
+/// every result even though the request filtered by the same tags: an API that ignores a
+/// filter (the emulator does for NAT gateways) must not make rafter adopt a stranger.
+fn ours(tags: &[Tag], context: &Context, address: &Address) -> bool {
+    let has = |key: &str, value: &str| {
+        tags.iter()
+            .any(|tag| tag.key() == Some(key) && tag.value() == Some(value))
+    };
+    has(CLUSTER_TAG, &context.cluster) && has(ADDRESS_TAG, &address.to_string())
+}
+
+pub(super) fn tags(attrs: Attrs<'_>, address: &Address) -> Vec<Tag> {
     let mut tags = attrs.tags();
     tags.insert(ADDRESS_TAG.to_string(), address.to_string());
     tags.into_iter()
@@ -38,7 +49,11 @@ fn tags(attrs: Attrs<'_>, address: &Address) -> Vec<Tag> {
         .collect()
 }
 
-fn tag_spec(kind: ResourceType, attrs: Attrs<'_>, address: &Address) -> TagSpecification {
+pub(super) fn tag_spec(
+    kind: ResourceType,
+    attrs: Attrs<'_>,
+    address: &Address,
+) -> TagSpecification {
     TagSpecification::builder()
         .resource_type(kind)
         .set_tags(Some(tags(attrs, address)))
@@ -55,15 +70,6 @@ fn id_of(recorded: &RecordedResource) -> Result<&str, ProvisionError> {
         .get("id")
         .map(String::as_str)
         .ok_or_else(|| no_id("the state of this resource"))
-}
-
-/// A delete of something already gone succeeded.
-fn gone_is_fine(error: ProvisionError) -> Result<(), ProvisionError> {
-    if error.code.ends_with(".NotFound") || error.code.ends_with("NotFound") {
-        Ok(())
-    } else {
-        Err(error)
-    }
 }
 
 fn enabled(flag: bool) -> AttributeBooleanValue {
@@ -257,7 +263,12 @@ async fn create_vpc(
         .send()
         .await
         .aws()?;
-    let id = match found.vpcs().first().and_then(|vpc| vpc.vpc_id()) {
+    let id = match found
+        .vpcs()
+        .iter()
+        .find(|vpc| ours(vpc.tags(), context, address))
+        .and_then(|vpc| vpc.vpc_id())
+    {
         Some(id) => id.to_string(),
         None => {
             context.calls.write(SERVICE);
@@ -293,12 +304,16 @@ async fn create_subnet(
         .send()
         .await
         .aws()?;
-    let existing = found.subnets().first().and_then(|subnet| {
-        Some((
-            subnet.subnet_id()?.to_string(),
-            subnet.subnet_arn().unwrap_or_default().to_string(),
-        ))
-    });
+    let existing = found
+        .subnets()
+        .iter()
+        .find(|subnet| ours(subnet.tags(), context, address))
+        .and_then(|subnet| {
+            Some((
+                subnet.subnet_id()?.to_string(),
+                subnet.subnet_arn().unwrap_or_default().to_string(),
+            ))
+        });
     let (id, arn) = match existing {
         Some(found) => found,
         None => {
@@ -351,7 +366,11 @@ async fn create_internet_gateway(
         .send()
         .await
         .aws()?;
-    let (id, attached) = match found.internet_gateways().first() {
+    let (id, attached) = match found
+        .internet_gateways()
+        .iter()
+        .find(|gateway| ours(gateway.tags(), context, address))
+    {
         Some(gateway) => (
             gateway
                 .internet_gateway_id()
@@ -444,7 +463,8 @@ async fn create_elastic_ip(
         .aws()?;
     if let Some(id) = found
         .addresses()
-        .first()
+        .iter()
+        .find(|found| ours(found.tags(), context, address))
         .and_then(|address| address.allocation_id())
     {
         return Ok(outputs([("id", id.to_string())]));
@@ -490,7 +510,8 @@ async fn create_nat_gateway(
         .aws()?;
     let id = match found
         .nat_gateways()
-        .first()
+        .iter()
+        .find(|gateway| ours(gateway.tags(), context, address))
         .and_then(|gateway| gateway.nat_gateway_id())
     {
         Some(id) => id.to_string(),
@@ -577,7 +598,8 @@ async fn create_route_table(
         .aws()?;
     if let Some(id) = found
         .route_tables()
-        .first()
+        .iter()
+        .find(|table| ours(table.tags(), context, address))
         .and_then(|table| table.route_table_id())
     {
         return Ok(outputs([("id", id.to_string())]));
@@ -845,7 +867,8 @@ async fn create_rule(
         .aws()?;
     if let Some(id) = found
         .security_group_rules()
-        .first()
+        .iter()
+        .find(|rule| ours(rule.tags(), context, address))
         .and_then(|rule| rule.security_group_rule_id())
     {
         return Ok(outputs([

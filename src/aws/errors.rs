@@ -109,6 +109,13 @@ where
     }
 }
 
+/// A delete of something already gone succeeded: the `…NotFound` codes of EC2 and ELB,
+/// IAM's `NoSuchEntity` and Route53's `NoSuchHostedZone`.
+pub fn gone_is_fine(error: ProvisionError) -> Result<(), ProvisionError> {
+    let gone = error.code.ends_with("NotFound") || error.code.starts_with("NoSuch");
+    if gone { Ok(()) } else { Err(error) }
+}
+
 /// `.aws()?` on an SDK call: its failure as a [`ProvisionError`].
 pub trait AwsResultExt<T> {
     fn aws(self) -> Result<T, ProvisionError>;

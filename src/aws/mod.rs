@@ -1,13 +1,18 @@
 //! The AWS target: a [`Provisioner`] over the AWS SDK, how its errors map onto the apply
 //! engine's classes, and a count of API calls per service.
 //!
-//! Implemented so far: the EC2 network and security resources. Other kinds answer
-//! `NotImplemented` (a permanent error), so their dependents are skipped, never half-made.
+//! One module per service family. Every create first looks for what an interrupted run may
+//! have made, and adopts it only if it carries this cluster's `rafter.dev/cluster` tag, so a
+//! rerun converges without duplicates and never takes over someone else's resource.
 
 pub mod attrs;
 pub mod calls;
+pub mod compute;
+pub mod dns;
 pub mod ec2;
 pub mod errors;
+pub mod iam;
+pub mod loadbalancer;
 
 use std::collections::BTreeMap;
 
@@ -15,16 +20,22 @@ pub use calls::{CallCount, CallCounter};
 pub use errors::{AwsResultExt, classify, provision_error};
 
 use crate::apply::{Outputs, ProvisionError, Provisioner};
-use crate::graph::{Address, Concern, Field};
+use crate::graph::{Address, Concern, Field, ResourceKind};
+use crate::model::naming::CLUSTER_TAG;
 use crate::plan::RecordedResource;
 use attrs::Attrs;
 
 /// Tag that names a resource's graph address, so a rerun finds exactly what it made.
 pub const ADDRESS_TAG: &str = "rafter.dev/address";
 
-/// What every AWS operation needs.
+/// What every AWS operation needs: one client per service, the cluster's name (the value of
+/// its ownership tag) and the call counter.
 pub struct Context {
     pub ec2: aws_sdk_ec2::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub route53: aws_sdk_route53::Client,
     pub cluster: String,
     pub calls: CallCounter,
 }
@@ -34,6 +45,24 @@ pub(crate) fn outputs<const N: usize>(pairs: [(&str, String); N]) -> Outputs {
         .into_iter()
         .map(|(key, value)| (key.to_string(), value))
         .collect::<BTreeMap<_, _>>()
+}
+
+/// A resource with rafter's name exists but is not tagged as this cluster's.
+pub(crate) fn not_owned(what: &str, name: &str, cluster: &str) -> ProvisionError {
+    ProvisionError::permanent(
+        "NotOwned",
+        format!(
+            "a {what} named {name} exists but is not tagged {CLUSTER_TAG}={cluster}; rafter never \
+             adopts what it did not create: delete or rename it, or pick another cluster name"
+        ),
+    )
+}
+
+pub(crate) fn not_handled(kind: ResourceKind, service: &str) -> ProvisionError {
+    ProvisionError::permanent(
+        "NotImplemented",
+        format!("{} is not handled by {service}", kind.type_name()),
+    )
 }
 
 /// Provisions a cluster's resources through the AWS APIs.
@@ -46,6 +75,10 @@ impl AwsProvisioner {
         Self {
             context: Context {
                 ec2: aws_sdk_ec2::Client::new(config),
+                iam: aws_sdk_iam::Client::new(config),
+                elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
+                autoscaling: aws_sdk_autoscaling::Client::new(config),
+                route53: aws_sdk_route53::Client::new(config),
                 cluster: cluster.to_string(),
                 calls: CallCounter::default(),
             },
@@ -57,27 +90,47 @@ impl AwsProvisioner {
     }
 }
 
-fn not_implemented(address: &Address) -> ProvisionError {
-    ProvisionError::permanent(
-        "NotImplemented",
-        format!(
-            "rafter cannot provision {} on AWS yet",
-            address.kind.type_name()
-        ),
-    )
+/// Which module provisions a kind.
+#[derive(Clone, Copy)]
+enum Family {
+    Ec2Network,
+    Iam,
+    Compute,
+    LoadBalancer,
+    Dns,
+    NotAws,
 }
 
-fn handled_by_ec2(address: &Address) -> bool {
-    matches!(address.kind.concern(), Concern::Network | Concern::Security)
+fn family(kind: ResourceKind) -> Family {
+    match kind.concern() {
+        Concern::Network | Concern::Security => Family::Ec2Network,
+        Concern::Iam => Family::Iam,
+        Concern::Compute => Family::Compute,
+        Concern::LoadBalancer => Family::LoadBalancer,
+        Concern::Dns => Family::Dns,
+        Concern::Hosts => Family::NotAws,
+    }
+}
+
+fn not_aws(address: &Address) -> ProvisionError {
+    ProvisionError::permanent(
+        "NotAws",
+        format!("{address} is not an AWS resource (bare hosts are bootstrapped over SSH)"),
+    )
 }
 
 impl Provisioner for AwsProvisioner {
     async fn read(
         &self,
         address: &Address,
-        _attributes: &[Field],
+        attributes: &[Field],
     ) -> Result<Outputs, ProvisionError> {
-        Err(not_implemented(address))
+        let attrs = Attrs(attributes);
+        match address.kind {
+            ResourceKind::Image => compute::find_image(&self.context, attrs).await,
+            ResourceKind::HostedZone => dns::find_zone(&self.context, attrs).await,
+            other => Err(not_handled(other, "lookups")),
+        }
     }
 
     async fn create(
@@ -85,10 +138,14 @@ impl Provisioner for AwsProvisioner {
         address: &Address,
         attributes: &[Field],
     ) -> Result<Outputs, ProvisionError> {
-        if handled_by_ec2(address) {
-            ec2::create(&self.context, address, Attrs(attributes)).await
-        } else {
-            Err(not_implemented(address))
+        let (context, attrs) = (&self.context, Attrs(attributes));
+        match family(address.kind) {
+            Family::Ec2Network => ec2::create(context, address, attrs).await,
+            Family::Iam => iam::create(context, address.kind, attrs).await,
+            Family::Compute => compute::create(context, address, attrs).await,
+            Family::LoadBalancer => loadbalancer::create(context, address.kind, attrs).await,
+            Family::Dns => dns::upsert_record(context, attrs).await,
+            Family::NotAws => Err(not_aws(address)),
         }
     }
 
@@ -97,18 +154,26 @@ impl Provisioner for AwsProvisioner {
         recorded: &RecordedResource,
         attributes: &[Field],
     ) -> Result<Outputs, ProvisionError> {
-        if handled_by_ec2(&recorded.address) {
-            ec2::update(&self.context, recorded, Attrs(attributes)).await
-        } else {
-            Err(not_implemented(&recorded.address))
+        let (context, attrs) = (&self.context, Attrs(attributes));
+        match family(recorded.address.kind) {
+            Family::Ec2Network => ec2::update(context, recorded, attrs).await,
+            Family::Iam => iam::update(context, recorded, attrs).await,
+            Family::Compute => compute::update(context, recorded, attrs).await,
+            Family::LoadBalancer => loadbalancer::update(context, recorded, attrs).await,
+            Family::Dns => dns::upsert_record(context, attrs).await,
+            Family::NotAws => Err(not_aws(&recorded.address)),
         }
     }
 
     async fn delete(&self, recorded: &RecordedResource) -> Result<(), ProvisionError> {
-        if handled_by_ec2(&recorded.address) {
-            ec2::delete(&self.context, recorded).await
-        } else {
-            Err(not_implemented(&recorded.address))
+        let context = &self.context;
+        match family(recorded.address.kind) {
+            Family::Ec2Network => ec2::delete(context, recorded).await,
+            Family::Iam => iam::delete(context, recorded).await,
+            Family::Compute => compute::delete(context, recorded).await,
+            Family::LoadBalancer => loadbalancer::delete(context, recorded).await,
+            Family::Dns => dns::delete_record(context, recorded).await,
+            Family::NotAws => Err(not_aws(&recorded.address)),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Shared test helpers: example clusters for every profile, and the AWS API emulator.
 #![allow(dead_code)]
 
+pub mod apply;
 pub mod moto;
 
 use rafter::graph::ResourceGraph;

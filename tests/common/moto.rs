@@ -64,6 +64,11 @@ pub fn moto() -> &'static Moto {
         let watchdog = Command::new("sh")
             .arg("-c")
             .arg(script)
+            // Debian's AMIs (and decoys), so image lookups run against real describe calls.
+            .env(
+                "MOTO_AMIS_PATH",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/moto-amis.json"),
+            )
             .stdin(Stdio::null())
             .spawn()
             .expect("start moto");

@@ -1,0 +1,453 @@
+//! Whole clusters (`ha-aws`, `dev-aws`) applied to the AWS API emulator: every kind of
+//! resource exists with the right shape, a second apply is a no-op, a node group change
+//! touches only the node group, and destroying leaves nothing tagged behind.
+
+mod common;
+
+use aws_sdk_autoscaling::types::Filter as GroupFilter;
+use aws_sdk_ec2::types::Filter;
+use common::apply::{Memory, converge, destroy};
+use rafter::graph::{ResourceGraph, ResourceKind};
+use rafter::model::build_graph;
+use rafter::plan::{self, Action};
+use rafter::spec::{self, SpecSources};
+
+const CLUSTER_TAG: &str = "rafter.dev/cluster";
+
+fn graph_for(sources: &SpecSources) -> ResourceGraph {
+    let cluster = spec::load(sources, None).unwrap().cluster;
+    build_graph(&cluster).unwrap()
+}
+
+/// The emulator ignores tag filters on NAT gateways: check their tags here.
+async fn nat_gateways_of(ec2: &aws_sdk_ec2::Client, name: &str) -> Vec<String> {
+    let nats = ec2
+        .describe_nat_gateways()
+        .filter(
+            Filter::builder()
+                .name("state")
+                .values("pending")
+                .values("available")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    nats.nat_gateways()
+        .iter()
+        .filter(|nat| {
+            nat.tags()
+                .iter()
+                .any(|tag| tag.key() == Some(CLUSTER_TAG) && tag.value() == Some(name))
+        })
+        .map(|nat| format!("nat {}", nat.nat_gateway_id().unwrap()))
+        .collect()
+}
+
+fn owned_by(name: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{CLUSTER_TAG}"))
+        .values(name)
+        .build()
+}
+
+async fn create_public_zone(name: &str) -> String {
+    let route53 = aws_sdk_route53::Client::new(&common::moto::sdk_config());
+    let created = route53
+        .create_hosted_zone()
+        .name(name)
+        .caller_reference(format!("rafter-test-{name}"))
+        .send()
+        .await
+        .unwrap();
+    created
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string()
+}
+
+/// Everything the cluster's tag still finds, by kind: what a delete must bring to zero.
+async fn tagged_leftovers(name: &str) -> Vec<String> {
+    let config = common::moto::sdk_config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let mut left = Vec::new();
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(owned_by(name))
+        .send()
+        .await
+        .unwrap();
+    left.extend(
+        vpcs.vpcs()
+            .iter()
+            .map(|vpc| format!("vpc {}", vpc.vpc_id().unwrap())),
+    );
+    let subnets = ec2
+        .describe_subnets()
+        .filters(owned_by(name))
+        .send()
+        .await
+        .unwrap();
+    left.extend(
+        subnets
+            .subnets()
+            .iter()
+            .map(|subnet| format!("subnet {}", subnet.subnet_id().unwrap())),
+    );
+    left.extend(nat_gateways_of(&ec2, name).await);
+    let addresses = ec2
+        .describe_addresses()
+        .filters(owned_by(name))
+        .send()
+        .await
+        .unwrap();
+    left.extend(
+        addresses
+            .addresses()
+            .iter()
+            .map(|address| format!("eip {}", address.allocation_id().unwrap())),
+    );
+    let groups = ec2
+        .describe_security_groups()
+        .filters(owned_by(name))
+        .send()
+        .await
+        .unwrap();
+    left.extend(
+        groups
+            .security_groups()
+            .iter()
+            .map(|group| format!("sg {}", group.group_id().unwrap())),
+    );
+    let templates = ec2
+        .describe_launch_templates()
+        .filters(owned_by(name))
+        .send()
+        .await
+        .unwrap();
+    left.extend(
+        templates
+            .launch_templates()
+            .iter()
+            .map(|template| format!("lt {}", template.launch_template_name().unwrap())),
+    );
+    let keys = ec2
+        .describe_key_pairs()
+        .filters(owned_by(name))
+        .send()
+        .await
+        .unwrap();
+    left.extend(
+        keys.key_pairs()
+            .iter()
+            .map(|key| format!("key {}", key.key_name().unwrap())),
+    );
+    let autoscaling = aws_sdk_autoscaling::Client::new(&config);
+    let asgs = autoscaling
+        .describe_auto_scaling_groups()
+        .filters(
+            GroupFilter::builder()
+                .name(format!("tag:{CLUSTER_TAG}"))
+                .values(name)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    left.extend(
+        asgs.auto_scaling_groups()
+            .iter()
+            .map(|group| format!("asg {}", group.auto_scaling_group_name().unwrap())),
+    );
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let balancers = elb.describe_load_balancers().send().await.unwrap();
+    left.extend(
+        balancers
+            .load_balancers()
+            .iter()
+            .filter(|balancer| {
+                balancer
+                    .load_balancer_name()
+                    .unwrap()
+                    .ends_with(&name.replace('.', "-"))
+            })
+            .map(|balancer| format!("lb {}", balancer.load_balancer_name().unwrap())),
+    );
+    let iam = aws_sdk_iam::Client::new(&config);
+    let roles = iam.list_roles().send().await.unwrap();
+    left.extend(
+        roles
+            .roles()
+            .iter()
+            .filter(|role| role.role_name().ends_with(name))
+            .map(|role| format!("role {}", role.role_name())),
+    );
+    let profiles = iam.list_instance_profiles().send().await.unwrap();
+    left.extend(
+        profiles
+            .instance_profiles()
+            .iter()
+            .filter(|profile| profile.instance_profile_name().ends_with(name))
+            .map(|profile| format!("instance profile {}", profile.instance_profile_name())),
+    );
+    left
+}
+
+#[tokio::test]
+async fn ha_cluster_converges_updates_a_node_group_in_place_and_is_deleted() {
+    let name = "ha.example.com";
+    let zone_id = create_public_zone("example.com").await;
+    let mut sources = common::example_sources("ha-aws");
+    sources.flags.name = Some(name.into());
+    let graph = graph_for(&sources);
+    let memory = Memory::default();
+
+    let (report, provisioner) = converge(name, &graph, &memory).await;
+    assert!(report.succeeded(), "{report:#?}");
+    assert_eq!(report.done.len(), graph.len());
+    let calls = provisioner.calls().snapshot();
+    assert!(
+        [
+            "ec2",
+            "iam",
+            "elasticloadbalancing",
+            "autoscaling",
+            "route53"
+        ]
+        .iter()
+        .all(|service| calls.contains_key(service)),
+        "{calls:?}"
+    );
+
+    let config = common::moto::sdk_config();
+    // Control plane: one group per zone, each in its zone's private subnet, behind the API
+    // target group; launched from the newest Debian AMI of the right architecture and owner.
+    let autoscaling = aws_sdk_autoscaling::Client::new(&config);
+    let groups = autoscaling
+        .describe_auto_scaling_groups()
+        .filters(
+            GroupFilter::builder()
+                .name(format!("tag:{CLUSTER_TAG}"))
+                .values(name)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut group_names: Vec<&str> = groups
+        .auto_scaling_groups()
+        .iter()
+        .map(|group| group.auto_scaling_group_name().unwrap())
+        .collect();
+    group_names.sort_unstable();
+    assert_eq!(group_names.len(), 5, "{group_names:?}");
+    let control_plane: Vec<_> = groups
+        .auto_scaling_groups()
+        .iter()
+        .filter(|group| {
+            group
+                .auto_scaling_group_name()
+                .unwrap()
+                .starts_with("control-plane-")
+        })
+        .collect();
+    assert_eq!(control_plane.len(), 3);
+    for group in &control_plane {
+        assert_eq!((group.min_size(), group.max_size()), (Some(1), Some(1)));
+        assert_eq!(group.target_group_arns().len(), 1);
+        assert_eq!(group.launch_template().unwrap().version(), Some("$Latest"));
+    }
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let templates = ec2
+        .describe_launch_templates()
+        .filters(owned_by(name))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(templates.launch_templates().len(), 5);
+    let template_id = templates.launch_templates()[0]
+        .launch_template_id()
+        .unwrap();
+    let versions = ec2
+        .describe_launch_template_versions()
+        .launch_template_id(template_id)
+        .send()
+        .await
+        .unwrap();
+    let data = versions.launch_template_versions()[0]
+        .launch_template_data()
+        .unwrap();
+    assert_eq!(
+        data.image_id(),
+        Some("ami-0d1e6e12000000002"),
+        "newest amd64 Debian AMI"
+    );
+    assert_eq!(
+        data.metadata_options()
+            .unwrap()
+            .http_tokens()
+            .unwrap()
+            .as_str(),
+        "required"
+    );
+    assert!(
+        data.iam_instance_profile()
+            .unwrap()
+            .arn()
+            .unwrap()
+            .contains(":instance-profile/")
+    );
+
+    // The API load balancer listens on 443 and forwards to the control plane's target group.
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let balancers = elb
+        .describe_load_balancers()
+        .names("api-ha-example-com")
+        .send()
+        .await
+        .unwrap();
+    let balancer = &balancers.load_balancers()[0];
+    assert_eq!(balancer.scheme().unwrap().as_str(), "internet-facing");
+    assert_eq!(balancer.availability_zones().len(), 3);
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(balancer.load_balancer_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listeners.listeners().len(), 1);
+    let listener = &listeners.listeners()[0];
+    assert_eq!(listener.port(), Some(443));
+    assert_eq!(
+        listener.default_actions()[0].target_group_arn(),
+        control_plane[0]
+            .target_group_arns()
+            .first()
+            .map(String::as_str)
+    );
+
+    // Route53 aliases the API names to the load balancer.
+    let route53 = aws_sdk_route53::Client::new(&config);
+    let records = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .send()
+        .await
+        .unwrap();
+    let aliases: Vec<(&str, &str)> = records
+        .resource_record_sets()
+        .iter()
+        .filter_map(|record| Some((record.name(), record.alias_target()?.dns_name())))
+        .collect();
+    let lb_dns = balancer.dns_name().unwrap();
+    for wanted in ["api.ha.example.com.", "api.internal.ha.example.com."] {
+        assert!(
+            aliases.iter().any(|(record, target)| *record == wanted
+                && target.trim_end_matches('.') == lb_dns.trim_end_matches('.')),
+            "{wanted} not aliased to {lb_dns}: {aliases:?}"
+        );
+    }
+
+    // IAM: roles with their inline policies, profiles holding their role.
+    let iam = aws_sdk_iam::Client::new(&config);
+    let profile = iam
+        .get_instance_profile()
+        .instance_profile_name("control-plane.ha.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        profile.instance_profile().unwrap().roles()[0].role_name(),
+        "control-plane.ha.example.com"
+    );
+    let policy = iam
+        .get_role_policy()
+        .role_name("nodes.ha.example.com")
+        .policy_name("nodes.ha.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        policy.policy_document().contains("ec2"),
+        "{}",
+        policy.policy_document()
+    );
+
+    // Applying again changes nothing: no mutating call, one read per looked-up kind.
+    let (again, provisioner) = converge(name, &graph, &memory).await;
+    assert!(again.succeeded(), "{again:#?}");
+    assert!(
+        again.done.iter().all(|(_, action)| *action == Action::Read),
+        "{:?}",
+        again.done
+    );
+    assert_eq!(
+        provisioner.calls().total_writes(),
+        0,
+        "{:?}",
+        provisioner.calls().snapshot()
+    );
+
+    // More workers: only the workers' group changes, in place.
+    sources.flags.node_count = Some(5);
+    let bigger = graph_for(&sources);
+    let change = plan::diff(name, &bigger, &memory.records()).unwrap();
+    let updates: Vec<_> = change
+        .changes
+        .iter()
+        .filter(|change| change.action != Action::Read)
+        .collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(
+        (updates[0].address.kind, updates[0].action),
+        (ResourceKind::AutoscalingGroup, Action::Update)
+    );
+    let (updated, provisioner) = converge(name, &bigger, &memory).await;
+    assert!(updated.succeeded(), "{updated:#?}");
+    assert_eq!(
+        provisioner
+            .calls()
+            .snapshot()
+            .get("autoscaling")
+            .map(|count| count.writes),
+        Some(1)
+    );
+    assert_eq!(provisioner.calls().total_writes(), 1);
+    let workers = autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names("nodes-workers.ha.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(workers.auto_scaling_groups()[0].min_size(), Some(5));
+
+    // Delete: nothing tagged with the cluster remains.
+    let (deleted, _) = destroy(name, &memory).await;
+    assert!(deleted.succeeded(), "{deleted:#?}");
+    assert!(memory.records().is_empty());
+    assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn dev_cluster_converges_and_is_deleted() {
+    let name = "dev.example.com";
+    let graph = graph_for(&common::example_sources("dev-aws"));
+    let memory = Memory::default();
+    let (report, _) = converge(name, &graph, &memory).await;
+    assert!(report.succeeded(), "{report:#?}");
+    let ec2 = aws_sdk_ec2::Client::new(&common::moto::sdk_config());
+    let keys = ec2
+        .describe_key_pairs()
+        .filters(owned_by(name))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keys.key_pairs().len(), 1);
+    assert_eq!(nat_gateways_of(&ec2, name).await, Vec::<String>::new());
+
+    let (deleted, _) = destroy(name, &memory).await;
+    assert!(deleted.succeeded(), "{deleted:#?}");
+    assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
+}
