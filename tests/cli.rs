@@ -241,11 +241,18 @@ fn flag_errors_name_the_flag() {
 }
 
 #[test]
-fn yes_and_dry_run_change_nothing() {
+fn unavailable_yes_and_dry_run_change_nothing() {
     let rafter = Rafter::new();
-    let mut args = HA.to_vec();
-    args.push("--yes");
-    let applied = rafter.run(&args);
+    // Bare hosts cannot be applied yet: refused before anything is stored.
+    let applied = rafter.run(&[
+        "create",
+        "cluster",
+        "--name",
+        "edge.example.com",
+        "--profile",
+        "ha-ssh",
+        "--yes",
+    ]);
     assert_eq!(applied.status.code(), Some(5), "{}", stderr(&applied));
     assert!(stderr(&applied).contains("nothing was changed"));
     let mut dry = HA.to_vec();

@@ -158,6 +158,9 @@ pub struct UpdateClusterArgs {
     /// Apply the plan
     #[arg(long)]
     pub yes: bool,
+    /// Break a lock whose lease has run out (a live lock is never broken)
+    #[arg(long)]
+    pub force_unlock: bool,
     #[arg(short, long, value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,
 }

@@ -3,9 +3,11 @@
 //! Each command is a thin file in `commands/`: parse, resolve settings, call the library.
 
 mod args;
+mod aws_apply;
 mod commands;
 mod failure;
 mod output;
+mod progress;
 mod settings;
 
 use std::process::ExitCode;

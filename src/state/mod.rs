@@ -1,9 +1,12 @@
-//! The state store: where each cluster's spec (and later its resource ids, PKI and lock) lives.
+//! The state store: where each cluster's spec, resource ids, lock (and later PKI) live.
 //!
 //! [`StateStore`] is the storage interface (a local directory now, S3 next); [`ClusterStore`]
-//! is the kops-like layout on top of it: `<cluster>/config.yaml` holds the completed spec.
+//! is the kops-like layout on top of it: `<cluster>/config.yaml` holds the completed spec,
+//! `<cluster>/resources.json` the ids of what was applied ([`ResourceLedger`]), `<cluster>/lock`
+//! the cluster lock.
 
 pub mod any;
+pub mod ledger;
 pub mod local;
 pub mod location;
 pub mod lock;
@@ -14,6 +17,7 @@ use std::future::Future;
 use crate::plan::RecordedResource;
 
 pub use any::AnyStore;
+pub use ledger::{ResourceLedger, ResourceRecord};
 pub use local::LocalStore;
 pub use location::{StateLocation, default_state_location};
 pub use lock::{ClusterLock, LockError, LockRecord};
@@ -138,7 +142,6 @@ pub fn check_key(key: &str) -> Result<(), StateError> {
 }
 
 const CONFIG_FILE: &str = "config.yaml";
-const RESOURCES_FILE: &str = "resources.json";
 
 /// The per-cluster layout of a state store.
 pub struct ClusterStore<S> {
@@ -196,16 +199,19 @@ impl<S: StateStore> ClusterStore<S> {
             .map(|_| ())
     }
 
+    /// Replaces the stored spec of an existing cluster (atomically).
+    pub async fn replace_spec(&self, cluster: &str, yaml: &str) -> Result<(), StateError> {
+        self.store
+            .write(&Self::spec_key(cluster), yaml.as_bytes())
+            .await
+    }
+
     /// What rafter recorded of the cluster's cloud resources (empty until something is applied).
     pub async fn read_resources(&self, cluster: &str) -> Result<Vec<RecordedResource>, StateError> {
-        let key = format!("{cluster}/{RESOURCES_FILE}");
+        let key = ledger::resources_key(cluster);
         match self.store.read(&key).await? {
             None => Ok(Vec::new()),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|error| StateError::Read {
-                store: self.store.url(),
-                key,
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
-            }),
+            Some(bytes) => Ok(ledger::parse(&self.store.url(), &key, &bytes)?.resources),
         }
     }
 

@@ -2,14 +2,15 @@
 
 use anyhow::Context;
 use rafter::model::build_graph;
-use rafter::plan;
+use rafter::plan::{self, RecordedResource};
 use rafter::spec::load::merge_sources;
 use rafter::spec::source::{FieldPath, NodeValue};
 use rafter::spec::{self, SpecFlags, SpecSources};
 use rafter::state::StateError;
 
 use crate::cli::args::{CreateClusterArgs, SpecArgs};
-use crate::cli::failure::{EXIT_CLUSTER_STATE, EXIT_NOT_AVAILABLE, Failure};
+use crate::cli::aws_apply::{ApplyRequest, apply_with_lock, aws_region, failure_of};
+use crate::cli::failure::{EXIT_CLUSTER_STATE, Failure};
 use crate::cli::{output, settings};
 
 pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::Result<()> {
@@ -39,15 +40,15 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
         ))
         .into());
     }
+    let region = if args.yes {
+        Some(aws_region(cluster)?)
+    } else {
+        None
+    };
     let graph = build_graph(cluster)?;
     let plan = plan::diff(name, &graph, &[])?;
     output::print_plan(&plan, args.output);
 
-    if args.yes {
-        return Err(Failure::new(EXIT_NOT_AVAILABLE, "applying is not available in this build yet; nothing was changed")
-            .hint("run without --yes to store the spec, or use `rafter export terraform` to apply the same resources with Terraform")
-            .into());
-    }
     if args.dry_run {
         eprintln!("Dry run: nothing was stored or created.");
         return Ok(());
@@ -60,11 +61,24 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
             StateError::PreconditionFailed { .. } => already_exists(name, &store.url()),
             other => other.into(),
         })?;
-    eprintln!(
-        "Stored the spec of cluster {name} in {}.\nNothing was created in the cloud. Review the plan above; `rafter get cluster {name}` shows the full spec.",
-        store.url()
-    );
-    Ok(())
+    let Some(region) = region else {
+        eprintln!(
+            "Stored the spec of cluster {name} in {}.\nNothing was created in the cloud. Review the plan above; `rafter get cluster {name}` shows the full spec, `rafter update cluster {name} --yes` creates it.",
+            store.url()
+        );
+        return Ok(());
+    };
+    let planner = |recorded: &[RecordedResource]| Ok(plan::diff(name, &graph, recorded)?);
+    let request = ApplyRequest {
+        cluster: name,
+        region,
+        operation: "create cluster",
+        graph: &graph,
+        plan: &planner,
+        force_unlock: false,
+    };
+    let (report, _) = apply_with_lock(&store, request).await?;
+    failure_of(&report, name, "create").map_or(Ok(()), Err)
 }
 
 fn already_exists(name: &str, store: &str) -> anyhow::Error {

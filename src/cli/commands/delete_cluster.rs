@@ -1,10 +1,13 @@
 //! `rafter delete cluster NAME`: show what would go; with --yes, remove it.
 
+use rafter::graph::ResourceGraph;
+use rafter::plan::RecordedResource;
 use rafter::plan::diff::destroy_plan;
 use rafter::state::ClusterLock;
 
 use crate::cli::args::{DeleteClusterArgs, PlanFormat};
-use crate::cli::failure::{EXIT_NOT_AVAILABLE, Failure};
+use crate::cli::aws_apply::{ApplyRequest, apply_with_lock, aws_region, failure_of};
+use crate::cli::failure::{EXIT_FAILURE, Failure};
 use crate::cli::{LOCK_LEASE, locked, output, settings};
 
 use super::stored_cluster;
@@ -12,7 +15,7 @@ use super::stored_cluster;
 pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result<()> {
     let store = settings::open_store(state).await?;
     let name = &args.name;
-    stored_cluster::load(&store, name).await?;
+    let cluster = stored_cluster::load(&store, name).await?.cluster;
     let recorded = store.read_resources(name).await?;
     let plan = destroy_plan(name, &recorded)?;
     if recorded.is_empty() {
@@ -28,11 +31,31 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
         return Ok(());
     }
     if plan.summary.delete > 0 {
-        return Err(Failure::new(
-            EXIT_NOT_AVAILABLE,
-            "deleting cloud resources is not available in this build yet; nothing was changed",
-        )
-        .into());
+        let planner = |recorded: &[RecordedResource]| Ok(destroy_plan(name, recorded)?);
+        let nothing = ResourceGraph::new();
+        let request = ApplyRequest {
+            cluster: name,
+            region: aws_region(&cluster)?,
+            operation: "delete cluster",
+            graph: &nothing,
+            plan: &planner,
+            force_unlock: args.force_unlock,
+        };
+        let (report, left) = apply_with_lock(&store, request).await?;
+        if let Some(failure) = failure_of(&report, name, "delete") {
+            return Err(failure);
+        }
+        if !left.is_empty() {
+            return Err(Failure::new(
+                EXIT_FAILURE,
+                format!(
+                    "{} resources of cluster {name} are still recorded; its state was kept",
+                    left.len()
+                ),
+            )
+            .hint(format!("run `rafter delete cluster {name} --yes` again"))
+            .into());
+        }
     }
     let lock = ClusterLock::acquire(
         store.store(),
@@ -46,6 +69,6 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
     store.delete_cluster(name).await?;
     // Deleting the cluster's prefix removed the lock object with it.
     drop(lock);
-    eprintln!("Deleted cluster {name} (its state at {state_location}/).");
+    eprintln!("Deleted cluster {name} (its cloud resources and its state at {state_location}/).");
     Ok(())
 }

@@ -1,11 +1,12 @@
 //! `rafter update cluster`: plan the changes that bring a cluster to its (possibly new) spec.
 
 use rafter::model::build_graph;
-use rafter::plan;
+use rafter::plan::{self, RecordedResource};
 use rafter::spec::{self, SpecSources};
 
 use crate::cli::args::UpdateClusterArgs;
-use crate::cli::failure::{EXIT_INVALID_SPEC, EXIT_NOT_AVAILABLE, Failure};
+use crate::cli::aws_apply::{ApplyRequest, apply_with_lock, aws_region, failure_of};
+use crate::cli::failure::{EXIT_INVALID_SPEC, Failure};
 use crate::cli::{output, settings};
 
 use super::stored_cluster;
@@ -43,11 +44,23 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
     let plan = plan::diff(name, &graph, &recorded)?;
     output::print_plan(&plan, args.output);
     if args.yes {
-        return Err(Failure::new(
-            EXIT_NOT_AVAILABLE,
-            "applying is not available in this build yet; nothing was changed",
-        )
-        .into());
+        let region = aws_region(&prepared.cluster)?;
+        if args.file.is_some() {
+            store
+                .replace_spec(name, &spec::to_yaml(&prepared.cluster)?)
+                .await?;
+        }
+        let planner = |recorded: &[RecordedResource]| Ok(plan::diff(name, &graph, recorded)?);
+        let request = ApplyRequest {
+            cluster: name,
+            region,
+            operation: "update cluster",
+            graph: &graph,
+            plan: &planner,
+            force_unlock: args.force_unlock,
+        };
+        let (report, _) = apply_with_lock(&store, request).await?;
+        return failure_of(&report, name, "update").map_or(Ok(()), Err);
     }
     if args.file.is_some() {
         eprintln!("The new spec was not stored: nothing changes without --yes.");

@@ -1,0 +1,183 @@
+//! `--yes` on AWS: take the cluster lock, plan against the recorded resources, apply with
+//! progress, keep the lock's lease alive meanwhile, and end with a summary of what happened
+//! and how many API calls each service took.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use rafter::apply::{self, ApplyOptions, ApplyReport};
+use rafter::aws::AwsProvisioner;
+use rafter::graph::ResourceGraph;
+use rafter::plan::{Action, Plan, RecordedResource};
+use rafter::state::{ClusterLock, ClusterStore, ResourceLedger, StateStore};
+
+use rafter::spec::{Cluster, Provider};
+
+use super::failure::{EXIT_FAILURE, EXIT_NOT_AVAILABLE, Failure};
+use super::progress::Progress;
+use super::{LOCK_LEASE, locked};
+
+/// How often a running apply renews its lock (well inside the lease).
+const RENEW_EVERY: Duration = Duration::from_secs(60);
+
+/// What to apply: the desired graph, and how to plan it against what is recorded.
+pub struct ApplyRequest<'a> {
+    pub cluster: &'a str,
+    pub region: &'a str,
+    /// `update cluster`, `delete cluster`, …: shown to anyone who finds the lock held.
+    pub operation: &'a str,
+    pub graph: &'a ResourceGraph,
+    pub plan: &'a dyn Fn(&[RecordedResource]) -> anyhow::Result<Plan>,
+    pub force_unlock: bool,
+}
+
+/// The AWS region to apply in; bare-host clusters cannot be applied here yet.
+pub fn aws_region(cluster: &Cluster) -> anyhow::Result<&str> {
+    if cluster.spec.provider != Provider::Aws {
+        return Err(Failure::new(
+            EXIT_NOT_AVAILABLE,
+            "applying to bare hosts over SSH is not available in this build yet; nothing was changed",
+        )
+        .into());
+    }
+    cluster.spec.region.as_deref().ok_or_else(|| {
+        Failure::new(EXIT_FAILURE, "the stored spec has no spec.region")
+            .hint(
+                "set spec.region (for example eu-west-1) with `rafter update cluster NAME -f FILE`",
+            )
+            .into()
+    })
+}
+
+pub async fn aws_config(region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .load()
+        .await
+}
+
+/// Applies under the cluster lock. Returns the report and the records after the apply.
+pub async fn apply_with_lock<S: StateStore>(
+    store: &ClusterStore<S>,
+    request: ApplyRequest<'_>,
+) -> anyhow::Result<(ApplyReport, Vec<RecordedResource>)> {
+    let mut lock = ClusterLock::acquire(
+        store.store(),
+        request.cluster,
+        request.operation,
+        LOCK_LEASE,
+        request.force_unlock,
+    )
+    .await
+    .map_err(locked)?;
+    let ledger = ResourceLedger::open(store, request.cluster).await?;
+    let recorded = ledger.resources().await;
+    // Planned again under the lock: what another run applied meanwhile counts.
+    let plan = (request.plan)(&recorded)?;
+    let provisioner = AwsProvisioner::new(&aws_config(request.region).await, request.cluster);
+    let operations = plan
+        .changes
+        .iter()
+        .filter(|change| change.action != Action::Read)
+        .count();
+    let progress = Progress::new(operations);
+
+    let walk = apply::apply(
+        request.graph,
+        &plan,
+        &recorded,
+        &provisioner,
+        &ledger,
+        &progress,
+        ApplyOptions::default(),
+    );
+    tokio::pin!(walk);
+    let mut renew = tokio::time::interval(RENEW_EVERY);
+    renew.tick().await;
+    let report = loop {
+        tokio::select! {
+            report = &mut walk => break report?,
+            _ = renew.tick() => {
+                // A lock broken under us means another run may be applying: stop at once
+                // (what is done is recorded; a rerun converges).
+                if let Err(error) = lock.renew().await {
+                    progress.clear();
+                    return Err(locked(error));
+                }
+            }
+        }
+    };
+    progress.clear();
+    print_summary(&report, &provisioner);
+    let records = ledger.resources().await;
+    lock.release().await.map_err(locked)?;
+    Ok((report, records))
+}
+
+fn print_summary(report: &ApplyReport, provisioner: &AwsProvisioner) {
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for (_, action) in report
+        .done
+        .iter()
+        .filter(|(_, action)| *action != Action::Read)
+    {
+        *counts.entry(action.verb()).or_default() += 1;
+    }
+    let done: Vec<String> = counts
+        .iter()
+        .map(|(verb, count)| format!("{count} {verb}"))
+        .collect();
+    eprintln!(
+        "\nDone: {}; {} failed, {} skipped, {} retries.",
+        if done.is_empty() {
+            "nothing to do".to_string()
+        } else {
+            done.join(", ")
+        },
+        report.failed.len(),
+        report.skipped.len(),
+        report.retries
+    );
+    let calls: Vec<String> = provisioner
+        .calls()
+        .snapshot()
+        .iter()
+        .map(|(service, count)| {
+            format!(
+                "{service} {} ({} mutating)",
+                count.reads + count.writes,
+                count.writes
+            )
+        })
+        .collect();
+    if !calls.is_empty() {
+        eprintln!("AWS API calls: {}.", calls.join(", "));
+    }
+}
+
+/// A failed apply as a failure naming every resource and AWS error code.
+pub fn failure_of(report: &ApplyReport, cluster: &str, verb: &str) -> Option<anyhow::Error> {
+    if report.succeeded() {
+        return None;
+    }
+    let mut lines = Vec::new();
+    for (address, error) in &report.failed {
+        lines.push(format!("  {address}: {error}"));
+    }
+    for (address, cause) in &report.skipped {
+        lines.push(format!("  {address}: skipped (depends on {cause})"));
+    }
+    if let Some(error) = &report.state_error {
+        lines.push(format!("  state: {error}"));
+    }
+    Some(
+        Failure::new(
+            EXIT_FAILURE,
+            format!("{verb} cluster {cluster} did not finish:\n{}", lines.join("\n")),
+        )
+        .hint(format!(
+            "what was done is recorded; fix the cause and run `rafter update cluster {cluster} --yes` again to converge"
+        ))
+        .into(),
+    )
+}

@@ -1,0 +1,269 @@
+//! `--yes` end to end: the `rafter` binary applying to the AWS API emulator with its state in
+//! the emulator's S3. Create, a no-op update, a refused concurrent run, runs killed with
+//! SIGKILL and rerun, and delete.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use aws_sdk_ec2::types::Filter;
+
+struct Cli {
+    state: String,
+    bucket: String,
+    prefix: String,
+    key_file: tempfile::NamedTempFile,
+}
+
+impl Cli {
+    async fn new(label: &str) -> Self {
+        let bucket = common::moto::new_bucket(&common::moto::s3_client(), label).await;
+        let key_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(key_file.path(), common::EXAMPLE_PUBLIC_KEY).unwrap();
+        Self {
+            state: format!("s3://{bucket}/state"),
+            bucket,
+            prefix: "state".into(),
+            key_file,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rafter"));
+        command
+            .args(args)
+            .env("RAFTER_STATE", &self.state)
+            .envs(common::moto::process_env())
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn create_args<'a>(&'a self, name: &'a str) -> Vec<&'a str> {
+        vec![
+            "create",
+            "cluster",
+            "--name",
+            name,
+            "--profile",
+            "dev-aws",
+            "--zones",
+            "eu-west-1a",
+            "--ssh-public-key",
+            self.key_file.path().to_str().unwrap(),
+        ]
+    }
+
+    async fn state_object(&self, name: &str, file: &str) -> Option<Vec<u8>> {
+        let object = common::moto::s3_client()
+            .get_object()
+            .bucket(&self.bucket)
+            .key(format!("{}/{name}/{file}", self.prefix))
+            .send()
+            .await
+            .ok()?;
+        Some(object.body.collect().await.unwrap().to_vec())
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn owned_by(name: &str) -> Filter {
+    Filter::builder()
+        .name("tag:rafter.dev/cluster")
+        .values(name)
+        .build()
+}
+
+/// VPCs, subnets, security groups, launch templates and groups of the cluster, counted.
+async fn inventory(name: &str) -> [usize; 5] {
+    let config = common::moto::sdk_config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(owned_by(name))
+        .send()
+        .await
+        .unwrap();
+    let subnets = ec2
+        .describe_subnets()
+        .filters(owned_by(name))
+        .send()
+        .await
+        .unwrap();
+    let groups = ec2
+        .describe_security_groups()
+        .filters(owned_by(name))
+        .send()
+        .await
+        .unwrap();
+    let templates = ec2
+        .describe_launch_templates()
+        .filters(owned_by(name))
+        .send()
+        .await
+        .unwrap();
+    let autoscaling = aws_sdk_autoscaling::Client::new(&config);
+    let asgs = autoscaling
+        .describe_auto_scaling_groups()
+        .filters(
+            aws_sdk_autoscaling::types::Filter::builder()
+                .name("tag:rafter.dev/cluster")
+                .values(name)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    [
+        vpcs.vpcs().len(),
+        subnets.subnets().len(),
+        groups.security_groups().len(),
+        templates.launch_templates().len(),
+        asgs.auto_scaling_groups().len(),
+    ]
+}
+
+#[tokio::test]
+async fn create_update_lock_and_delete_through_the_binary() {
+    let cli = Cli::new("yes").await;
+    let name = "yes.example.com";
+    let mut create = cli.create_args(name);
+    create.push("--yes");
+    let created = cli.run(&create);
+    let log = stderr(&created);
+    assert!(created.status.success(), "{log}");
+    assert!(log.contains("+ aws_vpc.main created"), "{log}");
+    assert!(log.contains("AWS API calls: autoscaling"), "{log}");
+    let expected = inventory(name).await;
+    assert_eq!(expected[0], 1);
+
+    // The record of resources is in S3, with a generation per write.
+    let record: serde_json::Value =
+        serde_json::from_slice(&cli.state_object(name, "resources.json").await.unwrap()).unwrap();
+    let resources = record["resources"].as_array().unwrap().len();
+    assert!(resources > 20, "{record}");
+    assert!(record["generation"].as_u64().unwrap() >= resources as u64);
+
+    // Nothing to do the second time: no mutating call at all.
+    let again = cli.run(&["update", "cluster", name, "--yes"]);
+    let log = stderr(&again);
+    assert!(again.status.success(), "{log}");
+    assert!(log.contains("Done: nothing to do"), "{log}");
+    assert!(log.contains("(0 mutating)"), "{log}");
+    assert_eq!(
+        log.matches("(0 mutating)").count(),
+        log.matches(" mutating)").count(),
+        "{log}"
+    );
+
+    // A run holding the lock keeps a second one out, and says who holds it.
+    let lock = {
+        let store =
+            rafter::state::S3Store::new(common::moto::s3_client(), &cli.bucket, &cli.prefix);
+        rafter::state::ClusterLock::acquire(
+            &store,
+            name,
+            "test holder",
+            Duration::from_secs(600),
+            false,
+        )
+        .await
+        .unwrap()
+        .record()
+        .clone()
+    };
+    let refused = cli.run(&["update", "cluster", name, "--yes"]);
+    assert_eq!(refused.status.code(), Some(6), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains(&lock.holder),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        stderr(&refused).contains("test holder"),
+        "{}",
+        stderr(&refused)
+    );
+    let refused = cli.run(&["update", "cluster", name, "--yes", "--force-unlock"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(6),
+        "a live lock is never broken: {}",
+        stderr(&refused)
+    );
+    common::moto::s3_client()
+        .delete_object()
+        .bucket(&cli.bucket)
+        .key(format!("state/{name}/lock"))
+        .send()
+        .await
+        .unwrap();
+
+    // Delete: everything goes, then the state.
+    let deleted = cli.run(&["delete", "cluster", name, "--yes"]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    assert_eq!(inventory(name).await, [0; 5]);
+    assert!(cli.state_object(name, "config.yaml").await.is_none());
+}
+
+#[tokio::test]
+async fn a_run_killed_at_any_moment_converges_on_rerun_without_duplicates() {
+    let cli = Cli::new("kill").await;
+    let name = "kill.example.com";
+    let stored = cli.run(&cli.create_args(name));
+    assert!(stored.status.success(), "{}", stderr(&stored));
+    let mut expected = None;
+    for kill_after_ms in [150, 400, 700, 1000, 1500] {
+        let mut run = cli.command(&["update", "cluster", name, "--yes", "--force-unlock"]);
+        let mut child = run
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
+        let _ = child.kill(); // SIGKILL: no cleanup, the lock stays behind
+        let _ = child.wait();
+        // The killed run's lock is live for its lease: break it the way an operator would,
+        // after checking that run is gone.
+        common::moto::s3_client()
+            .delete_object()
+            .bucket(&cli.bucket)
+            .key(format!("state/{name}/lock"))
+            .send()
+            .await
+            .unwrap();
+        let rerun = cli.run(&["update", "cluster", name, "--yes"]);
+        assert!(
+            rerun.status.success(),
+            "after a kill at {kill_after_ms} ms: {}",
+            stderr(&rerun)
+        );
+        let counts = inventory(name).await;
+        assert_eq!(counts[0], 1, "one VPC after a kill at {kill_after_ms} ms");
+        match expected {
+            None => expected = Some(counts),
+            Some(expected) => assert_eq!(counts, expected, "after a kill at {kill_after_ms} ms"),
+        }
+        // Start the next round from nothing recorded but everything existing: the run
+        // adopts by tags instead of duplicating.
+        if kill_after_ms == 700 {
+            common::moto::s3_client()
+                .delete_object()
+                .bucket(&cli.bucket)
+                .key(format!("state/{name}/resources.json"))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let deleted = cli.run(&["delete", "cluster", name, "--yes"]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    assert_eq!(inventory(name).await, [0; 5]);
+}
