@@ -53,6 +53,14 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// A number the AWS API takes as a 32-bit integer (ports, sizes, counts).
+    pub fn int32(&self, name: &str) -> Result<i32, ProvisionError> {
+        let value = self.int(name)?;
+        i32::try_from(value).map_err(|_| {
+            ProvisionError::permanent("RafterModel", format!("`{name}` = {value} is out of range"))
+        })
+    }
+
     pub fn opt_int(&self, name: &str) -> Option<i64> {
         self.int(name).ok()
     }

@@ -15,7 +15,7 @@ use aws_sdk_ec2::types::{
 };
 
 use super::attrs::Attrs;
-use super::ec2::{filter, tag_spec, tags as ec2_tags};
+use super::ec2::{filter, owned_by_cluster, tag_spec, tags as ec2_tags};
 use super::errors::{AwsResultExt, gone_is_fine};
 use super::{Context, not_owned, outputs};
 use crate::apply::{Outputs, ProvisionError};
@@ -28,13 +28,6 @@ const AUTOSCALING: &str = "autoscaling";
 
 fn missing(operation: &str) -> ProvisionError {
     ProvisionError::permanent("MissingId", format!("{operation} returned no id"))
-}
-
-fn int32(attrs: Attrs<'_>, name: &str) -> Result<i32, ProvisionError> {
-    let value = attrs.int(name)?;
-    i32::try_from(value).map_err(|_| {
-        ProvisionError::permanent("RafterModel", format!("`{name}` = {value} is out of range"))
-    })
 }
 
 pub async fn create(
@@ -157,11 +150,7 @@ async fn ensure_key_pair(
         .await
         .aws()?;
     if let Some(existing) = found.key_pairs().first() {
-        let owned = existing
-            .tags()
-            .iter()
-            .any(|tag| tag.key() == Some(CLUSTER_TAG) && tag.value() == Some(&context.cluster));
-        if !owned {
+        if !owned_by_cluster(existing.tags(), &context.cluster) {
             return Err(not_owned("key pair", name, &context.cluster));
         }
         let id = existing
@@ -202,7 +191,7 @@ fn template_data(attrs: Attrs<'_>) -> Result<RequestLaunchTemplateData, Provisio
     let device = attrs.block("block_device_mappings")?;
     let ebs = device.block("ebs")?;
     let volume = LaunchTemplateEbsBlockDeviceRequest::builder()
-        .volume_size(int32(ebs, "volume_size")?)
+        .volume_size(ebs.int32("volume_size")?)
         .volume_type(VolumeType::from(ebs.str("volume_type")?))
         .encrypted(ebs.bool("encrypted")?)
         .delete_on_termination(ebs.bool("delete_on_termination")?)
@@ -215,7 +204,7 @@ fn template_data(attrs: Attrs<'_>) -> Result<RequestLaunchTemplateData, Provisio
         .http_tokens(LaunchTemplateHttpTokensState::from(
             metadata.str("http_tokens")?,
         ))
-        .http_put_response_hop_limit(int32(metadata, "http_put_response_hop_limit")?)
+        .http_put_response_hop_limit(metadata.int32("http_put_response_hop_limit")?)
         .build();
     let tag_specifications = attrs
         .blocks("tag_specifications")?
@@ -283,11 +272,7 @@ async fn ensure_launch_template(
         .await
         .aws()?;
     if let Some(existing) = found.launch_templates().first() {
-        let owned = existing
-            .tags()
-            .iter()
-            .any(|tag| tag.key() == Some(CLUSTER_TAG) && tag.value() == Some(&context.cluster));
-        if !owned {
+        if !owned_by_cluster(existing.tags(), &context.cluster) {
             return Err(not_owned("launch template", name, &context.cluster));
         }
         let id = existing
@@ -395,7 +380,7 @@ async fn ensure_group(context: &Context, attrs: Attrs<'_>) -> Result<Outputs, Pr
     } else {
         Vec::new()
     };
-    let (min, max) = (int32(attrs, "min_size")?, int32(attrs, "max_size")?);
+    let (min, max) = (attrs.int32("min_size")?, attrs.int32("max_size")?);
     let tags = group_tags(name, attrs)?;
     context.calls.read(AUTOSCALING);
     let found = context

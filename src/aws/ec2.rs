@@ -34,11 +34,17 @@ fn owned(context: &Context, address: &Address) -> Vec<Filter> {
 /// every result even though the request filtered by the same tags: an API that ignores a
 /// filter (the emulator does for NAT gateways) must not make rafter adopt a stranger.
 fn ours(tags: &[Tag], context: &Context, address: &Address) -> bool {
-    let has = |key: &str, value: &str| {
-        tags.iter()
-            .any(|tag| tag.key() == Some(key) && tag.value() == Some(value))
-    };
-    has(CLUSTER_TAG, &context.cluster) && has(ADDRESS_TAG, &address.to_string())
+    owned_by_cluster(tags, &context.cluster) && has_tag(tags, ADDRESS_TAG, &address.to_string())
+}
+
+fn has_tag(tags: &[Tag], key: &str, value: &str) -> bool {
+    tags.iter()
+        .any(|tag| tag.key() == Some(key) && tag.value() == Some(value))
+}
+
+/// Whether an EC2 resource carries this cluster's ownership tag.
+pub(super) fn owned_by_cluster(tags: &[Tag], cluster: &str) -> bool {
+    has_tag(tags, CLUSTER_TAG, cluster)
 }
 
 pub(super) fn tags(attrs: Attrs<'_>, address: &Address) -> Vec<Tag> {

@@ -29,13 +29,6 @@ fn tags(attrs: Attrs<'_>) -> Vec<Tag> {
         .collect()
 }
 
-fn int32(attrs: Attrs<'_>, name: &str) -> Result<i32, ProvisionError> {
-    let value = attrs.int(name)?;
-    i32::try_from(value).map_err(|_| {
-        ProvisionError::permanent("RafterModel", format!("`{name}` = {value} is out of range"))
-    })
-}
-
 /// ELBv2 answers `LoadBalancerNotFound` / `TargetGroupNotFound` for a name that does not
 /// exist: that is "absent", not a failure.
 fn absent_is_empty<T: Default>(result: Result<T, ProvisionError>) -> Result<T, ProvisionError> {
@@ -257,14 +250,14 @@ async fn ensure_target_group(
         .elb
         .create_target_group()
         .name(name)
-        .port(int32(attrs, "port")?)
+        .port(attrs.int32("port")?)
         .protocol(ProtocolEnum::from(attrs.str("protocol")?))
         .target_type(TargetTypeEnum::from(attrs.str("target_type")?))
         .vpc_id(attrs.str("vpc_id")?)
         .health_check_protocol(ProtocolEnum::from(health.str("protocol")?))
-        .health_check_interval_seconds(int32(health, "interval")?)
-        .healthy_threshold_count(int32(health, "healthy_threshold")?)
-        .unhealthy_threshold_count(int32(health, "unhealthy_threshold")?)
+        .health_check_interval_seconds(health.int32("interval")?)
+        .healthy_threshold_count(health.int32("healthy_threshold")?)
+        .unhealthy_threshold_count(health.int32("unhealthy_threshold")?)
         .set_tags(Some(tags(attrs)))
         .send()
         .await
@@ -303,7 +296,7 @@ async fn ensure_target_group(
 /// Listeners have no name: one per port of the load balancer.
 async fn ensure_listener(context: &Context, attrs: Attrs<'_>) -> Result<Outputs, ProvisionError> {
     let balancer = attrs.str("load_balancer_arn")?;
-    let port = int32(attrs, "port")?;
+    let port = attrs.int32("port")?;
     let target_group = attrs.block("default_action")?.str("target_group_arn")?;
     let forward = Action::builder()
         .r#type(ActionTypeEnum::Forward)
