@@ -92,8 +92,11 @@ pub async fn delete_record(
         .get("id")
         .map(String::as_str)
         .unwrap_or_default();
-    let mut parts = id.splitn(3, '_');
-    let (Some(zone), Some(name), Some(kind)) = (parts.next(), parts.next(), parts.next()) else {
+    // Zone ids and record types have no `_`; a name might.
+    let parsed = id
+        .split_once('_')
+        .and_then(|(zone, rest)| Some((zone, rest.rsplit_once('_')?)));
+    let Some((zone, (name, kind))) = parsed else {
         return Err(ProvisionError::permanent(
             "MissingId",
             format!("record id `{id}` is not zone_name_type"),

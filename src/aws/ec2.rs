@@ -100,10 +100,7 @@ pub async fn create(
         ResourceKind::SecurityGroupIngressRule | ResourceKind::SecurityGroupEgressRule => {
             create_rule(context, address, attrs).await
         }
-        other => Err(ProvisionError::permanent(
-            "NotImplemented",
-            format!("{} is not handled by EC2", other.type_name()),
-        )),
+        other => Err(super::not_handled(other, SERVICE)),
     }
 }
 
@@ -149,9 +146,23 @@ pub async fn update(
 
 pub async fn delete(context: &Context, recorded: &RecordedResource) -> Result<(), ProvisionError> {
     let id = id_of(recorded)?;
+    let result = match recorded.address.kind {
+        // These take more than one call and count their own.
+        ResourceKind::InternetGateway => delete_internet_gateway(context, id).await,
+        ResourceKind::NatGateway => delete_nat_gateway(context, id).await,
+        _ => delete_with_one_call(context, recorded, id).await,
+    };
+    result.or_else(gone_is_fine)
+}
+
+async fn delete_with_one_call(
+    context: &Context,
+    recorded: &RecordedResource,
+    id: &str,
+) -> Result<(), ProvisionError> {
     let ec2 = &context.ec2;
     context.calls.write(SERVICE);
-    let result = match recorded.address.kind {
+    match recorded.address.kind {
         ResourceKind::Vpc => ec2.delete_vpc().vpc_id(id).send().await.map(|_| ()).aws(),
         ResourceKind::Subnet => ec2
             .delete_subnet()
@@ -160,7 +171,6 @@ pub async fn delete(context: &Context, recorded: &RecordedResource) -> Result<()
             .await
             .map(|_| ())
             .aws(),
-        ResourceKind::InternetGateway => delete_internet_gateway(context, id).await,
         ResourceKind::ElasticIp => ec2
             .release_address()
             .allocation_id(id)
@@ -168,7 +178,6 @@ pub async fn delete(context: &Context, recorded: &RecordedResource) -> Result<()
             .await
             .map(|_| ())
             .aws(),
-        ResourceKind::NatGateway => delete_nat_gateway(context, id).await,
         ResourceKind::RouteTable => ec2
             .delete_route_table()
             .route_table_id(id)
@@ -230,12 +239,8 @@ pub async fn delete(context: &Context, recorded: &RecordedResource) -> Result<()
                 .map(|_| ())
                 .aws()
         }
-        other => Err(ProvisionError::permanent(
-            "NotImplemented",
-            format!("{} is not handled by EC2", other.type_name()),
-        )),
-    };
-    result.or_else(gone_is_fine)
+        other => Err(super::not_handled(other, SERVICE)),
+    }
 }
 
 async fn set_vpc_dns(context: &Context, id: &str, attrs: Attrs<'_>) -> Result<(), ProvisionError> {

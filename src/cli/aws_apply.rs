@@ -56,11 +56,19 @@ pub async fn aws_config(region: &str) -> aws_config::SdkConfig {
         .await
 }
 
-/// Applies under the cluster lock. Returns the report and the records after the apply.
-pub async fn apply_with_lock<S: StateStore>(
-    store: &ClusterStore<S>,
+/// A finished apply, with the lock still held so the caller can finish under it.
+pub struct Applied<'a, S: StateStore> {
+    pub report: ApplyReport,
+    /// The records after the apply.
+    pub records: Vec<RecordedResource>,
+    pub lock: ClusterLock<'a, S>,
+}
+
+/// Applies under the cluster lock, which it takes and hands back held.
+pub async fn apply_with_lock<'a, S: StateStore>(
+    store: &'a ClusterStore<S>,
     request: ApplyRequest<'_>,
-) -> anyhow::Result<(ApplyReport, Vec<RecordedResource>)> {
+) -> anyhow::Result<Applied<'a, S>> {
     let mut lock = ClusterLock::acquire(
         store.store(),
         request.cluster,
@@ -110,8 +118,11 @@ pub async fn apply_with_lock<S: StateStore>(
     progress.clear();
     print_summary(&report, &provisioner);
     let records = ledger.resources().await;
-    lock.release().await.map_err(locked)?;
-    Ok((report, records))
+    Ok(Applied {
+        report,
+        records,
+        lock,
+    })
 }
 
 fn print_summary(report: &ApplyReport, provisioner: &AwsProvisioner) {
@@ -153,6 +164,16 @@ fn print_summary(report: &ApplyReport, provisioner: &AwsProvisioner) {
     if !calls.is_empty() {
         eprintln!("AWS API calls: {}.", calls.join(", "));
     }
+}
+
+/// Releases the lock, then turns a failed apply into a failure.
+pub async fn finish<S: StateStore>(
+    applied: Applied<'_, S>,
+    cluster: &str,
+    verb: &str,
+) -> anyhow::Result<()> {
+    applied.lock.release().await.map_err(locked)?;
+    failure_of(&applied.report, cluster, verb).map_or(Ok(()), Err)
 }
 
 /// A failed apply as a failure naming every resource and AWS error code.

@@ -78,10 +78,6 @@ impl<'a, S: StateStore> ResourceLedger<'a, S> {
         self.current.lock().await.record.resources.clone()
     }
 
-    pub async fn generation(&self) -> u64 {
-        self.current.lock().await.record.generation
-    }
-
     async fn change(
         &self,
         edit: impl FnOnce(&mut Vec<RecordedResource>),

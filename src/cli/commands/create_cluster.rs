@@ -9,7 +9,7 @@ use rafter::spec::{self, SpecFlags, SpecSources};
 use rafter::state::StateError;
 
 use crate::cli::args::{CreateClusterArgs, SpecArgs};
-use crate::cli::aws_apply::{ApplyRequest, apply_with_lock, aws_region, failure_of};
+use crate::cli::aws_apply::{ApplyRequest, apply_with_lock, aws_region, finish};
 use crate::cli::failure::{EXIT_CLUSTER_STATE, Failure};
 use crate::cli::{output, settings};
 
@@ -77,8 +77,7 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
         plan: &planner,
         force_unlock: false,
     };
-    let (report, _) = apply_with_lock(&store, request).await?;
-    failure_of(&report, name, "create").map_or(Ok(()), Err)
+    finish(apply_with_lock(&store, request).await?, name, "create").await
 }
 
 fn already_exists(name: &str, store: &str) -> anyhow::Error {

@@ -30,7 +30,9 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
         );
         return Ok(());
     }
-    if plan.summary.delete > 0 {
+    // The state goes under the same lock as the resources, so no run can slip in between
+    // and create what the deleted state would then lose track of.
+    let lock = if plan.summary.delete > 0 {
         let planner = |recorded: &[RecordedResource]| Ok(destroy_plan(name, recorded)?);
         let nothing = ResourceGraph::new();
         let request = ApplyRequest {
@@ -41,31 +43,34 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
             plan: &planner,
             force_unlock: args.force_unlock,
         };
-        let (report, left) = apply_with_lock(&store, request).await?;
-        if let Some(failure) = failure_of(&report, name, "delete") {
+        let applied = apply_with_lock(&store, request).await?;
+        let left = applied.records.len();
+        if !applied.report.succeeded() || left > 0 {
+            let failure = failure_of(&applied.report, name, "delete").unwrap_or_else(|| {
+                Failure::new(
+                    EXIT_FAILURE,
+                    format!(
+                        "{left} resources of cluster {name} are still recorded; its state was kept"
+                    ),
+                )
+                .hint(format!("run `rafter delete cluster {name} --yes` again"))
+                .into()
+            });
+            applied.lock.release().await.map_err(locked)?;
             return Err(failure);
         }
-        if !left.is_empty() {
-            return Err(Failure::new(
-                EXIT_FAILURE,
-                format!(
-                    "{} resources of cluster {name} are still recorded; its state was kept",
-                    left.len()
-                ),
-            )
-            .hint(format!("run `rafter delete cluster {name} --yes` again"))
-            .into());
-        }
-    }
-    let lock = ClusterLock::acquire(
-        store.store(),
-        name,
-        "delete cluster",
-        LOCK_LEASE,
-        args.force_unlock,
-    )
-    .await
-    .map_err(locked)?;
+        applied.lock
+    } else {
+        ClusterLock::acquire(
+            store.store(),
+            name,
+            "delete cluster",
+            LOCK_LEASE,
+            args.force_unlock,
+        )
+        .await
+        .map_err(locked)?
+    };
     store.delete_cluster(name).await?;
     // Deleting the cluster's prefix removed the lock object with it.
     drop(lock);

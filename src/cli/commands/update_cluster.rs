@@ -5,7 +5,7 @@ use rafter::plan::{self, RecordedResource};
 use rafter::spec::{self, SpecSources};
 
 use crate::cli::args::UpdateClusterArgs;
-use crate::cli::aws_apply::{ApplyRequest, apply_with_lock, aws_region, failure_of};
+use crate::cli::aws_apply::{ApplyRequest, apply_with_lock, aws_region, finish};
 use crate::cli::failure::{EXIT_INVALID_SPEC, Failure};
 use crate::cli::{output, settings};
 
@@ -59,8 +59,7 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
             plan: &planner,
             force_unlock: args.force_unlock,
         };
-        let (report, _) = apply_with_lock(&store, request).await?;
-        return failure_of(&report, name, "update").map_or(Ok(()), Err);
+        return finish(apply_with_lock(&store, request).await?, name, "update").await;
     }
     if args.file.is_some() {
         eprintln!("The new spec was not stored: nothing changes without --yes.");
