@@ -7,6 +7,7 @@ mod common;
 use aws_sdk_autoscaling::types::Filter as GroupFilter;
 use aws_sdk_ec2::types::Filter;
 use common::apply::{Memory, converge, destroy};
+use common::inventory::{nat_gateways_of, owned_by, tagged_leftovers};
 use rafter::graph::{ResourceGraph, ResourceKind};
 use rafter::model::build_graph;
 use rafter::plan::{self, Action};
@@ -17,38 +18,6 @@ const CLUSTER_TAG: &str = "rafter.dev/cluster";
 fn graph_for(sources: &SpecSources) -> ResourceGraph {
     let cluster = spec::load(sources, None).unwrap().cluster;
     build_graph(&cluster).unwrap()
-}
-
-/// The emulator ignores tag filters on NAT gateways: check their tags here.
-async fn nat_gateways_of(ec2: &aws_sdk_ec2::Client, name: &str) -> Vec<String> {
-    let nats = ec2
-        .describe_nat_gateways()
-        .filter(
-            Filter::builder()
-                .name("state")
-                .values("pending")
-                .values("available")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    nats.nat_gateways()
-        .iter()
-        .filter(|nat| {
-            nat.tags()
-                .iter()
-                .any(|tag| tag.key() == Some(CLUSTER_TAG) && tag.value() == Some(name))
-        })
-        .map(|nat| format!("nat {}", nat.nat_gateway_id().unwrap()))
-        .collect()
-}
-
-fn owned_by(name: &str) -> Filter {
-    Filter::builder()
-        .name(format!("tag:{CLUSTER_TAG}"))
-        .values(name)
-        .build()
 }
 
 async fn create_public_zone(name: &str) -> String {
@@ -66,133 +35,6 @@ async fn create_public_zone(name: &str) -> String {
         .id()
         .trim_start_matches("/hostedzone/")
         .to_string()
-}
-
-/// Everything the cluster's tag still finds, by kind: what a delete must bring to zero.
-async fn tagged_leftovers(name: &str) -> Vec<String> {
-    let config = common::moto::sdk_config();
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let mut left = Vec::new();
-    let vpcs = ec2
-        .describe_vpcs()
-        .filters(owned_by(name))
-        .send()
-        .await
-        .unwrap();
-    left.extend(
-        vpcs.vpcs()
-            .iter()
-            .map(|vpc| format!("vpc {}", vpc.vpc_id().unwrap())),
-    );
-    let subnets = ec2
-        .describe_subnets()
-        .filters(owned_by(name))
-        .send()
-        .await
-        .unwrap();
-    left.extend(
-        subnets
-            .subnets()
-            .iter()
-            .map(|subnet| format!("subnet {}", subnet.subnet_id().unwrap())),
-    );
-    left.extend(nat_gateways_of(&ec2, name).await);
-    let addresses = ec2
-        .describe_addresses()
-        .filters(owned_by(name))
-        .send()
-        .await
-        .unwrap();
-    left.extend(
-        addresses
-            .addresses()
-            .iter()
-            .map(|address| format!("eip {}", address.allocation_id().unwrap())),
-    );
-    let groups = ec2
-        .describe_security_groups()
-        .filters(owned_by(name))
-        .send()
-        .await
-        .unwrap();
-    left.extend(
-        groups
-            .security_groups()
-            .iter()
-            .map(|group| format!("sg {}", group.group_id().unwrap())),
-    );
-    let templates = ec2
-        .describe_launch_templates()
-        .filters(owned_by(name))
-        .send()
-        .await
-        .unwrap();
-    left.extend(
-        templates
-            .launch_templates()
-            .iter()
-            .map(|template| format!("lt {}", template.launch_template_name().unwrap())),
-    );
-    let keys = ec2
-        .describe_key_pairs()
-        .filters(owned_by(name))
-        .send()
-        .await
-        .unwrap();
-    left.extend(
-        keys.key_pairs()
-            .iter()
-            .map(|key| format!("key {}", key.key_name().unwrap())),
-    );
-    let autoscaling = aws_sdk_autoscaling::Client::new(&config);
-    let asgs = autoscaling
-        .describe_auto_scaling_groups()
-        .filters(
-            GroupFilter::builder()
-                .name(format!("tag:{CLUSTER_TAG}"))
-                .values(name)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    left.extend(
-        asgs.auto_scaling_groups()
-            .iter()
-            .map(|group| format!("asg {}", group.auto_scaling_group_name().unwrap())),
-    );
-    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
-    let balancers = elb.describe_load_balancers().send().await.unwrap();
-    left.extend(
-        balancers
-            .load_balancers()
-            .iter()
-            .filter(|balancer| {
-                balancer
-                    .load_balancer_name()
-                    .unwrap()
-                    .ends_with(&name.replace('.', "-"))
-            })
-            .map(|balancer| format!("lb {}", balancer.load_balancer_name().unwrap())),
-    );
-    let iam = aws_sdk_iam::Client::new(&config);
-    let roles = iam.list_roles().send().await.unwrap();
-    left.extend(
-        roles
-            .roles()
-            .iter()
-            .filter(|role| role.role_name().ends_with(name))
-            .map(|role| format!("role {}", role.role_name())),
-    );
-    let profiles = iam.list_instance_profiles().send().await.unwrap();
-    left.extend(
-        profiles
-            .instance_profiles()
-            .iter()
-            .filter(|profile| profile.instance_profile_name().ends_with(name))
-            .map(|profile| format!("instance profile {}", profile.instance_profile_name())),
-    );
-    left
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! `--yes` end to end: the `rafter` binary applying to the AWS API emulator with its state in
-//! the emulator's S3. Create, a no-op update, a refused concurrent run, runs killed with
-//! SIGKILL and rerun, and delete.
+//! the emulator's S3. Create, a no-op update, a refused concurrent run, concurrent runs racing,
+//! runs killed with SIGKILL and rerun, delete, and delete after the state lost track.
 
 mod common;
 
@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use aws_sdk_ec2::types::Filter;
+use common::inventory::tagged_leftovers;
 
 struct Cli {
     state: String,
@@ -266,4 +267,81 @@ async fn a_run_killed_at_any_moment_converges_on_rerun_without_duplicates() {
     let deleted = cli.run(&["delete", "cluster", name, "--yes"]);
     assert!(deleted.status.success(), "{}", stderr(&deleted));
     assert_eq!(inventory(name).await, [0; 5]);
+}
+
+#[tokio::test]
+async fn concurrent_applies_one_proceeds_the_others_are_refused_naming_the_holder() {
+    let cli = Cli::new("race").await;
+    let name = "race.example.com";
+    let stored = cli.run(&cli.create_args(name));
+    assert!(stored.status.success(), "{}", stderr(&stored));
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            cli.command(&["update", "cluster", name, "--yes"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = runs
+        .into_iter()
+        .map(|run| run.wait_with_output().unwrap())
+        .collect();
+    let codes: Vec<Option<i32>> = outputs.iter().map(|output| output.status.code()).collect();
+    let logs: Vec<String> = outputs.iter().map(stderr).collect();
+    assert_eq!(
+        codes.iter().filter(|code| **code == Some(0)).count(),
+        1,
+        "{codes:?} {logs:#?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|code| **code == Some(6)).count(),
+        2,
+        "{codes:?} {logs:#?}"
+    );
+    for log in logs.iter().filter(|log| !log.contains("Done:")) {
+        assert!(
+            log.contains("update cluster"),
+            "the refusal names the operation: {log}"
+        );
+    }
+    assert_eq!(inventory(name).await[0], 1);
+    let deleted = cli.run(&["delete", "cluster", name, "--yes"]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+}
+
+#[tokio::test]
+async fn delete_sweeps_by_tag_what_a_lost_state_file_no_longer_knows() {
+    let cli = Cli::new("lost").await;
+    let name = "lost.example.com";
+    let mut create = cli.create_args(name);
+    create.push("--yes");
+    let created = cli.run(&create);
+    assert!(created.status.success(), "{}", stderr(&created));
+    common::moto::s3_client()
+        .delete_object()
+        .bucket(&cli.bucket)
+        .key(format!("state/{name}/resources.json"))
+        .send()
+        .await
+        .unwrap();
+
+    let preview = cli.run(&["delete", "cluster", name]);
+    let log = stderr(&preview);
+    assert!(preview.status.success(), "{log}");
+    assert!(log.contains("No cloud resources are recorded"), "{log}");
+    assert!(
+        log.contains("tagged rafter.dev/cluster=lost.example.com"),
+        "{log}"
+    );
+    assert_eq!(inventory(name).await[0], 1, "a preview deletes nothing");
+
+    let deleted = cli.run(&["delete", "cluster", name, "--yes"]);
+    let log = stderr(&deleted);
+    assert!(deleted.status.success(), "{log}");
+    assert!(log.contains("Sweep: deleted"), "{log}");
+    assert!(log.contains("aws_vpc vpc-"), "{log}");
+    assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
+    assert!(cli.state_object(name, "config.yaml").await.is_none());
 }

@@ -22,7 +22,7 @@ fn tags(attrs: Attrs<'_>) -> Vec<Tag> {
         .collect()
 }
 
-fn owned_by(tags: &[Tag], cluster: &str) -> bool {
+pub(super) fn owned_by(tags: &[Tag], cluster: &str) -> bool {
     tags.iter()
         .any(|tag| tag.key() == CLUSTER_TAG && tag.value() == cluster)
 }

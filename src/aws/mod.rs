@@ -13,6 +13,7 @@ pub mod ec2;
 pub mod errors;
 pub mod iam;
 pub mod loadbalancer;
+pub mod sweep;
 
 use std::collections::BTreeMap;
 

@@ -99,23 +99,9 @@ pub async fn apply_with_lock<'a, S: StateStore>(
         &progress,
         ApplyOptions::default(),
     );
-    tokio::pin!(walk);
-    let mut renew = tokio::time::interval(RENEW_EVERY);
-    renew.tick().await;
-    let report = loop {
-        tokio::select! {
-            report = &mut walk => break report?,
-            _ = renew.tick() => {
-                // A lock broken under us means another run may be applying: stop at once
-                // (what is done is recorded; a rerun converges).
-                if let Err(error) = lock.renew().await {
-                    progress.clear();
-                    return Err(locked(error));
-                }
-            }
-        }
-    };
+    let report = renewing(&mut lock, walk).await;
     progress.clear();
+    let report = report??;
     print_summary(&report, &provisioner);
     let records = ledger.resources().await;
     Ok(Applied {
@@ -123,6 +109,23 @@ pub async fn apply_with_lock<'a, S: StateStore>(
         records,
         lock,
     })
+}
+
+/// Runs `work` while renewing `lock`'s lease. A lock broken meanwhile means another run may
+/// be applying: the work stops at once (what is done is recorded; a rerun converges).
+pub async fn renewing<T, S: StateStore>(
+    lock: &mut ClusterLock<'_, S>,
+    work: impl Future<Output = T>,
+) -> anyhow::Result<T> {
+    tokio::pin!(work);
+    let mut renew = tokio::time::interval(RENEW_EVERY);
+    renew.tick().await;
+    loop {
+        tokio::select! {
+            done = &mut work => return Ok(done),
+            _ = renew.tick() => lock.renew().await.map_err(locked)?,
+        }
+    }
 }
 
 fn print_summary(report: &ApplyReport, provisioner: &AwsProvisioner) {

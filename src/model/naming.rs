@@ -78,6 +78,13 @@ impl Naming {
         )
     }
 
+    /// Whether `name` may be one [`Naming::iam`] made for this cluster (a cheap pre-check
+    /// before asking IAM for the resource's tags).
+    pub fn could_be_iam_name(&self, name: &str) -> bool {
+        name.ends_with(&format!(".{}", self.cluster))
+            || name.ends_with(&format!("-{}", self.hash8()))
+    }
+
     fn hash8(&self) -> String {
         let digest = Sha256::digest(self.cluster.as_bytes());
         digest

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod apply;
+pub mod inventory;
 pub mod moto;
 
 use rafter::graph::ResourceGraph;

@@ -1,12 +1,18 @@
 //! `rafter delete cluster NAME`: show what would go; with --yes, remove it.
 
+use rafter::aws::AwsProvisioner;
+use rafter::aws::sweep::{SweepPolicy, SweepReport};
 use rafter::graph::ResourceGraph;
+use rafter::model::naming::CLUSTER_TAG;
 use rafter::plan::RecordedResource;
 use rafter::plan::diff::destroy_plan;
+use rafter::spec::Provider;
 use rafter::state::ClusterLock;
 
 use crate::cli::args::{DeleteClusterArgs, PlanFormat};
-use crate::cli::aws_apply::{ApplyRequest, apply_with_lock, aws_region, failure_of};
+use crate::cli::aws_apply::{
+    ApplyRequest, apply_with_lock, aws_config, aws_region, failure_of, renewing,
+};
 use crate::cli::failure::{EXIT_FAILURE, Failure};
 use crate::cli::{LOCK_LEASE, locked, output, settings};
 
@@ -24,7 +30,16 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
         output::print_plan(&plan, PlanFormat::Text);
     }
     let state_location = store.config_base(name);
+    let region = match cluster.spec.provider {
+        Provider::Aws => Some(aws_region(&cluster)?),
+        Provider::Ssh => None,
+    };
     if !args.yes {
+        if region.is_some() {
+            eprintln!(
+                "Then would delete anything else still tagged {CLUSTER_TAG}={name} (what state lost track of)."
+            );
+        }
         eprintln!(
             "Would remove the cluster's state at {state_location}/. Run again with --yes to delete."
         );
@@ -32,7 +47,7 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
     }
     // The state goes under the same lock as the resources, so no run can slip in between
     // and create what the deleted state would then lose track of.
-    let lock = if plan.summary.delete > 0 {
+    let (mut lock, mut failure) = if plan.summary.delete > 0 {
         let planner = |recorded: &[RecordedResource]| Ok(destroy_plan(name, recorded)?);
         let nothing = ResourceGraph::new();
         let request = ApplyRequest {
@@ -45,8 +60,8 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
         };
         let applied = apply_with_lock(&store, request).await?;
         let left = applied.records.len();
-        if !applied.report.succeeded() || left > 0 {
-            let failure = failure_of(&applied.report, name, "delete").unwrap_or_else(|| {
+        let failure = failure_of(&applied.report, name, "delete").or_else(|| {
+            (left > 0).then(|| {
                 Failure::new(
                     EXIT_FAILURE,
                     format!(
@@ -55,13 +70,11 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
                 )
                 .hint(format!("run `rafter delete cluster {name} --yes` again"))
                 .into()
-            });
-            applied.lock.release().await.map_err(locked)?;
-            return Err(failure);
-        }
-        applied.lock
+            })
+        });
+        (applied.lock, failure)
     } else {
-        ClusterLock::acquire(
+        let lock = ClusterLock::acquire(
             store.store(),
             name,
             "delete cluster",
@@ -69,11 +82,71 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
             args.force_unlock,
         )
         .await
-        .map_err(locked)?
+        .map_err(locked)?;
+        (lock, None)
     };
+    // Swept even when the recorded delete failed: a leftover may be what blocked it.
+    if let Some(region) = region {
+        let provisioner = AwsProvisioner::new(&aws_config(region).await, name);
+        let report = renewing(&mut lock, provisioner.sweep(SweepPolicy::default())).await?;
+        print_sweep(&report, &provisioner);
+        if !report.clean() {
+            failure.get_or_insert_with(|| sweep_failure(&report, name));
+        }
+    }
+    if let Some(failure) = failure {
+        lock.release().await.map_err(locked)?;
+        return Err(failure);
+    }
     store.delete_cluster(name).await?;
     // Deleting the cluster's prefix removed the lock object with it.
     drop(lock);
     eprintln!("Deleted cluster {name} (its cloud resources and its state at {state_location}/).");
     Ok(())
+}
+
+fn print_sweep(report: &SweepReport, provisioner: &AwsProvisioner) {
+    let calls: u64 = provisioner
+        .calls()
+        .snapshot()
+        .values()
+        .map(|count| count.reads + count.writes)
+        .sum();
+    if report.deleted.is_empty() {
+        eprintln!("Sweep: nothing else tagged as this cluster's ({calls} API calls).");
+        return;
+    }
+    eprintln!(
+        "Sweep: deleted {} resources state had lost track of ({calls} API calls):",
+        report.deleted.len()
+    );
+    for leftover in &report.deleted {
+        eprintln!("  - {leftover}");
+    }
+}
+
+/// What the sweep could not delete, each with its AWS error, as a failure.
+fn sweep_failure(report: &SweepReport, name: &str) -> anyhow::Error {
+    let mut lines: Vec<String> = report
+        .remaining
+        .iter()
+        .map(|(leftover, error)| format!("  {leftover}: {error}"))
+        .collect();
+    lines.extend(
+        report
+            .unlisted
+            .iter()
+            .map(|(kind, error)| format!("  could not list {}: {error}", kind.type_name())),
+    );
+    Failure::new(
+        EXIT_FAILURE,
+        format!(
+            "these resources still carry {CLUSTER_TAG}={name} and could not be deleted; the cluster's state was kept:\n{}",
+            lines.join("\n")
+        ),
+    )
+    .hint(format!(
+        "remove what holds them (the errors say what) and run `rafter delete cluster {name} --yes` again"
+    ))
+    .into()
 }

@@ -1,0 +1,478 @@
+//! Finding what is still tagged as the cluster's: one listing per kind (a tag-filtered
+//! describe where the API has one), with the ownership tag checked again on every result.
+
+use aws_sdk_autoscaling::types::Filter as GroupFilter;
+use aws_sdk_ec2::types::Filter;
+
+use super::{Found, LeftoverKind, LeftoverKind::Instance, LeftoverKind::Resource};
+use crate::apply::ProvisionError;
+use crate::aws::errors::AwsResultExt;
+use crate::aws::{Context, ec2, iam};
+use crate::graph::ResourceKind;
+use crate::model::naming::{CLUSTER_TAG, Naming};
+
+fn owned_filter(context: &Context) -> Filter {
+    ec2::filter(&format!("tag:{CLUSTER_TAG}"), &context.cluster)
+}
+
+type Listing = Result<Vec<Found>, ProvisionError>;
+
+/// Everything tagged as this cluster's, by kind; kinds that could not be listed apart.
+pub(super) async fn discover(
+    context: &Context,
+) -> (Vec<Found>, Vec<(LeftoverKind, ProvisionError)>) {
+    let listings: [(LeftoverKind, Listing); 15] = [
+        (
+            Resource(ResourceKind::AutoscalingGroup),
+            auto_scaling_groups(context).await,
+        ),
+        (Instance, instances(context).await),
+        (
+            Resource(ResourceKind::LoadBalancer),
+            load_balancers(context).await,
+        ),
+        (
+            Resource(ResourceKind::TargetGroup),
+            target_groups(context).await,
+        ),
+        (
+            Resource(ResourceKind::LaunchTemplate),
+            launch_templates(context).await,
+        ),
+        (Resource(ResourceKind::KeyPair), key_pairs(context).await),
+        (
+            Resource(ResourceKind::NatGateway),
+            nat_gateways(context).await,
+        ),
+        (
+            Resource(ResourceKind::ElasticIp),
+            elastic_ips(context).await,
+        ),
+        (
+            Resource(ResourceKind::InternetGateway),
+            internet_gateways(context).await,
+        ),
+        (
+            Resource(ResourceKind::RouteTable),
+            route_tables(context).await,
+        ),
+        (Resource(ResourceKind::Subnet), subnets(context).await),
+        (
+            Resource(ResourceKind::SecurityGroup),
+            security_groups(context).await,
+        ),
+        (Resource(ResourceKind::Vpc), vpcs(context).await),
+        (
+            Resource(ResourceKind::IamInstanceProfile),
+            instance_profiles(context).await,
+        ),
+        (Resource(ResourceKind::IamRole), roles(context).await),
+    ];
+    let mut found = Vec::new();
+    let mut unlisted = Vec::new();
+    for (kind, listing) in listings {
+        match listing {
+            Ok(listed) => found.extend(listed),
+            Err(error) => unlisted.push((kind, error)),
+        }
+    }
+    (found, unlisted)
+}
+
+fn ec2_owned(tags: &[aws_sdk_ec2::types::Tag], context: &Context) -> bool {
+    ec2::owned_by_cluster(tags, &context.cluster)
+}
+
+async fn auto_scaling_groups(context: &Context) -> Listing {
+    let filter = GroupFilter::builder()
+        .name(format!("tag:{CLUSTER_TAG}"))
+        .values(&context.cluster)
+        .build();
+    context.calls.read("autoscaling");
+    let listed = context
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .filters(filter)
+        .send()
+        .await
+        .aws()?;
+    Ok(listed
+        .auto_scaling_groups()
+        .iter()
+        .filter(|group| {
+            group
+                .tags()
+                .iter()
+                .any(|tag| tag.key() == Some(CLUSTER_TAG) && tag.value() == Some(&context.cluster))
+        })
+        .filter_map(|group| {
+            Some(Found {
+                going: group.status().is_some(), // "Delete in progress"
+                ..Found::new(
+                    ResourceKind::AutoscalingGroup,
+                    group.auto_scaling_group_name()?,
+                )
+            })
+        })
+        .collect())
+}
+
+async fn instances(context: &Context) -> Listing {
+    context.calls.read("ec2");
+    let listed = context
+        .ec2
+        .describe_instances()
+        .filters(owned_filter(context))
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .values("stopping")
+                .values("stopped")
+                .values("shutting-down")
+                .build(),
+        )
+        .send()
+        .await
+        .aws()?;
+    Ok(listed
+        .reservations()
+        .iter()
+        .flat_map(|reservation| reservation.instances())
+        .filter(|instance| ec2_owned(instance.tags(), context))
+        .filter_map(|instance| {
+            let going = instance
+                .state()
+                .and_then(|state| state.name())
+                .is_some_and(|name| name.as_str() == "shutting-down");
+            Some(Found {
+                going,
+                ..Found::of(Instance, instance.instance_id()?)
+            })
+        })
+        .collect())
+}
+
+/// ARNs among `arns` that carry this cluster's tag (ELBv2 describes tags 20 at a time).
+async fn elb_owned(context: &Context, arns: Vec<String>) -> Result<Vec<String>, ProvisionError> {
+    let mut owned = Vec::new();
+    for chunk in arns.chunks(20) {
+        context.calls.read("elasticloadbalancing");
+        let described = context
+            .elb
+            .describe_tags()
+            .set_resource_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .aws()?;
+        owned.extend(
+            described
+                .tag_descriptions()
+                .iter()
+                .filter(|description| {
+                    description.tags().iter().any(|tag| {
+                        tag.key() == Some(CLUSTER_TAG) && tag.value() == Some(&context.cluster)
+                    })
+                })
+                .filter_map(|description| description.resource_arn().map(str::to_string)),
+        );
+    }
+    Ok(owned)
+}
+
+async fn load_balancers(context: &Context) -> Listing {
+    let mut pages = context
+        .elb
+        .describe_load_balancers()
+        .into_paginator()
+        .send();
+    let mut arns = Vec::new();
+    while let Some(page) = pages.next().await {
+        context.calls.read("elasticloadbalancing");
+        arns.extend(
+            page.aws()?
+                .load_balancers()
+                .iter()
+                .filter_map(|balancer| balancer.load_balancer_arn().map(str::to_string)),
+        );
+    }
+    Ok(elb_owned(context, arns)
+        .await?
+        .iter()
+        .map(|arn| Found::new(ResourceKind::LoadBalancer, arn))
+        .collect())
+}
+
+async fn target_groups(context: &Context) -> Listing {
+    let mut pages = context.elb.describe_target_groups().into_paginator().send();
+    let mut arns = Vec::new();
+    while let Some(page) = pages.next().await {
+        context.calls.read("elasticloadbalancing");
+        arns.extend(
+            page.aws()?
+                .target_groups()
+                .iter()
+                .filter_map(|group| group.target_group_arn().map(str::to_string)),
+        );
+    }
+    Ok(elb_owned(context, arns)
+        .await?
+        .iter()
+        .map(|arn| Found::new(ResourceKind::TargetGroup, arn))
+        .collect())
+}
+
+async fn launch_templates(context: &Context) -> Listing {
+    context.calls.read("ec2");
+    let listed = context
+        .ec2
+        .describe_launch_templates()
+        .filters(owned_filter(context))
+        .send()
+        .await
+        .aws()?;
+    Ok(listed
+        .launch_templates()
+        .iter()
+        .filter(|template| ec2_owned(template.tags(), context))
+        .filter_map(|template| {
+            Some(Found::new(
+                ResourceKind::LaunchTemplate,
+                template.launch_template_id()?,
+            ))
+        })
+        .collect())
+}
+
+async fn key_pairs(context: &Context) -> Listing {
+    context.calls.read("ec2");
+    let listed = context
+        .ec2
+        .describe_key_pairs()
+        .filters(owned_filter(context))
+        .send()
+        .await
+        .aws()?;
+    Ok(listed
+        .key_pairs()
+        .iter()
+        .filter(|key| ec2_owned(key.tags(), context))
+        .filter_map(|key| Some(Found::new(ResourceKind::KeyPair, key.key_name()?)))
+        .collect())
+}
+
+async fn nat_gateways(context: &Context) -> Listing {
+    context.calls.read("ec2");
+    let listed = context
+        .ec2
+        .describe_nat_gateways()
+        .filter(owned_filter(context))
+        .send()
+        .await
+        .aws()?;
+    Ok(listed
+        .nat_gateways()
+        .iter()
+        .filter(|gateway| ec2_owned(gateway.tags(), context))
+        .filter_map(|gateway| {
+            let state = gateway.state().map(|state| state.as_str()).unwrap_or("");
+            if matches!(state, "deleted" | "failed") {
+                return None;
+            }
+            Some(Found {
+                going: state == "deleting",
+                ..Found::new(ResourceKind::NatGateway, gateway.nat_gateway_id()?)
+            })
+        })
+        .collect())
+}
+
+async fn elastic_ips(context: &Context) -> Listing {
+    context.calls.read("ec2");
+    let listed = context
+        .ec2
+        .describe_addresses()
+        .filters(owned_filter(context))
+        .send()
+        .await
+        .aws()?;
+    Ok(listed
+        .addresses()
+        .iter()
+        .filter(|address| ec2_owned(address.tags(), context))
+        .filter_map(|address| {
+            Some(Found::new(
+                ResourceKind::ElasticIp,
+                address.allocation_id()?,
+            ))
+        })
+        .collect())
+}
+
+async fn internet_gateways(context: &Context) -> Listing {
+    context.calls.read("ec2");
+    let listed = context
+        .ec2
+        .describe_internet_gateways()
+        .filters(owned_filter(context))
+        .send()
+        .await
+        .aws()?;
+    Ok(listed
+        .internet_gateways()
+        .iter()
+        .filter(|gateway| ec2_owned(gateway.tags(), context))
+        .filter_map(|gateway| {
+            Some(Found::new(
+                ResourceKind::InternetGateway,
+                gateway.internet_gateway_id()?,
+            ))
+        })
+        .collect())
+}
+
+async fn route_tables(context: &Context) -> Listing {
+    context.calls.read("ec2");
+    let listed = context
+        .ec2
+        .describe_route_tables()
+        .filters(owned_filter(context))
+        .send()
+        .await
+        .aws()?;
+    Ok(listed
+        .route_tables()
+        .iter()
+        .filter(|table| ec2_owned(table.tags(), context))
+        // A VPC's main table goes with the VPC.
+        .filter(|table| !table.associations().iter().any(|a| a.main() == Some(true)))
+        .filter_map(|table| {
+            Some(Found::new(
+                ResourceKind::RouteTable,
+                table.route_table_id()?,
+            ))
+        })
+        .collect())
+}
+
+async fn subnets(context: &Context) -> Listing {
+    context.calls.read("ec2");
+    let listed = context
+        .ec2
+        .describe_subnets()
+        .filters(owned_filter(context))
+        .send()
+        .await
+        .aws()?;
+    Ok(listed
+        .subnets()
+        .iter()
+        .filter(|subnet| ec2_owned(subnet.tags(), context))
+        .filter_map(|subnet| Some(Found::new(ResourceKind::Subnet, subnet.subnet_id()?)))
+        .collect())
+}
+
+async fn security_groups(context: &Context) -> Listing {
+    context.calls.read("ec2");
+    let listed = context
+        .ec2
+        .describe_security_groups()
+        .filters(owned_filter(context))
+        .send()
+        .await
+        .aws()?;
+    Ok(listed
+        .security_groups()
+        .iter()
+        .filter(|group| ec2_owned(group.tags(), context))
+        // A VPC's default group goes with the VPC.
+        .filter(|group| group.group_name() != Some("default"))
+        .filter_map(|group| Some(Found::new(ResourceKind::SecurityGroup, group.group_id()?)))
+        .collect())
+}
+
+async fn vpcs(context: &Context) -> Listing {
+    context.calls.read("ec2");
+    let listed = context
+        .ec2
+        .describe_vpcs()
+        .filters(owned_filter(context))
+        .send()
+        .await
+        .aws()?;
+    Ok(listed
+        .vpcs()
+        .iter()
+        .filter(|vpc| ec2_owned(vpc.tags(), context))
+        .filter_map(|vpc| Some(Found::new(ResourceKind::Vpc, vpc.vpc_id()?)))
+        .collect())
+}
+
+/// IAM lists without tags: names shaped like this cluster's are candidates, and each is
+/// checked for the ownership tag before it counts.
+async fn instance_profiles(context: &Context) -> Listing {
+    let naming = Naming::new(&context.cluster);
+    let mut candidates = Vec::new();
+    let mut pages = context.iam.list_instance_profiles().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        context.calls.read("iam");
+        candidates.extend(
+            page.aws()?
+                .instance_profiles()
+                .iter()
+                .map(|profile| profile.instance_profile_name().to_string())
+                .filter(|name| naming.could_be_iam_name(name)),
+        );
+    }
+    let mut found = Vec::new();
+    for name in &candidates {
+        context.calls.read("iam");
+        let described = context
+            .iam
+            .get_instance_profile()
+            .instance_profile_name(name)
+            .send()
+            .await
+            .aws()?;
+        let tags = described
+            .instance_profile()
+            .map(|profile| profile.tags())
+            .unwrap_or_default();
+        if iam::owned_by(tags, &context.cluster) {
+            found.push(Found::new(ResourceKind::IamInstanceProfile, name));
+        }
+    }
+    Ok(found)
+}
+
+async fn roles(context: &Context) -> Listing {
+    let naming = Naming::new(&context.cluster);
+    let mut candidates = Vec::new();
+    let mut pages = context.iam.list_roles().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        context.calls.read("iam");
+        candidates.extend(
+            page.aws()?
+                .roles()
+                .iter()
+                .map(|role| role.role_name().to_string())
+                .filter(|name| naming.could_be_iam_name(name)),
+        );
+    }
+    let mut found = Vec::new();
+    for name in &candidates {
+        context.calls.read("iam");
+        let tags = context
+            .iam
+            .list_role_tags()
+            .role_name(name)
+            .send()
+            .await
+            .aws()?;
+        if iam::owned_by(tags.tags(), &context.cluster) {
+            found.push(Found::new(ResourceKind::IamRole, name));
+        }
+    }
+    Ok(found)
+}

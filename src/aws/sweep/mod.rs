@@ -1,0 +1,233 @@
+//! The delete sweep: after the recorded resources are gone, find everything still tagged
+//! `rafter.dev/cluster=<name>` (what an interrupted run or a lost state file left behind) and
+//! delete it, dependents first, in rounds until nothing is left or a round makes no progress.
+//!
+//! Only resources that carry this cluster's ownership tag are touched; the tag is checked on
+//! every describe result, not just trusted to the request's filter. Route53 records cannot
+//! be tagged, so the sweep leaves them to the state-driven delete.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+mod discover;
+mod release;
+
+use futures_util::future::join_all;
+
+use super::{AwsProvisioner, outputs};
+use crate::apply::{ErrorClass, ProvisionError, Provisioner};
+use crate::graph::{Address, ResourceKind};
+use crate::plan::RecordedResource;
+use discover::discover;
+use release::{
+    delete_inline_policies, disassociate_route_table, revoke_group_references, terminate_instance,
+};
+
+/// What the sweep looks for: the graph's taggable kinds, and the instances auto-scaling
+/// groups launched (which are not in the graph).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LeftoverKind {
+    Instance,
+    Resource(ResourceKind),
+}
+
+impl LeftoverKind {
+    pub fn type_name(self) -> &'static str {
+        match self {
+            LeftoverKind::Instance => "aws_instance",
+            LeftoverKind::Resource(kind) => kind.type_name(),
+        }
+    }
+}
+
+use LeftoverKind::{Instance, Resource};
+
+/// Kinds in the order they are deleted: whatever holds on to another goes first.
+const PHASES: [LeftoverKind; 15] = [
+    Resource(ResourceKind::AutoscalingGroup),
+    Instance,
+    Resource(ResourceKind::LoadBalancer),
+    Resource(ResourceKind::TargetGroup),
+    Resource(ResourceKind::LaunchTemplate),
+    Resource(ResourceKind::KeyPair),
+    Resource(ResourceKind::NatGateway),
+    Resource(ResourceKind::ElasticIp),
+    Resource(ResourceKind::InternetGateway),
+    Resource(ResourceKind::RouteTable),
+    Resource(ResourceKind::Subnet),
+    Resource(ResourceKind::SecurityGroup),
+    Resource(ResourceKind::Vpc),
+    Resource(ResourceKind::IamInstanceProfile),
+    Resource(ResourceKind::IamRole),
+];
+
+/// A resource tagged as this cluster's that is still there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Leftover {
+    pub kind: LeftoverKind,
+    /// The id, ARN or name its delete call takes.
+    pub id: String,
+}
+
+impl fmt::Display for Leftover {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{} {}", self.kind.type_name(), self.id)
+    }
+}
+
+/// One resource found by the sweep, and whether it is already on its way out.
+pub(super) struct Found {
+    pub(super) leftover: Leftover,
+    /// Shutting down or deleting: wait for it, do not delete it again.
+    pub(super) going: bool,
+}
+
+impl Found {
+    pub(super) fn new(kind: ResourceKind, id: &str) -> Self {
+        Self::of(Resource(kind), id)
+    }
+
+    pub(super) fn of(kind: LeftoverKind, id: &str) -> Self {
+        Self {
+            leftover: Leftover {
+                kind,
+                id: id.to_string(),
+            },
+            going: false,
+        }
+    }
+}
+
+/// What the sweep deleted and what it could not, with the last error of each.
+#[derive(Debug, Default)]
+pub struct SweepReport {
+    pub deleted: Vec<Leftover>,
+    pub remaining: Vec<(Leftover, ProvisionError)>,
+    /// Kinds that could not even be listed.
+    pub unlisted: Vec<(LeftoverKind, ProvisionError)>,
+    pub rounds: u32,
+}
+
+impl SweepReport {
+    pub fn clean(&self) -> bool {
+        self.remaining.is_empty() && self.unlisted.is_empty()
+    }
+}
+
+/// How long the sweep keeps going while it makes progress, and the pause between rounds.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepPolicy {
+    pub deadline: Duration,
+    pub pause: Duration,
+}
+
+impl Default for SweepPolicy {
+    fn default() -> Self {
+        // Instances take a minute or two to terminate, NAT gateways about one to delete.
+        Self {
+            deadline: Duration::from_secs(15 * 60),
+            pause: Duration::from_secs(10),
+        }
+    }
+}
+
+impl AwsProvisioner {
+    /// Deletes everything still tagged as this cluster's, in rounds.
+    pub async fn sweep(&self, policy: SweepPolicy) -> SweepReport {
+        let started = Instant::now();
+        let mut report = SweepReport::default();
+        loop {
+            report.rounds += 1;
+            let (found, unlisted) = discover(&self.context).await;
+            let mut errors: BTreeMap<Leftover, ProvisionError> = BTreeMap::new();
+            let mut progress = false;
+            for kind in PHASES {
+                let batch: Vec<&Leftover> = found
+                    .iter()
+                    .filter(|found| found.leftover.kind == kind && !found.going)
+                    .map(|found| &found.leftover)
+                    .collect();
+                if kind == Resource(ResourceKind::SecurityGroup) {
+                    // All of them first: a group another one's rule refers to cannot go.
+                    let revoked = join_all(
+                        batch
+                            .iter()
+                            .map(|group| revoke_group_references(&self.context, &group.id)),
+                    )
+                    .await;
+                    for (group, result) in batch.iter().zip(revoked) {
+                        if let Err(error) = result {
+                            errors.insert((*group).clone(), error);
+                        }
+                    }
+                }
+                let results = join_all(batch.iter().map(|leftover| self.remove(leftover))).await;
+                for (leftover, result) in batch.into_iter().zip(results) {
+                    match result {
+                        Ok(()) => {
+                            progress = true;
+                            report.deleted.push(leftover.clone());
+                        }
+                        Err(error) => {
+                            errors.insert(leftover.clone(), error);
+                        }
+                    }
+                }
+            }
+            let waiting = found.iter().any(|found| found.going)
+                || unlisted
+                    .iter()
+                    .any(|(_, error)| error.class == ErrorClass::Transient);
+            let nothing_left = errors.is_empty() && !waiting && unlisted.is_empty();
+            if nothing_left || (!progress && !waiting) || started.elapsed() >= policy.deadline {
+                report.unlisted = unlisted;
+                report.remaining = errors.into_iter().collect();
+                for found in found.into_iter().filter(|found| found.going) {
+                    let error = ProvisionError::transient(
+                        "StillDeleting",
+                        "it was still shutting down when the sweep stopped",
+                    );
+                    report.remaining.push((found.leftover, error));
+                }
+                // A resource deleted in one round and seen again in a later one is not gone.
+                let remaining: Vec<&Leftover> = report
+                    .remaining
+                    .iter()
+                    .map(|(leftover, _)| leftover)
+                    .collect();
+                report
+                    .deleted
+                    .retain(|leftover| !remaining.contains(&leftover));
+                return report;
+            }
+            tokio::time::sleep(policy.pause).await;
+        }
+    }
+
+    /// Deletes one leftover, first letting go of what would make its delete fail.
+    async fn remove(&self, leftover: &Leftover) -> Result<(), ProvisionError> {
+        let context = &self.context;
+        let id = &leftover.id;
+        let kind = match leftover.kind {
+            Instance => return terminate_instance(context, id).await,
+            Resource(kind) => kind,
+        };
+        match kind {
+            ResourceKind::RouteTable => disassociate_route_table(context, id).await?,
+            ResourceKind::IamRole => delete_inline_policies(context, id).await?,
+            _ => {}
+        }
+        let mut recorded = outputs([("id", id.clone())]);
+        if matches!(kind, ResourceKind::LoadBalancer | ResourceKind::TargetGroup) {
+            recorded.insert("arn".to_string(), id.clone());
+        }
+        let recorded = RecordedResource {
+            address: Address::new(kind, id.clone()),
+            outputs: recorded,
+            attributes: Vec::new(),
+            dependencies: Vec::new(),
+        };
+        self.delete(&recorded).await
+    }
+}

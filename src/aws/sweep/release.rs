@@ -1,0 +1,124 @@
+//! Letting go of what would make a leftover's delete fail: instances are terminated, route
+//! tables lose their subnet associations, security groups their references to other groups,
+//! roles their inline policies.
+
+use aws_sdk_ec2::types::IpPermission;
+
+use crate::apply::ProvisionError;
+use crate::aws::Context;
+use crate::aws::errors::AwsResultExt;
+
+pub(super) async fn terminate_instance(context: &Context, id: &str) -> Result<(), ProvisionError> {
+    context.calls.write("ec2");
+    context
+        .ec2
+        .terminate_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .aws()
+        .map(drop)
+}
+
+/// A table with subnets associated cannot be deleted.
+pub(super) async fn disassociate_route_table(
+    context: &Context,
+    id: &str,
+) -> Result<(), ProvisionError> {
+    context.calls.read("ec2");
+    let described = context
+        .ec2
+        .describe_route_tables()
+        .route_table_ids(id)
+        .send()
+        .await
+        .aws()?;
+    let associations: Vec<String> = described
+        .route_tables()
+        .iter()
+        .flat_map(|table| table.associations())
+        .filter(|association| association.main() != Some(true))
+        .filter_map(|association| association.route_table_association_id().map(str::to_string))
+        .collect();
+    for association in associations {
+        context.calls.write("ec2");
+        context
+            .ec2
+            .disassociate_route_table()
+            .association_id(association)
+            .send()
+            .await
+            .aws()?;
+    }
+    Ok(())
+}
+
+/// A group another group's rule refers to cannot be deleted: drop this group's rules that
+/// refer to groups, so the cluster's groups can go in any order.
+pub(super) async fn revoke_group_references(
+    context: &Context,
+    id: &str,
+) -> Result<(), ProvisionError> {
+    context.calls.read("ec2");
+    let described = context
+        .ec2
+        .describe_security_groups()
+        .group_ids(id)
+        .send()
+        .await
+        .aws()?;
+    let referring: Vec<IpPermission> = described
+        .security_groups()
+        .iter()
+        .flat_map(|group| group.ip_permissions())
+        .filter(|permission| !permission.user_id_group_pairs().is_empty())
+        .map(|permission| {
+            IpPermission::builder()
+                .set_ip_protocol(permission.ip_protocol().map(str::to_string))
+                .set_from_port(permission.from_port())
+                .set_to_port(permission.to_port())
+                .set_user_id_group_pairs(Some(permission.user_id_group_pairs().to_vec()))
+                .build()
+        })
+        .collect();
+    if referring.is_empty() {
+        return Ok(());
+    }
+    context.calls.write("ec2");
+    context
+        .ec2
+        .revoke_security_group_ingress()
+        .group_id(id)
+        .set_ip_permissions(Some(referring))
+        .send()
+        .await
+        .aws()
+        .map(drop)
+}
+
+/// A role with inline policies cannot be deleted.
+pub(super) async fn delete_inline_policies(
+    context: &Context,
+    role: &str,
+) -> Result<(), ProvisionError> {
+    context.calls.read("iam");
+    let listed = context
+        .iam
+        .list_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .aws()?;
+    for policy in listed.policy_names() {
+        context.calls.write("iam");
+        context
+            .iam
+            .delete_role_policy()
+            .role_name(role)
+            .policy_name(policy)
+            .send()
+            .await
+            .aws()?;
+    }
+    Ok(())
+}

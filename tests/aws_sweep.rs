@@ -1,0 +1,205 @@
+//! The delete sweep against the AWS API emulator: what state lost track of is found by the
+//! cluster's tag and deleted; what is not tagged as the cluster's is never touched; what
+//! cannot be deleted is reported with its AWS error code.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use common::apply::{Memory, converge, destroy};
+use common::inventory::tagged_leftovers;
+use rafter::aws::AwsProvisioner;
+use rafter::aws::sweep::{LeftoverKind, SweepPolicy};
+use rafter::graph::ResourceKind;
+use rafter::model::build_graph;
+use rafter::spec;
+
+const CLUSTER_TAG: &str = "rafter.dev/cluster";
+
+fn quick() -> SweepPolicy {
+    SweepPolicy {
+        deadline: Duration::from_secs(60),
+        pause: Duration::from_millis(100),
+    }
+}
+
+async fn cluster(profile: &str, name: &str) -> Memory {
+    let mut sources = common::example_sources(profile);
+    sources.flags.name = Some(name.into());
+    let graph = build_graph(&spec::load(&sources, None).unwrap().cluster).unwrap();
+    let memory = Memory::default();
+    let (report, _) = converge(name, &graph, &memory).await;
+    assert!(report.succeeded(), "{report:?}");
+    memory
+}
+
+fn vpc_tags(cluster: &str) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(ResourceType::Vpc)
+        .tags(Tag::builder().key(CLUSTER_TAG).value(cluster).build())
+        .build()
+}
+
+async fn vpc_exists(ec2: &aws_sdk_ec2::Client, id: &str) -> bool {
+    ec2.describe_vpcs()
+        .vpc_ids(id)
+        .send()
+        .await
+        .map(|found| !found.vpcs().is_empty())
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn a_lost_state_is_swept_by_tag_and_strangers_are_left_alone() {
+    let name = "swept.example.com";
+    let config = common::moto::sdk_config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let iam = aws_sdk_iam::Client::new(&config);
+    let _lost = cluster("dev-aws", name).await; // its records are never used again
+    assert!(tagged_leftovers(name).await.len() > 10);
+
+    // Strangers: another cluster's VPC, an untagged VPC, and an untagged role whose name
+    // looks like one of this cluster's.
+    let other = ec2
+        .create_vpc()
+        .cidr_block("10.99.0.0/16")
+        .tag_specifications(vpc_tags("other.example.com"))
+        .send()
+        .await
+        .unwrap();
+    let other = other.vpc().unwrap().vpc_id().unwrap().to_string();
+    let untagged = ec2
+        .create_vpc()
+        .cidr_block("10.98.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let untagged = untagged.vpc().unwrap().vpc_id().unwrap().to_string();
+    iam.create_role()
+        .role_name(format!("stranger.{name}"))
+        .assume_role_policy_document("{}")
+        .send()
+        .await
+        .unwrap();
+
+    let provisioner = AwsProvisioner::new(&config, name);
+    let report = provisioner.sweep(quick()).await;
+    assert!(report.clean(), "{report:?}");
+    assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
+    let deleted: Vec<LeftoverKind> = report.deleted.iter().map(|left| left.kind).collect();
+    for kind in [
+        ResourceKind::Vpc,
+        ResourceKind::Subnet,
+        ResourceKind::SecurityGroup,
+        ResourceKind::AutoscalingGroup,
+        ResourceKind::IamRole,
+    ] {
+        assert!(
+            deleted.contains(&LeftoverKind::Resource(kind)),
+            "{kind:?} not swept: {:?}",
+            report.deleted
+        );
+    }
+
+    assert!(
+        vpc_exists(&ec2, &other).await,
+        "another cluster's VPC was deleted"
+    );
+    assert!(
+        vpc_exists(&ec2, &untagged).await,
+        "an untagged VPC was deleted"
+    );
+    iam.get_role()
+        .role_name(format!("stranger.{name}"))
+        .send()
+        .await
+        .expect("an untagged role with a cluster-like name was deleted");
+
+    // Nothing left: a second sweep is one round of describes and no mutating call.
+    let again = AwsProvisioner::new(&config, name);
+    let report = again.sweep(quick()).await;
+    assert!(report.clean() && report.deleted.is_empty(), "{report:?}");
+    assert_eq!(report.rounds, 1);
+    assert_eq!(again.calls().total_writes(), 0);
+}
+
+#[tokio::test]
+async fn a_partly_lost_state_is_finished_by_the_sweep() {
+    // ha-aws: NAT gateways in three zones, and DNS records (which carry no tags).
+    let name = "half.example.com";
+    let route53 = aws_sdk_route53::Client::new(&common::moto::sdk_config());
+    route53
+        .create_hosted_zone()
+        .name("example.com")
+        .caller_reference("rafter-sweep-test")
+        .send()
+        .await
+        .unwrap();
+    let memory = cluster("ha-aws", name).await;
+    // Forget everything but the routes and the DNS records: the state-driven delete removes
+    // those, the sweep finds the rest.
+    {
+        let mut records = memory.0.lock().unwrap();
+        records.retain(|record| {
+            matches!(
+                record.address.kind,
+                ResourceKind::Route | ResourceKind::RouteTableAssociation | ResourceKind::DnsRecord
+            )
+        });
+        assert!(!records.is_empty());
+    }
+    let (report, _) = destroy(name, &memory).await;
+    assert!(report.succeeded(), "{report:?}");
+    let provisioner = AwsProvisioner::new(&common::moto::sdk_config(), name);
+    let report = provisioner.sweep(quick()).await;
+    assert!(report.clean(), "{report:?}");
+    let nats = report
+        .deleted
+        .iter()
+        .filter(|left| left.kind == LeftoverKind::Resource(ResourceKind::NatGateway))
+        .count();
+    assert_eq!(nats, 3, "{report:?}");
+    assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn what_cannot_be_deleted_is_reported_with_its_error_and_strangers_inside_stay() {
+    let name = "stuck.example.com";
+    let config = common::moto::sdk_config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.97.0.0/16")
+        .tag_specifications(vpc_tags(name))
+        .send()
+        .await
+        .unwrap();
+    let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    // Someone else's subnet in the cluster's VPC: the VPC cannot go, the subnet must stay.
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.97.1.0/24")
+        .send()
+        .await
+        .unwrap();
+    let subnet = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+
+    let provisioner = AwsProvisioner::new(&config, name);
+    let report = provisioner.sweep(quick()).await;
+    assert!(!report.clean());
+    assert_eq!(report.remaining.len(), 1, "{report:?}");
+    let (leftover, error) = &report.remaining[0];
+    assert_eq!(leftover.kind, LeftoverKind::Resource(ResourceKind::Vpc));
+    assert_eq!(leftover.id, vpc);
+    assert_eq!(error.code, "DependencyViolation", "{error}");
+    // It gave up once a round made no progress, instead of waiting out the deadline.
+    assert!(report.rounds <= 2, "{} rounds", report.rounds);
+    let still = ec2.describe_subnets().subnet_ids(&subnet).send().await;
+    assert_eq!(
+        still.unwrap().subnets().len(),
+        1,
+        "the stranger's subnet was deleted"
+    );
+}
