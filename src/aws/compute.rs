@@ -15,7 +15,7 @@ use aws_sdk_ec2::types::{
 };
 
 use super::attrs::Attrs;
-use super::ec2::{filter, owned_by_cluster, tag_spec, tags as ec2_tags};
+use super::ec2::{filter, may_exist, owned_by_cluster, tag_spec, tags as ec2_tags};
 use super::errors::{AwsResultExt, gone_is_fine};
 use super::{Context, not_owned, outputs};
 use crate::apply::{Outputs, ProvisionError};
@@ -141,6 +141,12 @@ async fn ensure_key_pair(
     attrs: Attrs<'_>,
 ) -> Result<Outputs, ProvisionError> {
     let name = attrs.str("key_name")?;
+    if !may_exist(context, address).await? {
+        match import_key_pair(context, address, attrs, name).await {
+            Err(error) if error.code == "InvalidKeyPair.Duplicate" => {} // whose? see below
+            done => return done,
+        }
+    }
     context.calls.read(EC2);
     let found = context
         .ec2
@@ -161,6 +167,15 @@ async fn ensure_key_pair(
             ("key_name", name.to_string()),
         ]));
     }
+    import_key_pair(context, address, attrs, name).await
+}
+
+async fn import_key_pair(
+    context: &Context,
+    address: &Address,
+    attrs: Attrs<'_>,
+    name: &str,
+) -> Result<Outputs, ProvisionError> {
     context.calls.write(EC2);
     let imported = context
         .ec2
@@ -263,6 +278,12 @@ async fn ensure_launch_template(
     attrs: Attrs<'_>,
 ) -> Result<Outputs, ProvisionError> {
     let name = attrs.str("name")?;
+    if !may_exist(context, address).await? {
+        match create_launch_template(context, address, attrs, name).await {
+            Err(error) if error.code == "InvalidLaunchTemplateName.AlreadyExistsException" => {}
+            done => return done,
+        }
+    }
     context.calls.read(EC2);
     let found = context
         .ec2
@@ -283,6 +304,15 @@ async fn ensure_launch_template(
             existing.latest_version_number().unwrap_or(1),
         ));
     }
+    create_launch_template(context, address, attrs, name).await
+}
+
+async fn create_launch_template(
+    context: &Context,
+    address: &Address,
+    attrs: Attrs<'_>,
+    name: &str,
+) -> Result<Outputs, ProvisionError> {
     context.calls.write(EC2);
     let created = context
         .ec2

@@ -8,6 +8,8 @@ use aws_sdk_ec2::types::{
     TagSpecification, UserIdGroupPair,
 };
 
+use std::collections::HashSet;
+
 use super::attrs::Attrs;
 use super::errors::{AwsResultExt, gone_is_fine};
 use super::{ADDRESS_TAG, Context, outputs};
@@ -35,6 +37,86 @@ fn owned(context: &Context, address: &Address) -> Vec<Filter> {
 /// filter (the emulator does for NAT gateways) must not make rafter adopt a stranger.
 fn ours(tags: &[Tag], context: &Context, address: &Address) -> bool {
     owned_by_cluster(tags, &context.cluster) && has_tag(tags, ADDRESS_TAG, &address.to_string())
+}
+
+/// Whether an interrupted run may have made the resource for `address`: false when no EC2
+/// resource carries this cluster's tag and that address, so a create needs no describe
+/// first. The first call lists the cluster's tags (two paginated `DescribeTags`, whatever
+/// the number of resources); the answer is kept for the run, which is right because a run
+/// creates each address once, under the cluster lock. A retry of the same create always
+/// looks first: the attempt before may have created it and lost the answer.
+pub(super) async fn may_exist(
+    context: &Context,
+    address: &Address,
+) -> Result<bool, ProvisionError> {
+    let key = address.to_string();
+    let first_attempt = context
+        .attempted
+        .lock()
+        .map(|mut attempted| attempted.insert(key.clone()))
+        .unwrap_or(false);
+    if !first_attempt {
+        return Ok(true);
+    }
+    let tagged = context
+        .tagged
+        .get_or_try_init(|| tagged_addresses(context))
+        .await?;
+    Ok(tagged.contains(&key))
+}
+
+async fn tagged_addresses(context: &Context) -> Result<HashSet<String>, ProvisionError> {
+    let mut owned = Vec::new();
+    let mut pages = context
+        .ec2
+        .describe_tags()
+        .filters(filter("key", CLUSTER_TAG))
+        .filters(filter("value", &context.cluster))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        context.calls.read(SERVICE);
+        owned.extend(
+            page.aws()?
+                .tags()
+                .iter()
+                .filter(|tag| {
+                    tag.key() == Some(CLUSTER_TAG) && tag.value() == Some(&context.cluster)
+                })
+                .filter_map(|tag| tag.resource_id().map(str::to_string)),
+        );
+    }
+    let mut addresses = HashSet::new();
+    // EC2 takes at most 200 values per filter.
+    for ids in owned.chunks(200) {
+        let mut pages = context
+            .ec2
+            .describe_tags()
+            .filters(filter("key", ADDRESS_TAG))
+            .filters(
+                Filter::builder()
+                    .name("resource-id")
+                    .set_values(Some(ids.to_vec()))
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            context.calls.read(SERVICE);
+            addresses.extend(
+                page.aws()?
+                    .tags()
+                    .iter()
+                    .filter(|tag| tag.key() == Some(ADDRESS_TAG))
+                    .filter(|tag| {
+                        tag.resource_id()
+                            .is_some_and(|id| ids.iter().any(|owned| owned == id))
+                    })
+                    .filter_map(|tag| tag.value().map(str::to_string)),
+            );
+        }
+    }
+    Ok(addresses)
 }
 
 fn has_tag(tags: &[Tag], key: &str, value: &str) -> bool {
@@ -112,7 +194,7 @@ pub async fn update(
 ) -> Result<Outputs, ProvisionError> {
     let id = id_of(recorded)?;
     match recorded.address.kind {
-        ResourceKind::Vpc => set_vpc_dns(context, id, attrs).await?,
+        ResourceKind::Vpc => set_vpc_dns(context, id, attrs, false).await?,
         ResourceKind::Subnet => {
             context.calls.write(SERVICE);
             context
@@ -243,12 +325,30 @@ async fn delete_with_one_call(
     }
 }
 
-async fn set_vpc_dns(context: &Context, id: &str, attrs: Attrs<'_>) -> Result<(), ProvisionError> {
+/// Sets the VPC's DNS attributes; on a VPC just created, only those that differ from EC2's
+/// defaults (DNS support on, DNS hostnames off).
+async fn set_vpc_dns(
+    context: &Context,
+    id: &str,
+    attrs: Attrs<'_>,
+    just_created: bool,
+) -> Result<(), ProvisionError> {
     // EC2 takes one VPC attribute per call.
-    for (name, value) in [
-        ("enable_dns_support", attrs.bool("enable_dns_support")?),
-        ("enable_dns_hostnames", attrs.bool("enable_dns_hostnames")?),
+    for (name, value, default) in [
+        (
+            "enable_dns_support",
+            attrs.bool("enable_dns_support")?,
+            true,
+        ),
+        (
+            "enable_dns_hostnames",
+            attrs.bool("enable_dns_hostnames")?,
+            false,
+        ),
     ] {
+        if just_created && value == default {
+            continue;
+        }
         context.calls.write(SERVICE);
         let request = context.ec2.modify_vpc_attribute().vpc_id(id);
         let request = if name == "enable_dns_support" {
@@ -266,21 +366,27 @@ async fn create_vpc(
     address: &Address,
     attrs: Attrs<'_>,
 ) -> Result<Outputs, ProvisionError> {
-    context.calls.read(SERVICE);
-    let found = context
-        .ec2
-        .describe_vpcs()
-        .set_filters(Some(owned(context, address)))
-        .send()
-        .await
-        .aws()?;
-    let id = match found
-        .vpcs()
-        .iter()
-        .find(|vpc| ours(vpc.tags(), context, address))
-        .and_then(|vpc| vpc.vpc_id())
-    {
-        Some(id) => id.to_string(),
+    let existing = if may_exist(context, address).await? {
+        context.calls.read(SERVICE);
+        let found = context
+            .ec2
+            .describe_vpcs()
+            .set_filters(Some(owned(context, address)))
+            .send()
+            .await
+            .aws()?;
+        found
+            .vpcs()
+            .iter()
+            .find(|vpc| ours(vpc.tags(), context, address))
+            .and_then(|vpc| vpc.vpc_id())
+            .map(str::to_string)
+    } else {
+        None
+    };
+    let created = existing.is_none();
+    let id = match existing {
+        Some(id) => id,
         None => {
             context.calls.write(SERVICE);
             let created = context
@@ -298,7 +404,7 @@ async fn create_vpc(
                 .to_string()
         }
     };
-    set_vpc_dns(context, &id, attrs).await?;
+    set_vpc_dns(context, &id, attrs, created).await?;
     Ok(outputs([("id", id)]))
 }
 
@@ -307,24 +413,28 @@ async fn create_subnet(
     address: &Address,
     attrs: Attrs<'_>,
 ) -> Result<Outputs, ProvisionError> {
-    context.calls.read(SERVICE);
-    let found = context
-        .ec2
-        .describe_subnets()
-        .set_filters(Some(owned(context, address)))
-        .send()
-        .await
-        .aws()?;
-    let existing = found
-        .subnets()
-        .iter()
-        .find(|subnet| ours(subnet.tags(), context, address))
-        .and_then(|subnet| {
-            Some((
-                subnet.subnet_id()?.to_string(),
-                subnet.subnet_arn().unwrap_or_default().to_string(),
-            ))
-        });
+    let existing = if may_exist(context, address).await? {
+        context.calls.read(SERVICE);
+        let found = context
+            .ec2
+            .describe_subnets()
+            .set_filters(Some(owned(context, address)))
+            .send()
+            .await
+            .aws()?;
+        found
+            .subnets()
+            .iter()
+            .find(|subnet| ours(subnet.tags(), context, address))
+            .and_then(|subnet| {
+                Some((
+                    subnet.subnet_id()?.to_string(),
+                    subnet.subnet_arn().unwrap_or_default().to_string(),
+                ))
+            })
+    } else {
+        None
+    };
     let (id, arn) = match existing {
         Some(found) => found,
         None => {
@@ -369,29 +479,37 @@ async fn create_internet_gateway(
     attrs: Attrs<'_>,
 ) -> Result<Outputs, ProvisionError> {
     let vpc = attrs.str("vpc_id")?;
-    context.calls.read(SERVICE);
-    let found = context
-        .ec2
-        .describe_internet_gateways()
-        .set_filters(Some(owned(context, address)))
-        .send()
-        .await
-        .aws()?;
-    let (id, attached) = match found
-        .internet_gateways()
-        .iter()
-        .find(|gateway| ours(gateway.tags(), context, address))
-    {
-        Some(gateway) => (
-            gateway
-                .internet_gateway_id()
-                .ok_or_else(|| no_id("DescribeInternetGateways"))?
-                .to_string(),
-            gateway
-                .attachments()
-                .iter()
-                .any(|attachment| attachment.vpc_id() == Some(vpc)),
-        ),
+    let existing = if may_exist(context, address).await? {
+        context.calls.read(SERVICE);
+        let found = context
+            .ec2
+            .describe_internet_gateways()
+            .set_filters(Some(owned(context, address)))
+            .send()
+            .await
+            .aws()?;
+        found
+            .internet_gateways()
+            .iter()
+            .find(|gateway| ours(gateway.tags(), context, address))
+            .map(|gateway| {
+                Ok::<_, ProvisionError>((
+                    gateway
+                        .internet_gateway_id()
+                        .ok_or_else(|| no_id("DescribeInternetGateways"))?
+                        .to_string(),
+                    gateway
+                        .attachments()
+                        .iter()
+                        .any(|attachment| attachment.vpc_id() == Some(vpc)),
+                ))
+            })
+            .transpose()?
+    } else {
+        None
+    };
+    let (id, attached) = match existing {
+        Some(found) => found,
         None => {
             context.calls.write(SERVICE);
             let created = context
@@ -464,21 +582,23 @@ async fn create_elastic_ip(
     address: &Address,
     attrs: Attrs<'_>,
 ) -> Result<Outputs, ProvisionError> {
-    context.calls.read(SERVICE);
-    let found = context
-        .ec2
-        .describe_addresses()
-        .set_filters(Some(owned(context, address)))
-        .send()
-        .await
-        .aws()?;
-    if let Some(id) = found
-        .addresses()
-        .iter()
-        .find(|found| ours(found.tags(), context, address))
-        .and_then(|address| address.allocation_id())
-    {
-        return Ok(outputs([("id", id.to_string())]));
+    if may_exist(context, address).await? {
+        context.calls.read(SERVICE);
+        let found = context
+            .ec2
+            .describe_addresses()
+            .set_filters(Some(owned(context, address)))
+            .send()
+            .await
+            .aws()?;
+        if let Some(id) = found
+            .addresses()
+            .iter()
+            .find(|found| ours(found.tags(), context, address))
+            .and_then(|address| address.allocation_id())
+        {
+            return Ok(outputs([("id", id.to_string())]));
+        }
     }
     context.calls.write(SERVICE);
     let created = context
@@ -503,29 +623,34 @@ async fn create_nat_gateway(
     address: &Address,
     attrs: Attrs<'_>,
 ) -> Result<Outputs, ProvisionError> {
-    context.calls.read(SERVICE);
-    let mut filters = owned(context, address);
-    filters.push(
-        Filter::builder()
-            .name("state")
-            .values("pending")
-            .values("available")
-            .build(),
-    );
-    let found = context
-        .ec2
-        .describe_nat_gateways()
-        .set_filter(Some(filters))
-        .send()
-        .await
-        .aws()?;
-    let id = match found
-        .nat_gateways()
-        .iter()
-        .find(|gateway| ours(gateway.tags(), context, address))
-        .and_then(|gateway| gateway.nat_gateway_id())
-    {
-        Some(id) => id.to_string(),
+    let existing = if may_exist(context, address).await? {
+        context.calls.read(SERVICE);
+        let mut filters = owned(context, address);
+        filters.push(
+            Filter::builder()
+                .name("state")
+                .values("pending")
+                .values("available")
+                .build(),
+        );
+        let found = context
+            .ec2
+            .describe_nat_gateways()
+            .set_filter(Some(filters))
+            .send()
+            .await
+            .aws()?;
+        found
+            .nat_gateways()
+            .iter()
+            .find(|gateway| ours(gateway.tags(), context, address))
+            .and_then(|gateway| gateway.nat_gateway_id())
+            .map(str::to_string)
+    } else {
+        None
+    };
+    let id = match existing {
+        Some(id) => id,
         None => {
             context.calls.write(SERVICE);
             let created = context
@@ -599,21 +724,23 @@ async fn create_route_table(
     address: &Address,
     attrs: Attrs<'_>,
 ) -> Result<Outputs, ProvisionError> {
-    context.calls.read(SERVICE);
-    let found = context
-        .ec2
-        .describe_route_tables()
-        .set_filters(Some(owned(context, address)))
-        .send()
-        .await
-        .aws()?;
-    if let Some(id) = found
-        .route_tables()
-        .iter()
-        .find(|table| ours(table.tags(), context, address))
-        .and_then(|table| table.route_table_id())
-    {
-        return Ok(outputs([("id", id.to_string())]));
+    if may_exist(context, address).await? {
+        context.calls.read(SERVICE);
+        let found = context
+            .ec2
+            .describe_route_tables()
+            .set_filters(Some(owned(context, address)))
+            .send()
+            .await
+            .aws()?;
+        if let Some(id) = found
+            .route_tables()
+            .iter()
+            .find(|table| ours(table.tags(), context, address))
+            .and_then(|table| table.route_table_id())
+        {
+            return Ok(outputs([("id", id.to_string())]));
+        }
     }
     context.calls.write(SERVICE);
     let created = context
@@ -760,26 +887,31 @@ async fn create_security_group(
 ) -> Result<Outputs, ProvisionError> {
     let vpc = attrs.str("vpc_id")?;
     let name = attrs.str("name")?;
-    context.calls.read(SERVICE);
-    let found = context
-        .ec2
-        .describe_security_groups()
-        .filters(filter("vpc-id", vpc))
-        .filters(filter("group-name", name))
-        .send()
-        .await
-        .aws()?;
-    if let Some(group) = found.security_groups().first() {
-        let id = group
-            .group_id()
-            .ok_or_else(|| no_id("DescribeSecurityGroups"))?;
-        return Ok(outputs([
-            ("id", id.to_string()),
-            (
-                "arn",
-                group.security_group_arn().unwrap_or_default().to_string(),
-            ),
-        ]));
+    if may_exist(context, address).await? {
+        context.calls.read(SERVICE);
+        let found = context
+            .ec2
+            .describe_security_groups()
+            .filters(filter("vpc-id", vpc))
+            .filters(filter("group-name", name))
+            .send()
+            .await
+            .aws()?;
+        if let Some(group) = found.security_groups().first() {
+            if !ours(group.tags(), context, address) {
+                return Err(super::not_owned("security group", name, &context.cluster));
+            }
+            let id = group
+                .group_id()
+                .ok_or_else(|| no_id("DescribeSecurityGroups"))?;
+            return Ok(outputs([
+                ("id", id.to_string()),
+                (
+                    "arn",
+                    group.security_group_arn().unwrap_or_default().to_string(),
+                ),
+            ]));
+        }
     }
     context.calls.write(SERVICE);
     let created = context
@@ -860,33 +992,47 @@ fn permission(attrs: Attrs<'_>) -> Result<IpPermission, ProvisionError> {
     Ok(builder.build())
 }
 
+/// Rules are authorized first: EC2 refuses a duplicate permission, and only then is the
+/// rule an interrupted run made looked up (by its tags) and adopted.
 async fn create_rule(
     context: &Context,
     address: &Address,
     attrs: Attrs<'_>,
 ) -> Result<Outputs, ProvisionError> {
     let group = attrs.str("security_group_id")?;
-    context.calls.read(SERVICE);
-    let mut filters = owned(context, address);
-    filters.push(filter("group-id", group));
-    let found = context
-        .ec2
-        .describe_security_group_rules()
-        .set_filters(Some(filters))
-        .send()
-        .await
-        .aws()?;
-    if let Some(id) = found
-        .security_group_rules()
-        .iter()
-        .find(|rule| ours(rule.tags(), context, address))
-        .and_then(|rule| rule.security_group_rule_id())
-    {
-        return Ok(outputs([
-            ("id", id.to_string()),
-            ("security_group_id", group.to_string()),
-        ]));
+    let rule_outputs = |id: String| outputs([("id", id), ("security_group_id", group.to_string())]);
+    match authorize_rule(context, address, attrs, group).await {
+        Ok(id) => Ok(rule_outputs(id)),
+        Err(error) if error.code == "InvalidPermission.Duplicate" => {
+            context.calls.read(SERVICE);
+            let mut filters = owned(context, address);
+            filters.push(filter("group-id", group));
+            let found = context
+                .ec2
+                .describe_security_group_rules()
+                .set_filters(Some(filters))
+                .send()
+                .await
+                .aws()?;
+            found
+                .security_group_rules()
+                .iter()
+                .find(|rule| ours(rule.tags(), context, address))
+                .and_then(|rule| rule.security_group_rule_id())
+                .map(|id| rule_outputs(id.to_string()))
+                // The same permission, but not one rafter made for this address.
+                .ok_or(error)
+        }
+        Err(error) => Err(error),
     }
+}
+
+async fn authorize_rule(
+    context: &Context,
+    address: &Address,
+    attrs: Attrs<'_>,
+    group: &str,
+) -> Result<String, ProvisionError> {
     context.calls.write(SERVICE);
     let spec = tag_spec(ResourceType::SecurityGroupRule, attrs, address);
     let rules = if address.kind == ResourceKind::SecurityGroupIngressRule {
@@ -912,13 +1058,9 @@ async fn create_rule(
             .aws()?
             .security_group_rules
     };
-    let id = rules
+    rules
         .unwrap_or_default()
         .first()
         .and_then(|rule| rule.security_group_rule_id().map(String::from))
-        .ok_or_else(|| no_id("AuthorizeSecurityGroupIngress"))?;
-    Ok(outputs([
-        ("id", id),
-        ("security_group_id", group.to_string()),
-    ]))
+        .ok_or_else(|| no_id("AuthorizeSecurityGroupIngress"))
 }

@@ -15,7 +15,8 @@ pub mod iam;
 pub mod loadbalancer;
 pub mod sweep;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 
 pub use calls::{CallCount, CallCounter};
 pub use errors::{AwsResultExt, classify, provision_error};
@@ -39,6 +40,12 @@ pub struct Context {
     pub route53: aws_sdk_route53::Client,
     pub cluster: String,
     pub calls: CallCounter,
+    /// Addresses of the EC2 resources this cluster's tags already mark, listed once per
+    /// run on first use (see [`ec2::may_exist`]).
+    pub(crate) tagged: tokio::sync::OnceCell<HashSet<String>>,
+    /// Addresses a create was already attempted for in this run: a retry looks first, since
+    /// an attempt whose answer was lost may have created the resource.
+    pub(crate) attempted: Mutex<HashSet<String>>,
 }
 
 pub(crate) fn outputs<const N: usize>(pairs: [(&str, String); N]) -> Outputs {
@@ -82,6 +89,8 @@ impl AwsProvisioner {
                 route53: aws_sdk_route53::Client::new(config),
                 cluster: cluster.to_string(),
                 calls: CallCounter::default(),
+                tagged: tokio::sync::OnceCell::new(),
+                attempted: Mutex::new(HashSet::new()),
             },
         }
     }
