@@ -186,6 +186,37 @@ pub async fn apply(
 
     let mut status = vec![Status::Waiting; nodes.len()];
     let mut report = ApplyReport::default();
+
+    // Replaced resources go first, dependents before what they depend on (the plan lists
+    // changes in dependency order), so nothing still holds on to what is deleted; the walk
+    // below then creates them anew in dependency order.
+    let replaced: Vec<&Address> = plan
+        .changes
+        .iter()
+        .rev()
+        .filter(|change| change.action == Action::Replace)
+        .map(|change| &change.address)
+        .collect();
+    let not_deleted = delete_in_order(
+        replaced.into_iter(),
+        &recorded_by_address,
+        provisioner,
+        recorder,
+        reporter,
+        options,
+        &mut report,
+    )
+    .await;
+    for address in &not_deleted {
+        if let Some(&position) = position_of.get(address) {
+            status[position] = Status::Failed;
+        }
+    }
+    for address in &not_deleted {
+        if let Some(&position) = position_of.get(address) {
+            skip_dependents(position, &dependents, &mut status, nodes, &mut report);
+        }
+    }
     let mut in_flight = FuturesUnordered::new();
     let parallelism = options.parallelism.max(1);
 
@@ -227,10 +258,6 @@ pub async fn apply(
                             (Action::Read, _) => provisioner.read(address, &attributes).await,
                             (Action::Update, Some(previous)) => {
                                 provisioner.update(previous, &attributes).await
-                            }
-                            (Action::Replace, Some(previous)) => {
-                                provisioner.delete(previous).await?;
-                                provisioner.create(address, &attributes).await
                             }
                             _ => provisioner.create(address, &attributes).await,
                         }
@@ -316,7 +343,48 @@ fn skip_dependents(
     }
 }
 
-/// Deletes, one at a time in the plan's order (dependents first), what the spec dropped.
+/// Deletes, one at a time in the given order (dependents first), forgetting each resource
+/// the moment it is gone. Returns the addresses whose delete failed.
+async fn delete_in_order<'a>(
+    addresses: impl Iterator<Item = &'a Address>,
+    recorded: &BTreeMap<&Address, &RecordedResource>,
+    provisioner: &impl Provisioner,
+    recorder: &impl Recorder,
+    reporter: &impl Reporter,
+    options: ApplyOptions,
+    report: &mut ApplyReport,
+) -> Vec<Address> {
+    let mut failed = Vec::new();
+    for address in addresses {
+        let Some(resource) = recorded.get(address) else {
+            continue;
+        };
+        reporter.started(address, Action::Delete);
+        let (result, retries) = with_retries(address, options.retry, reporter, || {
+            provisioner.delete(resource)
+        })
+        .await;
+        report.retries += retries;
+        match result {
+            Ok(()) => {
+                if let Err(error) = recorder.forget(address).await {
+                    report.state_error.get_or_insert(error);
+                    failed.push(address.clone());
+                    return failed;
+                }
+                reporter.finished(address, Action::Delete);
+            }
+            Err(error) => {
+                reporter.failed(address, &error);
+                report.failed.push((address.clone(), error));
+                failed.push(address.clone());
+            }
+        }
+    }
+    failed
+}
+
+/// Deletes what the spec dropped, in the plan's order (dependents first).
 async fn delete_unwanted(
     plan: &Plan,
     recorded: &BTreeMap<&Address, &RecordedResource>,
@@ -326,34 +394,27 @@ async fn delete_unwanted(
     options: ApplyOptions,
     report: &mut ApplyReport,
 ) {
-    for change in plan
+    let unwanted: Vec<&Address> = plan
         .changes
         .iter()
         .filter(|change| change.action == Action::Delete)
+        .map(|change| &change.address)
+        .collect();
+    let failed = delete_in_order(
+        unwanted.iter().copied(),
+        recorded,
+        provisioner,
+        recorder,
+        reporter,
+        options,
+        report,
+    )
+    .await;
+    for address in unwanted
+        .into_iter()
+        .filter(|address| !failed.contains(address))
     {
-        let Some(resource) = recorded.get(&change.address) else {
-            continue;
-        };
-        reporter.started(&change.address, Action::Delete);
-        let (result, retries) = with_retries(&change.address, options.retry, reporter, || {
-            provisioner.delete(resource)
-        })
-        .await;
-        report.retries += retries;
-        match result {
-            Ok(()) => {
-                if let Err(error) = recorder.forget(&change.address).await {
-                    report.state_error.get_or_insert(error);
-                    return;
-                }
-                reporter.finished(&change.address, Action::Delete);
-                report.done.push((change.address.clone(), Action::Delete));
-            }
-            Err(error) => {
-                reporter.failed(&change.address, &error);
-                report.failed.push((change.address.clone(), error));
-            }
-        }
+        report.done.push((address.clone(), Action::Delete));
     }
 }
 
@@ -692,5 +753,65 @@ mod tests {
                 .iter()
                 .all(|resource| resource.address.name != "old")
         );
+    }
+
+    #[tokio::test]
+    async fn a_replace_deletes_dependents_first_then_creates_in_dependency_order() {
+        let graph = ha_graph();
+        let (fake, memory) = (Fake::default(), Memory::default());
+        run(&graph, &[], &fake, &memory, fast()).await;
+        let mut recorded = memory.0.lock().unwrap().clone();
+        // Recorded with another CIDR: the subnet is replaced, and with it what refers to it
+        // through an attribute that cannot change in place.
+        let subnet = "aws_subnet.public-eu-west-1a";
+        for record in recorded.iter_mut() {
+            if record.address.to_string() == subnet {
+                for field in record.attributes.iter_mut() {
+                    if field.name == "cidr_block" {
+                        field.value = Value::Str("10.0.250.0/24".into());
+                    }
+                }
+            }
+        }
+        let plan = diff("t.example.com", &graph, &recorded).unwrap();
+        let replaced: Vec<String> = plan
+            .changes
+            .iter()
+            .filter(|change| change.action == Action::Replace)
+            .map(|change| change.address.to_string())
+            .collect();
+        assert!(replaced.len() >= 2, "{replaced:?}");
+        let again = Fake::default();
+        let report = run(&graph, &recorded, &again, &memory, fast()).await;
+        assert!(report.succeeded(), "{report:?}");
+        let events = again.events.lock().unwrap().clone();
+        let position = |event: &Event| events.iter().position(|candidate| candidate == event);
+        let deletes: Vec<String> = events
+            .iter()
+            .filter_map(|event| match event {
+                Event::Delete(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        // Dependents go first: the subnet is the last replaced resource deleted.
+        assert_eq!(
+            deletes.last().map(String::as_str),
+            Some(subnet),
+            "{deletes:?}"
+        );
+        assert_eq!(deletes.len(), replaced.len(), "{deletes:?}");
+        let first_create = events
+            .iter()
+            .position(|event| matches!(event, Event::Start(name) if replaced.contains(name)))
+            .unwrap();
+        let last_delete = position(&Event::Delete(subnet.into())).unwrap();
+        assert!(last_delete < first_create, "{events:?}");
+        // And the new subnet exists before what refers to it is made again.
+        for name in replaced.iter().filter(|name| *name != subnet) {
+            assert!(
+                position(&Event::End(subnet.into())) < position(&Event::Start(name.clone())),
+                "{name} created before the subnet: {events:?}"
+            );
+        }
     }
 }

@@ -4,8 +4,8 @@
 //! adopts instead of duplicating.
 
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, DomainType, Filter, IpPermission, IpRange, ResourceType, Tag,
-    TagSpecification, UserIdGroupPair,
+    AttributeBooleanValue, DomainType, Filter, IpPermission, IpRange, NatGateway, ResourceType,
+    Tag, TagSpecification, UserIdGroupPair,
 };
 
 use std::collections::HashSet;
@@ -674,7 +674,11 @@ async fn create_nat_gateway(
 }
 
 /// NAT gateways take minutes to come up or go away; routes and address releases wait.
-async fn wait_for_nat(context: &Context, id: &str, state: &str) -> Result<(), ProvisionError> {
+async fn wait_for_nat(
+    context: &Context,
+    id: &str,
+    state: &str,
+) -> Result<Option<NatGateway>, ProvisionError> {
     for _ in 0..120 {
         context.calls.read(SERVICE);
         let found = context
@@ -684,20 +688,19 @@ async fn wait_for_nat(context: &Context, id: &str, state: &str) -> Result<(), Pr
             .send()
             .await
             .aws()?;
-        let current = found
-            .nat_gateways()
-            .first()
+        let gateway = found.nat_gateways().first();
+        let current = gateway
             .and_then(|gateway| gateway.state())
             .map(|state| state.as_str().to_string());
         match current.as_deref() {
-            Some(current) if current == state => return Ok(()),
+            Some(current) if current == state => return Ok(gateway.cloned()),
             Some("failed") => {
                 return Err(ProvisionError::permanent(
                     "NatGatewayFailed",
                     format!("NAT gateway {id} failed"),
                 ));
             }
-            None if state == "deleted" => return Ok(()),
+            None if state == "deleted" => return Ok(None),
             _ => tokio::time::sleep(std::time::Duration::from_secs(5)).await,
         }
     }
@@ -716,7 +719,26 @@ async fn delete_nat_gateway(context: &Context, id: &str) -> Result<(), Provision
         .send()
         .await
         .aws()?;
-    wait_for_nat(context, id, "deleted").await
+    let deleted = wait_for_nat(context, id, "deleted").await?;
+    // AWS lets go of the gateway's Elastic IP with it; the emulator keeps the association,
+    // which would make a replacement gateway's create fail with `Resource.AlreadyAssociated`.
+    let associations = deleted
+        .iter()
+        .flat_map(|gateway| gateway.nat_gateway_addresses())
+        .filter_map(|address| address.association_id());
+    for association in associations {
+        context.calls.write(SERVICE);
+        context
+            .ec2
+            .disassociate_address()
+            .association_id(association)
+            .send()
+            .await
+            .map(drop)
+            .aws()
+            .or_else(gone_is_fine)?;
+    }
+    Ok(())
 }
 
 async fn create_route_table(

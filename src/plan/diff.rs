@@ -104,6 +104,9 @@ pub fn diff(
         .collect();
     let mut changes = Vec::new();
     let mut summary = Summary::default();
+    // Resources that get a new identity in this plan (created or replaced): whatever refers
+    // to them must take the new id.
+    let mut renewed: BTreeSet<Address> = BTreeSet::new();
     for position in desired.topological_order()? {
         let node = &desired.nodes()[position];
         let attributes = node.resource.attributes();
@@ -118,6 +121,7 @@ pub fn diff(
             continue;
         }
         let Some(previous) = recorded_by_address.get(&node.address) else {
+            renewed.insert(node.address.clone());
             summary.create += 1;
             changes.push(ResourceChange {
                 address: node.address.clone(),
@@ -127,7 +131,13 @@ pub fn diff(
             });
             continue;
         };
-        let attribute_changes = compare(&previous.attributes, &attributes);
+        let mut attribute_changes = compare(&previous.attributes, &attributes);
+        attribute_changes.extend(renewed_references(
+            &attributes,
+            &attribute_changes,
+            &renewed,
+            &recorded_by_address,
+        ));
         let action = if attribute_changes.is_empty() {
             summary.unchanged += 1;
             continue;
@@ -135,6 +145,7 @@ pub fn diff(
             .iter()
             .any(|change| change.forces_replacement)
         {
+            renewed.insert(node.address.clone());
             summary.replace += 1;
             Action::Replace
         } else {
@@ -205,6 +216,73 @@ fn compare(before: &[Field], after: &[Field]) -> Vec<AttributeChange> {
             .unwrap_or(usize::MAX)
     });
     changes
+}
+
+/// Attributes that refer to a resource getting a new identity (replaced, or created again
+/// after an interrupted replace): unchanged in the spec, but their value will change. Shown
+/// with the old resolved value before, the reference after; an attribute the cloud cannot
+/// change forces the dependent's replacement too.
+fn renewed_references(
+    attributes: &[Field],
+    already: &[AttributeChange],
+    renewed: &BTreeSet<Address>,
+    recorded: &BTreeMap<&Address, &RecordedResource>,
+) -> Vec<AttributeChange> {
+    attributes
+        .iter()
+        .filter(|field| !already.iter().any(|change| change.name == field.name))
+        .filter(|field| {
+            field
+                .value
+                .references()
+                .into_iter()
+                .any(|target| renewed.contains(target))
+        })
+        .map(|field| AttributeChange {
+            name: field.name.clone(),
+            before: Some(resolved_from(&field.value, recorded)),
+            after: Some(field.value.clone()),
+            forces_replacement: field.update == UpdateMode::Replace,
+            sensitive: field.sensitive,
+        })
+        .collect()
+}
+
+/// `value` with each reference replaced by what the referred resource recorded, where known.
+fn resolved_from(value: &Value, recorded: &BTreeMap<&Address, &RecordedResource>) -> Value {
+    match value {
+        Value::Ref(reference) => recorded
+            .get(&reference.target)
+            .and_then(|target| target.outputs.get(&reference.attribute))
+            .map_or_else(|| value.clone(), |known| Value::Str(known.clone())),
+        Value::List(items) => Value::List(
+            items
+                .iter()
+                .map(|item| resolved_from(item, recorded))
+                .collect(),
+        ),
+        Value::Block(fields) => Value::Block(resolved_fields(fields, recorded)),
+        Value::Blocks(blocks) => Value::Blocks(
+            blocks
+                .iter()
+                .map(|fields| resolved_fields(fields, recorded))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn resolved_fields(
+    fields: &[Field],
+    recorded: &BTreeMap<&Address, &RecordedResource>,
+) -> Vec<Field> {
+    fields
+        .iter()
+        .map(|field| Field {
+            value: resolved_from(&field.value, recorded),
+            ..field.clone()
+        })
+        .collect()
 }
 
 /// Recorded resources ordered so that each comes before what it depends on.
@@ -333,6 +411,52 @@ mod tests {
                 .iter()
                 .any(|change| change.name == "cidr_block" && change.forces_replacement)
         );
+    }
+
+    #[test]
+    fn a_replaced_resource_takes_along_what_cannot_follow_it_in_place() {
+        let desired = graph("10.0.1.0/24", false);
+        let mut recorded = record(&desired);
+        // The VPC's CIDR changed: replaced; the subnet's vpc_id cannot change in place.
+        recorded[0].attributes = graph_with_vpc("10.1.0.0/16").nodes()[0]
+            .resource
+            .attributes();
+        let plan = diff("c", &desired, &recorded).unwrap();
+        assert_eq!(
+            actions(&plan),
+            [
+                ("aws_vpc.main".into(), Action::Replace),
+                ("aws_subnet.a".into(), Action::Replace)
+            ]
+        );
+        let vpc_id = &plan.changes[1].changes[0];
+        assert_eq!(vpc_id.name, "vpc_id");
+        assert_eq!(vpc_id.before, Some(Value::Str("id-main".into())));
+        assert!(vpc_id.forces_replacement);
+
+        // After an interrupted replace the VPC is gone from state: it is created, and the
+        // subnet still recorded with the old VPC's id is replaced all the same.
+        let interrupted: Vec<RecordedResource> = record(&desired).into_iter().skip(1).collect();
+        let plan = diff("c", &desired, &interrupted).unwrap();
+        assert_eq!(
+            actions(&plan),
+            [
+                ("aws_vpc.main".into(), Action::Create),
+                ("aws_subnet.a".into(), Action::Replace)
+            ]
+        );
+    }
+
+    fn graph_with_vpc(cidr: &str) -> ResourceGraph {
+        let mut graph = ResourceGraph::new();
+        graph.add(
+            "main",
+            Vpc {
+                cidr: cidr.parse().unwrap(),
+                tags: Default::default(),
+            },
+        );
+        graph
     }
 
     #[test]
