@@ -5,7 +5,6 @@
 mod common;
 
 use aws_sdk_autoscaling::types::Filter as GroupFilter;
-use aws_sdk_ec2::types::Filter;
 use common::apply::{Memory, converge, destroy};
 use common::inventory::{nat_gateways_of, owned_by, tagged_leftovers};
 use rafter::graph::{ResourceGraph, ResourceKind};
@@ -109,8 +108,16 @@ async fn ha_cluster_converges_updates_a_node_group_in_place_and_is_deleted() {
         .await
         .unwrap();
     assert_eq!(templates.launch_templates().len(), 5);
-    let template_id = templates.launch_templates()[0]
-        .launch_template_id()
+    // A control-plane template (the bastion's has no instance profile).
+    let template_id = templates
+        .launch_templates()
+        .iter()
+        .find(|template| {
+            template
+                .launch_template_name()
+                .is_some_and(|name| name.starts_with("control-plane"))
+        })
+        .and_then(|template| template.launch_template_id())
         .unwrap();
     let versions = ec2
         .describe_launch_template_versions()

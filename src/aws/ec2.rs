@@ -926,6 +926,17 @@ async fn create_security_group(
             let id = group
                 .group_id()
                 .ok_or_else(|| no_id("DescribeSecurityGroups"))?;
+            // An interrupted create may have stopped before taking away EC2's default rule.
+            let allows_everything = group.ip_permissions_egress().iter().any(|permission| {
+                permission.ip_protocol() == Some("-1")
+                    && permission
+                        .ip_ranges()
+                        .iter()
+                        .any(|range| range.cidr_ip() == Some("0.0.0.0/0"))
+            });
+            if allows_everything {
+                revoke_default_egress(context, id).await?;
+            }
             return Ok(outputs([
                 ("id", id.to_string()),
                 (
@@ -950,20 +961,7 @@ async fn create_security_group(
         .group_id()
         .ok_or_else(|| no_id("CreateSecurityGroup"))?
         .to_string();
-    // EC2 gives every new group an allow-all egress rule; rafter manages egress explicitly.
-    context.calls.write(SERVICE);
-    let everything = IpPermission::builder()
-        .ip_protocol("-1")
-        .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
-        .build();
-    context
-        .ec2
-        .revoke_security_group_egress()
-        .group_id(&id)
-        .ip_permissions(everything)
-        .send()
-        .await
-        .aws()?;
+    revoke_default_egress(context, &id).await?;
     Ok(outputs([
         ("id", id),
         (
@@ -971,6 +969,29 @@ async fn create_security_group(
             created.security_group_arn().unwrap_or_default().to_string(),
         ),
     ]))
+}
+
+/// EC2 gives every new group an allow-all egress rule; rafter manages egress explicitly (its
+/// own allow-all rule, where the spec wants one, is created afterwards, tagged).
+async fn revoke_default_egress(context: &Context, group: &str) -> Result<(), ProvisionError> {
+    context.calls.write(SERVICE);
+    let everything = IpPermission::builder()
+        .ip_protocol("-1")
+        .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .build();
+    let revoked = context
+        .ec2
+        .revoke_security_group_egress()
+        .group_id(group)
+        .ip_permissions(everything)
+        .send()
+        .await
+        .aws();
+    match revoked {
+        // Already gone: an earlier attempt revoked it and lost the answer.
+        Err(error) if error.code == "InvalidPermission.NotFound" => Ok(()),
+        other => other.map(drop),
+    }
 }
 
 fn permission(attrs: Attrs<'_>) -> Result<IpPermission, ProvisionError> {

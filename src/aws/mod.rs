@@ -79,7 +79,15 @@ pub struct AwsProvisioner {
 }
 
 impl AwsProvisioner {
+    /// Clients over `config`, with the SDK's own retries off: a create whose answer was lost
+    /// must not be resent blindly (EC2 would make a second VPC); the apply engine retries
+    /// instead, and looks for what the lost attempt made before it creates again.
     pub fn new(config: &aws_config::SdkConfig, cluster: &str) -> Self {
+        let config = config
+            .to_builder()
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        let config = &config;
         Self {
             context: Context {
                 ec2: aws_sdk_ec2::Client::new(config),

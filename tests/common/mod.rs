@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod inventory;
 pub mod moto;
+pub mod proxy;
 
 use rafter::graph::ResourceGraph;
 use rafter::model::build_graph;

@@ -1,0 +1,722 @@
+//! A fault-injecting HTTP/1.1 proxy in front of the AWS API emulator, for tests and benches.
+//!
+//! [`FaultProxy::start`] listens on a free loopback port and forwards every request to the
+//! emulator, one std thread per client connection (threads are detached and die with the
+//! process). Clients may keep their connection alive for many requests, as the AWS SDK does;
+//! each request goes upstream on a fresh connection with `Connection: close`, and its response
+//! comes back with a plain `Content-Length` (chunked bodies are decoded both ways).
+//!
+//! Every request waits [`FaultConfig::latency`] first, so a test or bench sees a realistic
+//! round trip. A deterministic pseudo-random fraction [`FaultConfig::fault_rate`] of the AWS
+//! API requests (never the emulator's own `/moto-api/`) is not forwarded at all: the proxy
+//! answers it itself, alternately with an HTTP 503 throttling error and an HTTP 500 internal
+//! error, in the wire format of the calling service's protocol, so the SDK parses the error
+//! code as it would from AWS:
+//!
+//! | protocol (how it is recognised)                         | 503 code               | 500 code          |
+//! |---------------------------------------------------------|------------------------|-------------------|
+//! | EC2 query (`Version=2016-11-15` in the body)            | `RequestLimitExceeded` | `InternalError`   |
+//! | AWS query: IAM, ELBv2, Auto Scaling (`Action=` in body) | `Throttling`           | `InternalFailure` |
+//! | Route53 REST-XML (path under `/2013-04-01/`)            | `Throttling`           | `InternalFailure` |
+//! | AWS JSON (`X-Amz-Target` header)                        | `ThrottlingException`  | `InternalFailure` |
+//! | anything else, S3 REST-XML (unwrapped `<Error>`)        | `SlowDown`             | `InternalError`   |
+//!
+//! Counters ([`FaultProxy::forwarded`], [`FaultProxy::faults`], [`FaultProxy::operations`])
+//! let tests prove faults happened and benches cross-check the SDK's call counts.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Largest request or response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Largest body accepted (the emulator's answers and rafter's requests are far smaller).
+const MAX_BODY: usize = 256 * 1024 * 1024;
+
+/// What the proxy does to each request.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultConfig {
+    /// Pause before forwarding (or failing) each request.
+    pub latency: Duration,
+    /// Fraction (0..1) of AWS API requests answered with an injected error instead.
+    pub fault_rate: f64,
+    /// Seed of the fault sequence: the same seed fails the same request numbers.
+    pub seed: u64,
+    /// Forward a faulted request anyway and lose the emulator's answer: the request took
+    /// effect but the client sees an error (a timeout or a connection reset in real life).
+    pub lose_answers: bool,
+}
+
+impl Default for FaultConfig {
+    fn default() -> Self {
+        Self {
+            latency: Duration::ZERO,
+            fault_rate: 0.0,
+            seed: 1,
+            lose_answers: false,
+        }
+    }
+}
+
+/// Counter values at one moment; subtract two to get what happened in between.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyCounts {
+    /// Requests forwarded to the emulator (answered by it).
+    pub forwarded: u64,
+    /// Requests answered with an injected error (never forwarded).
+    pub faults: u64,
+}
+
+impl ProxyCounts {
+    /// Requests the proxy answered either way: the SDK's attempts.
+    pub fn total(&self) -> u64 {
+        self.forwarded + self.faults
+    }
+}
+
+impl std::ops::Sub for ProxyCounts {
+    type Output = ProxyCounts;
+    fn sub(self, earlier: ProxyCounts) -> ProxyCounts {
+        ProxyCounts {
+            forwarded: self.forwarded - earlier.forwarded,
+            faults: self.faults - earlier.faults,
+        }
+    }
+}
+
+struct Shared {
+    /// `host:port` of the emulator.
+    upstream: String,
+    config: FaultConfig,
+    /// Client connections accepted (fewer than requests when clients keep them alive).
+    connections: AtomicU64,
+    forwarded: AtomicU64,
+    faults: AtomicU64,
+    /// Sequence number of AWS API requests, the input of the fault decision.
+    sequence: AtomicU64,
+    /// Forwarded requests by `service Operation`.
+    operations: Mutex<BTreeMap<String, u64>>,
+    /// Requests forwarded whose answer was then lost, by `service Operation`.
+    lost: Mutex<BTreeMap<String, u64>>,
+}
+
+/// A running proxy; see the module documentation.
+pub struct FaultProxy {
+    endpoint: String,
+    shared: Arc<Shared>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy to `upstream` (`http://host:port`) on a free 127.0.0.1 port.
+    pub fn start(upstream: &str, config: FaultConfig) -> FaultProxy {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        assert!(
+            (0.0..=1.0).contains(&config.fault_rate),
+            "fault_rate must be within 0..1, not {}",
+            config.fault_rate
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let shared = Arc::new(Shared {
+            upstream,
+            config,
+            connections: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
+            sequence: AtomicU64::new(0),
+            operations: Mutex::new(BTreeMap::new()),
+            lost: Mutex::new(BTreeMap::new()),
+        });
+        let accepting = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name(format!("fault-proxy-{port}"))
+            .spawn(move || {
+                for client in listener.incoming() {
+                    let Ok(client) = client else { continue };
+                    accepting.connections.fetch_add(1, Ordering::SeqCst);
+                    let shared = Arc::clone(&accepting);
+                    // A connection that breaks only ends its own thread.
+                    let _ = std::thread::Builder::new()
+                        .name(format!("fault-proxy-{port}-conn"))
+                        .spawn(move || {
+                            if let Err(error) = serve(client, &shared)
+                                && !quiet(&error)
+                            {
+                                eprintln!("fault proxy: connection dropped: {error}");
+                            }
+                        });
+                }
+            })
+            .expect("start the proxy thread");
+        FaultProxy {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            shared,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn config(&self) -> FaultConfig {
+        self.shared.config
+    }
+
+    /// Client connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Requests forwarded to the emulator so far.
+    pub fn forwarded(&self) -> u64 {
+        self.shared.forwarded.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered with an injected error so far.
+    pub fn faults(&self) -> u64 {
+        self.shared.faults.load(Ordering::SeqCst)
+    }
+
+    pub fn counts(&self) -> ProxyCounts {
+        ProxyCounts {
+            forwarded: self.forwarded(),
+            faults: self.faults(),
+        }
+    }
+
+    /// Forwarded requests by `service Operation` (e.g. `ec2 CreateVpc`) so far.
+    pub fn operations(&self) -> BTreeMap<String, u64> {
+        self.shared
+            .operations
+            .lock()
+            .map(|operations| operations.clone())
+            .unwrap_or_default()
+    }
+
+    /// Operations that took effect but whose answer the proxy lost (with `lose_answers`).
+    pub fn lost(&self) -> BTreeMap<String, u64> {
+        self.shared
+            .lost
+            .lock()
+            .map(|lost| lost.clone())
+            .unwrap_or_default()
+    }
+
+    /// An SDK configuration that talks to the emulator through this proxy, with the same
+    /// region and dummy credentials as `moto::sdk_config()`.
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .endpoint_url(self.endpoint())
+            .region(aws_config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+                aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "moto"),
+            ))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build()
+    }
+}
+
+/// Errors of clients that simply went away: not worth a line on stderr.
+fn quiet(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
+fn bad(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+/// One HTTP message head: the start line and the headers in order.
+struct Head {
+    start: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn has_token(&self, name: &str, token: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+            .flat_map(|(_, value)| value.split(','))
+            .any(|item| item.trim().eq_ignore_ascii_case(token))
+    }
+
+    fn chunked(&self) -> bool {
+        self.has_token("transfer-encoding", "chunked")
+    }
+
+    fn content_length(&self) -> io::Result<Option<usize>> {
+        match self.header("content-length") {
+            None => Ok(None),
+            Some(value) => value
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| bad(format!("bad Content-Length {value:?}"))),
+        }
+    }
+}
+
+/// Reads a message head; `None` on a clean end of stream before its first byte.
+fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Head>> {
+    let mut lines = Vec::new();
+    let mut size = 0;
+    loop {
+        let mut line = Vec::new();
+        let read = reader
+            .by_ref()
+            .take(MAX_HEAD as u64)
+            .read_until(b'\n', &mut line)?;
+        if read == 0 {
+            if lines.is_empty() && size == 0 {
+                return Ok(None);
+            }
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        size += read;
+        if size > MAX_HEAD {
+            return Err(bad("message head too large"));
+        }
+        let line = String::from_utf8(line).map_err(|_| bad("message head is not UTF-8"))?;
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            if lines.is_empty() {
+                continue; // stray CRLF between messages
+            }
+            break;
+        }
+        lines.push(line.to_string());
+    }
+    let start = lines.remove(0);
+    let headers = lines
+        .into_iter()
+        .map(|line| {
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| bad(format!("bad header line {line:?}")))?;
+            Ok((name.trim().to_string(), value.trim().to_string()))
+        })
+        .collect::<io::Result<_>>()?;
+    Ok(Some(Head { start, headers }))
+}
+
+/// Decodes a chunked body (trailers are read and dropped).
+fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.by_ref().take(1024).read_line(&mut line)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let size = line.trim().split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size, 16)
+            .map_err(|_| bad(format!("bad chunk size line {line:?}")))?;
+        if size == 0 {
+            // Trailers, up to the empty line.
+            loop {
+                let mut trailer = String::new();
+                let read = reader
+                    .by_ref()
+                    .take(MAX_HEAD as u64)
+                    .read_line(&mut trailer)?;
+                if read == 0 || trailer.trim().is_empty() {
+                    return Ok(body);
+                }
+            }
+        }
+        if body.len() + size > MAX_BODY {
+            return Err(bad("chunked body too large"));
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..])?;
+        let mut crlf = [0u8; 2];
+        reader.read_exact(&mut crlf)?;
+        if &crlf != b"\r\n" {
+            return Err(bad("chunk not followed by CRLF"));
+        }
+    }
+}
+
+fn read_exact_body(reader: &mut impl Read, length: usize) -> io::Result<Vec<u8>> {
+    if length > MAX_BODY {
+        return Err(bad(format!("body of {length} bytes is too large")));
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// Headers that describe one hop, not the message: the proxy sets its own.
+fn hop_by_hop(name: &str) -> bool {
+    [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "content-length",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+    ]
+    .iter()
+    .any(|hop| name.eq_ignore_ascii_case(hop))
+}
+
+/// Serves one client connection until it closes or breaks.
+fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
+    client.set_nodelay(true)?;
+    let mut writer = client.try_clone()?;
+    let mut reader = BufReader::new(client);
+    while let Some(head) = read_head(&mut reader)? {
+        let mut parts = head.start.split_whitespace();
+        let (Some(method), Some(target), Some(version)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad(format!("bad request line {:?}", head.start)));
+        };
+        let (method, target, version) = (method.to_string(), target.to_string(), version);
+        let keep_alive = if version.eq_ignore_ascii_case("HTTP/1.0") {
+            head.has_token("connection", "keep-alive")
+        } else {
+            !head.has_token("connection", "close")
+        };
+        if head.has_token("expect", "100-continue") {
+            writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        }
+        let body = if head.chunked() {
+            read_chunked(&mut reader)?
+        } else {
+            match head.content_length()? {
+                Some(length) => read_exact_body(&mut reader, length)?,
+                None => Vec::new(),
+            }
+        };
+
+        std::thread::sleep(shared.config.latency);
+        let request = Request {
+            method: &method,
+            target: &target,
+            head: &head,
+            body: &body,
+        };
+        let response = if !target.starts_with("/moto-api") && shared.fault_now() {
+            let number = shared.faults.fetch_add(1, Ordering::SeqCst);
+            if shared.config.lose_answers
+                && forward(&request, &shared.upstream).is_ok()
+                && let Ok(mut lost) = shared.lost.lock()
+            {
+                *lost.entry(request.operation()).or_default() += 1;
+            }
+            injected_error(&request, number)
+        } else {
+            let response = match forward(&request, &shared.upstream) {
+                Ok(response) => response,
+                Err(error) => {
+                    eprintln!("fault proxy: {method} {target} upstream failed: {error}");
+                    Response::text(
+                        502,
+                        "Bad Gateway",
+                        &format!("proxy upstream error: {error}"),
+                    )
+                }
+            };
+            shared.forwarded.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut operations) = shared.operations.lock() {
+                *operations.entry(request.operation()).or_default() += 1;
+            }
+            response
+        };
+        writer.write_all(&response.encode(method.eq_ignore_ascii_case("HEAD"), keep_alive))?;
+        writer.flush()?;
+        if !keep_alive {
+            break;
+        }
+    }
+    Ok(())
+}
+
+impl Shared {
+    /// Whether the next AWS API request gets an injected fault: splitmix64 of the seed and
+    /// the request's sequence number, compared with the rate.
+    fn fault_now(&self) -> bool {
+        let number = self.sequence.fetch_add(1, Ordering::SeqCst);
+        if self.config.fault_rate <= 0.0 {
+            return false;
+        }
+        let mut x = self
+            .config
+            .seed
+            .wrapping_add(number.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
+        unit < self.config.fault_rate
+    }
+}
+
+struct Request<'a> {
+    method: &'a str,
+    target: &'a str,
+    head: &'a Head,
+    body: &'a [u8],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Ec2Query,
+    AwsQuery,
+    Route53,
+    AwsJson,
+    S3,
+}
+
+impl Request<'_> {
+    fn body_text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.body)
+    }
+
+    /// A form field of a query-protocol body (values here are plain identifiers).
+    fn form_field(&self, name: &str) -> Option<String> {
+        self.body_text()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .map(ToString::to_string)
+    }
+
+    fn protocol(&self) -> Protocol {
+        let body = self.body_text();
+        if body.contains("Version=2016-11-15") {
+            Protocol::Ec2Query
+        } else if self.form_field("Action").is_some() {
+            Protocol::AwsQuery
+        } else if self.target.starts_with("/2013-04-01/") {
+            Protocol::Route53
+        } else if self.head.header("x-amz-target").is_some() {
+            Protocol::AwsJson
+        } else {
+            Protocol::S3
+        }
+    }
+
+    /// The service of the SigV4 credential scope (`Credential=AKID/date/region/SERVICE/…`).
+    fn service(&self) -> Option<String> {
+        let authorization = self.head.header("authorization")?;
+        let scope = authorization.split("Credential=").nth(1)?;
+        let scope = scope.split([',', ' ']).next()?;
+        scope.split('/').nth(3).map(ToString::to_string)
+    }
+
+    /// `service Operation` for the tally: the query `Action`, the JSON target, or the method
+    /// and the path's words (ids left out) for REST services.
+    fn operation(&self) -> String {
+        let service = self.service().unwrap_or_else(|| "-".to_string());
+        if let Some(action) = self.form_field("Action") {
+            return format!("{service} {action}");
+        }
+        if let Some(target) = self.head.header("x-amz-target") {
+            let operation = target.rsplit('.').next().unwrap_or(target);
+            return format!("{service} {operation}");
+        }
+        let path = self.target.split('?').next().unwrap_or_default();
+        let words: Vec<&str> = path
+            .split('/')
+            .filter(|word| !word.is_empty())
+            .filter(|word| word.chars().all(|c| c.is_ascii_lowercase()))
+            .collect();
+        format!("{service} {} /{}", self.method, words.join("/"))
+    }
+}
+
+struct Response {
+    status_line: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// 1xx, 204, 304: no body and no length.
+    bodiless: bool,
+}
+
+impl Response {
+    fn text(status: u16, reason: &str, text: &str) -> Response {
+        Response {
+            status_line: format!("HTTP/1.1 {status} {reason}"),
+            headers: vec![("Content-Type".into(), "text/plain".into())],
+            body: text.as_bytes().to_vec(),
+            bodiless: false,
+        }
+    }
+
+    /// The bytes for the client. For a HEAD request the upstream's own `Content-Length` is
+    /// kept (it describes the entity) and no body is sent.
+    fn encode(&self, head_request: bool, keep_alive: bool) -> Vec<u8> {
+        let mut out = format!("{}\r\n", self.status_line);
+        for (name, value) in &self.headers {
+            if hop_by_hop(name) && !(head_request && name.eq_ignore_ascii_case("content-length")) {
+                continue;
+            }
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !self.bodiless && !head_request {
+            out.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+        }
+        if !keep_alive {
+            out.push_str("Connection: close\r\n");
+        }
+        out.push_str("\r\n");
+        let mut bytes = out.into_bytes();
+        if !self.bodiless && !head_request {
+            bytes.extend_from_slice(&self.body);
+        }
+        bytes
+    }
+}
+
+/// Sends `request` to the emulator on a fresh connection and reads the whole answer.
+fn forward(request: &Request<'_>, upstream: &str) -> io::Result<Response> {
+    let stream = TcpStream::connect(upstream)?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let mut writer = stream.try_clone()?;
+    let mut message = format!("{} {} HTTP/1.1\r\n", request.method, request.target);
+    for (name, value) in &request.head.headers {
+        if !hop_by_hop(name) {
+            message.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    let has_body = !request.body.is_empty()
+        || request.head.content_length()?.is_some()
+        || request.head.chunked();
+    if has_body {
+        message.push_str(&format!("Content-Length: {}\r\n", request.body.len()));
+    }
+    message.push_str("Connection: close\r\n\r\n");
+    let mut bytes = message.into_bytes();
+    bytes.extend_from_slice(request.body);
+    writer.write_all(&bytes)?;
+    writer.flush()?;
+
+    let mut reader = BufReader::new(stream);
+    let head = loop {
+        let head = read_head(&mut reader)?
+            .ok_or_else(|| bad("upstream closed the connection without answering"))?;
+        let status = status_of(&head.start)?;
+        if !(100..200).contains(&status) || status == 101 {
+            break head;
+        }
+    };
+    let status = status_of(&head.start)?;
+    let head_request = request.method.eq_ignore_ascii_case("HEAD");
+    let bodiless = status == 204 || status == 304 || (100..200).contains(&status);
+    let body = if bodiless || head_request {
+        Vec::new()
+    } else if head.chunked() {
+        read_chunked(&mut reader)?
+    } else if let Some(length) = head.content_length()? {
+        read_exact_body(&mut reader, length)?
+    } else {
+        let mut body = Vec::new();
+        reader.take(MAX_BODY as u64).read_to_end(&mut body)?;
+        body
+    };
+    Ok(Response {
+        status_line: head.start,
+        headers: head.headers,
+        body,
+        bodiless,
+    })
+}
+
+fn status_of(start: &str) -> io::Result<u16> {
+    start
+        .split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .ok_or_else(|| bad(format!("bad status line {start:?}")))
+}
+
+/// Injected fault number `number` for `request`: even numbers are what an overloaded AWS
+/// endpoint answers (503, throttling), odd ones what a failing one does (500).
+fn injected_error(request: &Request<'_>, number: u64) -> Response {
+    let throttle = number.is_multiple_of(2);
+    let protocol = request.protocol();
+    let (status, reason) = if throttle {
+        (503, "Service Unavailable")
+    } else {
+        (500, "Internal Server Error")
+    };
+    let code = match (protocol, throttle) {
+        (Protocol::Ec2Query, true) => "RequestLimitExceeded",
+        (Protocol::AwsQuery | Protocol::Route53, true) => "Throttling",
+        (Protocol::AwsJson, true) => "ThrottlingException",
+        (Protocol::S3, true) => "SlowDown",
+        (Protocol::Ec2Query | Protocol::S3, false) => "InternalError",
+        (Protocol::AwsQuery | Protocol::Route53 | Protocol::AwsJson, false) => "InternalFailure",
+    };
+    let message = if throttle {
+        "Rate exceeded (injected by the test fault proxy)"
+    } else {
+        "We encountered an internal error (injected by the test fault proxy)"
+    };
+    let kind = if throttle { "Sender" } else { "Receiver" };
+    let request_id = format!("fault-proxy-{number}");
+    let (content_type, body) = match protocol {
+        Protocol::Ec2Query => (
+            "text/xml;charset=UTF-8",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>\
+                 <Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
+            ),
+        ),
+        Protocol::AwsQuery | Protocol::Route53 => (
+            "text/xml",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse><Error><Type>{kind}</Type>\
+                 <Code>{code}</Code><Message>{message}</Message></Error>\
+                 <RequestId>{request_id}</RequestId></ErrorResponse>"
+            ),
+        ),
+        Protocol::AwsJson => (
+            "application/x-amz-json-1.1",
+            format!("{{\"__type\":\"{code}\",\"message\":\"{message}\"}}"),
+        ),
+        Protocol::S3 => (
+            "application/xml",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
+                 <Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
+            ),
+        ),
+    };
+    Response {
+        status_line: format!("HTTP/1.1 {status} {reason}"),
+        headers: vec![
+            ("Content-Type".into(), content_type.into()),
+            ("x-amzn-RequestId".into(), request_id.clone()),
+            ("x-amz-request-id".into(), request_id),
+        ],
+        body: body.into_bytes(),
+        bodiless: false,
+    }
+}
