@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
+use super::delete::delete_walk;
 use super::retry::{Jitter, RetryPolicy};
 use super::{ErrorClass, Outputs, ProvisionError, Provisioner, Recorder, Reporter};
 use crate::graph::{Address, Field, GraphError, ResourceGraph, Value};
@@ -108,7 +109,7 @@ fn resolve_value(
 }
 
 /// Runs `operation` until it succeeds, fails permanently, or the retry deadline passes.
-async fn with_retries<T, F, Fut>(
+pub(super) async fn with_retries<T, F, Fut>(
     address: &Address,
     policy: RetryPolicy,
     reporter: &impl Reporter,
@@ -187,18 +188,16 @@ pub async fn apply(
     let mut status = vec![Status::Waiting; nodes.len()];
     let mut report = ApplyReport::default();
 
-    // Replaced resources go first, dependents before what they depend on (the plan lists
-    // changes in dependency order), so nothing still holds on to what is deleted; the walk
-    // below then creates them anew in dependency order.
+    // Replaced resources go first, dependents before what they depend on, so nothing still
+    // holds on to what is deleted; the walk below then creates them anew in dependency order.
     let replaced: Vec<&Address> = plan
         .changes
         .iter()
-        .rev()
         .filter(|change| change.action == Action::Replace)
         .map(|change| &change.address)
         .collect();
-    let not_deleted = delete_in_order(
-        replaced.into_iter(),
+    let not_deleted = delete_walk(
+        &replaced,
         &recorded_by_address,
         provisioner,
         recorder,
@@ -343,48 +342,7 @@ fn skip_dependents(
     }
 }
 
-/// Deletes, one at a time in the given order (dependents first), forgetting each resource
-/// the moment it is gone. Returns the addresses whose delete failed.
-async fn delete_in_order<'a>(
-    addresses: impl Iterator<Item = &'a Address>,
-    recorded: &BTreeMap<&Address, &RecordedResource>,
-    provisioner: &impl Provisioner,
-    recorder: &impl Recorder,
-    reporter: &impl Reporter,
-    options: ApplyOptions,
-    report: &mut ApplyReport,
-) -> Vec<Address> {
-    let mut failed = Vec::new();
-    for address in addresses {
-        let Some(resource) = recorded.get(address) else {
-            continue;
-        };
-        reporter.started(address, Action::Delete);
-        let (result, retries) = with_retries(address, options.retry, reporter, || {
-            provisioner.delete(resource)
-        })
-        .await;
-        report.retries += retries;
-        match result {
-            Ok(()) => {
-                if let Err(error) = recorder.forget(address).await {
-                    report.state_error.get_or_insert(error);
-                    failed.push(address.clone());
-                    return failed;
-                }
-                reporter.finished(address, Action::Delete);
-            }
-            Err(error) => {
-                reporter.failed(address, &error);
-                report.failed.push((address.clone(), error));
-                failed.push(address.clone());
-            }
-        }
-    }
-    failed
-}
-
-/// Deletes what the spec dropped, in the plan's order (dependents first).
+/// Deletes what the spec dropped, dependents first.
 async fn delete_unwanted(
     plan: &Plan,
     recorded: &BTreeMap<&Address, &RecordedResource>,
@@ -400,8 +358,8 @@ async fn delete_unwanted(
         .filter(|change| change.action == Action::Delete)
         .map(|change| &change.address)
         .collect();
-    let failed = delete_in_order(
-        unwanted.iter().copied(),
+    let failed = delete_walk(
+        &unwanted,
         recorded,
         provisioner,
         recorder,

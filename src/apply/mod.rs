@@ -2,6 +2,7 @@
 //! parallelism, retries of transient errors, and a record of each resource as soon as it
 //! exists. Cloud specifics live behind [`Provisioner`]; where state goes, behind [`Recorder`].
 
+mod delete;
 pub mod engine;
 pub mod retry;
 
