@@ -16,14 +16,21 @@ impl Rafter {
         }
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rafter"))
+    /// The binary with this state directory and AWS pointed at the emulator (`delete --yes`
+    /// sweeps the cloud for what state lost track of; no test may reach real AWS).
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rafter"));
+        command
             .args(args)
             .env("RAFTER_STATE", self.state.path())
+            .envs(common::moto::process_env())
             .env_remove("NO_COLOR")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap()
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 }
 
@@ -291,6 +298,56 @@ fn delete_previews_then_removes_the_state() {
         "{}",
         stderr(&missing)
     );
+}
+
+#[test]
+fn delete_that_cannot_reach_aws_says_so_and_keeps_the_state() {
+    let rafter = Rafter::new();
+    assert!(rafter.run(&HA).status.success());
+    let refused = rafter
+        .command(&["delete", "cluster", "demo.example.com", "--yes"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let text = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("could not check AWS for resources tagged"),
+        "{text}"
+    );
+    assert!(text.contains("aws_vpc, aws_iam_instance_profile"), "{text}");
+    assert!(text.contains(": Unreachable: "), "{text}");
+    assert!(text.contains("state was kept"), "{text}");
+    assert!(
+        rafter
+            .state
+            .path()
+            .join("demo.example.com/config.yaml")
+            .exists()
+    );
+    // The lock was released: a rerun that can reach AWS deletes.
+    let deleted = rafter.run(&["delete", "cluster", "demo.example.com", "--yes"]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+}
+
+#[test]
+fn apply_without_aws_credentials_fails_at_once_naming_the_cause() {
+    let rafter = Rafter::new();
+    let home = tempfile::tempdir().unwrap(); // no ~/.aws to fall back on
+    let mut create: Vec<&str> = HA.to_vec();
+    create.push("--yes");
+    let failed = rafter
+        .command(&create)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    let text = stderr(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{text}");
+    assert!(text.contains("RequestFailed"), "{text}");
+    assert!(text.contains("credentials"), "{text}");
+    assert!(text.contains("0 retries"), "not retried: {text}");
 }
 
 #[test]

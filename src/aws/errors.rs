@@ -91,22 +91,45 @@ where
                 class: classify(code, message, status, false),
             }
         }
+        // No credentials, a bad endpoint URL: nothing a retry would change.
+        SdkError::DispatchFailure(failure) if !failure.is_io() && !failure.is_timeout() => {
+            ProvisionError {
+                code: "RequestFailed".to_string(),
+                message: error_chain(error),
+                class: ErrorClass::Permanent,
+            }
+        }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => ProvisionError {
             code: "Unreachable".to_string(),
-            message: format!("{error}"),
+            message: error_chain(error),
             class: ErrorClass::Transient,
         },
         SdkError::ResponseError(_) => ProvisionError {
             code: "BadResponse".to_string(),
-            message: format!("{error}"),
+            message: error_chain(error),
             class: ErrorClass::Transient,
         },
         _ => ProvisionError {
             code: "RequestFailed".to_string(),
-            message: format!("{error}"),
+            message: error_chain(error),
             class: ErrorClass::Permanent,
         },
     }
+}
+
+/// An error and its causes, `outer: inner: innermost`, without the debug dumps of the SDK's
+/// own context display.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }
 
 /// A delete of something already gone succeeded: the `…NotFound` codes of EC2 and ELB,

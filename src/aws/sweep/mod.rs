@@ -16,7 +16,7 @@ mod release;
 use futures_util::future::join_all;
 
 use super::{AwsProvisioner, outputs};
-use crate::apply::{ErrorClass, ProvisionError, Provisioner};
+use crate::apply::{ProvisionError, Provisioner};
 use crate::graph::{Address, ResourceKind};
 use crate::plan::RecordedResource;
 use discover::discover;
@@ -175,10 +175,9 @@ impl AwsProvisioner {
                     }
                 }
             }
-            let waiting = found.iter().any(|found| found.going)
-                || unlisted
-                    .iter()
-                    .any(|(_, error)| error.class == ErrorClass::Transient);
+            // Kinds that could not be listed do not keep the sweep going by themselves: with
+            // no credentials or no network it should say so at once, not after the deadline.
+            let waiting = found.iter().any(|found| found.going);
             let nothing_left = errors.is_empty() && !waiting && unlisted.is_empty();
             if nothing_left || (!progress && !waiting) || started.elapsed() >= policy.deadline {
                 report.unlisted = unlisted;

@@ -113,7 +113,9 @@ fn print_sweep(report: &SweepReport, provisioner: &AwsProvisioner) {
         .map(|count| count.reads + count.writes)
         .sum();
     if report.deleted.is_empty() {
-        eprintln!("Sweep: nothing else tagged as this cluster's ({calls} API calls).");
+        if report.clean() {
+            eprintln!("Sweep: nothing else tagged as this cluster's ({calls} API calls).");
+        }
         return;
     }
     eprintln!(
@@ -125,28 +127,47 @@ fn print_sweep(report: &SweepReport, provisioner: &AwsProvisioner) {
     }
 }
 
-/// What the sweep could not delete, each with its AWS error, as a failure.
+/// What the sweep could not delete or list, each with its AWS error, as a failure.
 fn sweep_failure(report: &SweepReport, name: &str) -> anyhow::Error {
     let mut lines: Vec<String> = report
         .remaining
         .iter()
         .map(|(leftover, error)| format!("  {leftover}: {error}"))
         .collect();
+    // One line per distinct error: without credentials or network every kind fails alike.
+    let mut unlisted: Vec<(String, Vec<&str>)> = Vec::new();
+    for (kind, error) in &report.unlisted {
+        let error = error.to_string();
+        match unlisted.iter_mut().find(|(seen, _)| *seen == error) {
+            Some((_, kinds)) => kinds.push(kind.type_name()),
+            None => unlisted.push((error, vec![kind.type_name()])),
+        }
+    }
     lines.extend(
-        report
-            .unlisted
+        unlisted
             .iter()
-            .map(|(kind, error)| format!("  could not list {}: {error}", kind.type_name())),
+            .map(|(error, kinds)| format!("  could not list {}: {error}", kinds.join(", "))),
     );
+    let (headline, hint) = if report.remaining.is_empty() {
+        (
+            format!("could not check AWS for resources tagged {CLUSTER_TAG}={name}"),
+            "check the AWS credentials, region and network (`aws sts get-caller-identity`), then run `rafter delete cluster NAME --yes` again".replace("NAME", name),
+        )
+    } else {
+        (
+            format!("these resources still carry {CLUSTER_TAG}={name} and could not be deleted"),
+            format!(
+                "remove what holds them (the errors say what) and run `rafter delete cluster {name} --yes` again"
+            ),
+        )
+    };
     Failure::new(
         EXIT_FAILURE,
         format!(
-            "these resources still carry {CLUSTER_TAG}={name} and could not be deleted; the cluster's state was kept:\n{}",
+            "{headline}; the cluster's state was kept:\n{}",
             lines.join("\n")
         ),
     )
-    .hint(format!(
-        "remove what holds them (the errors say what) and run `rafter delete cluster {name} --yes` again"
-    ))
+    .hint(hint)
     .into()
 }
