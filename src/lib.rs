@@ -9,6 +9,7 @@ pub mod apply;
 pub mod aws;
 pub mod graph;
 pub mod model;
+pub mod pki;
 pub mod plan;
 pub mod spec;
 pub mod state;
