@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod aws;
 pub mod graph;
+pub mod kubeconfig;
 pub mod model;
 pub mod pki;
 pub mod plan;

@@ -145,6 +145,24 @@ async fn create_update_lock_and_delete_through_the_binary() {
     let expected = inventory(name).await;
     assert_eq!(expected[0], 1);
 
+    // Without a DNS zone, the kubeconfig points at the API load balancer's own name.
+    let kubeconfig = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig.path().join("config");
+    let exported = cli.run(&[
+        "export",
+        "kubeconfig",
+        name,
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(
+        text.contains("server: https://api-yes-example-com"),
+        "{text}"
+    );
+    assert!(text.contains(".elb."), "{text}");
+
     // The record of resources is in S3, with a generation per write.
     let record: serde_json::Value =
         serde_json::from_slice(&cli.state_object(name, "resources.json").await.unwrap()).unwrap();

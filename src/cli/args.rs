@@ -70,6 +70,8 @@ pub enum DeleteCommand {
 pub enum ExportCommand {
     /// Write a cluster's resources as a Terraform module
     Terraform(ExportTerraformArgs),
+    /// Merge the cluster's context into a kubeconfig file
+    Kubeconfig(ExportKubeconfigArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -195,4 +197,18 @@ pub struct ExportTerraformArgs {
     /// Directory to write the module to (replaced if rafter wrote it before)
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportKubeconfigArgs {
+    pub name: String,
+    /// Also export an admin client certificate valid this long (e.g. 18h, 30m, 7d)
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "18h", require_equals = true)]
+    pub admin: Option<String>,
+    /// The kubeconfig file to merge into (default: $KUBECONFIG, else ~/.kube/config)
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Use the API's internal name (api.internal.<name>), for clients inside the VPC
+    #[arg(long)]
+    pub internal: bool,
 }

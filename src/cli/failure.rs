@@ -3,6 +3,8 @@
 use std::fmt;
 
 pub const EXIT_FAILURE: u8 = 1;
+/// Bad command-line usage (the code clap uses for its own errors).
+pub const EXIT_USAGE: u8 = 2;
 /// The cluster spec is invalid.
 pub const EXIT_INVALID_SPEC: u8 = 3;
 /// The named cluster does not exist, or already exists.

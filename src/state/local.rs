@@ -85,9 +85,10 @@ fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     }
 }
 
-/// Writes `data` to a temporary file beside `path`, syncs it, renames it over `path` and
-/// syncs the directory: readers see the old content or the new, never a mix.
-fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Writes `data` to a temporary file beside `path` (mode 0600; missing directories 0700),
+/// syncs it, renames it over `path` and syncs the directory: readers see the old content or
+/// the new, never a mix.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("state path has no parent"))?;

@@ -2,6 +2,7 @@
 
 mod create_cluster;
 mod delete_cluster;
+mod export_kubeconfig;
 mod export_terraform;
 mod get_cluster;
 mod get_clusters;
@@ -21,5 +22,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get(GetCommand::Cluster(args)) => get_cluster::run(state, args).await,
         Command::Delete(DeleteCommand::Cluster(args)) => delete_cluster::run(state, args).await,
         Command::Export(ExportCommand::Terraform(args)) => export_terraform::run(state, args).await,
+        Command::Export(ExportCommand::Kubeconfig(args)) => {
+            export_kubeconfig::run(state, args).await
+        }
     }
 }

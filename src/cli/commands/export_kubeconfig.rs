@@ -1,0 +1,157 @@
+//! `rafter export kubeconfig NAME [--admin[=DURATION]] [--kubeconfig PATH] [--internal]`:
+//! the cluster's context merged into a kubeconfig, with an admin client certificate on request.
+
+use rafter::graph::ResourceKind;
+use rafter::kubeconfig::{self, Entry};
+use rafter::pki::{ClusterPki, LeafSpec};
+use rafter::spec::Cluster;
+use rafter::state::{AnyStore, ClusterStore};
+use time::{Duration, OffsetDateTime};
+
+use crate::cli::args::ExportKubeconfigArgs;
+use crate::cli::failure::{EXIT_FAILURE, EXIT_USAGE, Failure};
+use crate::cli::settings;
+
+use super::stored_cluster;
+
+/// Longest admin credential: a leaf certificate's lifetime.
+const LONGEST: Duration = Duration::days(365);
+
+pub async fn run(state: Option<&str>, args: ExportKubeconfigArgs) -> anyhow::Result<()> {
+    let store = settings::open_store(state).await?;
+    let name = &args.name;
+    let cluster = stored_cluster::load(&store, name).await?.cluster;
+    let validity = args.admin.as_deref().map(parse_duration).transpose()?;
+    let server = api_server(&store, &cluster, args.internal).await?;
+    let path = args
+        .kubeconfig
+        .clone()
+        .or_else(kubeconfig::default_path)
+        .ok_or_else(|| {
+            Failure::new(
+                EXIT_USAGE,
+                "no kubeconfig path: neither KUBECONFIG nor HOME is set",
+            )
+            .hint("pass --kubeconfig PATH")
+        })?;
+    let now = OffsetDateTime::now_utc();
+    let pki = ClusterPki::load_or_create(store.store(), name, now).await?;
+    let credential = match validity {
+        Some(validity) => {
+            let spec = LeafSpec {
+                validity,
+                ..LeafSpec::client("kubernetes-admin", Some("system:masters"))
+            };
+            Some(pki.ca.issue(&spec, now)?)
+        }
+        None => None,
+    };
+    kubeconfig::merge_into(
+        &path,
+        &Entry {
+            name,
+            server: &server,
+            ca_pem: &pki.ca.cert_pem,
+            credential: credential
+                .as_ref()
+                .map(|issued| (issued.cert_pem.as_str(), issued.key.expose())),
+        },
+    )?;
+    match validity {
+        Some(validity) => eprintln!(
+            "Merged context {name} ({server}) into {} with an admin certificate valid until {} UTC.",
+            path.display(),
+            (now + validity)
+                .replace_nanosecond(0)
+                .unwrap_or(now + validity)
+        ),
+        None => eprintln!(
+            "Merged context {name} ({server}) into {}. It has no credential yet: add --admin for a client certificate.",
+            path.display()
+        ),
+    }
+    Ok(())
+}
+
+/// `api.<name>` (or `api.internal.<name>`) where the cluster has a DNS zone; else the API
+/// load balancer's own name, once it exists.
+async fn api_server(
+    store: &ClusterStore<AnyStore>,
+    cluster: &Cluster,
+    internal: bool,
+) -> anyhow::Result<String> {
+    let name = &cluster.metadata.name;
+    if cluster.spec.dns.is_some() {
+        let prefix = if internal { "api.internal" } else { "api" };
+        return Ok(format!("https://{prefix}.{name}"));
+    }
+    let recorded = store.read_resources(name).await?;
+    recorded
+        .iter()
+        .find(|resource| resource.address.kind == ResourceKind::LoadBalancer)
+        .and_then(|balancer| balancer.outputs.get("dns_name"))
+        .map(|dns_name| format!("https://{dns_name}"))
+        .ok_or_else(|| {
+            Failure::new(
+                EXIT_FAILURE,
+                format!("cluster {name} has no DNS zone and no API load balancer yet"),
+            )
+            .hint(format!(
+                "create it first with `rafter update cluster {name} --yes`, or set spec.dns.zone"
+            ))
+            .into()
+        })
+}
+
+/// `18h`, `30m`, `7d`, `1h30m`: days, hours, minutes, seconds.
+fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let bad = || {
+        Failure::new(EXIT_USAGE, format!("--admin={text} is not a duration"))
+            .hint("write it like 18h, 30m, 7d or 1h30m (at most 365d)")
+    };
+    let mut total = Duration::ZERO;
+    let mut digits = String::new();
+    for character in text.chars() {
+        if character.is_ascii_digit() {
+            digits.push(character);
+            continue;
+        }
+        let count: i64 = digits.parse().map_err(|_| bad())?;
+        digits.clear();
+        total += match character {
+            'd' => Duration::days(count),
+            'h' => Duration::hours(count),
+            'm' => Duration::minutes(count),
+            's' => Duration::seconds(count),
+            _ => return Err(bad().into()),
+        };
+    }
+    if !digits.is_empty() || total <= Duration::ZERO || total > LONGEST {
+        return Err(bad().into());
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_kops_flags() {
+        assert_eq!(parse_duration("18h").unwrap(), Duration::hours(18));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::minutes(90));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::days(7));
+        for bad in [
+            "",
+            "18",
+            "h",
+            "0h",
+            "-1h",
+            "18x",
+            "400d",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
