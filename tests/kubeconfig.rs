@@ -153,6 +153,27 @@ fn export_merges_the_cluster_into_an_existing_kubeconfig_with_a_short_lived_admi
         "lives longer than 2h"
     );
 
+    // The authorities the certificate came from, and when they expire; no key shown.
+    let listed = rafter(state.path(), &["get", "certificates", NAME]);
+    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    for (name, subject) in [
+        ("ca", "CN=kubernetes"),
+        ("etcd-ca", "CN=etcd-ca"),
+        ("front-proxy-ca", "CN=front-proxy-ca"),
+    ] {
+        let row = table
+            .lines()
+            .find(|line| line.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{table}"));
+        assert!(row.contains(subject), "{row}");
+        assert!(
+            row.ends_with("3649d") || row.ends_with("3650d"),
+            "CAs live 10 years: {row}"
+        );
+    }
+    assert!(!table.contains("PRIVATE"), "{table}");
+
     // Again, internal and without a credential: one entry per name, the user kept.
     let again = rafter(
         state.path(),

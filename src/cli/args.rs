@@ -58,6 +58,8 @@ pub enum GetCommand {
     Clusters(GetClustersArgs),
     /// Print one cluster's full spec (valid input for `create cluster -f`)
     Cluster(GetClusterArgs),
+    /// List a cluster's certificate authorities and when they expire
+    Certificates(GetCertificatesArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,4 +213,9 @@ pub struct ExportKubeconfigArgs {
     /// Use the API's internal name (api.internal.<name>), for clients inside the VPC
     #[arg(long)]
     pub internal: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GetCertificatesArgs {
+    pub name: String,
 }

@@ -77,6 +77,22 @@ impl Authority {
         })
     }
 
+    /// The certificate's subject and validity period.
+    pub fn validity(&self) -> Result<(String, OffsetDateTime, OffsetDateTime), PkiError> {
+        let unreadable = |detail: String| PkiError::Unreadable { detail };
+        let (_, pem) = x509_parser::pem::parse_x509_pem(self.cert_pem.as_bytes())
+            .map_err(|error| unreadable(error.to_string()))?;
+        let certificate = pem
+            .parse_x509()
+            .map_err(|error| unreadable(error.to_string()))?;
+        let validity = certificate.validity();
+        Ok((
+            certificate.subject().to_string(),
+            validity.not_before.to_datetime(),
+            validity.not_after.to_datetime(),
+        ))
+    }
+
     /// Issues a leaf certificate for `spec`, with a new key.
     pub fn issue(&self, spec: &LeafSpec, now: OffsetDateTime) -> Result<Issued, PkiError> {
         let failed = |source| PkiError::Generate {

@@ -59,6 +59,8 @@ pub enum PkiError {
         #[source]
         source: rcgen::Error,
     },
+    #[error("a stored certificate cannot be read: {detail}")]
+    Unreadable { detail: String },
     #[error(transparent)]
     State(#[from] crate::state::StateError),
 }

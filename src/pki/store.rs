@@ -28,6 +28,28 @@ fn key_of(cluster: &str, name: &str) -> String {
     format!("{cluster}/pki/{name}.pem")
 }
 
+/// The cluster's authorities: object name in `pki/` and common name.
+pub const AUTHORITIES: [(&str, &str); 3] = [
+    ("ca", "kubernetes"),
+    ("etcd-ca", "etcd-ca"),
+    ("front-proxy-ca", "front-proxy-ca"),
+];
+
+/// The authorities already in the store, by object name; none is made.
+pub async fn stored_authorities(
+    store: &impl StateStore,
+    cluster: &str,
+) -> Result<Vec<(&'static str, Authority)>, PkiError> {
+    let mut found = Vec::new();
+    for (name, _) in AUTHORITIES {
+        let key = key_of(cluster, name);
+        if let Some(bundle) = store.read(&key).await? {
+            found.push((name, parse_authority(&key, &bundle)?));
+        }
+    }
+    Ok(found)
+}
+
 impl ClusterPki {
     /// The cluster's PKI from the store, made (once) where it does not exist yet.
     pub async fn load_or_create(
@@ -35,10 +57,11 @@ impl ClusterPki {
         cluster: &str,
         now: OffsetDateTime,
     ) -> Result<Self, PkiError> {
+        let [ca, etcd_ca, front_proxy_ca] = AUTHORITIES;
         Ok(Self {
-            ca: authority(store, cluster, "ca", "kubernetes", now).await?,
-            etcd_ca: authority(store, cluster, "etcd-ca", "etcd-ca", now).await?,
-            front_proxy_ca: authority(store, cluster, "front-proxy-ca", "front-proxy-ca", now)
+            ca: authority(store, cluster, ca.0, ca.1, now).await?,
+            etcd_ca: authority(store, cluster, etcd_ca.0, etcd_ca.1, now).await?,
+            front_proxy_ca: authority(store, cluster, front_proxy_ca.0, front_proxy_ca.1, now)
                 .await?,
             service_account: service_account_key(store, cluster).await?,
         })

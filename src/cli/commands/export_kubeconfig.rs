@@ -58,13 +58,16 @@ pub async fn run(state: Option<&str>, args: ExportKubeconfigArgs) -> anyhow::Res
         },
     )?;
     match validity {
-        Some(validity) => eprintln!(
-            "Merged context {name} ({server}) into {} with an admin certificate valid until {} UTC.",
-            path.display(),
-            (now + validity)
-                .replace_nanosecond(0)
-                .unwrap_or(now + validity)
-        ),
+        Some(validity) => {
+            let until = now + validity;
+            eprintln!(
+                "Merged context {name} ({server}) into {} with an admin certificate valid until {} {:02}:{:02} UTC.",
+                path.display(),
+                until.date(),
+                until.hour(),
+                until.minute()
+            );
+        }
         None => eprintln!(
             "Merged context {name} ({server}) into {}. It has no credential yet: add --admin for a client certificate.",
             path.display()

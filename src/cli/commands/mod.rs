@@ -4,6 +4,7 @@ mod create_cluster;
 mod delete_cluster;
 mod export_kubeconfig;
 mod export_terraform;
+mod get_certificates;
 mod get_cluster;
 mod get_clusters;
 mod stored_cluster;
@@ -20,6 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Update(UpdateCommand::Cluster(args)) => update_cluster::run(state, args).await,
         Command::Get(GetCommand::Clusters(args)) => get_clusters::run(state, args).await,
         Command::Get(GetCommand::Cluster(args)) => get_cluster::run(state, args).await,
+        Command::Get(GetCommand::Certificates(args)) => get_certificates::run(state, args).await,
         Command::Delete(DeleteCommand::Cluster(args)) => delete_cluster::run(state, args).await,
         Command::Export(ExportCommand::Terraform(args)) => export_terraform::run(state, args).await,
         Command::Export(ExportCommand::Kubeconfig(args)) => {
