@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use aws_sdk_autoscaling::types::Filter as GroupFilter;
-use aws_sdk_ec2::types::Filter;
 use common::apply::{Memory, options};
+use common::inventory::tagged_leftovers;
 use common::proxy::{FaultConfig, FaultProxy};
 use rafter::apply::{self, ApplyReport, ErrorClass, ProvisionError, Reporter};
 use rafter::apply::{ApplyOptions, RetryPolicy};
@@ -22,7 +21,6 @@ use rafter::model::build_graph;
 use rafter::plan::{self, Action};
 use rafter::spec;
 
-const CLUSTER_TAG: &str = "rafter.dev/cluster";
 const FAULT_RATE: f64 = 0.2;
 /// Runs allowed to converge: the engine retries transient errors itself, so one should do.
 const MAX_RUNS: usize = 2;
@@ -142,173 +140,28 @@ where
     panic!("did not converge in {MAX_RUNS} runs: {reports:#?}");
 }
 
-fn owned_by(name: &str) -> Filter {
-    Filter::builder()
-        .name(format!("tag:{CLUSTER_TAG}"))
-        .values(name)
-        .build()
-}
-
-fn tagged<'a>(tags: impl IntoIterator<Item = &'a aws_sdk_ec2::types::Tag>, name: &str) -> bool {
-    tags.into_iter()
-        .any(|tag| tag.key() == Some(CLUSTER_TAG) && tag.value() == Some(name))
-}
-
-/// What the emulator holds with the cluster's tag, counted by kind, asked directly (not
-/// through the proxy). Tags are checked on every result: the emulator ignores some filters.
+/// What carries the cluster's tag, counted by kind, from the shared inventory.
 async fn tagged_counts(name: &str) -> BTreeMap<ResourceKind, usize> {
-    let config = common::moto::sdk_config();
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let mut counts = BTreeMap::new();
-    let vpcs = ec2
-        .describe_vpcs()
-        .filters(owned_by(name))
-        .send()
-        .await
-        .unwrap();
-    counts.insert(
-        ResourceKind::Vpc,
-        vpcs.vpcs()
-            .iter()
-            .filter(|vpc| tagged(vpc.tags(), name))
-            .count(),
-    );
-    let subnets = ec2
-        .describe_subnets()
-        .filters(owned_by(name))
-        .send()
-        .await
-        .unwrap();
-    counts.insert(
-        ResourceKind::Subnet,
-        subnets
-            .subnets()
-            .iter()
-            .filter(|subnet| tagged(subnet.tags(), name))
-            .count(),
-    );
-    let nats = ec2
-        .describe_nat_gateways()
-        .filter(
-            Filter::builder()
-                .name("state")
-                .values("pending")
-                .values("available")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    counts.insert(
-        ResourceKind::NatGateway,
-        nats.nat_gateways()
-            .iter()
-            .filter(|nat| tagged(nat.tags(), name))
-            .count(),
-    );
-    let gateways = ec2
-        .describe_internet_gateways()
-        .filters(owned_by(name))
-        .send()
-        .await
-        .unwrap();
-    counts.insert(
-        ResourceKind::InternetGateway,
-        gateways
-            .internet_gateways()
-            .iter()
-            .filter(|gateway| tagged(gateway.tags(), name))
-            .count(),
-    );
-    let tables = ec2
-        .describe_route_tables()
-        .filters(owned_by(name))
-        .send()
-        .await
-        .unwrap();
-    counts.insert(
-        ResourceKind::RouteTable,
-        tables
-            .route_tables()
-            .iter()
-            .filter(|table| tagged(table.tags(), name))
-            .count(),
-    );
-    let addresses = ec2
-        .describe_addresses()
-        .filters(owned_by(name))
-        .send()
-        .await
-        .unwrap();
-    counts.insert(
-        ResourceKind::ElasticIp,
-        addresses
-            .addresses()
-            .iter()
-            .filter(|address| tagged(address.tags(), name))
-            .count(),
-    );
-    let groups = ec2
-        .describe_security_groups()
-        .filters(owned_by(name))
-        .send()
-        .await
-        .unwrap();
-    counts.insert(
-        ResourceKind::SecurityGroup,
-        groups
-            .security_groups()
-            .iter()
-            .filter(|group| tagged(group.tags(), name))
-            .count(),
-    );
-    let keys = ec2
-        .describe_key_pairs()
-        .filters(owned_by(name))
-        .send()
-        .await
-        .unwrap();
-    counts.insert(
-        ResourceKind::KeyPair,
-        keys.key_pairs()
-            .iter()
-            .filter(|key| tagged(key.tags(), name))
-            .count(),
-    );
-    let templates = ec2
-        .describe_launch_templates()
-        .filters(owned_by(name))
-        .send()
-        .await
-        .unwrap();
-    counts.insert(
-        ResourceKind::LaunchTemplate,
-        templates
-            .launch_templates()
-            .iter()
-            .filter(|template| tagged(template.tags(), name))
-            .count(),
-    );
-    let autoscaling = aws_sdk_autoscaling::Client::new(&config);
-    let asgs = autoscaling
-        .describe_auto_scaling_groups()
-        .filters(
-            GroupFilter::builder()
-                .name(format!("tag:{CLUSTER_TAG}"))
-                .values(name)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    counts.insert(
-        ResourceKind::AutoscalingGroup,
-        asgs.auto_scaling_groups().len(),
-    );
+    let mut counts = wanted_counts(&ResourceGraph::new());
+    for leftover in tagged_leftovers(name).await {
+        let kind = match leftover.split(' ').next().unwrap_or_default() {
+            "vpc" => ResourceKind::Vpc,
+            "subnet" => ResourceKind::Subnet,
+            "nat" => ResourceKind::NatGateway,
+            "igw" => ResourceKind::InternetGateway,
+            "rtb" => ResourceKind::RouteTable,
+            "eip" => ResourceKind::ElasticIp,
+            "sg" => ResourceKind::SecurityGroup,
+            "key" => ResourceKind::KeyPair,
+            "lt" => ResourceKind::LaunchTemplate,
+            "asg" => ResourceKind::AutoscalingGroup,
+            _ => continue,
+        };
+        *counts.entry(kind).or_default() += 1;
+    }
     counts
 }
 
-/// How many resources of each kind [`tagged_counts`] counts the graph wants.
 fn wanted_counts(graph: &ResourceGraph) -> BTreeMap<ResourceKind, usize> {
     let mut counts: BTreeMap<ResourceKind, usize> = [
         ResourceKind::Vpc,
@@ -616,8 +469,5 @@ async fn dev_cluster_is_deleted_through_faults() {
         .collect();
     assert_eq!(left, BTreeMap::new(), "left tagged after the delete");
     // The shared inventory also covers load balancers, IAM and instances.
-    assert_eq!(
-        common::inventory::tagged_leftovers(name).await,
-        Vec::<String>::new()
-    );
+    assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
 }
