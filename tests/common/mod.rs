@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod apply;
+pub mod etcd;
 pub mod inventory;
 pub mod moto;
 pub mod proxy;
