@@ -4,6 +4,7 @@
 
 use aws_sdk_autoscaling::types::Filter as GroupFilter;
 use aws_sdk_ec2::types::Filter;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 const CLUSTER_TAG: &str = "rafter.dev/cluster";
 
@@ -192,12 +193,12 @@ pub async fn tagged_leftovers(name: &str) -> Vec<String> {
         )
         .collect();
     for arn in arns {
-        let tags = elb
-            .describe_tags()
-            .resource_arns(&arn)
-            .send()
-            .await
-            .unwrap();
+        // Other tests in this binary delete their resources meanwhile: what is gone between
+        // the listing and the tag lookup is simply not left over.
+        let tags = match elb.describe_tags().resource_arns(&arn).send().await {
+            Err(error) if error.code().is_some_and(|code| code.ends_with("NotFound")) => continue,
+            other => other.unwrap(),
+        };
         let owned = tags
             .tag_descriptions()
             .iter()
@@ -209,12 +210,15 @@ pub async fn tagged_leftovers(name: &str) -> Vec<String> {
     }
     let iam = aws_sdk_iam::Client::new(&config);
     for role in iam.list_roles().send().await.unwrap().roles() {
-        let tags = iam
+        let tags = match iam
             .list_role_tags()
             .role_name(role.role_name())
             .send()
             .await
-            .unwrap();
+        {
+            Err(error) if error.code() == Some("NoSuchEntity") => continue,
+            other => other.unwrap(),
+        };
         if tags
             .tags()
             .iter()
@@ -226,12 +230,15 @@ pub async fn tagged_leftovers(name: &str) -> Vec<String> {
     let profiles = iam.list_instance_profiles().send().await.unwrap();
     for profile in profiles.instance_profiles() {
         // The emulator has no ListInstanceProfileTags; GetInstanceProfile carries the tags.
-        let described = iam
+        let described = match iam
             .get_instance_profile()
             .instance_profile_name(profile.instance_profile_name())
             .send()
             .await
-            .unwrap();
+        {
+            Err(error) if error.code() == Some("NoSuchEntity") => continue,
+            other => other.unwrap(),
+        };
         if described
             .instance_profile()
             .unwrap()

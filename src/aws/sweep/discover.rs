@@ -158,27 +158,48 @@ async fn instances(context: &Context) -> Listing {
 async fn elb_owned(context: &Context, arns: Vec<String>) -> Result<Vec<String>, ProvisionError> {
     let mut owned = Vec::new();
     for chunk in arns.chunks(20) {
-        context.calls.read("elasticloadbalancing");
-        let described = context
-            .elb
-            .describe_tags()
-            .set_resource_arns(Some(chunk.to_vec()))
-            .send()
-            .await
-            .aws()?;
-        owned.extend(
-            described
-                .tag_descriptions()
-                .iter()
-                .filter(|description| {
-                    description.tags().iter().any(|tag| {
-                        tag.key() == Some(CLUSTER_TAG) && tag.value() == Some(&context.cluster)
-                    })
-                })
-                .filter_map(|description| description.resource_arn().map(str::to_string)),
-        );
+        match elb_owned_among(context, chunk).await {
+            Ok(found) => owned.extend(found),
+            // One of them went away since the listing, which fails the whole batch: ask one
+            // by one, and skip what is gone.
+            Err(error) if error.code.ends_with("NotFound") => {
+                for arn in chunk {
+                    match elb_owned_among(context, std::slice::from_ref(arn)).await {
+                        Ok(found) => owned.extend(found),
+                        Err(error) if error.code.ends_with("NotFound") => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+            Err(error) => return Err(error),
+        }
     }
     Ok(owned)
+}
+
+async fn elb_owned_among(
+    context: &Context,
+    arns: &[String],
+) -> Result<Vec<String>, ProvisionError> {
+    context.calls.read("elasticloadbalancing");
+    let described = context
+        .elb
+        .describe_tags()
+        .set_resource_arns(Some(arns.to_vec()))
+        .send()
+        .await
+        .aws()?;
+    Ok(described
+        .tag_descriptions()
+        .iter()
+        .filter(|description| {
+            description
+                .tags()
+                .iter()
+                .any(|tag| tag.key() == Some(CLUSTER_TAG) && tag.value() == Some(&context.cluster))
+        })
+        .filter_map(|description| description.resource_arn().map(str::to_string))
+        .collect())
 }
 
 async fn load_balancers(context: &Context) -> Listing {
@@ -428,13 +449,17 @@ async fn instance_profiles(context: &Context) -> Listing {
     let mut found = Vec::new();
     for name in &candidates {
         context.calls.read("iam");
-        let described = context
+        let described = match context
             .iam
             .get_instance_profile()
             .instance_profile_name(name)
             .send()
             .await
-            .aws()?;
+            .aws()
+        {
+            Err(error) if error.code == "NoSuchEntity" => continue, // gone since the listing
+            other => other?,
+        };
         let tags = described
             .instance_profile()
             .map(|profile| profile.tags())
@@ -463,13 +488,17 @@ async fn roles(context: &Context) -> Listing {
     let mut found = Vec::new();
     for name in &candidates {
         context.calls.read("iam");
-        let tags = context
+        let tags = match context
             .iam
             .list_role_tags()
             .role_name(name)
             .send()
             .await
-            .aws()?;
+            .aws()
+        {
+            Err(error) if error.code == "NoSuchEntity" => continue, // gone since the listing
+            other => other?,
+        };
         if iam::owned_by(tags.tags(), &context.cluster) {
             found.push(Found::new(ResourceKind::IamRole, name));
         }
