@@ -15,7 +15,7 @@ use aws_sdk_ec2::types::{
 };
 
 use super::attrs::Attrs;
-use super::ec2::{filter, may_exist, owned_by_cluster, tag_spec, tags as ec2_tags};
+use super::ec2::{filter, may_exist, owned_by_cluster, retag, tag_spec};
 use super::errors::{AwsResultExt, gone_is_fine};
 use super::{Context, not_owned, outputs};
 use crate::apply::{Outputs, ProvisionError};
@@ -366,17 +366,7 @@ async fn new_template_version(
         .send()
         .await
         .aws()?;
-    if attrs.has("tags") {
-        context.calls.write(EC2);
-        context
-            .ec2
-            .create_tags()
-            .resources(id)
-            .set_tags(Some(ec2_tags(attrs, &recorded.address)))
-            .send()
-            .await
-            .aws()?;
-    }
+    retag(context, id, attrs, &recorded.address).await?;
     Ok(template_outputs(id, version))
 }
 

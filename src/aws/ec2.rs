@@ -129,7 +129,7 @@ pub(super) fn owned_by_cluster(tags: &[Tag], cluster: &str) -> bool {
     has_tag(tags, CLUSTER_TAG, cluster)
 }
 
-pub(super) fn tags(attrs: Attrs<'_>, address: &Address) -> Vec<Tag> {
+fn tags(attrs: Attrs<'_>, address: &Address) -> Vec<Tag> {
     let mut tags = attrs.tags();
     tags.insert(ADDRESS_TAG.to_string(), address.to_string());
     tags.into_iter()
@@ -212,18 +212,30 @@ pub async fn update(
         }
         _ => {}
     }
-    if attrs.has("tags") {
-        context.calls.write(SERVICE);
-        context
-            .ec2
-            .create_tags()
-            .resources(id)
-            .set_tags(Some(tags(attrs, &recorded.address)))
-            .send()
-            .await
-            .aws()?;
-    }
+    retag(context, id, attrs, &recorded.address).await?;
     Ok(recorded.outputs.clone())
+}
+
+/// Sets a resource's tags (those the graph gives it, and its address) on an update.
+pub(super) async fn retag(
+    context: &Context,
+    id: &str,
+    attrs: Attrs<'_>,
+    address: &Address,
+) -> Result<(), ProvisionError> {
+    if !attrs.has("tags") {
+        return Ok(());
+    }
+    context.calls.write(SERVICE);
+    context
+        .ec2
+        .create_tags()
+        .resources(id)
+        .set_tags(Some(tags(attrs, address)))
+        .send()
+        .await
+        .map(drop)
+        .aws()
 }
 
 pub async fn delete(context: &Context, recorded: &RecordedResource) -> Result<(), ProvisionError> {
