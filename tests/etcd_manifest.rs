@@ -25,6 +25,17 @@ use time::OffsetDateTime;
 
 const CLUSTER: &str = "etcd.example.com";
 
+fn cluster() -> rafter::spec::Cluster {
+    rafter::spec::Cluster {
+        api_version: rafter::spec::API_VERSION.to_string(),
+        kind: rafter::spec::KIND.to_string(),
+        metadata: rafter::spec::Metadata {
+            name: CLUSTER.to_string(),
+        },
+        spec: rafter::spec::ClusterSpec::default(),
+    }
+}
+
 fn members() -> Vec<EtcdMember> {
     (2..=4)
         .map(|last| EtcdMember {
@@ -47,7 +58,7 @@ fn the_manifest_is_a_valid_static_pod_for_the_clusters_kubernetes_version() {
     let members = members();
     let dir = tempfile::tempdir().unwrap();
     for member in &members {
-        let manifest = etcd_manifest(CLUSTER, &members, member, InitialState::New).unwrap();
+        let manifest = etcd_manifest(&cluster(), &members, member, InitialState::New).unwrap();
         let path = dir.path().join(format!("{}.yaml", member.name));
         std::fs::write(&path, &manifest).unwrap();
         let output = Command::new(venv_bin("kubernetes-validate"))
@@ -68,7 +79,7 @@ fn the_manifest_is_a_valid_static_pod_for_the_clusters_kubernetes_version() {
         assert!(text.contains("passed for resource pod/etcd"), "{text}");
     }
     // And a manifest with a typo in a field name would not pass: the check can fail.
-    let broken = etcd_manifest(CLUSTER, &members, &members[0], InitialState::New)
+    let broken = etcd_manifest(&cluster(), &members, &members[0], InitialState::New)
         .unwrap()
         .replace("hostNetwork", "hostNetwrok");
     let path = dir.path().join("broken.yaml");
@@ -130,7 +141,7 @@ async fn etcd_started_with_the_rendered_commands_forms_a_tls_quorum() {
             std::fs::write(pki_dir.join(format!("{file}.crt")), &issued.cert_pem).unwrap();
             std::fs::write(pki_dir.join(format!("{file}.key")), issued.key.expose()).unwrap();
         }
-        let manifest = etcd_manifest(CLUSTER, &members, member, InitialState::New).unwrap();
+        let manifest = etcd_manifest(&cluster(), &members, member, InitialState::New).unwrap();
         let command = command_of(&manifest);
         assert_eq!(command[0], "etcd");
         let own = member.ip.to_string();
@@ -187,7 +198,7 @@ async fn etcd_started_with_the_rendered_commands_forms_a_tls_quorum() {
     assert!(ok, "{text}");
     // The path the liveness probe asks answers on the metrics port.
     let probe = "/health?exclude=NOSPACE&serializable=true";
-    let manifest = etcd_manifest(CLUSTER, &members, &members[0], InitialState::New).unwrap();
+    let manifest = etcd_manifest(&cluster(), &members, &members[0], InitialState::New).unwrap();
     assert!(manifest.contains(probe), "{manifest}");
     let mut stream = std::net::TcpStream::connect((members[0].ip, 2381)).unwrap();
     std::io::Write::write_all(

@@ -6,10 +6,11 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::templates::{self, TemplateError};
+use super::BootstrapError;
+use super::assets;
+use crate::spec::Cluster;
+use crate::templates;
 
-/// The etcd image, as kubeadm pins it for the Kubernetes versions rafter supports.
-pub const ETCD_IMAGE: &str = "registry.k8s.io/etcd:3.5.21-0";
 /// Where the node keeps etcd's certificates (`ca.crt`, `server.*`, `peer.*`).
 pub const PKI_DIR: &str = "/etc/kubernetes/pki/etcd";
 pub const DATA_DIR: &str = "/var/lib/etcd";
@@ -48,13 +49,14 @@ fn peer_url(ip: IpAddr) -> String {
     }
 }
 
-/// The static pod manifest of `this` member of `members`.
+/// The static pod manifest of `this` member of `members`, running the asset list's etcd image.
 pub fn etcd_manifest(
-    cluster: &str,
+    cluster: &Cluster,
     members: &[EtcdMember],
     this: &EtcdMember,
     state: InitialState,
-) -> Result<String, TemplateError> {
+) -> Result<String, BootstrapError> {
+    let image = assets::image(cluster, "etcd")?;
     let initial_cluster = members
         .iter()
         .map(|member| format!("{}={}", member.name, peer_url(member.ip)))
@@ -64,13 +66,13 @@ pub fn etcd_manifest(
         IpAddr::V4(ip) => ip.to_string(),
         IpAddr::V6(ip) => format!("[{ip}]"),
     };
-    templates::render(
+    let rendered = templates::render(
         "node/etcd.yaml",
         Context {
-            cluster,
+            cluster: &cluster.metadata.name,
             name: &this.name,
             ip,
-            image: ETCD_IMAGE,
+            image: &image,
             initial_cluster,
             initial_state: match state {
                 InitialState::New => "new",
@@ -79,5 +81,6 @@ pub fn etcd_manifest(
             pki_dir: PKI_DIR,
             data_dir: DATA_DIR,
         },
-    )
+    )?;
+    Ok(rendered)
 }

@@ -1,6 +1,326 @@
-//! What a node receives to join the cluster, rendered from the templates in `templates/node/`.
-//! So far: the stacked etcd member of a control-plane node.
+//! What a node receives to join the cluster, rendered from the templates in `templates/node/`
+//! and `templates/addons/`: the same files serve AWS instances (fetched by their user-data) and
+//! bare hosts (pushed over SSH), and `rafter export bootstrap` writes them for audit.
+//!
+//! Certificates: control-plane nodes get theirs from rafter (their names and addresses are
+//! known); workers use kubelet TLS bootstrap with the cluster's bootstrap token, so one bundle
+//! serves every instance of an auto-scaling group and no worker ever holds a CA key. The
+//! token only lets a node ask for a node client certificate (RBAC in `node-rbac.yaml`).
 
+pub mod assets;
+pub mod bundle;
 pub mod etcd;
+pub mod node;
 
+use std::net::IpAddr;
+
+pub use bundle::bundle_script;
 pub use etcd::{EtcdMember, InitialState, etcd_manifest};
+pub use node::{NodeConfig, NodeRole, node_files};
+
+use crate::model::security::{API_LOAD_BALANCER_PORT, API_SERVER_PORT};
+use crate::spec::{Cluster, HostRole, Provider};
+use crate::templates::TemplateError;
+
+/// One file of a node: where it goes, its mode and content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFile {
+    pub path: String,
+    pub mode: u32,
+    pub content: String,
+    /// Holds a private key, token or encryption key.
+    pub secret: bool,
+}
+
+impl NodeFile {
+    pub fn new(path: &str, mode: u32, content: String, secret: bool) -> Self {
+        Self {
+            path: path.to_string(),
+            mode,
+            content,
+            secret,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Asset(#[from] assets::AssetError),
+    #[error("control-plane member {index} does not exist (the control plane has {count})")]
+    NoSuchMember { index: usize, count: usize },
+    #[error("cluster {cluster} has no {role} named `{name}` (it has: {known})")]
+    UnknownNode {
+        cluster: String,
+        role: &'static str,
+        name: String,
+        known: String,
+    },
+    #[error("cluster {cluster} has no {role}")]
+    NoNode { cluster: String, role: &'static str },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// How nodes and clients reach the API, and what its certificate must name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiAccess {
+    pub server: String,
+    pub names: Vec<String>,
+    pub ips: Vec<IpAddr>,
+}
+
+/// The API's address for `cluster`: on AWS `api.internal.<name>` with a DNS zone, else the
+/// load balancer's name (`load_balancer`, known once it exists); on bare hosts the spec's
+/// shared endpoint, else the first control-plane host.
+pub fn api_access(
+    cluster: &Cluster,
+    load_balancer: Option<&str>,
+) -> Result<ApiAccess, BootstrapError> {
+    let name = &cluster.metadata.name;
+    let spec = &cluster.spec;
+    let mut names = vec![format!("api.{name}"), format!("api.internal.{name}")];
+    let mut ips = Vec::new();
+    let (host, port) = match spec.provider {
+        Provider::Aws => {
+            if let Some(balancer) = load_balancer {
+                names.push(balancer.to_string());
+            }
+            let host = match (&spec.dns, load_balancer) {
+                (Some(_), _) => format!("api.internal.{name}"),
+                (None, Some(balancer)) => balancer.to_string(),
+                (None, None) => {
+                    return Err(BootstrapError::Unsupported(format!(
+                        "cluster {name} has no DNS zone and no API load balancer yet: create it first with `rafter update cluster {name} --yes`, or set spec.dns.zone"
+                    )));
+                }
+            };
+            (host, API_LOAD_BALANCER_PORT)
+        }
+        Provider::Ssh => {
+            let endpoint = match &spec.api_server.endpoint {
+                Some(endpoint) => endpoint.clone(),
+                None => spec
+                    .hosts
+                    .iter()
+                    .find(|host| host.role == HostRole::ControlPlane)
+                    .map(|host| host.address.clone())
+                    .ok_or_else(|| BootstrapError::NoNode {
+                        cluster: name.clone(),
+                        role: "control-plane host",
+                    })?,
+            };
+            match endpoint.rsplit_once(':') {
+                Some((host, port)) if port.parse::<u16>().is_ok() && !host.ends_with(':') => {
+                    (host.to_string(), port.parse().unwrap_or(API_SERVER_PORT))
+                }
+                _ => (endpoint, API_SERVER_PORT),
+            }
+        }
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ips.push(ip),
+        Err(_) if !names.contains(&host) => names.push(host.clone()),
+        Err(_) => {}
+    }
+    let shown = match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(ip)) => format!("[{ip}]"),
+        _ => host,
+    };
+    Ok(ApiAccess {
+        server: format!("https://{shown}:{port}"),
+        names,
+        ips,
+    })
+}
+
+/// Which node to configure, as `rafter export bootstrap` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    ControlPlane,
+    Worker,
+}
+
+/// The node `role`/`node` of `cluster`: on bare hosts a host's name (default: the first of
+/// that role); on AWS a node group's name for workers (default: the first group).
+pub fn select_node(
+    cluster: &Cluster,
+    role: Role,
+    node: Option<&str>,
+) -> Result<NodeRole, BootstrapError> {
+    let name = &cluster.metadata.name;
+    let spec = &cluster.spec;
+    let unknown =
+        |role: &'static str, wanted: &str, known: Vec<String>| BootstrapError::UnknownNode {
+            cluster: name.clone(),
+            role,
+            name: wanted.to_string(),
+            known: known.join(", "),
+        };
+    match (spec.provider, role) {
+        (Provider::Ssh, Role::ControlPlane) => {
+            let members = control_plane_members(cluster)?;
+            let index = match node {
+                Some(wanted) => members
+                    .iter()
+                    .position(|member| member.name == wanted)
+                    .ok_or_else(|| {
+                        unknown(
+                            "control-plane host",
+                            wanted,
+                            members.iter().map(|member| member.name.clone()).collect(),
+                        )
+                    })?,
+                None => 0,
+            };
+            Ok(NodeRole::ControlPlane {
+                members,
+                index,
+                initial_state: InitialState::New,
+            })
+        }
+        (Provider::Ssh, Role::Worker) => {
+            let workers: Vec<_> = spec
+                .hosts
+                .iter()
+                .filter(|host| host.role == HostRole::Worker)
+                .collect();
+            let host = match node {
+                Some(wanted) => {
+                    workers
+                        .iter()
+                        .find(|host| host.name == wanted)
+                        .ok_or_else(|| {
+                            unknown(
+                                "worker host",
+                                wanted,
+                                workers.iter().map(|host| host.name.clone()).collect(),
+                            )
+                        })?
+                }
+                None => workers.first().ok_or_else(|| BootstrapError::NoNode {
+                    cluster: name.clone(),
+                    role: "worker host",
+                })?,
+            };
+            Ok(NodeRole::Worker {
+                name: Some(host.name.clone()),
+                ip: host.address.parse().ok(),
+                labels: Default::default(),
+            })
+        }
+        (Provider::Aws, Role::Worker) => {
+            let group = match node {
+                Some(wanted) => spec
+                    .node_groups
+                    .iter()
+                    .find(|group| group.name == wanted)
+                    .ok_or_else(|| {
+                        unknown(
+                            "node group",
+                            wanted,
+                            spec.node_groups
+                                .iter()
+                                .map(|group| group.name.clone())
+                                .collect(),
+                        )
+                    })?,
+                None => spec
+                    .node_groups
+                    .first()
+                    .ok_or_else(|| BootstrapError::NoNode {
+                        cluster: name.clone(),
+                        role: "node group",
+                    })?,
+            };
+            Ok(NodeRole::Worker {
+                name: None,
+                ip: None,
+                labels: group.labels.clone(),
+            })
+        }
+        (Provider::Aws, Role::ControlPlane) => Err(BootstrapError::Unsupported(format!(
+            "control-plane nodes on AWS get their addresses when they boot, so their etcd membership and certificates cannot be rendered ahead yet (see README, \"What is not built yet\"); `--role worker` works for cluster {name}"
+        ))),
+    }
+}
+
+/// The control-plane hosts of a bare-host cluster, as etcd members.
+pub fn control_plane_members(cluster: &Cluster) -> Result<Vec<EtcdMember>, BootstrapError> {
+    cluster
+        .spec
+        .hosts
+        .iter()
+        .filter(|host| host.role == HostRole::ControlPlane)
+        .map(|host| {
+            let ip = host.address.parse().map_err(|_| {
+                BootstrapError::Unsupported(format!(
+                    "control-plane host {} has address `{}`, not an IP address: etcd members are addressed by IP",
+                    host.name, host.address
+                ))
+            })?;
+            Ok(EtcdMember {
+                name: host.name.clone(),
+                ip,
+            })
+        })
+        .collect()
+}
+
+/// The state store key of a node group's bundle, under the cluster's part of the store.
+pub fn bundle_key(cluster: &str, group: &str) -> String {
+    format!("{cluster}/nodes/{group}/bundle.sh")
+}
+
+/// Where a node group's bundle lies, from the cluster's `configBase`.
+pub fn bundle_url(config_base: &str, group: &str) -> String {
+    format!("{}/nodes/{group}/bundle.sh", config_base.trim_end_matches('/'))
+}
+
+/// A node's files, and the same files as one bundle script.
+#[derive(Debug, Clone)]
+pub struct RenderedNode {
+    pub files: Vec<NodeFile>,
+    pub bundle: String,
+}
+
+/// Everything node `role` of `cluster` receives, certificates issued at `now`.
+pub fn render_node(
+    cluster: &Cluster,
+    role: NodeRole,
+    access: &ApiAccess,
+    pki: &crate::pki::ClusterPki,
+    secrets: &crate::pki::ClusterSecrets,
+    now: time::OffsetDateTime,
+) -> Result<RenderedNode, BootstrapError> {
+    let (role_name, node_name) = match &role {
+        NodeRole::ControlPlane { members, index, .. } => (
+            "control-plane",
+            members.get(*index).map(|member| member.name.clone()),
+        ),
+        NodeRole::Worker { name, .. } => ("worker", name.clone()),
+    };
+    let config = NodeConfig {
+        cluster,
+        role,
+        api_server: access.server.clone(),
+        api_names: access.names.clone(),
+        api_ips: access.ips.clone(),
+    };
+    let files = node_files(&config, pki, secrets, now)?;
+    let bundle = bundle_script(
+        &cluster.metadata.name,
+        role_name,
+        node_name.as_deref(),
+        &files,
+    )?;
+    Ok(RenderedNode { files, bundle })
+}

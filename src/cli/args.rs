@@ -74,6 +74,8 @@ pub enum ExportCommand {
     Terraform(ExportTerraformArgs),
     /// Merge the cluster's context into a kubeconfig file
     Kubeconfig(ExportKubeconfigArgs),
+    /// Write exactly the files one node receives (for audit, or to bootstrap a node by hand)
+    Bootstrap(ExportBootstrapArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -213,6 +215,28 @@ pub struct ExportKubeconfigArgs {
     /// Use the API's internal name (api.internal.<name>), for clients inside the VPC
     #[arg(long)]
     pub internal: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NodeRoleArg {
+    ControlPlane,
+    Worker,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportBootstrapArgs {
+    pub name: String,
+    #[arg(long, value_enum)]
+    pub role: NodeRoleArg,
+    /// The host (bare hosts) or node group (AWS workers); default: the first of the role
+    #[arg(long, value_name = "N")]
+    pub node: Option<String>,
+    /// Directory to write the node's files under, laid out as on the node (made 0700)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Also write DIR/bundle.sh: all files in one script that writes them and runs the bootstrap
+    #[arg(long)]
+    pub bundle: bool,
 }
 
 #[derive(Debug, Args)]

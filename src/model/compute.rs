@@ -28,8 +28,9 @@ struct UserDataContext<'a> {
     cluster_name: &'a str,
     role: &'a str,
     group: &'a str,
-    config_base: &'a str,
     kubernetes_version: &'a str,
+    /// Where the group's node bundle is published (`<configBase>/nodes/<group>/bundle.sh`).
+    bundle_url: String,
 }
 
 /// One group of identical instances: its launch template and auto-scaling group.
@@ -90,8 +91,11 @@ impl Builder<'_> {
                 cluster_name: &self.cluster.metadata.name,
                 role: group.role,
                 group: &group.local,
-                config_base: spec.config_base.as_deref().unwrap_or(""),
                 kubernetes_version: &spec.kubernetes_version,
+                bundle_url: crate::bootstrap::bundle_url(
+                    spec.config_base.as_deref().unwrap_or(""),
+                    &group.local,
+                ),
             },
         )?;
         let mut instance_tags = self.naming.tags(&group.local, group.role);

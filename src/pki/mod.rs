@@ -7,12 +7,14 @@
 
 pub mod authority;
 pub mod leaf;
+pub mod secrets;
 pub mod store;
 
 use std::fmt;
 
 pub use authority::{Authority, Issued};
 pub use leaf::{LeafSpec, Usage};
+pub use secrets::{BootstrapToken, ClusterSecrets};
 pub use store::ClusterPki;
 
 /// A private key in PEM form. `Debug` and `Display` never show it.
@@ -59,6 +61,12 @@ pub enum PkiError {
         #[source]
         source: rcgen::Error,
     },
+    #[error(
+        "{key} in the state store is not a valid {what}; it was not replaced (fix or restore it from the bucket's versions)"
+    )]
+    CorruptSecret { key: String, what: &'static str },
+    #[error("the system's random number generator failed: {0}")]
+    Random(String),
     #[error("a stored certificate cannot be read: {detail}")]
     Unreadable { detail: String },
     #[error(transparent)]

@@ -24,7 +24,7 @@ pub struct ClusterPki {
     pub service_account: Secret,
 }
 
-fn key_of(cluster: &str, name: &str) -> String {
+pub(super) fn key_of(cluster: &str, name: &str) -> String {
     format!("{cluster}/pki/{name}.pem")
 }
 
@@ -108,8 +108,17 @@ async fn service_account_key(store: &impl StateStore, cluster: &str) -> Result<S
     Ok(Secret::new(pem))
 }
 
+/// The public half of a stored private key, in PEM (the API server's `sa.pub`).
+pub fn public_key_pem(private: &Secret) -> Result<String, PkiError> {
+    rcgen::KeyPair::from_pem(private.expose())
+        .map(|pair| pair.public_key_pem())
+        .map_err(|error| PkiError::Unreadable {
+            detail: format!("the service-account key: {error}"),
+        })
+}
+
 /// Writes `data` at `key` unless something is there already; returns what is there after.
-async fn create_once(
+pub(super) async fn create_once(
     store: &impl StateStore,
     key: &str,
     data: Vec<u8>,

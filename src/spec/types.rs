@@ -57,6 +57,9 @@ pub struct ClusterSpec {
     /// How rafter connects to bare hosts (provider `ssh` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshSettings>,
+    /// Where nodes download binaries and images from: mirrors and per-file overrides.
+    #[serde(skip_serializing_if = "Assets::is_default")]
+    pub assets: Assets,
 }
 
 impl Default for ClusterSpec {
@@ -75,6 +78,7 @@ impl Default for ClusterSpec {
             ssh_access: SshAccess::default(),
             hosts: Vec::new(),
             ssh: None,
+            assets: Assets::default(),
         }
     }
 }
@@ -335,6 +339,54 @@ impl Default for SshSettings {
             known_hosts_file: None,
             bastion: None,
         }
+    }
+}
+
+/// Mirrors for air-gapped sites and overrides of rafter's asset list.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Assets {
+    /// Downloads go to `<fileRepository>/<host>/<path>` of each file's upstream address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_repository: Option<String>,
+    /// Images are pulled from `<containerRegistry>/<path>` instead of their upstream registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_registry: Option<String>,
+    /// Per-file address or checksum, e.g. for a Kubernetes version rafter has no checksums of.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<AssetOverride>,
+}
+
+impl Assets {
+    pub fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AssetOverride {
+    pub name: String,
+    /// May contain `{version}` and `{arch}` (`amd64`, `arm64`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "ArchDigests::is_empty")]
+    pub sha256: ArchDigests,
+}
+
+/// A file's SHA-256 for each machine architecture.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ArchDigests {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amd64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arm64: Option<String>,
+}
+
+impl ArchDigests {
+    pub fn is_empty(&self) -> bool {
+        self.amd64.is_none() && self.arm64.is_none()
     }
 }
 

@@ -1,7 +1,6 @@
 //! `rafter export kubeconfig NAME [--admin[=DURATION]] [--kubeconfig PATH] [--internal]`:
 //! the cluster's context merged into a kubeconfig, with an admin client certificate on request.
 
-use rafter::graph::ResourceKind;
 use rafter::kubeconfig::{self, Entry};
 use rafter::pki::{ClusterPki, LeafSpec};
 use rafter::spec::Cluster;
@@ -88,11 +87,8 @@ async fn api_server(
         let prefix = if internal { "api.internal" } else { "api" };
         return Ok(format!("https://{prefix}.{name}"));
     }
-    let recorded = store.read_resources(name).await?;
-    recorded
-        .iter()
-        .find(|resource| resource.address.kind == ResourceKind::LoadBalancer)
-        .and_then(|balancer| balancer.outputs.get("dns_name"))
+    stored_cluster::recorded_load_balancer(store, name)
+        .await?
         .map(|dns_name| format!("https://{dns_name}"))
         .ok_or_else(|| {
             Failure::new(

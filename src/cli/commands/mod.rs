@@ -2,6 +2,7 @@
 
 mod create_cluster;
 mod delete_cluster;
+mod export_bootstrap;
 mod export_kubeconfig;
 mod export_terraform;
 mod get_certificates;
@@ -27,5 +28,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(ExportCommand::Kubeconfig(args)) => {
             export_kubeconfig::run(state, args).await
         }
+        Command::Export(ExportCommand::Bootstrap(args)) => export_bootstrap::run(state, args).await,
     }
 }

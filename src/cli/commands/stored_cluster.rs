@@ -21,3 +21,16 @@ pub async fn load<S: StateStore>(
         .with_context(|| format!("the stored spec of cluster {name} is not valid"))?;
     Ok(prepared)
 }
+
+/// The DNS name of the cluster's API load balancer, once it exists (AWS).
+pub async fn recorded_load_balancer<S: StateStore>(
+    store: &ClusterStore<S>,
+    name: &str,
+) -> anyhow::Result<Option<String>> {
+    let recorded = store.read_resources(name).await?;
+    Ok(recorded
+        .iter()
+        .find(|resource| resource.address.kind == rafter::graph::ResourceKind::LoadBalancer)
+        .and_then(|balancer| balancer.outputs.get("dns_name"))
+        .cloned())
+}

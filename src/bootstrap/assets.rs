@@ -1,0 +1,338 @@
+//! rafter's asset list (`asset-list.yaml`, embedded): every file a node downloads and every
+//! image it runs, pinned by version, with SHA-256 digests per architecture; resolved for one
+//! cluster with its mirrors and per-file overrides (`spec.assets`).
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{AssetOverride, Assets, Cluster, Cni};
+
+const ASSET_LIST: &str = include_str!("asset-list.yaml");
+
+/// The machine architectures rafter installs.
+pub const ARCHITECTURES: [&str; 2] = ["amd64", "arm64"];
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AssetList {
+    files: Vec<FileEntry>,
+    images: BTreeMap<String, String>,
+    versions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FileEntry {
+    name: String,
+    kind: InstallKind,
+    dest: String,
+    nodes: Needed,
+    #[serde(default)]
+    cni: Option<Cni>,
+    /// A version, or `kubernetes` for the cluster's.
+    version: String,
+    url: String,
+    #[serde(default)]
+    sha256: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default = "pinned_by_default")]
+    pinned: bool,
+}
+
+fn pinned_by_default() -> bool {
+    true
+}
+
+/// Which nodes download a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Needed {
+    All,
+    ControlPlane,
+    /// Only the node that applies the cluster's add-ons.
+    Addons,
+}
+
+/// How the bootstrap script installs a download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallKind {
+    /// An executable at `dest`.
+    Binary,
+    /// A `.tar.gz` unpacked into the directory `dest`.
+    Archive,
+    /// A plain file at `dest`.
+    File,
+}
+
+/// What a node is, as far as its downloads go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeNeeds {
+    pub control_plane: bool,
+    pub applies_addons: bool,
+}
+
+/// One file for one architecture, as the bootstrap script installs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Download {
+    pub name: String,
+    pub version: String,
+    pub kind: InstallKind,
+    pub dest: String,
+    pub url: String,
+    /// `None` only for files the asset list pins by version tag alone.
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AssetError {
+    #[error(
+        "rafter has no SHA-256 of {name} {version} for {arch} (it has them for {known}); give it in spec.assets.files (name: {name}, sha256: {{{arch}: …}}) or use a version rafter lists"
+    )]
+    NoDigest {
+        name: String,
+        version: String,
+        arch: String,
+        known: String,
+    },
+    #[error("the asset list has no image `{0}`")]
+    NoImage(String),
+}
+
+fn asset_list() -> &'static AssetList {
+    static LIST: OnceLock<AssetList> = OnceLock::new();
+    LIST.get_or_init(|| {
+        // The list is part of the binary; `the_asset_list_parses` below proves it parses.
+        serde_saphyr::from_str(ASSET_LIST).unwrap_or_else(|_| AssetList {
+            files: Vec::new(),
+            images: BTreeMap::new(),
+            versions: BTreeMap::new(),
+        })
+    })
+}
+
+/// The names `spec.assets.files` may override.
+pub fn file_names() -> Vec<&'static str> {
+    asset_list()
+        .files
+        .iter()
+        .map(|file| file.name.as_str())
+        .collect()
+}
+
+/// A version the asset list pins outside images (e.g. `cilium`).
+pub fn pinned_version(name: &str) -> Option<&'static str> {
+    asset_list().versions.get(name).map(String::as_str)
+}
+
+/// `https://host/path` moved under a mirror: `<repository>/host/path`.
+fn mirrored(url: &str, repository: Option<&str>) -> String {
+    match (repository, url.split_once("://")) {
+        (Some(repository), Some((_, rest))) => {
+            format!("{}/{rest}", repository.trim_end_matches('/'))
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn fill(pattern: &str, version: &str, arch: &str) -> String {
+    pattern
+        .replace("{version}", version)
+        .replace("{arch}", arch)
+}
+
+fn override_for<'a>(assets: &'a Assets, name: &str) -> Option<&'a AssetOverride> {
+    assets.files.iter().find(|entry| entry.name == name)
+}
+
+/// Every download of a node of `cluster`, per architecture in [`ARCHITECTURES`] order.
+pub fn downloads(
+    cluster: &Cluster,
+    needs: NodeNeeds,
+) -> Result<Vec<(&'static str, Vec<Download>)>, AssetError> {
+    let spec = &cluster.spec;
+    let wanted = asset_list().files.iter().filter(|file| {
+        let for_node = match file.nodes {
+            Needed::All => true,
+            Needed::ControlPlane => needs.control_plane,
+            Needed::Addons => needs.applies_addons,
+        };
+        for_node && file.cni.is_none_or(|cni| cni == spec.networking.cni)
+    });
+    let wanted: Vec<&FileEntry> = wanted.collect();
+    ARCHITECTURES
+        .iter()
+        .map(|arch| {
+            let files = wanted
+                .iter()
+                .map(|file| download(file, cluster, arch))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((*arch, files))
+        })
+        .collect()
+}
+
+fn download(file: &FileEntry, cluster: &Cluster, arch: &str) -> Result<Download, AssetError> {
+    let spec = &cluster.spec;
+    let version = if file.version == "kubernetes" {
+        spec.kubernetes_version.trim_start_matches('v').to_string()
+    } else {
+        file.version.clone()
+    };
+    let overridden = override_for(&spec.assets, &file.name);
+    let url = match overridden.and_then(|entry| entry.url.as_deref()) {
+        Some(pattern) => fill(pattern, &version, arch),
+        None => mirrored(
+            &fill(&file.url, &version, arch),
+            spec.assets.file_repository.as_deref(),
+        ),
+    };
+    let given = overridden.and_then(|entry| match arch {
+        "amd64" => entry.sha256.amd64.clone(),
+        _ => entry.sha256.arm64.clone(),
+    });
+    let listed = file
+        .sha256
+        .get(&version)
+        .and_then(|digests| digests.get(arch))
+        .cloned();
+    let sha256 = match given.or(listed) {
+        Some(digest) => Some(digest.to_ascii_lowercase()),
+        None if !file.pinned => None,
+        None => {
+            return Err(AssetError::NoDigest {
+                name: file.name.clone(),
+                version,
+                arch: arch.to_string(),
+                known: file.sha256.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
+        }
+    };
+    Ok(Download {
+        name: file.name.clone(),
+        version,
+        kind: file.kind,
+        dest: file.dest.clone(),
+        url,
+        sha256,
+    })
+}
+
+/// The image `name` of the asset list for `cluster`, from its mirror if it has one.
+pub fn image(cluster: &Cluster, name: &str) -> Result<String, AssetError> {
+    let pattern = asset_list()
+        .images
+        .get(name)
+        .ok_or_else(|| AssetError::NoImage(name.to_string()))?;
+    let version = cluster.spec.kubernetes_version.trim_start_matches('v');
+    let reference = pattern.replace("{kubernetes}", version);
+    Ok(match cluster.spec.assets.container_registry.as_deref() {
+        // `registry.k8s.io/coredns/coredns:v1` -> `<mirror>/coredns/coredns:v1`
+        Some(mirror) => match reference.split_once('/') {
+            Some((_, path)) => format!("{}/{path}", mirror.trim_end_matches('/')),
+            None => reference,
+        },
+        None => reference,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{ArchDigests, ClusterSpec, Metadata};
+
+    fn cluster(version: &str) -> Cluster {
+        Cluster {
+            api_version: crate::spec::API_VERSION.to_string(),
+            kind: crate::spec::KIND.to_string(),
+            metadata: Metadata {
+                name: "assets.example.com".to_string(),
+            },
+            spec: ClusterSpec {
+                kubernetes_version: version.to_string(),
+                ..ClusterSpec::default()
+            },
+        }
+    }
+
+    const WORKER: NodeNeeds = NodeNeeds {
+        control_plane: false,
+        applies_addons: false,
+    };
+
+    #[test]
+    fn the_asset_list_parses_and_every_digest_is_sha256() {
+        let list: AssetList = serde_saphyr::from_str(ASSET_LIST).unwrap();
+        assert!(!list.files.is_empty());
+        for file in &list.files {
+            assert_eq!(file.pinned, !file.sha256.is_empty(), "{}", file.name);
+            for (version, digests) in &file.sha256 {
+                assert_eq!(
+                    digests.keys().map(String::as_str).collect::<Vec<_>>(),
+                    ARCHITECTURES,
+                    "{} {version}",
+                    file.name
+                );
+                for digest in digests.values() {
+                    assert_eq!(digest.len(), 64, "{} {version}", file.name);
+                    assert!(digest.bytes().all(|byte| byte.is_ascii_hexdigit()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_kubernetes_version_is_fully_pinned() {
+        let cluster = cluster(crate::spec::versions::DEFAULT_KUBERNETES_VERSION);
+        for (_, files) in downloads(&cluster, WORKER).unwrap() {
+            assert!(files.iter().all(|file| file.sha256.is_some()));
+            assert!(files.iter().any(|file| file.name == "kubelet"));
+            assert!(!files.iter().any(|file| file.name == "kubectl"));
+        }
+    }
+
+    #[test]
+    fn a_version_without_digests_is_refused_naming_the_fix() {
+        let error = downloads(&cluster("1.33.1"), WORKER).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("kubelet 1.33.1 for amd64"), "{message}");
+        assert!(message.contains("spec.assets.files"), "{message}");
+    }
+
+    #[test]
+    fn overrides_and_mirrors_apply() {
+        let mut cluster = cluster("1.33.1");
+        cluster.spec.assets = Assets {
+            file_repository: Some("https://mirror.internal/files/".to_string()),
+            container_registry: Some("mirror.internal:5000/k8s".to_string()),
+            files: vec![AssetOverride {
+                name: "kubelet".to_string(),
+                url: Some("https://bin.internal/{version}/{arch}/kubelet".to_string()),
+                sha256: ArchDigests {
+                    amd64: Some("AB".repeat(32)),
+                    arm64: Some("cd".repeat(32)),
+                },
+            }],
+        };
+        let per_arch = downloads(&cluster, WORKER).unwrap();
+        let (arch, files) = &per_arch[0];
+        assert_eq!(*arch, "amd64");
+        let kubelet = files.iter().find(|file| file.name == "kubelet").unwrap();
+        assert_eq!(kubelet.url, "https://bin.internal/1.33.1/amd64/kubelet");
+        assert_eq!(kubelet.sha256.as_deref(), Some("ab".repeat(32).as_str()));
+        let runc = files.iter().find(|file| file.name == "runc").unwrap();
+        assert_eq!(
+            runc.url,
+            "https://mirror.internal/files/github.com/opencontainers/runc/releases/download/v1.3.4/runc.amd64"
+        );
+        assert_eq!(
+            image(&cluster, "coredns").unwrap(),
+            "mirror.internal:5000/k8s/coredns/coredns:v1.12.1"
+        );
+        assert_eq!(
+            image(&cluster, "kube-apiserver").unwrap(),
+            "mirror.internal:5000/k8s/kube-apiserver:v1.33.1"
+        );
+    }
+}

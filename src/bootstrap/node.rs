@@ -1,0 +1,494 @@
+//! The files one node receives, as kubeadm lays them out: kernel and containerd settings, the
+//! kubelet's configuration and unit, certificates and kubeconfigs, the control plane's static
+//! pods, audit and encryption configuration, the add-ons the first control-plane node applies,
+//! and the bootstrap script that installs the pinned assets and starts the services.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::assets::{self, Download, NodeNeeds};
+use super::etcd::{self, EtcdMember, InitialState};
+use super::{BootstrapError, NodeFile};
+use crate::pki::leaf::NodeIdentity;
+use crate::pki::{ClusterPki, ClusterSecrets, Issued, LeafSpec};
+use crate::spec::{Cluster, Cni};
+use crate::templates;
+
+/// The group the bootstrap token authenticates as.
+const BOOTSTRAP_GROUP: &str = "system:bootstrappers:rafter:nodes";
+const PKI: &str = "/etc/kubernetes/pki";
+
+/// A node to configure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeRole {
+    /// Member `index` of the control plane; all members are known up front.
+    ControlPlane {
+        members: Vec<EtcdMember>,
+        index: usize,
+        initial_state: InitialState,
+    },
+    /// A worker; it gets its certificate through kubelet TLS bootstrap, so one configuration
+    /// serves every worker of a group. Name and address are set for bare hosts only.
+    Worker {
+        name: Option<String>,
+        ip: Option<IpAddr>,
+        labels: BTreeMap<String, String>,
+    },
+}
+
+/// Everything that decides a node's files.
+pub struct NodeConfig<'a> {
+    pub cluster: &'a Cluster,
+    pub role: NodeRole,
+    /// `https://host:port` of the API, as nodes reach it (load balancer or shared endpoint).
+    pub api_server: String,
+    /// DNS names the API server certificate must carry besides the built-in ones.
+    pub api_names: Vec<String>,
+    /// Addresses the API server certificate must carry besides the node's own.
+    pub api_ips: Vec<IpAddr>,
+}
+
+fn base64(text: &str) -> String {
+    aws_smithy_types::base64::encode(text.as_bytes())
+}
+
+/// Collects files in the order a reader expects them.
+#[derive(Default)]
+struct Files(Vec<NodeFile>);
+
+impl Files {
+    fn config(&mut self, path: &str, content: String) {
+        self.0.push(NodeFile::new(path, 0o644, content, false));
+    }
+
+    fn secret(&mut self, path: &str, content: String) {
+        self.0.push(NodeFile::new(path, 0o600, content, true));
+    }
+
+    /// Root-only, but no secret in it (static pod manifests, as kubeadm writes them).
+    fn restricted(&mut self, path: &str, content: String) {
+        self.0.push(NodeFile::new(path, 0o600, content, false));
+    }
+
+    fn script(&mut self, path: &str, content: String) {
+        self.0.push(NodeFile::new(path, 0o755, content, false));
+    }
+
+    fn pair(&mut self, stem: &str, issued: &Issued) {
+        self.config(&format!("{stem}.crt"), issued.cert_pem.clone());
+        self.secret(&format!("{stem}.key"), issued.key.expose().to_string());
+    }
+}
+
+#[derive(Serialize)]
+struct AssetLine<'a> {
+    name: &'a str,
+    kind: assets::InstallKind,
+    dest: &'a str,
+    url: &'a str,
+    sha256: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ArchAssets<'a> {
+    name: &'a str,
+    assets: Vec<AssetLine<'a>>,
+}
+
+/// The files of `node`, with certificates issued at `now`.
+pub fn node_files(
+    node: &NodeConfig<'_>,
+    pki: &ClusterPki,
+    secrets: &ClusterSecrets,
+    now: OffsetDateTime,
+) -> Result<Vec<NodeFile>, BootstrapError> {
+    let cluster = node.cluster;
+    let name = cluster.metadata.name.as_str();
+    let spec = &cluster.spec;
+    let image = |image_name: &str| assets::image(cluster, image_name);
+    let service_ip = nth_address(&spec.networking.service_cidr.0, 1);
+    let cluster_dns = nth_address(&spec.networking.service_cidr.0, 10);
+    let pod_cidr = spec.networking.pod_cidr.to_string();
+    let service_cidr = spec.networking.service_cidr.to_string();
+    let (control_plane, applies_addons, node_name, node_ip) = match &node.role {
+        NodeRole::ControlPlane { members, index, .. } => {
+            let this = members.get(*index).ok_or(BootstrapError::NoSuchMember {
+                index: *index,
+                count: members.len(),
+            })?;
+            (true, *index == 0, Some(this.name.clone()), Some(this.ip))
+        }
+        NodeRole::Worker { name, ip, .. } => (false, false, name.clone(), *ip),
+    };
+    let role = if control_plane {
+        "control-plane"
+    } else {
+        "worker"
+    };
+    let mut files = Files::default();
+
+    files.config(
+        "/etc/modules-load.d/rafter.conf",
+        templates::render("node/modules-load.conf", ())?,
+    );
+    files.config(
+        "/etc/sysctl.d/99-rafter.conf",
+        templates::render("node/sysctl.conf", ())?,
+    );
+    files.config(
+        "/etc/containerd/config.toml",
+        templates::render(
+            "node/containerd.toml",
+            minijinja::context! {
+                pause_image => image("pause")?,
+                registry_mirror => spec.assets.container_registry,
+            },
+        )?,
+    );
+    files.config(
+        "/etc/systemd/system/containerd.service",
+        templates::render("node/containerd.service", ())?,
+    );
+    files.config(
+        "/etc/crictl.yaml",
+        templates::render("node/crictl.yaml", ())?,
+    );
+    files.config(
+        "/var/lib/kubelet/config.yaml",
+        templates::render(
+            "node/kubelet-config.yaml",
+            minijinja::context! { cluster_dns => cluster_dns.to_string(), static_pods => control_plane },
+        )?,
+    );
+    let labels = match &node.role {
+        NodeRole::Worker { labels, .. } => labels
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        NodeRole::ControlPlane { .. } => String::new(),
+    };
+    files.config(
+        "/etc/systemd/system/kubelet.service",
+        templates::render(
+            "node/kubelet.service",
+            minijinja::context! {
+                cluster => name,
+                role,
+                node_name,
+                node_ip => node_ip.map(|ip| ip.to_string()),
+                node_labels => labels,
+                bootstrap_kubeconfig => !control_plane,
+            },
+        )?,
+    );
+    files.config(&format!("{PKI}/ca.crt"), pki.ca.cert_pem.clone());
+
+    let kubeconfig = |server: &str, user: &str, credential: Credential<'_>| {
+        let (token, cert_data, key_data) = match credential {
+            Credential::Token(token) => (token.to_string(), String::new(), String::new()),
+            Credential::Certificate(issued) => (
+                String::new(),
+                base64(&issued.cert_pem),
+                base64(issued.key.expose()),
+            ),
+        };
+        templates::render(
+            "node/kubeconfig.yaml",
+            minijinja::context! {
+                cluster => name,
+                server,
+                ca_data => base64(&pki.ca.cert_pem),
+                user,
+                token,
+                cert_data,
+                key_data,
+            },
+        )
+    };
+
+    if let NodeRole::ControlPlane {
+        members,
+        index,
+        initial_state,
+    } = &node.role
+    {
+        let this = &members[*index];
+        let identity = NodeIdentity {
+            hostname: this.name.clone(),
+            ips: [vec![this.ip], node.api_ips.clone()].concat(),
+        };
+        let etcd_identity = NodeIdentity {
+            hostname: this.name.clone(),
+            ips: vec![this.ip],
+        };
+        let issue = |authority: &crate::pki::Authority, leaf: &LeafSpec| authority.issue(leaf, now);
+        files.secret(&format!("{PKI}/ca.key"), pki.ca.key.expose().to_string());
+        files.pair(
+            &format!("{PKI}/apiserver"),
+            &issue(
+                &pki.ca,
+                &LeafSpec::api_server(&node.api_names, service_ip, &identity),
+            )?,
+        );
+        files.pair(
+            &format!("{PKI}/apiserver-kubelet-client"),
+            &issue(
+                &pki.ca,
+                &LeafSpec::client("kube-apiserver-kubelet-client", None),
+            )?,
+        );
+        files.pair(
+            &format!("{PKI}/apiserver-etcd-client"),
+            &issue(
+                &pki.etcd_ca,
+                &LeafSpec::etcd_client("kube-apiserver-etcd-client"),
+            )?,
+        );
+        files.config(
+            &format!("{PKI}/front-proxy-ca.crt"),
+            pki.front_proxy_ca.cert_pem.clone(),
+        );
+        files.pair(
+            &format!("{PKI}/front-proxy-client"),
+            &issue(
+                &pki.front_proxy_ca,
+                &LeafSpec::client("front-proxy-client", None),
+            )?,
+        );
+        files.secret(
+            &format!("{PKI}/sa.key"),
+            pki.service_account.expose().to_string(),
+        );
+        files.config(
+            &format!("{PKI}/sa.pub"),
+            crate::pki::store::public_key_pem(&pki.service_account)?,
+        );
+        files.config(
+            &format!("{}/ca.crt", etcd::PKI_DIR),
+            pki.etcd_ca.cert_pem.clone(),
+        );
+        files.pair(
+            &format!("{}/server", etcd::PKI_DIR),
+            &issue(&pki.etcd_ca, &LeafSpec::etcd_server(&etcd_identity))?,
+        );
+        files.pair(
+            &format!("{}/peer", etcd::PKI_DIR),
+            &issue(&pki.etcd_ca, &LeafSpec::etcd_peer(&etcd_identity))?,
+        );
+
+        let local_server = format!("https://{}", socket(this.ip, 6443));
+        let node_user = format!("system:node:{}", this.name);
+        let kubelet_cert = issue(&pki.ca, &LeafSpec::client(&node_user, Some("system:nodes")))?;
+        files.secret(
+            "/etc/kubernetes/kubelet.conf",
+            kubeconfig(
+                &node.api_server,
+                &node_user,
+                Credential::Certificate(&kubelet_cert),
+            )?,
+        );
+        for (file, user) in [
+            ("controller-manager.conf", "system:kube-controller-manager"),
+            ("scheduler.conf", "system:kube-scheduler"),
+        ] {
+            let issued = issue(&pki.ca, &LeafSpec::client(user, None))?;
+            files.secret(
+                &format!("/etc/kubernetes/{file}"),
+                kubeconfig(&local_server, user, Credential::Certificate(&issued))?,
+            );
+        }
+        let admin = issue(
+            &pki.ca,
+            &LeafSpec::client("kubernetes-admin", Some("system:masters")),
+        )?;
+        files.secret(
+            "/etc/kubernetes/admin.conf",
+            kubeconfig(
+                &local_server,
+                "kubernetes-admin",
+                Credential::Certificate(&admin),
+            )?,
+        );
+
+        let etcd_servers = std::iter::once(this)
+            .chain(members.iter().filter(|member| *member != this))
+            .map(|member| format!("https://{}", socket(member.ip, 2379)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let static_pod = |template: &str| {
+            templates::render(
+                template,
+                minijinja::context! {
+                    cluster => name,
+                    name => this.name,
+                    ip => this.ip.to_string(),
+                    image => image(template.trim_start_matches("node/").trim_end_matches(".yaml"))?,
+                    etcd_servers,
+                    service_cidr,
+                    pod_cidr,
+                },
+            )
+            .map_err(BootstrapError::from)
+        };
+        files.restricted(
+            "/etc/kubernetes/manifests/etcd.yaml",
+            etcd::etcd_manifest(cluster, members, this, *initial_state)?,
+        );
+        files.restricted(
+            "/etc/kubernetes/manifests/kube-apiserver.yaml",
+            static_pod("node/kube-apiserver.yaml")?,
+        );
+        files.restricted(
+            "/etc/kubernetes/manifests/kube-controller-manager.yaml",
+            static_pod("node/kube-controller-manager.yaml")?,
+        );
+        files.restricted(
+            "/etc/kubernetes/manifests/kube-scheduler.yaml",
+            static_pod("node/kube-scheduler.yaml")?,
+        );
+        files.config(
+            "/etc/kubernetes/audit-policy.yaml",
+            templates::render("node/audit-policy.yaml", ())?,
+        );
+        files.secret(
+            "/etc/kubernetes/encryption-config.yaml",
+            templates::render(
+                "node/encryption-config.yaml",
+                minijinja::context! {
+                    key_name => "rafter-1",
+                    key => secrets.encryption_key.expose(),
+                },
+            )?,
+        );
+    } else {
+        files.secret(
+            "/etc/kubernetes/bootstrap-kubelet.conf",
+            kubeconfig(
+                &node.api_server,
+                "kubelet-bootstrap",
+                Credential::Token(secrets.bootstrap_token.bearer().expose()),
+            )?,
+        );
+    }
+
+    let mut addons = Vec::new();
+    if applies_addons {
+        let addon_context = minijinja::context! {
+            cluster => name,
+            server => node.api_server,
+            pod_cidr,
+            cluster_dns => cluster_dns.to_string(),
+            bootstrap_group => BOOTSTRAP_GROUP,
+            token_id => secrets.bootstrap_token.id,
+            token_secret => secrets.bootstrap_token.secret.expose(),
+            registry => spec.assets.container_registry,
+        };
+        let mut addon = |file: &str, secret: bool, image_name: Option<&str>| {
+            let image = image_name.map(image).transpose()?;
+            let cni_plugin_image = image_name
+                .filter(|name| *name == "flannel")
+                .map(|_| assets::image(cluster, "flannel-cni-plugin"))
+                .transpose()?;
+            let content = templates::render(
+                &format!("addons/{file}"),
+                minijinja::context! { image, cni_plugin_image, ..addon_context.clone() },
+            )?;
+            let path = format!("/etc/kubernetes/addons/{file}");
+            if secret {
+                files.secret(&path, content);
+            } else {
+                files.config(&path, content);
+            }
+            Ok::<(), BootstrapError>(())
+        };
+        addon("node-rbac.yaml", false, None)?;
+        addon("bootstrap-token.yaml", true, None)?;
+        addon("coredns.yaml", false, Some("coredns"))?;
+        addon("kube-proxy.yaml", false, Some("kube-proxy"))?;
+        addons.extend([
+            "node-rbac.yaml",
+            "bootstrap-token.yaml",
+            "coredns.yaml",
+            "kube-proxy.yaml",
+        ]);
+        match spec.networking.cni {
+            Cni::Calico => {
+                addon("calico.yaml", false, None)?;
+                // The operator first (its manifest is an asset); calico.yaml once its CRDs exist.
+                addons.push("tigera-operator.yaml");
+            }
+            Cni::Flannel => {
+                addon("flannel.yaml", false, Some("flannel"))?;
+                addons.push("flannel.yaml");
+            }
+            Cni::Cilium => {}
+        }
+    }
+
+    let downloads = assets::downloads(
+        cluster,
+        NodeNeeds {
+            control_plane,
+            applies_addons,
+        },
+    )?;
+    let architectures: Vec<ArchAssets<'_>> = downloads
+        .iter()
+        .map(|(arch, list)| ArchAssets {
+            name: arch,
+            assets: list.iter().map(asset_line).collect(),
+        })
+        .collect();
+    files.script(
+        "/usr/local/lib/rafter/bootstrap.sh",
+        templates::render(
+            "node/bootstrap.sh",
+            minijinja::context! {
+                cluster => name,
+                role,
+                node_name,
+                kubernetes_version => spec.kubernetes_version,
+                architectures,
+                apply_addons => applies_addons,
+                addons,
+                cni => spec.networking.cni,
+                cilium_version => assets::pinned_version("cilium"),
+                pod_cidr => spec.networking.pod_cidr.to_string(),
+            },
+        )?,
+    );
+    Ok(files.0)
+}
+
+fn asset_line(download: &Download) -> AssetLine<'_> {
+    AssetLine {
+        name: &download.name,
+        kind: download.kind,
+        dest: &download.dest,
+        url: &download.url,
+        sha256: download.sha256.as_deref(),
+    }
+}
+
+enum Credential<'a> {
+    Token(&'a str),
+    Certificate(&'a Issued),
+}
+
+fn socket(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(ip) => format!("{ip}:{port}"),
+        IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+    }
+}
+
+/// The `n`th address of a network (`n = 1`: the first host).
+fn nth_address(network: &ipnet::Ipv4Net, n: u32) -> IpAddr {
+    IpAddr::V4(std::net::Ipv4Addr::from(
+        u32::from(network.network()).saturating_add(n),
+    ))
+}
