@@ -282,7 +282,10 @@ pub fn bundle_key(cluster: &str, group: &str) -> String {
 
 /// Where a node group's bundle lies, from the cluster's `configBase`.
 pub fn bundle_url(config_base: &str, group: &str) -> String {
-    format!("{}/nodes/{group}/bundle.sh", config_base.trim_end_matches('/'))
+    format!(
+        "{}/nodes/{group}/bundle.sh",
+        config_base.trim_end_matches('/')
+    )
 }
 
 /// A node's files, and the same files as one bundle script.

@@ -1,0 +1,743 @@
+//! What a node receives, checked with the real tools: every script passes `shellcheck`, every
+//! manifest `kubernetes-validate --strict` for the cluster's version, every certificate
+//! `openssl verify` against its CA with the names it must carry; the bundle really writes the
+//! files with their modes, is a no-op when rerun and repairs a changed file; the bootstrap's
+//! asset step really downloads, verifies and installs, refusing a file with the wrong digest.
+//! Snapshots of every rendered file per profile (keys and certificates redacted).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::example_cluster;
+use rafter::bootstrap::{self, NodeFile, RenderedNode, Role};
+use rafter::pki::{ClusterPki, ClusterSecrets};
+use rafter::spec::{ArchDigests, AssetOverride, Cluster, Cni};
+use rafter::state::LocalStore;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+/// The API load balancer's name AWS would give (AWS profiles have no DNS zone).
+const LOAD_BALANCER: &str = "api-lb-0123456789.elb.eu-west-1.amazonaws.com";
+
+fn tool(name: &str) -> PathBuf {
+    std::env::var_os("RAFTER_TOOLS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv"))
+        .join("bin")
+        .join(name)
+}
+
+fn run(command: &mut Command) -> Output {
+    command
+        .output()
+        .expect("tool runs (scripts/setup-tools.sh installs it)")
+}
+
+struct Material {
+    _dir: tempfile::TempDir,
+    pki: ClusterPki,
+    secrets: ClusterSecrets,
+}
+
+fn material(cluster: &Cluster) -> Material {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let name = &cluster.metadata.name;
+    let (pki, secrets) = runtime.block_on(async {
+        (
+            ClusterPki::load_or_create(&store, name, OffsetDateTime::now_utc())
+                .await
+                .unwrap(),
+            ClusterSecrets::load_or_create(&store, name).await.unwrap(),
+        )
+    });
+    Material {
+        _dir: dir,
+        pki,
+        secrets,
+    }
+}
+
+fn render(cluster: &Cluster, material: &Material, role: Role, node: Option<&str>) -> RenderedNode {
+    let selected = bootstrap::select_node(cluster, role, node).unwrap();
+    let access = bootstrap::api_access(cluster, Some(LOAD_BALANCER)).unwrap();
+    bootstrap::render_node(
+        cluster,
+        selected,
+        &access,
+        &material.pki,
+        &material.secrets,
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap()
+}
+
+fn with_cni(profile: &str, cni: Cni) -> Cluster {
+    let mut cluster = example_cluster(profile);
+    cluster.spec.networking.cni = cni;
+    cluster
+}
+
+/// Every node kind of every profile, with every CNI on the bare-host profile.
+fn every_node() -> Vec<(String, Cluster, Role, Option<&'static str>)> {
+    let mut nodes = Vec::new();
+    for cni in [Cni::Calico, Cni::Cilium, Cni::Flannel] {
+        let cluster = with_cni("ha-ssh", cni);
+        for (role, node) in [
+            (Role::ControlPlane, Some("cp-1")),
+            (Role::ControlPlane, Some("cp-2")),
+            (Role::Worker, Some("worker-1")),
+        ] {
+            nodes.push((
+                format!("ha-ssh/{cni:?}/{}", node.unwrap_or("")),
+                cluster.clone(),
+                role,
+                node,
+            ));
+        }
+    }
+    for profile in ["dev-aws", "ha-aws"] {
+        nodes.push((
+            format!("{profile}/worker"),
+            example_cluster(profile),
+            Role::Worker,
+            None,
+        ));
+    }
+    nodes
+}
+
+fn write_tree(root: &Path, files: &[NodeFile]) {
+    for file in files {
+        let path = root.join(file.path.trim_start_matches('/'));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &file.content).unwrap();
+    }
+}
+
+#[test]
+fn every_rendered_script_passes_shellcheck() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut scripts = Vec::new();
+    for (label, cluster, role, node) in every_node() {
+        let material = material(&cluster);
+        let rendered = render(&cluster, &material, role, node);
+        let stem = label.replace('/', "-");
+        let bootstrap_script = rendered
+            .files
+            .iter()
+            .find(|file| file.path == "/usr/local/lib/rafter/bootstrap.sh")
+            .unwrap();
+        for (name, content) in [
+            ("bootstrap", bootstrap_script.content.as_str()),
+            ("bundle", rendered.bundle.as_str()),
+        ] {
+            let path = dir.path().join(format!("{stem}-{name}.sh"));
+            std::fs::write(&path, content).unwrap();
+            scripts.push(path);
+        }
+    }
+    let output = run(Command::new(tool("shellcheck"))
+        .arg("--severity=style")
+        .args(&scripts));
+    assert!(
+        output.status.success(),
+        "shellcheck:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    // The tool really checks: a classic mistake is reported.
+    let broken = dir.path().join("broken.sh");
+    std::fs::write(
+        &broken,
+        "#!/bin/bash\nfor f in $(ls *.txt); do rm $f; done\n",
+    )
+    .unwrap();
+    assert!(
+        !run(Command::new(tool("shellcheck")).arg(&broken))
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn aws_user_data_passes_shellcheck_and_fits_the_16k_limit() {
+    use rafter::graph::Value;
+    let dir = tempfile::tempdir().unwrap();
+    for profile in common::AWS_PROFILES {
+        let (_, graph) = common::example_graph(profile);
+        for node in graph.nodes() {
+            let user_data = node.resource.attributes().into_iter().find_map(|field| {
+                match (field.name.as_str(), field.value) {
+                    ("user_data", Value::File(file)) => Some(file),
+                    _ => None,
+                }
+            });
+            let Some(user_data) = user_data else {
+                continue;
+            };
+            assert!(
+                user_data.content.len() <= 16 * 1024,
+                "{profile}: user-data of {} bytes",
+                user_data.content.len()
+            );
+            assert!(user_data.content.contains("/nodes/"), "fetches its bundle");
+            let path = dir.path().join(&user_data.name);
+            std::fs::write(&path, &user_data.content).unwrap();
+            let output = run(Command::new(tool("shellcheck")).arg(&path));
+            assert!(
+                output.status.success(),
+                "{profile} {}:\n{}",
+                user_data.name,
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+    }
+}
+
+#[test]
+fn every_manifest_validates_strictly_for_the_clusters_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut manifests = Vec::new();
+    for (label, cluster, role, node) in every_node() {
+        let material = material(&cluster);
+        let rendered = render(&cluster, &material, role, node);
+        let root = dir.path().join(label.replace('/', "-"));
+        write_tree(&root, &rendered.files);
+        for file in &rendered.files {
+            let kubernetes_object = file.path.starts_with("/etc/kubernetes/manifests/")
+                || (file.path.starts_with("/etc/kubernetes/addons/")
+                    && !file.path.ends_with("/calico.yaml"));
+            if kubernetes_object {
+                manifests.push(root.join(file.path.trim_start_matches('/')));
+            }
+        }
+        if let Some(calico) = rendered
+            .files
+            .iter()
+            .find(|file| file.path.ends_with("/calico.yaml"))
+        {
+            // A custom resource of the Tigera operator: no schema offline; its pool is checked.
+            let installation: serde_json::Value = serde_saphyr::from_str(&calico.content).unwrap();
+            assert_eq!(
+                installation["spec"]["calicoNetwork"]["ipPools"][0]["cidr"],
+                cluster.spec.networking.pod_cidr.to_string()
+            );
+        }
+    }
+    assert!(manifests.len() > 20, "{} manifests", manifests.len());
+    let version = rafter::spec::versions::DEFAULT_KUBERNETES_VERSION;
+    let output = run(Command::new(tool("kubernetes-validate"))
+        .args(["--strict", "--quiet", "-k", version])
+        .args(&manifests));
+    assert!(
+        output.status.success(),
+        "kubernetes-validate:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // And it does catch a misspelt field.
+    let broken = dir.path().join("broken.yaml");
+    let apiserver = std::fs::read_to_string(
+        manifests
+            .iter()
+            .find(|path| path.ends_with("kube-apiserver.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(&broken, apiserver.replace("hostNetwork:", "hostNetwrok:")).unwrap();
+    let output = run(Command::new(tool("kubernetes-validate"))
+        .args(["--strict", "--quiet", "-k", version])
+        .arg(&broken));
+    assert!(!output.status.success());
+}
+
+fn openssl(args: &[&str]) -> Output {
+    run(Command::new("openssl").args(args))
+}
+
+fn file<'a>(rendered: &'a RenderedNode, path: &str) -> &'a NodeFile {
+    rendered
+        .files
+        .iter()
+        .find(|file| file.path == path)
+        .unwrap_or_else(|| panic!("{path} missing"))
+}
+
+#[test]
+fn control_plane_certificates_chain_to_their_ca_and_name_the_node() {
+    let cluster = example_cluster("ha-ssh");
+    let material = material(&cluster);
+    let rendered = render(&cluster, &material, Role::ControlPlane, Some("cp-2"));
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &rendered.files);
+    let pki = dir.path().join("etc/kubernetes/pki");
+    let at = |name: &str| pki.join(name).to_string_lossy().into_owned();
+    for (leaf, ca) in [
+        ("apiserver.crt", "ca.crt"),
+        ("apiserver-kubelet-client.crt", "ca.crt"),
+        ("apiserver-etcd-client.crt", "etcd/ca.crt"),
+        ("front-proxy-client.crt", "front-proxy-ca.crt"),
+        ("etcd/server.crt", "etcd/ca.crt"),
+        ("etcd/peer.crt", "etcd/ca.crt"),
+    ] {
+        let verified = openssl(&["verify", "-CAfile", &at(ca), &at(leaf)]);
+        assert!(verified.status.success(), "{leaf}: {verified:?}");
+        let wrong_ca = if ca == "ca.crt" {
+            "etcd/ca.crt"
+        } else {
+            "ca.crt"
+        };
+        assert!(
+            !openssl(&["verify", "-CAfile", &at(wrong_ca), &at(leaf)])
+                .status
+                .success(),
+            "{leaf} must not chain to {wrong_ca}"
+        );
+    }
+    let text = String::from_utf8(
+        openssl(&["x509", "-noout", "-text", "-in", &at("apiserver.crt")]).stdout,
+    )
+    .unwrap();
+    for name in [
+        "DNS:cp-2",
+        "DNS:kubernetes.default.svc.cluster.local",
+        "DNS:api.ha.example.com",
+        "DNS:api.internal.ha.example.com",
+        "IP Address:10.250.0.12",
+        // The shared endpoint of the profile, and the first service address.
+        "IP Address:10.250.0.10",
+        "IP Address:100.64.0.1",
+    ] {
+        let name = name.replace("ha.example.com", &cluster.metadata.name);
+        assert!(text.contains(&name), "apiserver.crt lacks {name}:\n{text}");
+    }
+    let peer = String::from_utf8(
+        openssl(&["x509", "-noout", "-text", "-in", &at("etcd/peer.crt")]).stdout,
+    )
+    .unwrap();
+    assert!(peer.contains("IP Address:10.250.0.12"), "{peer}");
+    assert!(
+        !peer.contains("10.250.0.11"),
+        "a member's certificate names only itself"
+    );
+
+    // The service-account key pair belongs together.
+    let public_from_key = openssl(&["pkey", "-pubout", "-in", &at("sa.key")]);
+    assert_eq!(
+        String::from_utf8_lossy(&public_from_key.stdout).trim(),
+        std::fs::read_to_string(pki.join("sa.pub")).unwrap().trim()
+    );
+
+    // Each kubeconfig's client certificate chains to the cluster CA, as the user it names.
+    for (conf, subject) in [
+        ("kubelet.conf", "CN=system:node:cp-2, O=system:nodes"),
+        (
+            "controller-manager.conf",
+            "CN=system:kube-controller-manager",
+        ),
+        ("scheduler.conf", "CN=system:kube-scheduler"),
+        ("admin.conf", "CN=kubernetes-admin, O=system:masters"),
+    ] {
+        let config: serde_json::Value =
+            serde_saphyr::from_str(&file(&rendered, &format!("/etc/kubernetes/{conf}")).content)
+                .unwrap();
+        let cert = aws_smithy_types::base64::decode(
+            config["users"][0]["user"]["client-certificate-data"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let cert_path = dir.path().join(format!("{conf}.crt"));
+        std::fs::write(&cert_path, cert).unwrap();
+        let cert_path = cert_path.to_string_lossy().into_owned();
+        assert!(
+            openssl(&["verify", "-CAfile", &at("ca.crt"), &cert_path])
+                .status
+                .success()
+        );
+        let shown = String::from_utf8(
+            openssl(&[
+                "x509",
+                "-noout",
+                "-subject",
+                "-nameopt",
+                "sep_comma_plus_space",
+                "-in",
+                &cert_path,
+            ])
+            .stdout,
+        )
+        .unwrap();
+        assert!(shown.contains(subject), "{conf}: {shown}");
+    }
+}
+
+#[test]
+fn secrets_are_0600_and_workers_hold_no_key() {
+    let cluster = example_cluster("ha-ssh");
+    let material = material(&cluster);
+    let control_plane = render(&cluster, &material, Role::ControlPlane, Some("cp-1"));
+    for node_file in &control_plane.files {
+        let holds_key = node_file.content.contains("PRIVATE KEY")
+            || node_file.content.contains("client-key-data")
+            || node_file
+                .content
+                .contains(material.secrets.encryption_key.expose())
+            || node_file
+                .content
+                .contains(material.secrets.bootstrap_token.secret.expose());
+        if holds_key {
+            assert_eq!(node_file.mode, 0o600, "{}", node_file.path);
+            assert!(node_file.secret, "{}", node_file.path);
+        }
+    }
+    let worker = render(&cluster, &material, Role::Worker, Some("worker-1"));
+    assert!(
+        worker
+            .files
+            .iter()
+            .all(|file| !file.content.contains("PRIVATE KEY")),
+        "a worker gets no private key: it bootstraps its own"
+    );
+    let bootstrap_kubeconfig = file(&worker, "/etc/kubernetes/bootstrap-kubelet.conf");
+    assert_eq!(bootstrap_kubeconfig.mode, 0o600);
+    assert!(
+        bootstrap_kubeconfig
+            .content
+            .contains(material.secrets.bootstrap_token.bearer().expose())
+    );
+    assert!(
+        file(&worker, "/etc/systemd/system/kubelet.service")
+            .content
+            .contains("--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf")
+    );
+}
+
+fn bash(script: &Path, root: &Path, args: &[&str]) -> Output {
+    run(Command::new("bash")
+        .arg(script)
+        .args(args)
+        .env("RAFTER_ROOT", root))
+}
+
+#[test]
+fn the_bundle_writes_every_file_with_its_mode_and_a_rerun_changes_nothing() {
+    let cluster = example_cluster("ha-ssh");
+    let material = material(&cluster);
+    let rendered = render(&cluster, &material, Role::ControlPlane, Some("cp-1"));
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.sh");
+    std::fs::write(&bundle, &rendered.bundle).unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+
+    let before = bash(&bundle, &root, &["--check"]);
+    assert_eq!(before.status.code(), Some(1), "{before:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&before.stdout).lines().count(),
+        rendered.files.len(),
+        "--check lists every file of an empty node"
+    );
+    assert!(
+        root.read_dir().unwrap().next().is_none(),
+        "--check wrote nothing"
+    );
+
+    let written = bash(&bundle, &root, &["--files-only"]);
+    assert!(written.status.success(), "{written:?}");
+    for node_file in &rendered.files {
+        let path = root.join(node_file.path.trim_start_matches('/'));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), node_file.content);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, node_file.mode, "{}", node_file.path);
+    }
+
+    let again = bash(&bundle, &root, &["--check"]);
+    assert!(again.status.success(), "a rerun changes nothing: {again:?}");
+    let rewritten = bash(&bundle, &root, &["--files-only"]);
+    assert!(String::from_utf8_lossy(&rewritten.stderr).trim().is_empty());
+
+    // A changed file and a loosened mode are found and repaired.
+    let config = root.join("etc/containerd/config.toml");
+    std::fs::write(&config, "version = 2\n").unwrap();
+    let key = root.join("etc/kubernetes/pki/ca.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let drift = bash(&bundle, &root, &["--check"]);
+    assert_eq!(drift.status.code(), Some(1));
+    let listed = String::from_utf8_lossy(&drift.stdout).into_owned();
+    assert!(
+        listed.contains("/etc/containerd/config.toml")
+            && listed.contains("/etc/kubernetes/pki/ca.key"),
+        "{listed}"
+    );
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(bash(&bundle, &root, &["--files-only"]).status.success());
+    assert!(bash(&bundle, &root, &["--check"]).status.success());
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+/// A file server on loopback that counts the requests for each path.
+struct FileServer {
+    url: String,
+    hits: Arc<Mutex<BTreeMap<String, usize>>>,
+    files: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    served: Arc<AtomicUsize>,
+}
+
+impl FileServer {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = Arc::new(Mutex::new(BTreeMap::new()));
+        let files: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::new(Mutex::new(BTreeMap::new()));
+        let served = Arc::new(AtomicUsize::new(0));
+        let (thread_hits, thread_files, thread_served) =
+            (hits.clone(), files.clone(), served.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                reader.read_line(&mut request).unwrap_or_default();
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|read| read > 2) {
+                    line.clear();
+                }
+                let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+                *thread_hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+                thread_served.fetch_add(1, Ordering::SeqCst);
+                let body = thread_files.lock().unwrap().get(&path).cloned();
+                let response = match body {
+                    Some(body) => {
+                        let mut head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .into_bytes();
+                        head.extend(body);
+                        head
+                    }
+                    None => {
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec()
+                    }
+                };
+                let _ = stream.write_all(&response);
+            }
+        });
+        Self {
+            url,
+            hits,
+            files,
+            served,
+        }
+    }
+
+    fn serve(&self, path: &str, body: Vec<u8>) {
+        self.files.lock().unwrap().insert(path.to_string(), body);
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// A `.tar.gz` holding one executable `name`.
+fn tarball(dir: &Path, name: &str) -> Vec<u8> {
+    let staging = dir.join(format!("staging-{name}"));
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join(name), format!("#!/bin/sh\necho {name}\n")).unwrap();
+    let archive = dir.join(format!("{name}.tar.gz"));
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&staging)
+        .arg(name)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(archive).unwrap()
+}
+
+#[test]
+fn the_asset_step_installs_verified_downloads_once_and_refuses_a_wrong_digest() {
+    let server = FileServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = with_cni("ha-ssh", Cni::Flannel);
+    // Every file of a worker, served from loopback under overrides with their digests.
+    let contents: Vec<(&str, Vec<u8>)> = vec![
+        ("kubelet", b"#!/bin/sh\necho kubelet\n".to_vec()),
+        ("runc", b"#!/bin/sh\necho runc\n".to_vec()),
+        ("containerd", tarball(dir.path(), "containerd")),
+        ("crictl", tarball(dir.path(), "crictl")),
+        ("cni-plugins", tarball(dir.path(), "bridge")),
+    ];
+    for (name, body) in &contents {
+        let digest = sha256_hex(body);
+        server.serve(&format!("/{name}/{{arch}}"), Vec::new());
+        for arch in ["amd64", "arm64"] {
+            server.serve(&format!("/{name}/{arch}"), body.clone());
+        }
+        cluster.spec.assets.files.push(AssetOverride {
+            name: name.to_string(),
+            url: Some(format!("{}/{name}/{{arch}}", server.url)),
+            sha256: ArchDigests {
+                amd64: Some(digest.clone()),
+                arm64: Some(digest),
+            },
+        });
+    }
+    let material = material(&cluster);
+    let rendered = render(&cluster, &material, Role::Worker, Some("worker-1"));
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let script = root.join("bootstrap.sh");
+    std::fs::write(
+        &script,
+        &file(&rendered, "/usr/local/lib/rafter/bootstrap.sh").content,
+    )
+    .unwrap();
+
+    let first = bash(&script, &root, &["assets"]);
+    assert!(first.status.success(), "{first:?}");
+    assert_eq!(server.served.load(Ordering::SeqCst), contents.len());
+    let kubelet = root.join("usr/local/bin/kubelet");
+    assert_eq!(std::fs::read(&kubelet).unwrap(), contents[0].1);
+    assert_eq!(
+        std::fs::metadata(&kubelet).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    assert!(root.join("usr/local/sbin/runc").is_file());
+    assert!(
+        root.join("usr/local/containerd").is_file(),
+        "archive unpacked into /usr/local"
+    );
+    assert!(root.join("usr/local/bin/crictl").is_file());
+    assert!(root.join("opt/cni/bin/bridge").is_file());
+
+    let second = bash(&script, &root, &["assets"]);
+    assert!(second.status.success(), "{second:?}");
+    assert_eq!(
+        server.served.load(Ordering::SeqCst),
+        contents.len(),
+        "a rerun downloads nothing"
+    );
+
+    // A binary replaced on the node is put back from the verified cache, without a download.
+    std::fs::write(&kubelet, "tampered").unwrap();
+    assert!(bash(&script, &root, &["assets"]).status.success());
+    assert_eq!(std::fs::read(&kubelet).unwrap(), contents[0].1);
+    assert_eq!(server.served.load(Ordering::SeqCst), contents.len());
+
+    // The mirror serves something else: refused, nothing installed, the cache left clean.
+    let arch = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    };
+    server.serve(&format!("/runc/{arch}"), b"not runc".to_vec());
+    std::fs::remove_dir_all(root.join("var/cache/rafter/assets")).unwrap();
+    std::fs::remove_file(root.join("usr/local/sbin/runc")).unwrap();
+    let refused = bash(&script, &root, &["assets"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("runc") && stderr.contains("does not have the pinned SHA-256"),
+        "{stderr}"
+    );
+    assert!(!root.join("usr/local/sbin/runc").exists());
+    let cached: Vec<_> = std::fs::read_dir(root.join("var/cache/rafter/assets"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cached.iter().all(|name| !name.ends_with(".part")),
+        "{cached:?}"
+    );
+    assert!(
+        server
+            .hits
+            .lock()
+            .unwrap()
+            .get(&format!("/runc/{arch}"))
+            .copied()
+            .unwrap_or(0)
+            >= 2
+    );
+}
+
+/// Every file of a node for a snapshot: certificates and secrets replaced by their kind.
+fn redacted(rendered: &RenderedNode, material: &Material) -> String {
+    let mut out = String::new();
+    for node_file in &rendered.files {
+        out.push_str(&format!("=== {} ({:o})\n", node_file.path, node_file.mode));
+        let content = if node_file.content.starts_with("-----BEGIN CERTIFICATE") {
+            "<certificate>\n".to_string()
+        } else if node_file.content.contains("PRIVATE KEY-----")
+            && !node_file.content.contains("apiVersion")
+        {
+            "<private key>\n".to_string()
+        } else if node_file.content.contains("PUBLIC KEY-----") {
+            "<public key>\n".to_string()
+        } else {
+            let mut text = node_file.content.clone();
+            for secret in [
+                material.secrets.encryption_key.expose(),
+                material.secrets.bootstrap_token.secret.expose(),
+                material.secrets.bootstrap_token.id.as_str(),
+            ] {
+                text = text.replace(secret, "<secret>");
+            }
+            text.lines()
+                .map(|line| match line.split_once("-data: ") {
+                    Some((key, _)) => format!("{key}-data: <base64>"),
+                    None => line.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        };
+        out.push_str(&content);
+    }
+    out
+}
+
+#[test]
+fn snapshots_of_every_template_per_profile() {
+    for (label, cluster, role, node) in every_node() {
+        let cni_default = label.starts_with("ha-ssh/Calico") || !label.starts_with("ha-ssh");
+        if !cni_default && node != Some("cp-1") {
+            continue;
+        }
+        let material = material(&cluster);
+        let rendered = render(&cluster, &material, role, node);
+        let name = format!("bootstrap-{}", label.replace('/', "-").to_lowercase());
+        insta::assert_snapshot!(name, redacted(&rendered, &material));
+    }
+}
+
+#[test]
+fn ip_v4_literals_stay_addresses() {
+    // The shared endpoint of the bare-host profile is an address: it is an IP SAN, not a name.
+    let access = bootstrap::api_access(&example_cluster("ha-ssh"), None).unwrap();
+    assert_eq!(access.server, "https://10.250.0.10:6443");
+    assert_eq!(access.ips, vec!["10.250.0.10".parse::<IpAddr>().unwrap()]);
+}
