@@ -85,7 +85,17 @@ async fn conformance(store: &impl StateStore) {
 
     store.delete("b.example.com/config.yaml").await.unwrap();
     store.delete("b.example.com/config.yaml").await.unwrap();
+    // A cluster whose name extends another's keeps its state when the other is deleted.
+    store
+        .write("a.example.com.au/config.yaml", b"neighbour")
+        .await
+        .unwrap();
     store.delete_prefix("a.example.com").await.unwrap();
+    assert_eq!(
+        store.list("").await.unwrap(),
+        vec!["a.example.com.au/config.yaml".to_string()]
+    );
+    store.delete_prefix("a.example.com.au").await.unwrap();
     assert!(store.list("").await.unwrap().is_empty());
     assert!(store.write("../outside", b"x").await.is_err());
 }

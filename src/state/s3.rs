@@ -145,7 +145,15 @@ impl StateStore for S3Store {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<(), StateError> {
-        let keys = self.list(prefix).await?;
+        // A path prefix, not a string prefix: `a.example.com` must not take
+        // `a.example.com.au/…` with it.
+        let inside = format!("{prefix}/");
+        let keys: Vec<String> = self
+            .list(prefix)
+            .await?
+            .into_iter()
+            .filter(|key| key == prefix || key.starts_with(&inside))
+            .collect();
         for chunk in keys.chunks(1000) {
             let objects = chunk
                 .iter()
