@@ -163,6 +163,19 @@ async fn create_update_lock_and_delete_through_the_binary() {
     );
     assert!(text.contains(".elb."), "{text}");
 
+    // The workers' bundle is where their user-data fetches it, naming the API load balancer.
+    assert!(log.contains("Published 1 node bundle(s)"), "{log}");
+    let bundle = cli
+        .state_object(name, "nodes/nodes-workers/bundle.sh")
+        .await
+        .expect("the node group's bundle is published");
+    let bundle = String::from_utf8(bundle).unwrap();
+    assert!(bundle.starts_with("#!/bin/bash"), "{bundle}");
+    assert!(
+        bundle.contains("put /etc/kubernetes/bootstrap-kubelet.conf 600"),
+        "{bundle}"
+    );
+
     // The record of resources is in S3, with a generation per write.
     let record: serde_json::Value =
         serde_json::from_slice(&cli.state_object(name, "resources.json").await.unwrap()).unwrap();

@@ -64,6 +64,8 @@ pub enum BootstrapError {
     NoNode { cluster: String, role: &'static str },
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
 }
 
 /// How nodes and clients reach the API, and what its certificate must name.
@@ -326,4 +328,27 @@ pub fn render_node(
         &files,
     )?;
     Ok(RenderedNode { files, bundle })
+}
+
+/// Renders every AWS node group's worker bundle and writes it where the group's user-data
+/// fetches it (`<cluster>/nodes/nodes-<group>/bundle.sh`); returns the keys written.
+pub async fn publish_worker_bundles(
+    store: &impl crate::state::StateStore,
+    cluster: &Cluster,
+    load_balancer: Option<&str>,
+    now: time::OffsetDateTime,
+) -> Result<Vec<String>, BootstrapError> {
+    let name = &cluster.metadata.name;
+    let access = api_access(cluster, load_balancer)?;
+    let pki = crate::pki::ClusterPki::load_or_create(store, name, now).await?;
+    let secrets = crate::pki::ClusterSecrets::load_or_create(store, name).await?;
+    let mut written = Vec::new();
+    for group in &cluster.spec.node_groups {
+        let role = select_node(cluster, Role::Worker, Some(&group.name))?;
+        let rendered = render_node(cluster, role, &access, &pki, &secrets, now)?;
+        let key = bundle_key(name, &crate::model::compute::node_group_local(&group.name));
+        store.write(&key, rendered.bundle.as_bytes()).await?;
+        written.push(key);
+    }
+    Ok(written)
 }

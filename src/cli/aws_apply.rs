@@ -169,12 +169,38 @@ fn print_summary(report: &ApplyReport, provisioner: &AwsProvisioner) {
     }
 }
 
-/// Releases the lock, then turns a failed apply into a failure.
+/// The DNS name of the API load balancer among `records`, once it exists.
+pub fn load_balancer_dns(records: &[RecordedResource]) -> Option<String> {
+    records
+        .iter()
+        .find(|resource| resource.address.kind == rafter::graph::ResourceKind::LoadBalancer)
+        .and_then(|balancer| balancer.outputs.get("dns_name"))
+        .cloned()
+}
+
+/// Publishes the node groups' bundles (once the apply succeeded: the API's address is known
+/// then), releases the lock, then turns a failed apply into a failure.
 pub async fn finish<S: StateStore>(
+    store: &ClusterStore<S>,
     applied: Applied<'_, S>,
-    cluster: &str,
+    spec: &rafter::spec::Cluster,
     verb: &str,
 ) -> anyhow::Result<()> {
+    let cluster = spec.metadata.name.as_str();
+    if applied.report.succeeded() && !spec.spec.node_groups.is_empty() {
+        let load_balancer = load_balancer_dns(&applied.records);
+        let published = rafter::bootstrap::publish_worker_bundles(
+            store.store(),
+            spec,
+            load_balancer.as_deref(),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await?;
+        eprintln!(
+            "Published {} node bundle(s) for the node groups' first boot.",
+            published.len()
+        );
+    }
     applied.lock.release().await.map_err(locked)?;
     failure_of(&applied.report, cluster, verb).map_or(Ok(()), Err)
 }

@@ -92,10 +92,15 @@ impl Builder<'_> {
                 role: group.role,
                 group: &group.local,
                 kubernetes_version: &spec.kubernetes_version,
-                bundle_url: crate::bootstrap::bundle_url(
-                    spec.config_base.as_deref().unwrap_or(""),
-                    &group.local,
-                ),
+                // The bastion is no node: it only records who it is.
+                bundle_url: (group.role != "bastion")
+                    .then(|| {
+                        crate::bootstrap::bundle_url(
+                            spec.config_base.as_deref().unwrap_or(""),
+                            &group.local,
+                        )
+                    })
+                    .unwrap_or_default(),
             },
         )?;
         let mut instance_tags = self.naming.tags(&group.local, group.role);
@@ -132,6 +137,12 @@ impl Builder<'_> {
         );
         Ok(())
     }
+}
+
+/// The local name of a node group's launch template and auto-scaling group; also names the
+/// group's node bundle in the state store.
+pub fn node_group_local(group: &str) -> String {
+    format!("nodes-{group}")
 }
 
 /// How many control-plane members each zone gets: round-robin over the zones in order.
@@ -210,7 +221,7 @@ pub fn build(
             ),
         ]);
         builder.instance_group(InstanceGroup {
-            local: format!("nodes-{}", node_group.name),
+            local: node_group_local(&node_group.name),
             role: "node",
             image: &node_group.image,
             instance_type: &node_group.instance_type,

@@ -77,7 +77,13 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
         plan: &planner,
         force_unlock: false,
     };
-    finish(apply_with_lock(&store, request).await?, name, "create").await
+    finish(
+        &store,
+        apply_with_lock(&store, request).await?,
+        cluster,
+        "create",
+    )
+    .await
 }
 
 fn already_exists(name: &str, store: &str) -> anyhow::Error {

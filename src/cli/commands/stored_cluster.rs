@@ -28,9 +28,5 @@ pub async fn recorded_load_balancer<S: StateStore>(
     name: &str,
 ) -> anyhow::Result<Option<String>> {
     let recorded = store.read_resources(name).await?;
-    Ok(recorded
-        .iter()
-        .find(|resource| resource.address.kind == rafter::graph::ResourceKind::LoadBalancer)
-        .and_then(|balancer| balancer.outputs.get("dns_name"))
-        .cloned())
+    Ok(crate::cli::aws_apply::load_balancer_dns(&recorded))
 }

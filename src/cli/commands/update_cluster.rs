@@ -59,7 +59,13 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
             plan: &planner,
             force_unlock: args.force_unlock,
         };
-        return finish(apply_with_lock(&store, request).await?, name, "update").await;
+        return finish(
+            &store,
+            apply_with_lock(&store, request).await?,
+            &prepared.cluster,
+            "update",
+        )
+        .await;
     }
     if args.file.is_some() {
         eprintln!("The new spec was not stored: nothing changes without --yes.");
