@@ -192,7 +192,13 @@ fn aws_user_data_passes_shellcheck_and_fits_the_16k_limit() {
                 "{profile}: user-data of {} bytes",
                 user_data.content.len()
             );
-            assert!(user_data.content.contains("/nodes/"), "fetches its bundle");
+            let is_bastion = user_data.name.contains("bastion");
+            assert_eq!(
+                user_data.content.contains("BUNDLE_URL=\"s3://"),
+                !is_bastion,
+                "{}: nodes fetch their bundle, the bastion nothing",
+                user_data.name
+            );
             let path = dir.path().join(&user_data.name);
             std::fs::write(&path, &user_data.content).unwrap();
             let output = run(Command::new(tool("shellcheck")).arg(&path));

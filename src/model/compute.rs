@@ -93,14 +93,14 @@ impl Builder<'_> {
                 group: &group.local,
                 kubernetes_version: &spec.kubernetes_version,
                 // The bastion is no node: it only records who it is.
-                bundle_url: (group.role != "bastion")
-                    .then(|| {
-                        crate::bootstrap::bundle_url(
-                            spec.config_base.as_deref().unwrap_or(""),
-                            &group.local,
-                        )
-                    })
-                    .unwrap_or_default(),
+                bundle_url: if group.role == "bastion" {
+                    String::new()
+                } else {
+                    crate::bootstrap::bundle_url(
+                        spec.config_base.as_deref().unwrap_or(""),
+                        &group.local,
+                    )
+                },
             },
         )?;
         let mut instance_tags = self.naming.tags(&group.local, group.role);

@@ -101,7 +101,80 @@ pub fn validate(cluster: &Cluster) -> Vec<Diagnostic> {
         Provider::Aws => validate_aws(cluster, &mut out),
         Provider::Ssh => validate_ssh(spec, &mut out),
     }
+    validate_assets(cluster, &mut out);
     out
+}
+
+/// Mirrors and overrides must be usable, and every file a node downloads must have a digest.
+fn validate_assets(cluster: &Cluster, out: &mut Vec<Diagnostic>) {
+    let assets = &cluster.spec.assets;
+    if let Some(repository) = &assets.file_repository
+        && !(repository.starts_with("https://") || repository.starts_with("http://"))
+    {
+        out.push(
+            Diagnostic::error(
+                path("spec.assets.fileRepository"),
+                format!("`{repository}` is not an http(s) address"),
+            )
+            .with_hint("e.g. https://mirror.example.com/rafter"),
+        );
+    }
+    if let Some(registry) = &assets.container_registry
+        && registry.contains("://")
+    {
+        out.push(
+            Diagnostic::error(
+                path("spec.assets.containerRegistry"),
+                format!("`{registry}` has a scheme; a registry is a host and path"),
+            )
+            .with_hint("e.g. registry.example.com:5000/k8s"),
+        );
+    }
+    let known = crate::bootstrap::assets::file_names();
+    for (index, file) in assets.files.iter().enumerate() {
+        let base = path("spec.assets.files").index(index);
+        if !known.contains(&file.name.as_str()) {
+            let mut diagnostic = Diagnostic::error(
+                base.key("name"),
+                format!("rafter downloads no file named `{}`", file.name),
+            );
+            diagnostic = match super::diagnostics::did_you_mean(&file.name, known.iter().copied()) {
+                Some(close) => diagnostic.with_hint(format!("did you mean `{close}`?")),
+                None => diagnostic.with_hint(format!("files: {}", known.join(", "))),
+            };
+            out.push(diagnostic);
+        }
+        for (arch, digest) in [("amd64", &file.sha256.amd64), ("arm64", &file.sha256.arm64)] {
+            if let Some(digest) = digest
+                && !(digest.len() == 64 && digest.bytes().all(|byte| byte.is_ascii_hexdigit()))
+            {
+                out.push(
+                    Diagnostic::error(
+                        base.key("sha256").key(arch),
+                        "not a SHA-256 digest (64 hexadecimal characters)",
+                    )
+                    .with_hint("take it from the release's checksum file, or `sha256sum FILE`"),
+                );
+            }
+        }
+    }
+    // Only once the overrides are sound: every download has a digest.
+    let version_known = parse_kubernetes_version(&cluster.spec.kubernetes_version).is_ok();
+    let overrides_sound = out
+        .iter()
+        .all(|diagnostic| !diagnostic.path.to_string().starts_with("spec.assets"));
+    if version_known && overrides_sound {
+        let needs = crate::bootstrap::assets::NodeNeeds {
+            control_plane: true,
+            applies_addons: true,
+        };
+        if let Err(error) = crate::bootstrap::assets::downloads(cluster, needs) {
+            out.push(Diagnostic::error(
+                path("spec.kubernetesVersion"),
+                error.to_string(),
+            ));
+        }
+    }
 }
 
 fn validate_aws(cluster: &Cluster, out: &mut Vec<Diagnostic>) {
