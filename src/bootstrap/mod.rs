@@ -116,12 +116,12 @@ pub fn api_access(
                         role: "control-plane host",
                     })?,
             };
-            match endpoint.rsplit_once(':') {
-                Some((host, port)) if port.parse::<u16>().is_ok() && !host.ends_with(':') => {
-                    (host.to_string(), port.parse().unwrap_or(API_SERVER_PORT))
-                }
-                _ => (endpoint, API_SERVER_PORT),
-            }
+            // `host:port`, `[v6]:port`, or a bare host (a bare IPv6 address has colons too).
+            let with_port = endpoint
+                .rsplit_once(':')
+                .filter(|(host, _)| !host.ends_with(':'))
+                .and_then(|(host, port)| Some((host.to_string(), port.parse::<u16>().ok()?)));
+            with_port.unwrap_or((endpoint, API_SERVER_PORT))
         }
     };
     let host = host
@@ -277,16 +277,23 @@ pub fn control_plane_members(cluster: &Cluster) -> Result<Vec<EtcdMember>, Boots
         .collect()
 }
 
-/// The state store key of a node group's bundle, under the cluster's part of the store.
+/// A node group's bundle, relative to the cluster's part of the state store (the `nodes/`
+/// part the workers' IAM role may read).
+fn bundle_path(group: &str) -> String {
+    format!("nodes/{group}/bundle.sh")
+}
+
+/// The state store key of a node group's bundle.
 pub fn bundle_key(cluster: &str, group: &str) -> String {
-    format!("{cluster}/nodes/{group}/bundle.sh")
+    format!("{cluster}/{}", bundle_path(group))
 }
 
 /// Where a node group's bundle lies, from the cluster's `configBase`.
 pub fn bundle_url(config_base: &str, group: &str) -> String {
     format!(
-        "{}/nodes/{group}/bundle.sh",
-        config_base.trim_end_matches('/')
+        "{}/{}",
+        config_base.trim_end_matches('/'),
+        bundle_path(group)
     )
 }
 

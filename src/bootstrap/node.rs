@@ -319,37 +319,34 @@ pub fn node_files(
             .map(|member| format!("https://{}", socket(member.ip, 2379)))
             .collect::<Vec<_>>()
             .join(",");
-        let static_pod = |template: &str| {
-            templates::render(
-                template,
-                minijinja::context! {
-                    cluster => name,
-                    name => this.name,
-                    ip => this.ip.to_string(),
-                    image => image(template.trim_start_matches("node/").trim_end_matches(".yaml"))?,
-                    etcd_servers,
-                    service_cidr,
-                    pod_cidr,
-                },
-            )
-            .map_err(BootstrapError::from)
-        };
+        // A control-plane component: its template, manifest and image share its name.
         files.restricted(
             "/etc/kubernetes/manifests/etcd.yaml",
             etcd::etcd_manifest(cluster, members, this, *initial_state)?,
         );
-        files.restricted(
-            "/etc/kubernetes/manifests/kube-apiserver.yaml",
-            static_pod("node/kube-apiserver.yaml")?,
-        );
-        files.restricted(
-            "/etc/kubernetes/manifests/kube-controller-manager.yaml",
-            static_pod("node/kube-controller-manager.yaml")?,
-        );
-        files.restricted(
-            "/etc/kubernetes/manifests/kube-scheduler.yaml",
-            static_pod("node/kube-scheduler.yaml")?,
-        );
+        // Each component's template, manifest and image share its name.
+        for component in [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ] {
+            let manifest = templates::render(
+                &format!("node/{component}.yaml"),
+                minijinja::context! {
+                    cluster => name,
+                    name => this.name,
+                    ip => this.ip.to_string(),
+                    image => image(component)?,
+                    etcd_servers,
+                    service_cidr,
+                    pod_cidr,
+                },
+            )?;
+            files.restricted(
+                &format!("/etc/kubernetes/manifests/{component}.yaml"),
+                manifest,
+            );
+        }
         files.config(
             "/etc/kubernetes/audit-policy.yaml",
             templates::render("node/audit-policy.yaml", ())?,
@@ -456,7 +453,7 @@ pub fn node_files(
                 apply_addons => applies_addons,
                 addons,
                 cni => spec.networking.cni,
-                cilium_version => assets::pinned_version("cilium"),
+                cilium_version => assets::pinned_version("cilium")?,
                 pod_cidr => spec.networking.pod_cidr.to_string(),
             },
         )?,

@@ -26,16 +26,10 @@ pub async fn run(state: Option<&str>, args: ExportBootstrapArgs) -> anyhow::Resu
     let node = bootstrap::select_node(&cluster, role, args.node.as_deref())?;
     let load_balancer = stored_cluster::recorded_load_balancer(&store, name).await?;
     let access = bootstrap::api_access(&cluster, load_balancer.as_deref())?;
-    let pki = ClusterPki::load_or_create(store.store(), name, OffsetDateTime::now_utc()).await?;
+    let now = OffsetDateTime::now_utc();
+    let pki = ClusterPki::load_or_create(store.store(), name, now).await?;
     let secrets = ClusterSecrets::load_or_create(store.store(), name).await?;
-    let rendered = bootstrap::render_node(
-        &cluster,
-        node,
-        &access,
-        &pki,
-        &secrets,
-        OffsetDateTime::now_utc(),
-    )?;
+    let rendered = bootstrap::render_node(&cluster, node, &access, &pki, &secrets, now)?;
 
     make_private_dir(&args.out)?;
     let mut secret_count = 0;
