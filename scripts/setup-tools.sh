@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the test tools: openssl (apt, if missing) and a Python venv (default .tools/venv, or $RAFTER_TOOLS_VENV).
+# Installs the test tools: openssl and systemd-analyze (apt, if missing) and a Python venv (default .tools/venv, or $RAFTER_TOOLS_VENV).
 # Idempotent: a stamp of the requirements' hash skips pip when nothing changed.
 set -euo pipefail
 
@@ -9,10 +9,14 @@ requirements=$repo/scripts/tools-requirements.txt
 stamp=$venv/.requirements.sha256
 want=$(sha256sum "$requirements" | cut -d' ' -f1)
 
-# The PKI tests check certificates with the openssl command (Debian's openssl package).
-if ! command -v openssl >/dev/null 2>&1; then
-  echo "setup-tools: installing openssl" >&2
-  apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+# The PKI tests check certificates with the openssl command (Debian's openssl package), the
+# etcd tests its systemd unit with systemd-analyze (Debian's systemd package).
+missing=()
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup-tools: installing ${missing[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then

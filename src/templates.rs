@@ -39,8 +39,16 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/node/encryption-config.yaml.j2"),
     ),
     (
-        "node/etcd.yaml",
-        include_str!("../templates/node/etcd.yaml.j2"),
+        "node/etcd.service",
+        include_str!("../templates/node/etcd.service.j2"),
+    ),
+    (
+        "node/etcdctl.sh",
+        include_str!("../templates/node/etcdctl.sh.j2"),
+    ),
+    (
+        "node/etcd-initial-cluster.env",
+        include_str!("../templates/node/etcd-initial-cluster.env.j2"),
     ),
     (
         "node/kube-apiserver.yaml",

@@ -28,6 +28,9 @@ struct FileEntry {
     name: String,
     kind: InstallKind,
     dest: String,
+    /// Leading path components an archive's entries lose when unpacked.
+    #[serde(default)]
+    strip: u8,
     nodes: Needed,
     #[serde(default)]
     cni: Option<Cni>,
@@ -80,6 +83,8 @@ pub struct Download {
     pub version: String,
     pub kind: InstallKind,
     pub dest: String,
+    /// Leading path components an archive's entries lose when unpacked.
+    pub strip: u8,
     pub url: String,
     /// `None` only for files the asset list pins by version tag alone.
     pub sha256: Option<String>,
@@ -213,6 +218,7 @@ fn download(file: &FileEntry, cluster: &Cluster, arch: &str) -> Result<Download,
         version,
         kind: file.kind,
         dest: file.dest.clone(),
+        strip: file.strip,
         url,
         sha256,
     })

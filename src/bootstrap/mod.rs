@@ -15,7 +15,7 @@ pub mod node;
 use std::net::IpAddr;
 
 pub use bundle::bundle_script;
-pub use etcd::{EtcdMember, InitialState, etcd_manifest};
+pub use etcd::{EtcdFiles, EtcdMember, InitialState, etcd_files};
 pub use node::{NodeConfig, NodeRole, node_files};
 
 use crate::model::security::{API_LOAD_BALANCER_PORT, API_SERVER_PORT};

@@ -88,6 +88,7 @@ struct AssetLine<'a> {
     name: &'a str,
     kind: assets::InstallKind,
     dest: &'a str,
+    strip: u8,
     url: &'a str,
     sha256: Option<&'a str>,
 }
@@ -279,6 +280,14 @@ pub fn node_files(
             &format!("{}/peer", etcd::PKI_DIR),
             &issue(&pki.etcd_ca, &LeafSpec::etcd_peer(&etcd_identity))?,
         );
+        // What rafter (and an operator on the node) runs etcdctl with, as kubeadm names it.
+        files.pair(
+            &format!("{}/healthcheck-client", etcd::PKI_DIR),
+            &issue(
+                &pki.etcd_ca,
+                &LeafSpec::etcd_client("kube-etcd-healthcheck-client"),
+            )?,
+        );
 
         let local_server = format!("https://{}", socket(this.ip, 6443));
         let node_user = format!("system:node:{}", this.name);
@@ -319,10 +328,15 @@ pub fn node_files(
             .map(|member| format!("https://{}", socket(member.ip, 2379)))
             .collect::<Vec<_>>()
             .join(",");
-        // A control-plane component: its template, manifest and image share its name.
-        files.restricted(
-            "/etc/kubernetes/manifests/etcd.yaml",
-            etcd::etcd_manifest(cluster, members, this, *initial_state)?,
+        let etcd_files = etcd::etcd_files(cluster, members, this, *initial_state)?;
+        files.config(etcd::UNIT_FILE, etcd_files.unit);
+        files.config(etcd::INITIAL_CLUSTER_FILE, etcd_files.initial_cluster);
+        files.script(
+            etcd::ETCDCTL,
+            templates::render(
+                "node/etcdctl.sh",
+                minijinja::context! { install_dir => etcd::INSTALL_DIR, pki_dir => etcd::PKI_DIR },
+            )?,
         );
         // Each component's template, manifest and image share its name.
         for component in [
@@ -466,6 +480,7 @@ fn asset_line(download: &Download) -> AssetLine<'_> {
         name: &download.name,
         kind: download.kind,
         dest: &download.dest,
+        strip: download.strip,
         url: &download.url,
         sha256: download.sha256.as_deref(),
     }

@@ -1,6 +1,6 @@
-//! The stacked etcd static pod rafter renders for three control-plane nodes: valid for the
-//! cluster's Kubernetes version (`kubernetes-validate --strict`), and real — etcd started with
-//! exactly each manifest's command and rafter's certificates forms a healthy TLS quorum.
+//! The stacked etcd member rafter renders for three control-plane nodes: a unit systemd
+//! accepts (`systemd-analyze verify`), and real — etcd started with exactly each unit's
+//! command and first-start environment and rafter's certificates forms a healthy TLS quorum.
 //!
 //! The three "hosts" are loopback addresses 127.0.0.2–4 of this machine. Two adjustments a
 //! real host does not need, and nothing else: the certificate and data paths point into a
@@ -13,14 +13,11 @@ use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
 use common::etcd::{Etcdctl, Member, etcd_bin};
-use common::tools::venv_bin;
-use rafter::bootstrap::etcd::{DATA_DIR, PKI_DIR};
-use rafter::bootstrap::{EtcdMember, InitialState, etcd_manifest};
+use rafter::bootstrap::etcd::{DATA_DIR, INITIAL_CLUSTER_FILE, INSTALL_DIR, PKI_DIR};
+use rafter::bootstrap::{EtcdFiles, EtcdMember, InitialState, etcd_files};
 use rafter::pki::leaf::NodeIdentity;
 use rafter::pki::{ClusterPki, LeafSpec};
-use rafter::spec::versions::DEFAULT_KUBERNETES_VERSION;
 use rafter::state::LocalStore;
-use serde_json::Value;
 use time::OffsetDateTime;
 
 const CLUSTER: &str = "etcd.example.com";
@@ -45,60 +42,62 @@ fn members() -> Vec<EtcdMember> {
         .collect()
 }
 
-#[test]
-fn the_manifest_is_a_valid_static_pod_for_the_clusters_kubernetes_version() {
-    let members = members();
-    let dir = tempfile::tempdir().unwrap();
-    for member in &members {
-        let manifest = etcd_manifest(&cluster(), &members, member, InitialState::New).unwrap();
-        let path = dir.path().join(format!("{}.yaml", member.name));
-        std::fs::write(&path, &manifest).unwrap();
-        let output = Command::new(venv_bin("kubernetes-validate"))
-            .args([
-                "--strict",
-                "-k",
-                DEFAULT_KUBERNETES_VERSION,
-                path.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(output.status.success(), "{text}\n{manifest}");
-        assert!(text.contains("passed for resource pod/etcd"), "{text}");
-    }
-    // And a manifest with a typo in a field name would not pass: the check can fail.
-    let broken = etcd_manifest(&cluster(), &members, &members[0], InitialState::New)
-        .unwrap()
-        .replace("hostNetwork", "hostNetwrok");
-    let path = dir.path().join("broken.yaml");
-    std::fs::write(&path, broken).unwrap();
-    let status = Command::new(venv_bin("kubernetes-validate"))
-        .args([
-            "--strict",
-            "-k",
-            DEFAULT_KUBERNETES_VERSION,
-            path.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(!status.success());
+/// The files of the first member, its unit's `ExecStart` as arguments and its first-start
+/// environment as `(name, value)` pairs.
+fn rendered(
+    members: &[EtcdMember],
+    index: usize,
+) -> (EtcdFiles, Vec<String>, Vec<(String, String)>) {
+    let files = etcd_files(&cluster(), members, &members[index], InitialState::New).unwrap();
+    let exec = files
+        .unit
+        .replace("\\\n", " ")
+        .lines()
+        .find_map(|line| line.strip_prefix("ExecStart=").map(str::to_string))
+        .expect("an ExecStart line");
+    let args = exec.split_whitespace().map(str::to_string).collect();
+    let env = files
+        .initial_cluster
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let (name, value) = line.split_once('=').unwrap();
+            (name.to_string(), value.to_string())
+        })
+        .collect();
+    (files, args, env)
 }
 
-/// The container command of a rendered manifest.
-fn command_of(manifest: &str) -> Vec<String> {
-    let pod: Value = serde_saphyr::from_str(manifest).unwrap();
-    pod["spec"]["containers"][0]["command"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|part| part.as_str().unwrap().to_string())
-        .collect()
+#[test]
+fn the_unit_passes_systemd_analyze_verify() {
+    let members = members();
+    let (files, args, _) = rendered(&members, 0);
+    assert_eq!(args[0], format!("{INSTALL_DIR}/etcd"));
+    // systemd checks the binary exists: point it at the test bed's etcd.
+    let dir = tempfile::tempdir().unwrap();
+    let unit = dir.path().join("etcd.service");
+    let env = dir.path().join("initial-cluster.env");
+    std::fs::write(&env, &files.initial_cluster).unwrap();
+    let patched = files
+        .unit
+        .replace(&args[0], etcd_bin("etcd").to_str().unwrap())
+        .replace(INITIAL_CLUSTER_FILE, env.to_str().unwrap());
+    std::fs::write(&unit, &patched).unwrap();
+    let verify = |path: &std::path::Path| {
+        Command::new("systemd-analyze")
+            .args(["verify", "--man=no", path.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let output = verify(&unit);
+    let text = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "{text}\n{patched}");
+    assert!(!text.contains("etcd.service"), "{text}");
+    // A misspelt directive is reported: the check can fail.
+    std::fs::write(&unit, patched.replace("RestartSec=", "RestartSecs=")).unwrap();
+    let output = verify(&unit);
+    let text = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(text.contains("RestartSecs"), "{text}");
 }
 
 #[tokio::test]
@@ -133,9 +132,8 @@ async fn etcd_started_with_the_rendered_commands_forms_a_tls_quorum() {
             std::fs::write(pki_dir.join(format!("{file}.crt")), &issued.cert_pem).unwrap();
             std::fs::write(pki_dir.join(format!("{file}.key")), issued.key.expose()).unwrap();
         }
-        let manifest = etcd_manifest(&cluster(), &members, member, InitialState::New).unwrap();
-        let command = command_of(&manifest);
-        assert_eq!(command[0], "etcd");
+        let index = members.iter().position(|other| other == member).unwrap();
+        let (_, command, env) = rendered(&members, index);
         let own = member.ip.to_string();
         let args: Vec<String> = command[1..]
             .iter()
@@ -148,6 +146,7 @@ async fn etcd_started_with_the_rendered_commands_forms_a_tls_quorum() {
             .collect();
         let child = Command::new(etcd_bin("etcd"))
             .args(&args)
+            .envs(env)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -186,12 +185,10 @@ async fn etcd_started_with_the_rendered_commands_forms_a_tls_quorum() {
             "{listed}"
         );
     }
-    let (ok, text) = etcdctl.run(&["put", "/rafter/manifest", "works"]);
+    let (ok, text) = etcdctl.run(&["put", "/rafter/unit", "works"]);
     assert!(ok, "{text}");
-    // The path the liveness probe asks answers on the metrics port.
+    // The health endpoint on the metrics port answers.
     let probe = "/health?exclude=NOSPACE&serializable=true";
-    let manifest = etcd_manifest(&cluster(), &members, &members[0], InitialState::New).unwrap();
-    assert!(manifest.contains(probe), "{manifest}");
     let mut stream = std::net::TcpStream::connect((members[0].ip, 2381)).unwrap();
     std::io::Write::write_all(
         &mut stream,
