@@ -482,6 +482,56 @@ fn ssh_profile_plans_hosts_and_refuses_terraform() {
 }
 
 #[test]
+fn a_hosts_certificates_stay_the_same_from_one_export_to_the_next() {
+    let rafter = Rafter::new();
+    let created = rafter.run(&[
+        "create",
+        "cluster",
+        "--name",
+        "edge.example.com",
+        "--profile",
+        "ha-ssh",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let export = |dir: &str, node: &str| {
+        let out = rafter.state.path().join(dir);
+        let output = rafter.run(&[
+            "export",
+            "bootstrap",
+            "edge.example.com",
+            "--role",
+            "control-plane",
+            "--node",
+            node,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let read = |file: &str| std::fs::read_to_string(out.join(file)).unwrap();
+        (
+            read("etc/kubernetes/pki/apiserver.crt"),
+            read("etc/kubernetes/pki/etcd/peer.key"),
+            read("etc/kubernetes/admin.conf"),
+        )
+    };
+    let first = export("first", "cp-1");
+    let second = export("second", "cp-1");
+    assert_eq!(
+        first, second,
+        "a rerun must not reissue the host's certificates"
+    );
+    let other = export("other", "cp-2");
+    assert_ne!(first.0, other.0);
+    assert!(
+        rafter
+            .state
+            .path()
+            .join("edge.example.com/pki/nodes/cp-1.json")
+            .exists()
+    );
+}
+
+#[test]
 fn unknown_profiles_and_missing_files_are_clear() {
     let rafter = Rafter::new();
     let typo = rafter.run(&[

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use common::example_cluster;
 use common::tools::venv_bin as tool;
 use rafter::bootstrap::{self, NodeFile, RenderedNode, Role};
-use rafter::pki::{ClusterPki, ClusterSecrets};
+use rafter::pki::{ClusterPki, ClusterSecrets, NodeLeaves};
 use rafter::spec::{ArchDigests, AssetOverride, Cluster, Cni};
 use rafter::state::LocalStore;
 use sha2::{Digest, Sha256};
@@ -72,6 +72,7 @@ fn render(cluster: &Cluster, material: &Material, role: Role, node: Option<&str>
         &access,
         &material.pki,
         &material.secrets,
+        &mut NodeLeaves::fresh(),
         OffsetDateTime::now_utc(),
     )
     .unwrap()

@@ -304,21 +304,21 @@ pub struct RenderedNode {
     pub bundle: String,
 }
 
-/// Everything node `role` of `cluster` receives, certificates issued at `now`.
+/// Everything node `role` of `cluster` receives, its certificates from `leaves` (the ones it
+/// has while still right, else issued at `now`).
 pub fn render_node(
     cluster: &Cluster,
     role: NodeRole,
     access: &ApiAccess,
     pki: &crate::pki::ClusterPki,
     secrets: &crate::pki::ClusterSecrets,
+    leaves: &mut crate::pki::NodeLeaves,
     now: time::OffsetDateTime,
 ) -> Result<RenderedNode, BootstrapError> {
-    let (role_name, node_name) = match &role {
-        NodeRole::ControlPlane { members, index, .. } => (
-            "control-plane",
-            members.get(*index).map(|member| member.name.clone()),
-        ),
-        NodeRole::Worker { name, .. } => ("worker", name.clone()),
+    let node_name = role.name();
+    let role_name = match &role {
+        NodeRole::ControlPlane { .. } => "control-plane",
+        NodeRole::Worker { .. } => "worker",
     };
     let config = NodeConfig {
         cluster,
@@ -327,7 +327,7 @@ pub fn render_node(
         api_names: access.names.clone(),
         api_ips: access.ips.clone(),
     };
-    let files = node_files(&config, pki, secrets, now)?;
+    let files = node_files(&config, pki, secrets, leaves, now)?;
     let bundle = bundle_script(
         &cluster.metadata.name,
         role_name,
@@ -352,7 +352,9 @@ pub async fn publish_worker_bundles(
     let mut written = Vec::new();
     for group in &cluster.spec.node_groups {
         let role = select_node(cluster, Role::Worker, Some(&group.name))?;
-        let rendered = render_node(cluster, role, &access, &pki, &secrets, now)?;
+        // Workers hold no certificate of their own (TLS bootstrap): nothing to keep.
+        let mut leaves = crate::pki::NodeLeaves::fresh();
+        let rendered = render_node(cluster, role, &access, &pki, &secrets, &mut leaves, now)?;
         let key = bundle_key(name, &crate::model::compute::node_group_local(&group.name));
         store.write(&key, rendered.bundle.as_bytes()).await?;
         written.push(key);

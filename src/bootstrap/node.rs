@@ -13,7 +13,7 @@ use super::assets::{self, Download, NodeNeeds};
 use super::etcd::{self, EtcdMember, InitialState};
 use super::{BootstrapError, NodeFile};
 use crate::pki::leaf::NodeIdentity;
-use crate::pki::{ClusterPki, ClusterSecrets, Issued, LeafSpec};
+use crate::pki::{ClusterPki, ClusterSecrets, Issued, LeafSpec, NodeLeaves};
 use crate::spec::{Cluster, Cni};
 use crate::templates;
 
@@ -37,6 +37,18 @@ pub enum NodeRole {
         ip: Option<IpAddr>,
         labels: BTreeMap<String, String>,
     },
+}
+
+impl NodeRole {
+    /// The node's name, when it has one of its own (every bare host; not an AWS worker).
+    pub fn name(&self) -> Option<String> {
+        match self {
+            NodeRole::ControlPlane { members, index, .. } => {
+                members.get(*index).map(|member| member.name.clone())
+            }
+            NodeRole::Worker { name, .. } => name.clone(),
+        }
+    }
 }
 
 /// Everything that decides a node's files.
@@ -99,11 +111,12 @@ struct ArchAssets<'a> {
     assets: Vec<AssetLine<'a>>,
 }
 
-/// The files of `node`, with certificates issued at `now`.
+/// The files of `node`, with its certificates from `leaves` (reused, or issued at `now`).
 pub fn node_files(
     node: &NodeConfig<'_>,
     pki: &ClusterPki,
     secrets: &ClusterSecrets,
+    leaves: &mut NodeLeaves,
     now: OffsetDateTime,
 ) -> Result<Vec<NodeFile>, BootstrapError> {
     let cluster = node.cluster;
@@ -226,11 +239,14 @@ pub fn node_files(
             hostname: this.name.clone(),
             ips: vec![this.ip],
         };
-        let issue = |authority: &crate::pki::Authority, leaf: &LeafSpec| authority.issue(leaf, now);
+        let mut issue = |name: &str, authority: &crate::pki::Authority, leaf: &LeafSpec| {
+            leaves.issue(name, authority, leaf, now)
+        };
         files.secret(&format!("{PKI}/ca.key"), pki.ca.key.expose().to_string());
         files.pair(
             &format!("{PKI}/apiserver"),
             &issue(
+                "apiserver",
                 &pki.ca,
                 &LeafSpec::api_server(&node.api_names, service_ip, &identity),
             )?,
@@ -238,6 +254,7 @@ pub fn node_files(
         files.pair(
             &format!("{PKI}/apiserver-kubelet-client"),
             &issue(
+                "apiserver-kubelet-client",
                 &pki.ca,
                 &LeafSpec::client("kube-apiserver-kubelet-client", None),
             )?,
@@ -245,6 +262,7 @@ pub fn node_files(
         files.pair(
             &format!("{PKI}/apiserver-etcd-client"),
             &issue(
+                "apiserver-etcd-client",
                 &pki.etcd_ca,
                 &LeafSpec::etcd_client("kube-apiserver-etcd-client"),
             )?,
@@ -256,6 +274,7 @@ pub fn node_files(
         files.pair(
             &format!("{PKI}/front-proxy-client"),
             &issue(
+                "front-proxy-client",
                 &pki.front_proxy_ca,
                 &LeafSpec::client("front-proxy-client", None),
             )?,
@@ -274,16 +293,25 @@ pub fn node_files(
         );
         files.pair(
             &format!("{}/server", etcd::PKI_DIR),
-            &issue(&pki.etcd_ca, &LeafSpec::etcd_server(&etcd_identity))?,
+            &issue(
+                "etcd/server",
+                &pki.etcd_ca,
+                &LeafSpec::etcd_server(&etcd_identity),
+            )?,
         );
         files.pair(
             &format!("{}/peer", etcd::PKI_DIR),
-            &issue(&pki.etcd_ca, &LeafSpec::etcd_peer(&etcd_identity))?,
+            &issue(
+                "etcd/peer",
+                &pki.etcd_ca,
+                &LeafSpec::etcd_peer(&etcd_identity),
+            )?,
         );
         // What rafter (and an operator on the node) runs etcdctl with, as kubeadm names it.
         files.pair(
             &format!("{}/healthcheck-client", etcd::PKI_DIR),
             &issue(
+                "etcd/healthcheck-client",
                 &pki.etcd_ca,
                 &LeafSpec::etcd_client("kube-etcd-healthcheck-client"),
             )?,
@@ -291,7 +319,11 @@ pub fn node_files(
 
         let local_server = format!("https://{}", socket(this.ip, 6443));
         let node_user = format!("system:node:{}", this.name);
-        let kubelet_cert = issue(&pki.ca, &LeafSpec::client(&node_user, Some("system:nodes")))?;
+        let kubelet_cert = issue(
+            "kubelet.conf",
+            &pki.ca,
+            &LeafSpec::client(&node_user, Some("system:nodes")),
+        )?;
         files.secret(
             "/etc/kubernetes/kubelet.conf",
             kubeconfig(
@@ -304,13 +336,14 @@ pub fn node_files(
             ("controller-manager.conf", "system:kube-controller-manager"),
             ("scheduler.conf", "system:kube-scheduler"),
         ] {
-            let issued = issue(&pki.ca, &LeafSpec::client(user, None))?;
+            let issued = issue(file, &pki.ca, &LeafSpec::client(user, None))?;
             files.secret(
                 &format!("/etc/kubernetes/{file}"),
                 kubeconfig(&local_server, user, Credential::Certificate(&issued))?,
             );
         }
         let admin = issue(
+            "admin.conf",
             &pki.ca,
             &LeafSpec::client("kubernetes-admin", Some("system:masters")),
         )?;

@@ -79,18 +79,7 @@ impl Authority {
 
     /// The certificate's subject and validity period.
     pub fn validity(&self) -> Result<(String, OffsetDateTime, OffsetDateTime), PkiError> {
-        let unreadable = |detail: String| PkiError::Unreadable { detail };
-        let (_, pem) = x509_parser::pem::parse_x509_pem(self.cert_pem.as_bytes())
-            .map_err(|error| unreadable(error.to_string()))?;
-        let certificate = pem
-            .parse_x509()
-            .map_err(|error| unreadable(error.to_string()))?;
-        let validity = certificate.validity();
-        Ok((
-            certificate.subject().to_string(),
-            validity.not_before.to_datetime(),
-            validity.not_after.to_datetime(),
-        ))
+        certificate_validity(&self.cert_pem)
     }
 
     /// Issues a leaf certificate for `spec`, with a new key.
@@ -113,4 +102,22 @@ impl Authority {
             key: Secret::new(key.serialize_pem()),
         })
     }
+}
+
+/// The subject and validity period of the PEM certificate `pem`.
+pub fn certificate_validity(
+    pem: &str,
+) -> Result<(String, OffsetDateTime, OffsetDateTime), PkiError> {
+    let unreadable = |detail: String| PkiError::Unreadable { detail };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map_err(|error| unreadable(error.to_string()))?;
+    let certificate = pem
+        .parse_x509()
+        .map_err(|error| unreadable(error.to_string()))?;
+    let validity = certificate.validity();
+    Ok((
+        certificate.subject().to_string(),
+        validity.not_before.to_datetime(),
+        validity.not_after.to_datetime(),
+    ))
 }

@@ -7,6 +7,7 @@
 
 pub mod authority;
 pub mod leaf;
+pub mod leaves;
 pub mod secrets;
 pub mod store;
 
@@ -14,6 +15,7 @@ use std::fmt;
 
 pub use authority::{Authority, Issued};
 pub use leaf::{LeafSpec, Usage};
+pub use leaves::NodeLeaves;
 pub use secrets::{BootstrapToken, ClusterSecrets};
 pub use store::ClusterPki;
 

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use rafter::bootstrap::{self, Role};
-use rafter::pki::{ClusterPki, ClusterSecrets};
+use rafter::pki::{ClusterPki, ClusterSecrets, NodeLeaves};
+use rafter::spec::Provider;
 use rafter::state::local::write_atomic;
 use time::OffsetDateTime;
 
@@ -29,7 +30,16 @@ pub async fn run(state: Option<&str>, args: ExportBootstrapArgs) -> anyhow::Resu
     let now = OffsetDateTime::now_utc();
     let pki = ClusterPki::load_or_create(store.store(), name, now).await?;
     let secrets = ClusterSecrets::load_or_create(store.store(), name).await?;
-    let rendered = bootstrap::render_node(&cluster, node, &access, &pki, &secrets, now)?;
+    // A host's certificates are kept so the export is what the host receives, now and later.
+    let mut leaves = match node.name() {
+        Some(host) if cluster.spec.provider == Provider::Ssh => {
+            NodeLeaves::load(store.store(), name, &host).await?
+        }
+        _ => NodeLeaves::fresh(),
+    };
+    let rendered =
+        bootstrap::render_node(&cluster, node, &access, &pki, &secrets, &mut leaves, now)?;
+    leaves.save(store.store()).await?;
 
     make_private_dir(&args.out)?;
     let mut secret_count = 0;
