@@ -14,6 +14,7 @@ pub mod model;
 pub mod pki;
 pub mod plan;
 pub mod spec;
+pub mod ssh;
 pub mod state;
 pub mod templates;
 pub mod terraform;

@@ -6,6 +6,7 @@ pub mod etcd;
 pub mod inventory;
 pub mod moto;
 pub mod proxy;
+pub mod testbed;
 pub mod tools;
 
 use rafter::graph::ResourceGraph;
