@@ -39,7 +39,7 @@ USER_NAME=rafter
 USER_UID=1500
 DEFAULT_HOSTS=(cp-1=10.250.0.11 cp-2=10.250.0.12 cp-3=10.250.0.13 worker-1=10.250.0.21)
 PACKAGES=(openssh-server openssh-client etcd-server etcd-client containerd runc
-  containernetworking-plugins systemd-container sudo iproute2 curl)
+  containernetworking-plugins systemd-container sudo iproute2 curl kmod)
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 export RAFTER_TESTBED_DIR=$DIR
 
@@ -368,8 +368,10 @@ internal_boot() { # NAME IP
   echo "$$ $(proc_start_time $$)" >"$h/pid.new"
   mv "$h/pid.new" "$h/pid"
   trap - EXIT
-  exec systemd-nspawn -D "$r" -M "$name" --register=no --keep-unit --link-journal=no \
+  # /proc/sys/net writable, as on a real host (the node sets ip_forward and bridge sysctls).
+  SYSTEMD_NSPAWN_API_VFS_WRITABLE=network exec systemd-nspawn -D "$r" -M "$name" --register=no --keep-unit --link-journal=no \
     --network-namespace-path="/run/netns/$(host_ns "$name")" --console=pipe \
+    --capability=CAP_NET_ADMIN \
     --bind="$h/containerd:/var/lib/containerd" --tmpfs="$DIR:mode=0700" -b
 }
 

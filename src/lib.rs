@@ -9,6 +9,7 @@ pub mod apply;
 pub mod aws;
 pub mod bootstrap;
 pub mod graph;
+pub mod hosts;
 pub mod kubeconfig;
 pub mod model;
 pub mod pki;

@@ -248,20 +248,21 @@ fn flag_errors_name_the_flag() {
 }
 
 #[test]
-fn unavailable_yes_and_dry_run_change_nothing() {
+fn unreachable_hosts_and_dry_run_change_nothing() {
     let rafter = Rafter::new();
-    // Bare hosts cannot be applied yet: refused before anything is stored.
-    let applied = rafter.run(&[
-        "create",
-        "cluster",
-        "--name",
-        "edge.example.com",
-        "--profile",
-        "ha-ssh",
-        "--yes",
-    ]);
-    assert_eq!(applied.status.code(), Some(5), "{}", stderr(&applied));
-    assert!(stderr(&applied).contains("nothing was changed"));
+    // Bare hosts that cannot be reached: each is named, and nothing is started.
+    let spec = rafter.state.path().join("solo.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: solo.example.com\nspec:\n  provider: ssh\n  hosts:\n    - { name: solo, address: 127.0.0.9, port: 1, role: controlPlane }\n",
+    )
+    .unwrap();
+    let applied = rafter.run(&["create", "cluster", "-f", spec.to_str().unwrap(), "--yes"]);
+    assert_eq!(applied.status.code(), Some(1), "{}", stderr(&applied));
+    let said = stderr(&applied);
+    assert!(said.contains("solo cannot be reached"), "{said}");
+    assert!(said.contains("nothing was changed"), "{said}");
+    std::fs::remove_dir_all(rafter.state.path()).unwrap();
     let mut dry = HA.to_vec();
     dry.push("--dry-run");
     assert!(rafter.run(&dry).status.success());

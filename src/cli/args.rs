@@ -153,6 +153,20 @@ pub struct CreateClusterArgs {
     /// Plan output format
     #[arg(short, long, value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,
+    #[command(flatten)]
+    pub hosts: HostArgs,
+}
+
+/// How `provider: ssh` clusters are reached and which phases run.
+#[derive(Debug, Args, Default, Clone)]
+pub struct HostArgs {
+    /// Trust a host seen for the first time and record its key in known_hosts (a changed key
+    /// is always refused)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Phases to leave out on bare hosts: files, node, etcd, control-plane, workers, addons
+    #[arg(long, value_delimiter = ',', value_name = "PHASE")]
+    pub skip_phases: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +183,8 @@ pub struct UpdateClusterArgs {
     pub force_unlock: bool,
     #[arg(short, long, value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,
+    #[command(flatten)]
+    pub hosts: HostArgs,
 }
 
 #[derive(Debug, Args)]

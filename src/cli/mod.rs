@@ -6,9 +6,11 @@ mod args;
 mod aws_apply;
 mod commands;
 mod failure;
+mod host_progress;
 mod output;
 mod progress;
 mod settings;
+mod ssh_apply;
 
 use std::process::ExitCode;
 

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod etcd;
+pub mod host_assets;
 pub mod inventory;
 pub mod moto;
 pub mod proxy;

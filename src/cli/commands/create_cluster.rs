@@ -5,12 +5,13 @@ use rafter::model::build_graph;
 use rafter::plan::{self, RecordedResource};
 use rafter::spec::load::merge_sources;
 use rafter::spec::source::{FieldPath, NodeValue};
-use rafter::spec::{self, SpecFlags, SpecSources};
+use rafter::spec::{self, Provider, SpecFlags, SpecSources};
 use rafter::state::StateError;
 
 use crate::cli::args::{CreateClusterArgs, SpecArgs};
 use crate::cli::aws_apply::{ApplyRequest, apply_with_lock, aws_region, finish};
 use crate::cli::failure::{EXIT_CLUSTER_STATE, Failure};
+use crate::cli::ssh_apply::{self, HostRequest};
 use crate::cli::{output, settings};
 
 pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::Result<()> {
@@ -40,7 +41,8 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
         ))
         .into());
     }
-    let region = if args.yes {
+    let on_hosts = cluster.spec.provider == Provider::Ssh;
+    let region = if args.yes && !on_hosts {
         Some(aws_region(cluster)?)
     } else {
         None
@@ -61,6 +63,16 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
             StateError::PreconditionFailed { .. } => already_exists(name, &store.url()),
             other => other.into(),
         })?;
+    if on_hosts && args.yes {
+        let request = HostRequest {
+            cluster,
+            apply: true,
+            operation: "create cluster",
+            force_unlock: false,
+            args: &args.hosts,
+        };
+        return ssh_apply::run(&store, request).await;
+    }
     let Some(region) = region else {
         eprintln!(
             "Stored the spec of cluster {name} in {}.\nNothing was created in the cloud. Review the plan above; `rafter get cluster {name}` shows the full spec, `rafter update cluster {name} --yes` creates it.",

@@ -2,11 +2,12 @@
 
 use rafter::model::build_graph;
 use rafter::plan::{self, RecordedResource};
-use rafter::spec::{self, SpecSources};
+use rafter::spec::{self, Provider, SpecSources};
 
 use crate::cli::args::UpdateClusterArgs;
 use crate::cli::aws_apply::{ApplyRequest, apply_with_lock, aws_region, finish};
 use crate::cli::failure::{EXIT_INVALID_SPEC, Failure};
+use crate::cli::ssh_apply::{self, HostRequest};
 use crate::cli::{output, settings};
 
 use super::stored_cluster;
@@ -43,6 +44,28 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
     let graph = build_graph(&prepared.cluster)?;
     let plan = plan::diff(name, &graph, &recorded)?;
     output::print_plan(&plan, args.output);
+    if prepared.cluster.spec.provider == Provider::Ssh {
+        if args.yes && args.file.is_some() {
+            store
+                .replace_spec(name, &spec::to_yaml(&prepared.cluster)?)
+                .await?;
+        }
+        let request = HostRequest {
+            cluster: &prepared.cluster,
+            apply: args.yes,
+            operation: "update cluster",
+            force_unlock: args.force_unlock,
+            args: &args.hosts,
+        };
+        ssh_apply::run(&store, request).await?;
+        if !args.yes {
+            if args.file.is_some() {
+                eprintln!("The new spec was not stored: nothing changes without --yes.");
+            }
+            eprintln!("Nothing was changed: run with --yes to apply.");
+        }
+        return Ok(());
+    }
     if args.yes {
         let region = aws_region(&prepared.cluster)?;
         if args.file.is_some() {

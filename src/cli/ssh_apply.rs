@@ -1,0 +1,166 @@
+//! Bare-host clusters from the command line: take the cluster lock (to apply), run the phases
+//! over SSH with per-host progress, and end with a summary of what changed on each host and
+//! how long each phase took.
+
+use std::collections::BTreeSet;
+
+use rafter::hosts::{self, Phase, Report, RunOptions};
+use rafter::spec::Cluster;
+use rafter::state::{ClusterLock, ClusterStore, StateStore};
+
+use super::args::HostArgs;
+use super::aws_apply::renewing;
+use super::failure::{EXIT_FAILURE, EXIT_USAGE, Failure};
+use super::host_progress::HostProgress;
+use super::{LOCK_LEASE, locked};
+
+/// What a bare-host run is asked to do.
+pub struct HostRequest<'a> {
+    pub cluster: &'a Cluster,
+    /// Change the hosts; without it, only show what would change.
+    pub apply: bool,
+    /// `create cluster`, `update cluster`: shown to anyone who finds the lock held.
+    pub operation: &'a str,
+    pub force_unlock: bool,
+    pub args: &'a HostArgs,
+}
+
+fn skipped_phases(args: &HostArgs) -> anyhow::Result<BTreeSet<Phase>> {
+    args.skip_phases
+        .iter()
+        .map(|name| {
+            Phase::parse_skippable(name).ok_or_else(|| {
+                Failure::new(EXIT_USAGE, format!("--skip-phases: unknown phase `{name}`"))
+                    .hint("phases that can be skipped: files, node, etcd, control-plane, workers, addons")
+                    .into()
+            })
+        })
+        .collect()
+}
+
+pub async fn run<S: StateStore>(
+    store: &ClusterStore<S>,
+    request: HostRequest<'_>,
+) -> anyhow::Result<()> {
+    let cluster = request.cluster;
+    let name = cluster.metadata.name.as_str();
+    let options = RunOptions {
+        apply: request.apply,
+        accept_new_host_keys: request.args.accept_new_host_keys,
+        skip: skipped_phases(request.args)?,
+    };
+    // A preview changes nothing and takes no lock.
+    let mut lock = match request.apply {
+        true => Some(
+            ClusterLock::acquire(
+                store.store(),
+                name,
+                request.operation,
+                LOCK_LEASE,
+                request.force_unlock,
+            )
+            .await
+            .map_err(locked)?,
+        ),
+        false => None,
+    };
+    let hosts: Vec<String> = cluster
+        .spec
+        .hosts
+        .iter()
+        .map(|host| host.name.clone())
+        .collect();
+    let progress = HostProgress::new(&hosts);
+    let work = hosts::run(store.store(), cluster, &options, &progress);
+    let outcome = match &mut lock {
+        Some(lock) => renewing(lock, work).await,
+        None => Ok(work.await),
+    };
+    progress.finish();
+    if let Some(lock) = lock {
+        lock.release().await.map_err(locked)?;
+    }
+    let report = outcome?.map_err(|error| {
+        Failure::new(EXIT_FAILURE, format!("{} of cluster {name} stopped: {error}", request.operation))
+            .hint(format!(
+                "what was done stays done; fix the cause and run `rafter update cluster {name} --yes` again"
+            ))
+    })?;
+    print_report(&report);
+    let unreachable = report.unreachable();
+    if !unreachable.is_empty() {
+        let names: Vec<&str> = unreachable.iter().map(|host| host.name.as_str()).collect();
+        return Err(Failure::new(
+            EXIT_FAILURE,
+            format!(
+                "{} could not be reached and {} left as {}; every other host {}",
+                names.join(", "),
+                if names.len() == 1 { "was" } else { "were" },
+                if names.len() == 1 {
+                    "it was"
+                } else {
+                    "they were"
+                },
+                if report.applied {
+                    "converged"
+                } else {
+                    "was checked"
+                }
+            ),
+        )
+        .hint(format!(
+            "bring {} back and run `rafter update cluster {name} --yes` again",
+            names.join(", ")
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn print_report(report: &Report) {
+    let verb = if report.applied {
+        "changed"
+    } else {
+        "would change"
+    };
+    for line in &report.membership {
+        eprintln!("etcd: {}{line}", if report.applied { "" } else { "would " });
+    }
+    for host in &report.hosts {
+        if let Some(reason) = &host.unreachable {
+            eprintln!("{}: UNREACHABLE: {reason}", host.name);
+            continue;
+        }
+        if host.changes.is_empty() {
+            eprintln!("{}: up to date", host.name);
+            continue;
+        }
+        eprintln!("{}: {verb} {} thing(s)", host.name, host.changes.len());
+        // A preview lists everything; an apply only its first lines per host.
+        let shown = if report.applied { 5 } else { usize::MAX };
+        for change in host.changes.iter().take(shown) {
+            eprintln!("  {change}");
+        }
+        if host.changes.len() > shown {
+            eprintln!("  … and {} more", host.changes.len() - shown);
+        }
+    }
+    let phases: Vec<String> = report
+        .phases
+        .iter()
+        .map(|(phase, took)| format!("{} {:.1}s", phase.name(), took.as_secs_f64()))
+        .collect();
+    eprintln!("Phases: {}.", phases.join(", "));
+    eprintln!(
+        "SSH connections opened: {} for {} reachable host(s).",
+        report.connections,
+        report
+            .hosts
+            .iter()
+            .filter(|host| host.unreachable.is_none())
+            .count()
+    );
+    if !report.changed() {
+        eprintln!("Nothing to do: every host is as the spec says.");
+    }
+}

@@ -1,0 +1,815 @@
+//! One run of the bare-host provider: connect, look, plan etcd's membership, then (with
+//! `apply`) push each host's bundle and run the bootstrap steps phase by phase.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use time::OffsetDateTime;
+
+use crate::bootstrap::assets::NodeNeeds;
+use crate::bootstrap::etcd::INITIAL_CLUSTER_FILE;
+use crate::bootstrap::{self, EtcdMember, InitialState, NodeRole, RenderedNode, bundle_script};
+use crate::pki::{ClusterPki, ClusterSecrets, NodeLeaves};
+use crate::spec::Cluster;
+use crate::ssh::Session;
+use crate::state::StateStore;
+
+use super::HostsError;
+use super::assets::{self, HOST_CACHE, asset_arch};
+use super::etcd::{self, Member};
+use super::facts::{self, HostFacts};
+use super::inventory::{self, HostEntry};
+
+/// The phases of a run, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    Connect,
+    Preflight,
+    Files,
+    Node,
+    Etcd,
+    ControlPlane,
+    Workers,
+    Addons,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 8] = [
+        Phase::Connect,
+        Phase::Preflight,
+        Phase::Files,
+        Phase::Node,
+        Phase::Etcd,
+        Phase::ControlPlane,
+        Phase::Workers,
+        Phase::Addons,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Connect => "connect",
+            Phase::Preflight => "preflight",
+            Phase::Files => "files",
+            Phase::Node => "node",
+            Phase::Etcd => "etcd",
+            Phase::ControlPlane => "control-plane",
+            Phase::Workers => "workers",
+            Phase::Addons => "addons",
+        }
+    }
+
+    /// The phases an operator may skip (the first two only look).
+    pub fn parse_skippable(name: &str) -> Option<Phase> {
+        Phase::ALL
+            .into_iter()
+            .skip(2)
+            .find(|phase| phase.name() == name)
+    }
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Change the hosts; without it, only look and report what would be done.
+    pub apply: bool,
+    pub accept_new_host_keys: bool,
+    pub skip: BTreeSet<Phase>,
+}
+
+/// What happened (or, in a preview, would happen) on one host.
+#[derive(Debug, Clone, Default)]
+pub struct HostReport {
+    pub name: String,
+    pub changes: Vec<String>,
+    /// Why the host was left out, when it could not be reached.
+    pub unreachable: Option<String>,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub applied: bool,
+    pub hosts: Vec<HostReport>,
+    /// etcd membership changes, in the order made.
+    pub membership: Vec<String>,
+    pub phases: Vec<(Phase, Duration)>,
+    /// SSH connections opened (one per reachable host, plus one per bastion crossing).
+    pub connections: usize,
+}
+
+impl Report {
+    pub fn changed(&self) -> bool {
+        !self.membership.is_empty() || self.hosts.iter().any(|host| !host.changes.is_empty())
+    }
+
+    pub fn unreachable(&self) -> Vec<&HostReport> {
+        self.hosts
+            .iter()
+            .filter(|host| host.unreachable.is_some())
+            .collect()
+    }
+
+    fn host(&mut self, name: &str) -> &mut HostReport {
+        let index = match self.hosts.iter().position(|host| host.name == name) {
+            Some(index) => index,
+            None => {
+                self.hosts.push(HostReport {
+                    name: name.to_string(),
+                    ..HostReport::default()
+                });
+                self.hosts.len() - 1
+            }
+        };
+        &mut self.hosts[index]
+    }
+}
+
+/// Progress of a run, for a terminal or a log.
+pub trait Observer: Sync {
+    /// `host` (or `""` for the whole run) entered `phase` or reports `message` in it.
+    fn event(&self, host: &str, phase: Phase, message: &str);
+}
+
+/// A reachable host during a run.
+struct Node<'a> {
+    entry: &'a HostEntry,
+    session: Session,
+    facts: HostFacts,
+    rendered: Option<RenderedNode>,
+}
+
+impl Node<'_> {
+    fn name(&self) -> &str {
+        self.entry.name()
+    }
+}
+
+const BOOTSTRAP: &str = "/usr/local/lib/rafter/bootstrap.sh";
+const ETCD_HEALTHY_WITHIN: Duration = Duration::from_secs(90);
+
+/// The lines of a bootstrap run that report changes (all but `step …` and `done`).
+fn reported_changes(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("rafter-bootstrap: ")
+                .or_else(|| line.strip_prefix("wrote ").map(|_| line))
+        })
+        .filter(|line| !line.starts_with("step ") && *line != "done")
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs bootstrap `steps` on `node`, returning the changes it reported.
+async fn bootstrap_steps(node: &Node<'_>, steps: &str) -> Result<Vec<String>, HostsError> {
+    let command = format!("RAFTER_ASSET_CACHE={HOST_CACHE} {BOOTSTRAP} {steps}");
+    let output = node
+        .session
+        .run_checked(&format!("bootstrap.sh {steps}"), &command, b"")
+        .await?;
+    Ok(reported_changes(&output.stderr_text()))
+}
+
+/// Runs `work` on every node at once; the first error wins, after all have finished.
+async fn on_all<'n, 'a, T, F, Fut>(nodes: &'n [Node<'a>], work: F) -> Result<Vec<T>, HostsError>
+where
+    F: Fn(&'n Node<'a>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, HostsError>>,
+{
+    join_all(nodes.iter().map(work)).await.into_iter().collect()
+}
+
+/// One run over `cluster`'s hosts.
+pub async fn run(
+    store: &impl StateStore,
+    cluster: &Cluster,
+    options: &RunOptions,
+    observer: &dyn Observer,
+) -> Result<Report, HostsError> {
+    let mut report = Report {
+        applied: options.apply,
+        ..Report::default()
+    };
+    let entries = inventory::hosts(cluster);
+    for entry in &entries {
+        report.host(entry.name());
+    }
+    let connect_options = inventory::connect_options(cluster, options.accept_new_host_keys)?;
+
+    // Connect: every host at once; an unreachable host is noted, any other failure (a
+    // changed host key, refused authentication) stops the run before anything happens.
+    let started = Instant::now();
+    observer.event("", Phase::Connect, "connecting");
+    let connect_options = &connect_options;
+    let attempts = join_all(entries.iter().map(|entry| async move {
+        observer.event(entry.name(), Phase::Connect, "connecting");
+        (
+            entry,
+            Session::connect(&entry.target, connect_options).await,
+        )
+    }))
+    .await;
+    let mut connected = Vec::new();
+    let mut refused = Vec::new();
+    for (entry, attempt) in attempts {
+        match attempt {
+            Ok(session) => connected.push((entry, session)),
+            Err(error) if error.is_unreachable() => {
+                observer.event(entry.name(), Phase::Connect, "unreachable");
+                report.host(entry.name()).unreachable = Some(error.to_string());
+            }
+            Err(error) => refused.push(error.to_string()),
+        }
+    }
+    if !refused.is_empty() {
+        return Err(HostsError::Hosts(refused));
+    }
+    let per_connection = 1 + usize::from(connect_options.bastion.is_some());
+    report.connections = connected.len() * per_connection;
+    report.phases.push((Phase::Connect, started.elapsed()));
+
+    // Preflight: facts from every reachable host, checked together.
+    let started = Instant::now();
+    let gathered = join_all(connected.iter().map(|(entry, session)| async move {
+        observer.event(entry.name(), Phase::Preflight, "checking");
+        facts::gather(session).await
+    }))
+    .await;
+    let mut nodes = Vec::new();
+    for ((entry, session), facts) in connected.into_iter().zip(gathered) {
+        nodes.push(Node {
+            entry,
+            session,
+            facts: facts?,
+            rendered: None,
+        });
+    }
+    let problems = facts::preflight(
+        &nodes
+            .iter()
+            .map(|node| (node.name(), &node.facts))
+            .collect::<Vec<_>>(),
+    );
+    if !problems.is_empty() {
+        return Err(HostsError::Preflight(problems));
+    }
+    report.phases.push((Phase::Preflight, started.elapsed()));
+
+    let membership = plan_membership(cluster, &nodes, &report).await?;
+    for removal in &membership.remove {
+        report.membership.push(format!(
+            "remove etcd member {} ({})",
+            removal.name,
+            removal.peer_urls.join(",")
+        ));
+    }
+    for joining in &membership.join {
+        report.membership.push(format!(
+            "add etcd member {} ({})",
+            joining.name,
+            joining.peer_url()
+        ));
+    }
+
+    // Render every reachable host's files; their certificates are kept before any is pushed
+    // (a preview keeps none: it changes nothing).
+    let now = OffsetDateTime::now_utc();
+    let pki = ClusterPki::load_or_create(store, &cluster.metadata.name, now).await?;
+    let secrets = ClusterSecrets::load_or_create(store, &cluster.metadata.name).await?;
+    let access = bootstrap::api_access(cluster, None)?;
+    for node in &mut nodes {
+        let role = membership.role_of(cluster, node)?;
+        let mut leaves = NodeLeaves::load(store, &cluster.metadata.name, node.name()).await?;
+        let mut rendered =
+            bootstrap::render_node(cluster, role, &access, &pki, &secrets, &mut leaves, now)?;
+        if node.facts.etcd_data {
+            // How a member first found the cluster matters only before its first start.
+            rendered
+                .files
+                .retain(|file| file.path != INITIAL_CLUSTER_FILE);
+            rendered.bundle = bundle_script(
+                &cluster.metadata.name,
+                "control-plane",
+                Some(node.name()),
+                &rendered.files,
+            )
+            .map_err(bootstrap::BootstrapError::from)?;
+        }
+        if options.apply {
+            leaves.save(store).await?;
+        }
+        node.rendered = Some(rendered);
+    }
+
+    if !options.apply {
+        preview(cluster, &nodes, &mut report).await?;
+        close(nodes).await;
+        return Ok(report);
+    }
+
+    // Members leaving go first, while the cluster still has every other member.
+    if let Some(asker) = membership.asker(&nodes) {
+        for removal in &membership.remove {
+            observer.event(
+                asker.name(),
+                Phase::Etcd,
+                &format!("removing member {}", removal.name),
+            );
+            etcd::remove(&asker.session, removal).await?;
+        }
+    }
+
+    let skip = |phase| options.skip.contains(&phase);
+    if !skip(Phase::Files) {
+        let started = Instant::now();
+        let changes = on_all(&nodes, |node| push_files(cluster, node, observer)).await?;
+        for (node, changed) in nodes.iter().zip(changes) {
+            report.host(node.name()).changes.extend(changed);
+        }
+        report.phases.push((Phase::Files, started.elapsed()));
+    }
+    if !skip(Phase::Node) {
+        let started = Instant::now();
+        let changes = on_all(&nodes, |node| async move {
+            observer.event(node.name(), Phase::Node, "kernel, assets, containerd");
+            bootstrap_steps(node, "preflight kernel assets containerd").await
+        })
+        .await?;
+        for (node, changed) in nodes.iter().zip(changes) {
+            report.host(node.name()).changes.extend(changed);
+        }
+        report.phases.push((Phase::Node, started.elapsed()));
+    }
+    if !skip(Phase::Etcd) {
+        let started = Instant::now();
+        converge_etcd(&nodes, &membership, &mut report, observer).await?;
+        report.phases.push((Phase::Etcd, started.elapsed()));
+    }
+    if !skip(Phase::ControlPlane) {
+        let started = Instant::now();
+        // One at a time: at most one API server restarts at once.
+        for node in nodes.iter().filter(|node| node.entry.is_control_plane()) {
+            observer.event(node.name(), Phase::ControlPlane, "kubelet and static pods");
+            let changed = bootstrap_steps(node, "kubelet").await?;
+            report.host(node.name()).changes.extend(changed);
+        }
+        report.phases.push((Phase::ControlPlane, started.elapsed()));
+    }
+    if !skip(Phase::Workers) {
+        let started = Instant::now();
+        let workers: Vec<&Node> = nodes
+            .iter()
+            .filter(|node| !node.entry.is_control_plane())
+            .collect();
+        let changes = join_all(workers.iter().map(|node| async move {
+            observer.event(node.name(), Phase::Workers, "kubelet");
+            bootstrap_steps(node, "kubelet").await
+        }))
+        .await;
+        for (node, changed) in workers.iter().zip(changes) {
+            report.host(node.name()).changes.extend(changed?);
+        }
+        report.phases.push((Phase::Workers, started.elapsed()));
+    }
+    if !skip(Phase::Addons) {
+        let started = Instant::now();
+        let first = nodes
+            .iter()
+            .find(|node| membership.is_first_control_plane(node.name()));
+        if let Some(node) = first {
+            observer.event(node.name(), Phase::Addons, "add-ons");
+            let changed = bootstrap_steps(node, "addons").await?;
+            report.host(node.name()).changes.extend(changed);
+        }
+        report.phases.push((Phase::Addons, started.elapsed()));
+    }
+    close(nodes).await;
+    Ok(report)
+}
+
+async fn close(nodes: Vec<Node<'_>>) {
+    join_all(nodes.into_iter().map(|node| node.session.close())).await;
+}
+
+/// Uploads the host's local assets and writes the files of its bundle that differ.
+async fn push_files(
+    cluster: &Cluster,
+    node: &Node<'_>,
+    observer: &dyn Observer,
+) -> Result<Vec<String>, HostsError> {
+    observer.event(node.name(), Phase::Files, "files");
+    let mut changes = Vec::new();
+    let local = local_assets(cluster, node)?;
+    let sent = assets::upload(&node.session, &local).await?;
+    if sent > 0 {
+        changes.push(format!("uploaded {sent} assets"));
+    }
+    let bundle = rendered(node)?.bundle.as_bytes();
+    let output = node
+        .session
+        .run_checked("write the node's files", "bash -s -- --files-only", bundle)
+        .await?;
+    changes.extend(reported_changes(&output.stderr_text()));
+    Ok(changes)
+}
+
+fn rendered<'n>(node: &'n Node<'_>) -> Result<&'n RenderedNode, HostsError> {
+    node.rendered
+        .as_ref()
+        .ok_or_else(|| HostsError::Setup(format!("{} was not rendered", node.name())))
+}
+
+fn local_assets(
+    cluster: &Cluster,
+    node: &Node<'_>,
+) -> Result<Vec<bootstrap::assets::Download>, HostsError> {
+    let arch = asset_arch(&node.facts.arch).ok_or_else(|| {
+        HostsError::Setup(format!(
+            "{}: machine type {} is not supported",
+            node.name(),
+            node.facts.arch
+        ))
+    })?;
+    let needs = NodeNeeds {
+        control_plane: node.entry.is_control_plane(),
+        applies_addons: false,
+    };
+    let mut downloads = assets::local_downloads(cluster, needs, arch)?;
+    if node.entry.is_control_plane() {
+        // The first control-plane host applies the add-ons: their assets too.
+        let addons = assets::local_downloads(
+            cluster,
+            NodeNeeds {
+                control_plane: true,
+                applies_addons: true,
+            },
+            arch,
+        )?;
+        for download in addons {
+            if !downloads.contains(&download) {
+                downloads.push(download);
+            }
+        }
+    }
+    Ok(downloads)
+}
+
+/// What each host would get, without changing it: the files that differ (the bundle's own
+/// `--check`), the assets to upload, and etcd's membership changes (already in `report`).
+async fn preview(
+    cluster: &Cluster,
+    nodes: &[Node<'_>],
+    report: &mut Report,
+) -> Result<(), HostsError> {
+    let found = on_all(nodes, |node| async move {
+        let mut changes = Vec::new();
+        let local = local_assets(cluster, node)?;
+        for download in &local {
+            changes.push(format!(
+                "would install {} from {}",
+                download.name, download.url
+            ));
+        }
+        let bundle = rendered(node)?.bundle.as_bytes();
+        let output = node
+            .session
+            .run_as_root("bash -s -- --check", bundle)
+            .await?;
+        changes.extend(output.stdout_text().lines().map(str::to_string));
+        Ok(changes)
+    })
+    .await?;
+    for (node, changes) in nodes.iter().zip(found) {
+        // Assets already in the host's cache are not a change; the bundle says what differs.
+        let changes: Vec<String> = changes
+            .into_iter()
+            .filter(|line| !line.starts_with("would install") || !node.facts.etcd_active)
+            .collect();
+        report.host(node.name()).changes.extend(changes);
+    }
+    Ok(())
+}
+
+/// etcd's membership: who forms or joins, who leaves.
+struct Membership {
+    /// The control-plane hosts of the spec, as members.
+    wanted: Vec<EtcdMember>,
+    /// The members etcd has now (`None`: no cluster yet, a new one is formed).
+    current: Option<Vec<Member>>,
+    /// Members to remove: in etcd but no longer in the spec.
+    remove: Vec<Member>,
+    /// Hosts that join an existing cluster, in order.
+    join: Vec<EtcdMember>,
+}
+
+impl Membership {
+    fn is_first_control_plane(&self, name: &str) -> bool {
+        self.wanted
+            .first()
+            .is_some_and(|member| member.name == name)
+    }
+
+    /// A reachable host whose etcd answers, to ask for membership changes.
+    fn asker<'n, 'a>(&self, nodes: &'n [Node<'a>]) -> Option<&'n Node<'a>> {
+        nodes
+            .iter()
+            .find(|node| node.entry.is_control_plane() && node.facts.etcd_active)
+    }
+
+    /// The node role `node` is rendered with: a new cluster's members all start from the
+    /// full list; a joining member from the members it will find plus itself.
+    fn role_of(&self, cluster: &Cluster, node: &Node<'_>) -> Result<NodeRole, HostsError> {
+        if !node.entry.is_control_plane() {
+            return Ok(bootstrap::select_node(
+                cluster,
+                bootstrap::Role::Worker,
+                Some(node.name()),
+            )?);
+        }
+        let index = self
+            .wanted
+            .iter()
+            .position(|member| member.name == node.name())
+            .ok_or_else(|| {
+                HostsError::Setup(format!("{} is not a control-plane host", node.name()))
+            })?;
+        if self.current.is_none() {
+            return Ok(NodeRole::ControlPlane {
+                members: self.wanted.clone(),
+                index,
+                initial_state: InitialState::New,
+            });
+        }
+        let Some(position) = self
+            .join
+            .iter()
+            .position(|member| member.name == node.name())
+        else {
+            // An established member: its first-start file is not pushed (it has data).
+            return Ok(NodeRole::ControlPlane {
+                members: self.wanted.clone(),
+                index,
+                initial_state: InitialState::Existing,
+            });
+        };
+        // A joiner finds the members that stay and the joiners before it, and itself.
+        let mut members: Vec<EtcdMember> = self
+            .wanted
+            .iter()
+            .filter(|member| self.stays(member))
+            .cloned()
+            .collect();
+        members.extend(self.join[..=position].iter().cloned());
+        let index = members.len() - 1;
+        Ok(NodeRole::ControlPlane {
+            members,
+            index,
+            initial_state: InitialState::Existing,
+        })
+    }
+
+    /// A member of the spec that is in etcd now and neither leaves nor joins again.
+    fn stays(&self, member: &EtcdMember) -> bool {
+        let listed = self.current.as_ref().is_some_and(|current| {
+            current.iter().any(|known| {
+                known.name == member.name || known.peer_urls.contains(&member.peer_url())
+            })
+        });
+        listed && !self.join.iter().any(|joining| joining.name == member.name)
+    }
+}
+
+/// Reads etcd's membership from a reachable member and compares it with the spec; refuses
+/// anything that could lose quorum or data.
+async fn plan_membership(
+    cluster: &Cluster,
+    nodes: &[Node<'_>],
+    report: &Report,
+) -> Result<Membership, HostsError> {
+    let wanted = bootstrap::control_plane_members(cluster)?;
+    let unreachable: Vec<&str> = report
+        .unreachable()
+        .iter()
+        .map(|host| host.name.as_str())
+        .filter(|name| wanted.iter().any(|member| member.name == *name))
+        .collect();
+    let control_plane: Vec<&Node> = nodes
+        .iter()
+        .filter(|node| node.entry.is_control_plane())
+        .collect();
+    let asker = control_plane.iter().find(|node| node.facts.etcd_active);
+    let with_data: Vec<&str> = control_plane
+        .iter()
+        .filter(|node| node.facts.etcd_data)
+        .map(|node| node.name())
+        .collect();
+    let Some(asker) = asker else {
+        if with_data.is_empty() && unreachable.is_empty() {
+            return Ok(Membership {
+                wanted,
+                current: None,
+                remove: Vec::new(),
+                join: Vec::new(),
+            });
+        }
+        if with_data.is_empty() {
+            return Err(HostsError::Etcd(format!(
+                "a new etcd cluster needs every control-plane host, and {} cannot be reached; nothing was changed",
+                unreachable.join(", ")
+            )));
+        }
+        // Members with data but none running: the run starts them again (the etcd phase)
+        // as the members they are, then adds the others.
+        let current = wanted
+            .iter()
+            .filter(|member| with_data.contains(&member.name.as_str()))
+            .map(|member| Member {
+                id: 0,
+                name: member.name.clone(),
+                peer_urls: vec![member.peer_url()],
+            })
+            .collect();
+        return compare(wanted, current, nodes, &unreachable);
+    };
+    let current = etcd::members(&asker.session).await?;
+    compare(wanted, current, nodes, &unreachable)
+}
+
+/// The membership changes that take etcd from `current` to `wanted`: a spec host with etcd
+/// data that etcd lists stays; one etcd lists but whose data is gone (a reinstalled host) is
+/// removed and added again, as etcd requires; one never started or not listed joins; a
+/// listed member the spec no longer has is removed. Unreachable hosts are left as they are.
+fn compare(
+    wanted: Vec<EtcdMember>,
+    current: Vec<Member>,
+    nodes: &[Node<'_>],
+    unreachable: &[&str],
+) -> Result<Membership, HostsError> {
+    let node = |name: &str| nodes.iter().find(|node| node.name() == name);
+    let mut remove: Vec<Member> = current
+        .iter()
+        .filter(|known| {
+            !wanted.iter().any(|member| {
+                member.name == known.name || known.peer_urls.contains(&member.peer_url())
+            })
+        })
+        .cloned()
+        .collect();
+    let mut join = Vec::new();
+    for member in &wanted {
+        if unreachable.contains(&member.name.as_str()) {
+            continue;
+        }
+        let has_data = node(&member.name).is_some_and(|node| node.facts.etcd_data);
+        let listed = current.iter().find(|known| {
+            known.name == member.name || known.peer_urls.contains(&member.peer_url())
+        });
+        match (listed, has_data) {
+            (Some(_), true) => {}
+            (Some(known), false) => {
+                if !known.name.is_empty() {
+                    remove.push(known.clone());
+                }
+                join.push(member.clone());
+            }
+            (None, false) => join.push(member.clone()),
+            (None, true) => {
+                return Err(HostsError::Etcd(format!(
+                    "{} has etcd data but is not a member of the cluster (an earlier membership); rafter will not delete it: move /var/lib/etcd away on {0} after checking, then rerun",
+                    member.name
+                )));
+            }
+        }
+    }
+    // Quorum: the members that stay and can be reached must be a majority of all members.
+    let staying = current
+        .iter()
+        .filter(|known| !remove.contains(known))
+        .filter(|known| node(&known.name).is_some_and(|node| node.facts.etcd_data))
+        .count();
+    if staying * 2 <= current.len() {
+        return Err(HostsError::Etcd(format!(
+            "only {staying} of etcd's {} members can be reached with their data{}: changing anything could lose quorum; bring them back first. Nothing was changed",
+            current.len(),
+            if unreachable.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} cannot be reached)", unreachable.join(", "))
+            }
+        )));
+    }
+    Ok(Membership {
+        wanted,
+        current: Some(current),
+        remove,
+        join,
+    })
+}
+
+/// Brings etcd to the planned membership: a new cluster's members start together; an
+/// existing cluster's members are (re)started one at a time, each healthy before the next,
+/// then each joiner is added and started, one at a time.
+async fn converge_etcd(
+    nodes: &[Node<'_>],
+    membership: &Membership,
+    report: &mut Report,
+    observer: &dyn Observer,
+) -> Result<(), HostsError> {
+    let control_plane: Vec<&Node> = nodes
+        .iter()
+        .filter(|node| node.entry.is_control_plane())
+        .collect();
+    let Some(first) = control_plane.first() else {
+        return Ok(());
+    };
+    let client_urls = |names: &[&str]| -> Vec<String> {
+        membership
+            .wanted
+            .iter()
+            .filter(|member| names.contains(&member.name.as_str()))
+            .map(EtcdMember::client_url)
+            .collect()
+    };
+    if membership.current.is_none() {
+        let changes = join_all(control_plane.iter().map(|node| async move {
+            observer.event(node.name(), Phase::Etcd, "starting a new member");
+            bootstrap_steps(node, "etcd").await
+        }))
+        .await;
+        for (node, changed) in control_plane.iter().zip(changes) {
+            report.host(node.name()).changes.extend(changed?);
+        }
+        let names: Vec<&str> = control_plane.iter().map(|node| node.name()).collect();
+        observer.event("", Phase::Etcd, "waiting for the new cluster to be healthy");
+        return etcd::wait_healthy(&first.session, &client_urls(&names), ETCD_HEALTHY_WITHIN).await;
+    }
+    let joining = |node: &Node| {
+        membership
+            .join
+            .iter()
+            .any(|member| member.name == node.name())
+    };
+    let mut healthy: Vec<&str> = Vec::new();
+    for node in control_plane.iter().filter(|node| !joining(node)) {
+        observer.event(node.name(), Phase::Etcd, "member");
+        let changed = bootstrap_steps(node, "etcd").await?;
+        report.host(node.name()).changes.extend(changed);
+        healthy.push(node.name());
+        etcd::wait_healthy(&node.session, &client_urls(&healthy), ETCD_HEALTHY_WITHIN).await?;
+    }
+    for node in control_plane.iter().filter(|node| joining(node)) {
+        let member = membership
+            .wanted
+            .iter()
+            .find(|member| member.name == node.name())
+            .ok_or_else(|| HostsError::Setup(format!("{} is not a member", node.name())))?;
+        let asker = control_plane
+            .iter()
+            .find(|candidate| healthy.contains(&candidate.name()))
+            .ok_or_else(|| {
+                HostsError::Etcd("no healthy etcd member to add members through".into())
+            })?;
+        let already_added = etcd::members(&asker.session)
+            .await?
+            .iter()
+            .any(|known| known.peer_urls.contains(&member.peer_url()));
+        if !already_added {
+            observer.event(node.name(), Phase::Etcd, "adding as a member");
+            etcd::add(&asker.session, &member.name, &member.peer_url()).await?;
+        }
+        let changed = bootstrap_steps(node, "etcd").await?;
+        report.host(node.name()).changes.extend(changed);
+        healthy.push(node.name());
+        etcd::wait_healthy(&asker.session, &client_urls(&healthy), ETCD_HEALTHY_WITHIN).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_the_lines_besides_steps_and_done() {
+        let stderr = "rafter-bootstrap: step kernel\nrafter-bootstrap: setting net.ipv4.ip_forward = 1\nrafter-bootstrap: step containerd\nrafter-bootstrap: (re)starting containerd\nwrote /etc/x\nrafter-bootstrap: done\n";
+        assert_eq!(
+            reported_changes(stderr),
+            [
+                "setting net.ipv4.ip_forward = 1",
+                "(re)starting containerd",
+                "wrote /etc/x"
+            ]
+        );
+        assert!(
+            reported_changes("rafter-bootstrap: step etcd\nrafter-bootstrap: done\n").is_empty()
+        );
+    }
+
+    #[test]
+    fn only_the_phases_that_change_hosts_can_be_skipped() {
+        assert_eq!(Phase::parse_skippable("addons"), Some(Phase::Addons));
+        assert_eq!(Phase::parse_skippable("connect"), None);
+        assert_eq!(Phase::parse_skippable("nope"), None);
+    }
+}

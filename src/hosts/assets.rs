@@ -1,0 +1,90 @@
+//! Assets that live on the operator's machine (`file://` addresses in `spec.assets`, an
+//! air-gapped site's local cache): checked against their SHA-256 here, uploaded once into the
+//! host's verified download cache, where the node's bootstrap finds them instead of
+//! downloading (and checks them again).
+
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use crate::bootstrap::assets::{self, Download, NodeNeeds};
+use crate::spec::Cluster;
+use crate::ssh::{Session, shell_quote};
+
+use super::HostsError;
+
+/// The host's cache of verified downloads (`RAFTER_ASSET_CACHE` of the bootstrap script).
+pub const HOST_CACHE: &str = "/var/cache/rafter/assets";
+
+/// The machine architecture the asset list calls `uname -m`.
+pub fn asset_arch(uname: &str) -> Option<&'static str> {
+    match uname {
+        "x86_64" | "amd64" => Some("amd64"),
+        "aarch64" | "arm64" => Some("arm64"),
+        _ => None,
+    }
+}
+
+/// The downloads of a node of this kind and architecture that come from the operator's disk.
+pub fn local_downloads(
+    cluster: &Cluster,
+    needs: NodeNeeds,
+    arch: &str,
+) -> Result<Vec<Download>, HostsError> {
+    let per_arch = assets::downloads(cluster, needs)?;
+    Ok(per_arch
+        .into_iter()
+        .filter(|(candidate, _)| *candidate == arch)
+        .flat_map(|(_, files)| files)
+        .filter(|file| file.url.starts_with("file://"))
+        .collect())
+}
+
+/// Uploads each of `downloads` the host does not hold yet; returns how many were sent.
+pub async fn upload(session: &Session, downloads: &[Download]) -> Result<usize, HostsError> {
+    let mut sent = 0;
+    for download in downloads {
+        let local = PathBuf::from(download.url.trim_start_matches("file://"));
+        let Some(sha256) = &download.sha256 else {
+            return Err(HostsError::Setup(format!(
+                "{} comes from {} but has no SHA-256: give one in spec.assets.files",
+                download.name, download.url
+            )));
+        };
+        let file_name = local
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| download.name.clone());
+        let remote = format!("{HOST_CACHE}/{sha256}-{file_name}");
+        let present = session
+            .run_as_root(
+                &format!(
+                    "echo {} | sha256sum --check --status",
+                    shell_quote(&format!("{sha256}  {remote}"))
+                ),
+                b"",
+            )
+            .await?;
+        if present.success() {
+            continue;
+        }
+        let content = tokio::fs::read(&local).await.map_err(|error| {
+            HostsError::Setup(format!(
+                "cannot read {} for {}: {error}",
+                local.display(),
+                download.name
+            ))
+        })?;
+        let actual = format!("{:x}", Sha256::digest(&content));
+        if &actual != sha256 {
+            return Err(HostsError::Setup(format!(
+                "{} ({}) has SHA-256 {actual}, not the pinned {sha256}; nothing was uploaded (check the file, or the digest in spec.assets.files)",
+                download.name,
+                local.display()
+            )));
+        }
+        session.upload(&remote, &content, 0o644).await?;
+        sent += 1;
+    }
+    Ok(sent)
+}

@@ -1,0 +1,103 @@
+//! etcd membership over SSH, with the `etcdctl` rafter puts beside each member
+//! ([`crate::bootstrap::etcd::ETCDCTL`]): list, add, remove, and wait for health.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::bootstrap::etcd::ETCDCTL;
+use crate::ssh::{Session, shell_quote};
+
+use super::HostsError;
+
+/// A member as etcd lists it. A member added but not started yet has no name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Member {
+    #[serde(rename = "ID")]
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "peerURLs", default)]
+    pub peer_urls: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct MemberList {
+    #[serde(default)]
+    members: Vec<Member>,
+}
+
+async fn etcdctl(session: &Session, what: &str, args: &str) -> Result<String, HostsError> {
+    let output = session
+        .run_checked(
+            what,
+            &format!("{ETCDCTL} --command-timeout=10s {args}"),
+            b"",
+        )
+        .await?;
+    Ok(output.stdout_text())
+}
+
+/// The members, as the member on `session`'s host sees them.
+pub async fn members(session: &Session) -> Result<Vec<Member>, HostsError> {
+    let json = etcdctl(session, "etcdctl member list", "member list -w json").await?;
+    let list: MemberList = serde_json::from_str(&json).map_err(|error| {
+        HostsError::Etcd(format!(
+            "{}: etcdctl member list printed something unexpected ({error})",
+            session.target().describe()
+        ))
+    })?;
+    Ok(list.members)
+}
+
+pub async fn add(session: &Session, name: &str, peer_url: &str) -> Result<(), HostsError> {
+    etcdctl(
+        session,
+        &format!("etcdctl member add {name}"),
+        &format!(
+            "member add {} --peer-urls={}",
+            shell_quote(name),
+            shell_quote(peer_url)
+        ),
+    )
+    .await
+    .map(drop)
+}
+
+pub async fn remove(session: &Session, member: &Member) -> Result<(), HostsError> {
+    etcdctl(
+        session,
+        &format!("etcdctl member remove {}", member.name),
+        &format!("member remove {:x}", member.id),
+    )
+    .await
+    .map(drop)
+}
+
+/// Waits until every endpoint in `client_urls` answers healthy, asking from `session`'s
+/// host; gives up after `limit` with the last answer.
+pub async fn wait_healthy(
+    session: &Session,
+    client_urls: &[String],
+    limit: Duration,
+) -> Result<(), HostsError> {
+    let command = format!(
+        "{ETCDCTL} --command-timeout=5s endpoint health --endpoints={}",
+        shell_quote(&client_urls.join(","))
+    );
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let output = session.run_as_root(&command, b"").await?;
+        if output.success() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(HostsError::Etcd(format!(
+                "etcd did not become healthy within {limit:?} (asked from {}): {}",
+                session.target().name,
+                output.stderr_text().trim()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
