@@ -171,15 +171,34 @@ fn a_bare_host_cluster_forms_converges_and_survives_a_host_down() {
         "no etcd member was restarted"
     );
 
+    // A preview finds a deleted file and changes nothing.
+    testbed.ssh_ok("cp-3", "rm /etc/crictl.yaml");
+    let preview = rafter.run(&["update", "cluster", CLUSTER]);
+    let said = stderr(&preview);
+    assert!(preview.status.success(), "{said}");
+    assert!(
+        said.contains("cp-3: would change 1 thing(s)\n  would write /etc/crictl.yaml (mode 644)"),
+        "{said}"
+    );
+    assert!(said.contains("cp-1: up to date"), "{said}");
+    assert!(
+        !testbed
+            .ssh("cp-3", "test -e /etc/crictl.yaml")
+            .status
+            .success()
+    );
+
     // One control-plane host powered off: etcd still takes writes; the rerun names the host,
     // converges the others and keeps quorum.
     testbed.stop("cp-2");
+    // If cp-2 led, the others elect a new leader first (a few seconds).
     testbed.ssh_ok(
         "cp-1",
-        &format!("{ETCDCTL} put /rafter/test still-writable"),
+        &format!(
+            "timeout 30 sh -c 'until {ETCDCTL} put /rafter/test still-writable; do sleep 1; done'"
+        ),
     );
     testbed.ssh_ok("worker-1", "systemctl stop containerd");
-    testbed.ssh_ok("cp-3", "rm /etc/crictl.yaml");
     let degraded = rafter.run(&[
         "update",
         "cluster",
@@ -222,4 +241,113 @@ fn a_bare_host_cluster_forms_converges_and_survives_a_host_down() {
         &format!("{ETCDCTL} endpoint health --endpoints={}", endpoints()),
     );
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+}
+
+/// A bare-host spec over the membership test's hosts, control plane `control_plane`.
+fn membership_spec(testbed: &Testbed, assets: &str, control_plane: &[(&str, &str)]) -> String {
+    let hosts: String = control_plane
+        .iter()
+        .map(|(name, ip)| format!("    - {{ name: {name}, address: {ip}, role: controlPlane }}\n"))
+        .collect();
+    format!(
+        "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: {MEMBERSHIP}\nspec:\n  provider: ssh\n  apiServer:\n    endpoint: 10.250.0.31:6443\n  ssh:\n    user: root\n    privateKeyFile: {}\n    knownHostsFile: {}\n  hosts:\n{hosts}{assets}",
+        testbed.key().display(),
+        testbed.known_hosts().display(),
+    )
+}
+
+const MEMBERSHIP: &str = "members.example.com";
+const MEMBERS: [(&str, &str); 3] = [
+    ("m-1", "10.250.0.31"),
+    ("m-2", "10.250.0.32"),
+    ("m-3", "10.250.0.33"),
+];
+
+/// `name, peer URL` of every started member, as m-1 lists them.
+fn started_members(testbed: &Testbed) -> Vec<String> {
+    let listed = testbed.ssh_ok("m-1", &format!("{ETCDCTL} member list -w simple"));
+    let mut members: Vec<String> = listed
+        .lines()
+        .filter(|line| line.contains(", started, "))
+        .map(|line| {
+            let fields: Vec<&str> = line.split(", ").collect();
+            format!("{} {}", fields[2], fields[3])
+        })
+        .collect();
+    members.sort();
+    members
+}
+
+#[test]
+fn etcd_membership_follows_the_spec_one_member_at_a_time() {
+    let testbed = Testbed::fresh(&MEMBERS);
+    let rafter = Rafter {
+        state: tempfile::tempdir().unwrap(),
+    };
+    let assets_dir = tempfile::tempdir().unwrap();
+    let assets = common::host_assets::build(assets_dir.path());
+    let spec = rafter.state.path().join("spec.yaml");
+    let apply = |control_plane: &[(&str, &str)], verb: &str| {
+        std::fs::write(&spec, membership_spec(&testbed, &assets, control_plane)).unwrap();
+        let args: Vec<&str> = match verb {
+            "create" => vec!["create", "cluster", "-f", spec.to_str().unwrap()],
+            _ => vec![
+                "update",
+                "cluster",
+                MEMBERSHIP,
+                "-f",
+                spec.to_str().unwrap(),
+            ],
+        };
+        let output = rafter.run(&[args.as_slice(), &["--yes", "--skip-phases", "addons"]].concat());
+        let said = stderr(&output);
+        assert!(output.status.success(), "{said}");
+        said
+    };
+    let peer = |(name, ip): (&str, &str)| format!("{name} https://{ip}:2380");
+
+    // One member, then three: each joiner added and healthy before the next.
+    apply(&MEMBERS[..1], "create");
+    assert_eq!(started_members(&testbed), [peer(MEMBERS[0])]);
+    let m1_since = || {
+        testbed.ssh_ok(
+            "m-1",
+            "systemctl show etcd --property=ActiveEnterTimestampMonotonic",
+        )
+    };
+    let before = m1_since();
+    let said = apply(&MEMBERS, "update");
+    let m2 = said.find("etcd: add etcd member m-2").expect(&said);
+    let m3 = said.find("etcd: add etcd member m-3").expect(&said);
+    assert!(m2 < m3, "{said}");
+    assert_eq!(started_members(&testbed), MEMBERS.map(peer));
+    assert_eq!(m1_since(), before, "m-1's etcd kept running throughout");
+
+    // Every member stopped: they are started together (one alone has no quorum).
+    for (name, _) in MEMBERS {
+        testbed.ssh_ok(name, "systemctl stop etcd");
+    }
+    apply(&MEMBERS, "update");
+    assert_eq!(started_members(&testbed), MEMBERS.map(peer));
+
+    // A member whose data is gone (a reinstalled host) is removed and added again.
+    testbed.ssh_ok("m-2", "systemctl stop etcd && rm -rf /var/lib/etcd");
+    let said = apply(&MEMBERS, "update");
+    assert!(said.contains("etcd: remove etcd member m-2"), "{said}");
+    assert!(said.contains("etcd: add etcd member m-2"), "{said}");
+    assert_eq!(started_members(&testbed), MEMBERS.map(peer));
+    let health = testbed.ssh_ok(
+        "m-3",
+        &format!(
+            "{ETCDCTL} endpoint health --endpoints=https://10.250.0.31:2379,https://10.250.0.32:2379,https://10.250.0.33:2379"
+        ),
+    );
+    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+
+    // Back to one control-plane host: the others leave etcd before anything else happens.
+    let said = apply(&MEMBERS[..1], "update");
+    assert!(said.contains("etcd: remove etcd member m-2"), "{said}");
+    assert!(said.contains("etcd: remove etcd member m-3"), "{said}");
+    assert_eq!(started_members(&testbed), [peer(MEMBERS[0])]);
+    testbed.ssh_ok("m-1", &format!("{ETCDCTL} put /rafter/after-removal ok"));
 }

@@ -463,14 +463,12 @@ async fn preview(
     report: &mut Report,
 ) -> Result<(), HostsError> {
     let found = on_all(nodes, |node| async move {
-        let mut changes = Vec::new();
         let local = local_assets(cluster, node)?;
-        for download in &local {
-            changes.push(format!(
-                "would install {} from {}",
-                download.name, download.url
-            ));
-        }
+        let mut changes: Vec<String> = assets::missing(&node.session, &local)
+            .await?
+            .iter()
+            .map(|download| format!("would upload {} from {}", download.name, download.url))
+            .collect();
         let bundle = rendered(node)?.bundle.as_bytes();
         let output = node
             .session
@@ -481,11 +479,6 @@ async fn preview(
     })
     .await?;
     for (node, changes) in nodes.iter().zip(found) {
-        // Assets already in the host's cache are not a change; the bundle says what differs.
-        let changes: Vec<String> = changes
-            .into_iter()
-            .filter(|line| !line.starts_with("would install") || !node.facts.etcd_active)
-            .collect();
         report.host(node.name()).changes.extend(changes);
     }
     Ok(())
@@ -682,15 +675,20 @@ fn compare(
             }
         }
     }
-    // Quorum: the members that stay and can be reached must be a majority of all members.
-    let staying = current
+    // Quorum: members known to be down (their host unreachable, or reachable without its
+    // data) must leave a majority. Members leaving the spec count as up: etcd itself refuses a
+    // removal it cannot commit.
+    let down = current
         .iter()
-        .filter(|known| !remove.contains(known))
-        .filter(|known| node(&known.name).is_some_and(|node| node.facts.etcd_data))
+        .filter(|known| {
+            unreachable.contains(&known.name.as_str())
+                || node(&known.name).is_some_and(|node| !node.facts.etcd_data)
+        })
         .count();
-    if staying * 2 <= current.len() {
+    let up = current.len() - down;
+    if up * 2 <= current.len() {
         return Err(HostsError::Etcd(format!(
-            "only {staying} of etcd's {} members can be reached with their data{}: changing anything could lose quorum; bring them back first. Nothing was changed",
+            "only {up} of etcd's {} members are up{}: changing anything could lose quorum; bring them back first. Nothing was changed",
             current.len(),
             if unreachable.is_empty() {
                 String::new()
@@ -750,8 +748,32 @@ async fn converge_etcd(
             .iter()
             .any(|member| member.name == node.name())
     };
-    let mut healthy: Vec<&str> = Vec::new();
-    for node in control_plane.iter().filter(|node| !joining(node)) {
+    let established: Vec<&Node> = control_plane
+        .iter()
+        .copied()
+        .filter(|node| !joining(node))
+        .collect();
+    // Members that are down start together (one alone may not reach quorum)…
+    let stopped: Vec<&Node> = established
+        .iter()
+        .copied()
+        .filter(|node| !node.facts.etcd_active)
+        .collect();
+    let changes = join_all(stopped.iter().map(|node| async move {
+        observer.event(node.name(), Phase::Etcd, "starting the member");
+        bootstrap_steps(node, "etcd").await
+    }))
+    .await;
+    for (node, changed) in stopped.iter().zip(changes) {
+        report.host(node.name()).changes.extend(changed?);
+    }
+    let mut healthy: Vec<&str> = stopped.iter().map(|node| node.name()).collect();
+    if let Some(asker) = stopped.first() {
+        let names: Vec<&str> = established.iter().map(|node| node.name()).collect();
+        etcd::wait_healthy(&asker.session, &client_urls(&names), ETCD_HEALTHY_WITHIN).await?;
+    }
+    // …running ones are converged one at a time, each healthy before the next.
+    for node in established.iter().filter(|node| node.facts.etcd_active) {
         observer.event(node.name(), Phase::Etcd, "member");
         let changed = bootstrap_steps(node, "etcd").await?;
         report.host(node.name()).changes.extend(changed);

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::bootstrap::assets::{self, Download, NodeNeeds};
 use crate::spec::Cluster;
-use crate::ssh::{Session, shell_quote};
+use crate::ssh::Session;
 
 use super::HostsError;
 
@@ -40,34 +40,59 @@ pub fn local_downloads(
         .collect())
 }
 
+fn remote_path(download: &Download) -> Result<(PathBuf, String), HostsError> {
+    let local = PathBuf::from(download.url.trim_start_matches("file://"));
+    let Some(sha256) = &download.sha256 else {
+        return Err(HostsError::Setup(format!(
+            "{} comes from {} but has no SHA-256: give one in spec.assets.files",
+            download.name, download.url
+        )));
+    };
+    let file_name = local
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| download.name.clone());
+    Ok((local, format!("{HOST_CACHE}/{sha256}-{file_name}")))
+}
+
+/// The `downloads` the host does not hold yet in its verified cache (one command for all).
+pub async fn missing(
+    session: &Session,
+    downloads: &[Download],
+) -> Result<Vec<Download>, HostsError> {
+    if downloads.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut checklist = String::new();
+    let mut remotes = Vec::new();
+    for download in downloads {
+        let (_, remote) = remote_path(download)?;
+        let sha256 = download.sha256.as_deref().unwrap_or_default();
+        checklist.push_str(&format!("{sha256}  {remote}\n"));
+        remotes.push(remote);
+    }
+    // `PATH: OK` for each verified file; anything else is missing or damaged.
+    let output = session
+        .run_as_root(
+            "sha256sum --check 2>/dev/null || true",
+            checklist.as_bytes(),
+        )
+        .await?;
+    let verified = output.stdout_text();
+    Ok(downloads
+        .iter()
+        .zip(remotes)
+        .filter(|(_, remote)| !verified.lines().any(|line| line == format!("{remote}: OK")))
+        .map(|(download, _)| download.clone())
+        .collect())
+}
+
 /// Uploads each of `downloads` the host does not hold yet; returns how many were sent.
 pub async fn upload(session: &Session, downloads: &[Download]) -> Result<usize, HostsError> {
-    let mut sent = 0;
-    for download in downloads {
-        let local = PathBuf::from(download.url.trim_start_matches("file://"));
-        let Some(sha256) = &download.sha256 else {
-            return Err(HostsError::Setup(format!(
-                "{} comes from {} but has no SHA-256: give one in spec.assets.files",
-                download.name, download.url
-            )));
-        };
-        let file_name = local
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_else(|| download.name.clone());
-        let remote = format!("{HOST_CACHE}/{sha256}-{file_name}");
-        let present = session
-            .run_as_root(
-                &format!(
-                    "echo {} | sha256sum --check --status",
-                    shell_quote(&format!("{sha256}  {remote}"))
-                ),
-                b"",
-            )
-            .await?;
-        if present.success() {
-            continue;
-        }
+    let missing = missing(session, downloads).await?;
+    for download in &missing {
+        let (local, remote) = remote_path(download)?;
+        let sha256 = download.sha256.as_deref().unwrap_or_default();
         let content = tokio::fs::read(&local).await.map_err(|error| {
             HostsError::Setup(format!(
                 "cannot read {} for {}: {error}",
@@ -76,7 +101,7 @@ pub async fn upload(session: &Session, downloads: &[Download]) -> Result<usize, 
             ))
         })?;
         let actual = format!("{:x}", Sha256::digest(&content));
-        if &actual != sha256 {
+        if actual != sha256 {
             return Err(HostsError::Setup(format!(
                 "{} ({}) has SHA-256 {actual}, not the pinned {sha256}; nothing was uploaded (check the file, or the digest in spec.assets.files)",
                 download.name,
@@ -84,7 +109,6 @@ pub async fn upload(session: &Session, downloads: &[Download]) -> Result<usize, 
             )));
         }
         session.upload(&remote, &content, 0o644).await?;
-        sent += 1;
     }
-    Ok(sent)
+    Ok(missing.len())
 }

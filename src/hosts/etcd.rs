@@ -50,10 +50,38 @@ pub async fn members(session: &Session) -> Result<Vec<Member>, HostsError> {
     Ok(list.members)
 }
 
+/// How long etcd may call itself unhealthy for a membership change: a member that just
+/// joined counts only once it has been connected a few seconds (etcd's strict
+/// reconfiguration check), so the next change waits for it.
+const SETTLE_WITHIN: Duration = Duration::from_secs(60);
+
+/// Runs the membership change `args`, waiting while etcd refuses because a recent change
+/// (or restart) has not settled yet.
+async fn change_membership(session: &Session, what: &str, args: &str) -> Result<(), HostsError> {
+    let command = format!("{ETCDCTL} --command-timeout=10s {args}");
+    let deadline = tokio::time::Instant::now() + SETTLE_WITHIN;
+    loop {
+        let output = session.run_as_root(&command, b"").await?;
+        if output.success() {
+            return Ok(());
+        }
+        let said = output.stderr_text();
+        if !said.contains("unhealthy cluster") || tokio::time::Instant::now() >= deadline {
+            return Err(HostsError::Etcd(format!(
+                "{}: etcdctl {what} failed: {}",
+                session.target().describe(),
+                said.lines().last().unwrap_or_default()
+            )));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Adds `name` at `peer_url` (etcd then waits for it to start).
 pub async fn add(session: &Session, name: &str, peer_url: &str) -> Result<(), HostsError> {
-    etcdctl(
+    change_membership(
         session,
-        &format!("etcdctl member add {name}"),
+        &format!("member add {name}"),
         &format!(
             "member add {} --peer-urls={}",
             shell_quote(name),
@@ -61,17 +89,15 @@ pub async fn add(session: &Session, name: &str, peer_url: &str) -> Result<(), Ho
         ),
     )
     .await
-    .map(drop)
 }
 
 pub async fn remove(session: &Session, member: &Member) -> Result<(), HostsError> {
-    etcdctl(
+    change_membership(
         session,
-        &format!("etcdctl member remove {}", member.name),
+        &format!("member remove {}", member.name),
         &format!("member remove {:x}", member.id),
     )
     .await
-    .map(drop)
 }
 
 /// Waits until every endpoint in `client_urls` answers healthy, asking from `session`'s

@@ -47,6 +47,11 @@ impl Testbed {
         let mut args = vec!["up"];
         args.extend(specs.iter().map(String::as_str));
         run_script(&args);
+        Self::open()
+    }
+
+    /// The test bed as it is, without bringing anything up.
+    pub fn open() -> Self {
         Self {
             dir: std::env::var_os("RAFTER_TESTBED_DIR")
                 .map(PathBuf::from)
@@ -59,7 +64,7 @@ impl Testbed {
         let mut args = vec!["up".to_string(), "--fresh".to_string()];
         args.extend(hosts.iter().map(|(name, ip)| format!("{name}={ip}")));
         run_script(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        Self::up(&[])
+        Self::open()
     }
 
     pub fn key(&self) -> PathBuf {
