@@ -50,29 +50,48 @@ pub async fn members(session: &Session) -> Result<Vec<Member>, HostsError> {
     Ok(list.members)
 }
 
-/// How long etcd may call itself unhealthy for a membership change: a member that just
-/// joined counts only once it has been connected a few seconds (etcd's strict
-/// reconfiguration check), so the next change waits for it.
+/// How long a membership change may wait for etcd to settle: a member that just joined counts
+/// only once it has been connected a few seconds (etcd's strict reconfiguration check), and
+/// a leader lost with a member takes an election.
 const SETTLE_WITHIN: Duration = Duration::from_secs(60);
 
-/// Runs the membership change `args`, waiting while etcd refuses because a recent change
-/// (or restart) has not settled yet.
-async fn change_membership(session: &Session, what: &str, args: &str) -> Result<(), HostsError> {
+/// etcd's answers that mean "not now": a recent change or restart has not settled, or a
+/// leader is being elected.
+const NOT_NOW: [&str; 5] = [
+    "unhealthy cluster",
+    "request timed out",
+    "leader changed",
+    "no leader",
+    "context deadline exceeded",
+];
+
+/// Runs the membership change `args`, retrying while etcd answers "not now" (see
+/// [`NOT_NOW`]). A change that timed out may have been made all the same: its retry then
+/// answers `done_already`, which counts as done.
+async fn change_membership(
+    session: &Session,
+    what: &str,
+    args: &str,
+    done_already: &str,
+) -> Result<(), HostsError> {
     let command = format!("{ETCDCTL} --command-timeout=10s {args}");
     let deadline = tokio::time::Instant::now() + SETTLE_WITHIN;
+    let mut retried = false;
     loop {
         let output = session.run_as_root(&command, b"").await?;
-        if output.success() {
+        let said = output.stderr_text();
+        if output.success() || (retried && said.contains(done_already)) {
             return Ok(());
         }
-        let said = output.stderr_text();
-        if !said.contains("unhealthy cluster") || tokio::time::Instant::now() >= deadline {
+        let transient = NOT_NOW.iter().any(|reason| said.contains(reason));
+        if !transient || tokio::time::Instant::now() >= deadline {
             return Err(HostsError::Etcd(format!(
                 "{}: etcdctl {what} failed: {}",
                 session.target().describe(),
                 said.lines().last().unwrap_or_default()
             )));
         }
+        retried = true;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
@@ -87,6 +106,7 @@ pub async fn add(session: &Session, name: &str, peer_url: &str) -> Result<(), Ho
             shell_quote(name),
             shell_quote(peer_url)
         ),
+        "Peer URLs already exists",
     )
     .await
 }
@@ -96,6 +116,7 @@ pub async fn remove(session: &Session, member: &Member) -> Result<(), HostsError
         session,
         &format!("member remove {}", member.name),
         &format!("member remove {:x}", member.id),
+        "member not found",
     )
     .await
 }
