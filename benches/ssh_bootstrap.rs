@@ -49,7 +49,8 @@ fn spec(testbed: &Testbed, assets: &str, hosts: &[(String, String)]) -> String {
     )
 }
 
-fn rafter(state: &Path, args: &[&str]) {
+/// Runs rafter; returns its `Phases: …` summary line, if it printed one.
+fn rafter(state: &Path, args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_rafter"))
         .args(args)
         .env("RAFTER_STATE", state)
@@ -61,9 +62,14 @@ fn rafter(state: &Path, args: &[&str]) {
         "rafter {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .find(|line| line.starts_with("Phases: "))
+        .unwrap_or_default()
+        .to_string()
 }
 
-/// SSH logins each host's sshd accepted since it booted.
+/// SSH logins each host's sshd accepted since it booted (the asking login included).
 fn logins(testbed: &Testbed, hosts: &[(String, String)]) -> Vec<u32> {
     hosts
         .iter()
@@ -76,19 +82,26 @@ fn logins(testbed: &Testbed, hosts: &[(String, String)]) -> Vec<u32> {
                 .trim()
                 .parse::<u32>()
                 .unwrap_or(0)
-                // The count itself logs in once.
-                .saturating_sub(1)
         })
         .collect()
 }
 
-/// rafter's run: create with --yes.
-fn with_rafter(testbed: &Testbed, assets: &str, hosts: &[(String, String)]) -> Duration {
+/// Logins between two counts, less the second count's own.
+fn during(before: &[u32], after: &[u32]) -> Vec<u32> {
+    before
+        .iter()
+        .zip(after)
+        .map(|(before, after)| after.saturating_sub(before + 1))
+        .collect()
+}
+
+/// rafter's run: create with --yes; its time and phase summary.
+fn with_rafter(testbed: &Testbed, assets: &str, hosts: &[(String, String)]) -> (Duration, String) {
     let state = tempfile::tempdir().unwrap();
     let file = state.path().join("spec.yaml");
     std::fs::write(&file, spec(testbed, assets, hosts)).unwrap();
     let started = Instant::now();
-    rafter(
+    let phases = rafter(
         state.path(),
         &[
             "create",
@@ -100,7 +113,7 @@ fn with_rafter(testbed: &Testbed, assets: &str, hosts: &[(String, String)]) -> D
             "addons",
         ],
     );
-    started.elapsed()
+    (started.elapsed(), phases)
 }
 
 /// The same pushes and commands as a shell loop would do them: host after host, `scp` for
@@ -210,14 +223,18 @@ fn main() {
     let mut rows = Vec::new();
     for count in [1, 3, 6] {
         let hosts = hosts(count);
+        // Logins are counted by sshd: those of the run are the ones after a first count
+        // (which itself logs in once) and before a second one.
         let testbed = fresh(&hosts);
-        let took = with_rafter(&testbed, &assets, &hosts);
-        let rafter_logins = logins(&testbed, &hosts);
+        let before = logins(&testbed, &hosts);
+        let (took, phases) = with_rafter(&testbed, &assets, &hosts);
+        let rafter_logins = during(&before, &logins(&testbed, &hosts));
         let testbed = fresh(&hosts);
+        let before = logins(&testbed, &hosts);
         let looped = with_ssh_loop(&testbed, &assets, &hosts);
-        let loop_logins = logins(&testbed, &hosts);
+        let loop_logins = during(&before, &logins(&testbed, &hosts));
         println!(
-            "{count} host(s): rafter {:>6.2}s, logins per host {:?} | ssh/scp loop {:>6.2}s, logins per host {:?}",
+            "{count} host(s): rafter {:>6.2}s, logins per host {:?} | ssh/scp loop {:>6.2}s, logins per host {:?}\n  rafter {phases}",
             took.as_secs_f64(),
             rafter_logins,
             looped.as_secs_f64(),

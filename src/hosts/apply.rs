@@ -323,7 +323,12 @@ pub async fn run(
     let skip = |phase| options.skip.contains(&phase);
     if !skip(Phase::Files) {
         let started = Instant::now();
-        let changes = on_all(&nodes, |node| push_files(cluster, node, observer)).await?;
+        let local_files = assets::LocalFiles::default();
+        let local_files = &local_files;
+        let changes = on_all(&nodes, |node| {
+            push_files(cluster, node, local_files, observer)
+        })
+        .await?;
         for (node, changed) in nodes.iter().zip(changes) {
             report.host(node.name()).changes.extend(changed);
         }
@@ -396,12 +401,13 @@ async fn close(nodes: Vec<Node<'_>>) {
 async fn push_files(
     cluster: &Cluster,
     node: &Node<'_>,
+    local_files: &assets::LocalFiles,
     observer: &dyn Observer,
 ) -> Result<Vec<String>, HostsError> {
     observer.event(node.name(), Phase::Files, "files");
     let mut changes = Vec::new();
     let local = local_assets(cluster, node)?;
-    let sent = assets::upload(&node.session, &local).await?;
+    let sent = assets::upload(&node.session, &local, local_files).await?;
     if sent > 0 {
         changes.push(format!("uploaded {sent} assets"));
     }

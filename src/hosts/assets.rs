@@ -3,7 +3,9 @@
 //! host's verified download cache, where the node's bootstrap finds them instead of
 //! downloading (and checks them again).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -87,27 +89,60 @@ pub async fn missing(
         .collect())
 }
 
+/// A local file's content once read and verified (filled by the first host that needs it).
+type Verified = Arc<tokio::sync::OnceCell<Arc<Vec<u8>>>>;
+
+/// Local asset files, each read and checked against its digest once per run however many
+/// hosts receive it.
+#[derive(Default)]
+pub struct LocalFiles {
+    verified: tokio::sync::Mutex<HashMap<PathBuf, Verified>>,
+}
+
+impl LocalFiles {
+    /// The content of `download`'s local file, verified against its SHA-256.
+    async fn content(&self, download: &Download) -> Result<Arc<Vec<u8>>, HostsError> {
+        let (local, _) = remote_path(download)?;
+        let cell = {
+            let mut verified = self.verified.lock().await;
+            Arc::clone(verified.entry(local.clone()).or_default())
+        };
+        cell.get_or_try_init(|| read_verified(download, local))
+            .await
+            .cloned()
+    }
+}
+
+async fn read_verified(download: &Download, local: PathBuf) -> Result<Arc<Vec<u8>>, HostsError> {
+    let sha256 = download.sha256.as_deref().unwrap_or_default();
+    let content = tokio::fs::read(&local).await.map_err(|error| {
+        HostsError::Setup(format!(
+            "cannot read {} for {}: {error}",
+            local.display(),
+            download.name
+        ))
+    })?;
+    let actual = format!("{:x}", Sha256::digest(&content));
+    if actual != sha256 {
+        return Err(HostsError::Setup(format!(
+            "{} ({}) has SHA-256 {actual}, not the pinned {sha256}; nothing was uploaded (check the file, or the digest in spec.assets.files)",
+            download.name,
+            local.display()
+        )));
+    }
+    Ok(Arc::new(content))
+}
+
 /// Uploads each of `downloads` the host does not hold yet; returns how many were sent.
-pub async fn upload(session: &Session, downloads: &[Download]) -> Result<usize, HostsError> {
+pub async fn upload(
+    session: &Session,
+    downloads: &[Download],
+    files: &LocalFiles,
+) -> Result<usize, HostsError> {
     let missing = missing(session, downloads).await?;
     for download in &missing {
-        let (local, remote) = remote_path(download)?;
-        let sha256 = download.sha256.as_deref().unwrap_or_default();
-        let content = tokio::fs::read(&local).await.map_err(|error| {
-            HostsError::Setup(format!(
-                "cannot read {} for {}: {error}",
-                local.display(),
-                download.name
-            ))
-        })?;
-        let actual = format!("{:x}", Sha256::digest(&content));
-        if actual != sha256 {
-            return Err(HostsError::Setup(format!(
-                "{} ({}) has SHA-256 {actual}, not the pinned {sha256}; nothing was uploaded (check the file, or the digest in spec.assets.files)",
-                download.name,
-                local.display()
-            )));
-        }
+        let (_, remote) = remote_path(download)?;
+        let content = files.content(download).await?;
         session.upload(&remote, &content, 0o644).await?;
     }
     Ok(missing.len())
