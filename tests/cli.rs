@@ -54,6 +54,16 @@ const HA: [&str; 9] = [
     "--dns-zone=example.com",
 ];
 
+/// A bare-host cluster from the `ha-ssh` profile (stored only: nothing is applied).
+const EDGE: [&str; 6] = [
+    "create",
+    "cluster",
+    "--name",
+    "edge.example.com",
+    "--profile",
+    "ha-ssh",
+];
+
 #[test]
 fn create_stores_the_spec_and_prints_the_plan() {
     let rafter = Rafter::new();
@@ -455,14 +465,7 @@ fn export_terraform_writes_the_module_and_protects_other_directories() {
 #[test]
 fn ssh_profile_plans_hosts_and_refuses_terraform() {
     let rafter = Rafter::new();
-    let created = rafter.run(&[
-        "create",
-        "cluster",
-        "--name",
-        "edge.example.com",
-        "--profile",
-        "ha-ssh",
-    ]);
+    let created = rafter.run(&EDGE);
     assert!(created.status.success(), "{}", stderr(&created));
     assert!(stdout(&created).contains("+ resource \"ssh_host\" \"cp-2\""));
     let out = rafter.state.path().join("tf");
@@ -485,14 +488,7 @@ fn ssh_profile_plans_hosts_and_refuses_terraform() {
 #[test]
 fn a_hosts_certificates_stay_the_same_from_one_export_to_the_next() {
     let rafter = Rafter::new();
-    let created = rafter.run(&[
-        "create",
-        "cluster",
-        "--name",
-        "edge.example.com",
-        "--profile",
-        "ha-ssh",
-    ]);
+    let created = rafter.run(&EDGE);
     assert!(created.status.success(), "{}", stderr(&created));
     let export = |dir: &str, node: &str| {
         let out = rafter.state.path().join(dir);

@@ -18,6 +18,18 @@ struct Rafter {
 }
 
 impl Rafter {
+    /// `update cluster --yes`, without the add-ons (they need a running API server).
+    fn converge(&self) -> Output {
+        self.run(&[
+            "update",
+            "cluster",
+            CLUSTER,
+            "--yes",
+            "--skip-phases",
+            "addons",
+        ])
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_rafter"))
             .args(args)
@@ -154,14 +166,7 @@ fn a_bare_host_cluster_forms_converges_and_survives_a_host_down() {
 
     // A second run changes nothing, and restarts nothing.
     let started = etcd_started(&testbed);
-    let again = rafter.run(&[
-        "update",
-        "cluster",
-        CLUSTER,
-        "--yes",
-        "--skip-phases",
-        "addons",
-    ]);
+    let again = rafter.converge();
     let said = stderr(&again);
     assert!(again.status.success(), "{said}");
     assert!(said.contains("Nothing to do"), "{said}");
@@ -199,14 +204,7 @@ fn a_bare_host_cluster_forms_converges_and_survives_a_host_down() {
         ),
     );
     testbed.ssh_ok("worker-1", "systemctl stop containerd");
-    let degraded = rafter.run(&[
-        "update",
-        "cluster",
-        CLUSTER,
-        "--yes",
-        "--skip-phases",
-        "addons",
-    ]);
+    let degraded = rafter.converge();
     let said = stderr(&degraded);
     assert_eq!(degraded.status.code(), Some(1), "{said}");
     assert!(said.contains("cp-2: UNREACHABLE"), "{said}");
@@ -226,14 +224,7 @@ fn a_bare_host_cluster_forms_converges_and_survives_a_host_down() {
 
     // Back again: it rejoins on its data, and a rerun finds everything right.
     testbed.start("cp-2");
-    let repaired = rafter.run(&[
-        "update",
-        "cluster",
-        CLUSTER,
-        "--yes",
-        "--skip-phases",
-        "addons",
-    ]);
+    let repaired = rafter.converge();
     let said = stderr(&repaired);
     assert!(repaired.status.success(), "{said}");
     let health = testbed.ssh_ok(

@@ -110,6 +110,13 @@ impl Report {
             .collect()
     }
 
+    /// Adds each node's `changes` (in `nodes` order) to its host.
+    fn record(&mut self, nodes: &[Node<'_>], changes: Vec<Vec<String>>) {
+        for (node, changed) in nodes.iter().zip(changes) {
+            self.host(node.name()).changes.extend(changed);
+        }
+    }
+
     fn host(&mut self, name: &str) -> &mut HostReport {
         let index = match self.hosts.iter().position(|host| host.name == name) {
             Some(index) => index,
@@ -329,9 +336,7 @@ pub async fn run(
             push_files(cluster, node, local_files, observer)
         })
         .await?;
-        for (node, changed) in nodes.iter().zip(changes) {
-            report.host(node.name()).changes.extend(changed);
-        }
+        report.record(&nodes, changes);
         report.phases.push((Phase::Files, started.elapsed()));
     }
     if !skip(Phase::Node) {
@@ -341,9 +346,7 @@ pub async fn run(
             bootstrap_steps(node, "preflight kernel assets containerd").await
         })
         .await?;
-        for (node, changed) in nodes.iter().zip(changes) {
-            report.host(node.name()).changes.extend(changed);
-        }
+        report.record(&nodes, changes);
         report.phases.push((Phase::Node, started.elapsed()));
     }
     if !skip(Phase::Etcd) {
