@@ -176,8 +176,9 @@ fn a_bare_host_cluster_forms_converges_and_survives_a_host_down() {
         "no etcd member was restarted"
     );
 
-    // A preview finds a deleted file and changes nothing.
+    // A preview finds a deleted file and a stopped service, and changes nothing.
     testbed.ssh_ok("cp-3", "rm /etc/crictl.yaml");
+    testbed.ssh_ok("worker-1", "systemctl stop kubelet");
     let preview = rafter.run(&["update", "cluster", CLUSTER]);
     let said = stderr(&preview);
     assert!(preview.status.success(), "{said}");
@@ -186,6 +187,10 @@ fn a_bare_host_cluster_forms_converges_and_survives_a_host_down() {
         "{said}"
     );
     assert!(said.contains("cp-1: up to date"), "{said}");
+    assert!(
+        said.contains("worker-1: would change 1 thing(s)\n  would start kubelet (it is inactive)"),
+        "{said}"
+    );
     assert!(
         !testbed
             .ssh("cp-3", "test -e /etc/crictl.yaml")
@@ -211,9 +216,10 @@ fn a_bare_host_cluster_forms_converges_and_survives_a_host_down() {
     assert!(said.contains("cp-2 could not be reached"), "{said}");
     assert_eq!(
         testbed
-            .ssh_ok("worker-1", "systemctl is-active containerd")
-            .trim(),
-        "active"
+            .ssh_ok("worker-1", "systemctl is-active containerd kubelet")
+            .lines()
+            .collect::<Vec<_>>(),
+        ["active", "active"]
     );
     testbed.ssh_ok("cp-3", "test -f /etc/crictl.yaml");
     let value = testbed.ssh_ok(

@@ -465,7 +465,8 @@ fn local_assets(
 }
 
 /// What each host would get, without changing it: the files that differ (the bundle's own
-/// `--check`), the assets to upload, and etcd's membership changes (already in `report`).
+/// `--check`), the assets to upload, the services that are not running, and etcd's
+/// membership changes (already in `report`).
 async fn preview(
     cluster: &Cluster,
     nodes: &[Node<'_>],
@@ -484,13 +485,31 @@ async fn preview(
             .run_as_root("bash -s -- --check", bundle)
             .await?;
         changes.extend(output.stdout_text().lines().map(str::to_string));
+        let services = services_of(node);
+        let states = node
+            .session
+            .run_as_root(&format!("systemctl is-active {}", services.join(" ")), b"")
+            .await?
+            .stdout_text();
+        for (service, state) in services.iter().zip(states.lines()) {
+            if state != "active" {
+                changes.push(format!("would start {service} (it is {state})"));
+            }
+        }
         Ok(changes)
     })
     .await?;
-    for (node, changes) in nodes.iter().zip(found) {
-        report.host(node.name()).changes.extend(changes);
-    }
+    report.record(nodes, found);
     Ok(())
+}
+
+/// The services rafter keeps running on `node`.
+fn services_of(node: &Node<'_>) -> Vec<&'static str> {
+    if node.entry.is_control_plane() {
+        vec!["containerd", "etcd", "kubelet"]
+    } else {
+        vec!["containerd", "kubelet"]
+    }
 }
 
 /// etcd's membership: who forms or joins, who leaves.
