@@ -13,8 +13,20 @@ pub struct Entry<'a> {
     /// `https://…` of the API server.
     pub server: &'a str,
     pub ca_pem: &'a str,
-    /// Client certificate and key, when a credential is exported.
-    pub credential: Option<(&'a str, &'a str)>,
+    /// The user's credential, when one is exported.
+    pub credential: Option<Credential<'a>>,
+}
+
+/// How the cluster's user proves who it is.
+pub enum Credential<'a> {
+    /// A client certificate and its key, written into the file.
+    Certificate { cert_pem: &'a str, key_pem: &'a str },
+    /// A client-go credential plugin: `command args…` prints an `ExecCredential` on demand
+    /// (a short-lived certificate), so no key is kept in the file.
+    Exec {
+        command: &'a str,
+        args: &'a [String],
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +47,22 @@ pub enum KubeconfigError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The client-go credential plugin API rafter speaks.
+pub const EXEC_CREDENTIAL_VERSION: &str = "client.authentication.k8s.io/v1";
+
+/// An `ExecCredential` carrying a client certificate, as a credential plugin prints it.
+pub fn exec_credential(cert_pem: &str, key_pem: &str, expires: &str) -> Value {
+    json!({
+        "apiVersion": EXEC_CREDENTIAL_VERSION,
+        "kind": "ExecCredential",
+        "status": {
+            "clientCertificateData": cert_pem,
+            "clientKeyData": key_pem,
+            "expirationTimestamp": expires,
+        }
+    })
 }
 
 /// `$KUBECONFIG`'s first path, else `~/.kube/config`.
@@ -79,15 +107,23 @@ pub fn merge_into(path: &Path, entry: &Entry<'_>) -> Result<(), KubeconfigError>
         json!({ "server": entry.server, "certificate-authority-data": encode(entry.ca_pem) }),
     )
     .map_err(invalid)?;
-    if let Some((cert, key)) = entry.credential {
-        upsert(
-            document,
-            "users",
-            entry.name,
-            "user",
-            json!({ "client-certificate-data": encode(cert), "client-key-data": encode(key) }),
-        )
-        .map_err(invalid)?;
+    if let Some(credential) = &entry.credential {
+        let user = match credential {
+            Credential::Certificate { cert_pem, key_pem } => json!({
+                "client-certificate-data": encode(cert_pem),
+                "client-key-data": encode(key_pem),
+            }),
+            Credential::Exec { command, args } => json!({
+                "exec": {
+                    "apiVersion": EXEC_CREDENTIAL_VERSION,
+                    "command": command,
+                    "args": args,
+                    "interactiveMode": "Never",
+                    "provideClusterInfo": false,
+                }
+            }),
+        };
+        upsert(document, "users", entry.name, "user", user).map_err(invalid)?;
     }
     upsert(
         document,

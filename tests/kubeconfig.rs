@@ -291,3 +291,104 @@ fn export_refuses_what_it_cannot_do_well() {
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("not a duration"), "{}", stderr(&bad));
 }
+
+#[test]
+fn an_exec_credential_kubeconfig_holds_no_key_and_its_plugin_issues_short_lived_admins() {
+    let state = tempfile::tempdir().unwrap();
+    let created = rafter(
+        state.path(),
+        &["create", "cluster", "--name", NAME, "--profile", "ha-ssh"],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let path = state.path().join("kubeconfig");
+    let exported = rafter(
+        state.path(),
+        &[
+            "export",
+            "kubeconfig",
+            NAME,
+            "--exec",
+            "--kubeconfig",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("client-key-data"), "{text}");
+    let config: Value = serde_saphyr::from_str(&text).unwrap();
+    // A bare-host cluster's server is the spec's shared endpoint.
+    assert_eq!(
+        entry(&config, "clusters", NAME)["cluster"]["server"],
+        "https://10.250.0.10:6443"
+    );
+    let exec = &entry(&config, "users", NAME)["user"]["exec"];
+    assert_eq!(exec["apiVersion"], "client.authentication.k8s.io/v1");
+    assert_eq!(exec["interactiveMode"], "Never");
+
+    // Run the plugin exactly as kubectl would, from another directory, without RAFTER_STATE.
+    let args: Vec<&str> = exec["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arg| arg.as_str().unwrap())
+        .collect();
+    let plugin = Command::new(exec["command"].as_str().unwrap())
+        .args(&args)
+        .env_remove("RAFTER_STATE")
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(plugin.status.success(), "{}", stderr(&plugin));
+    let credential: Value = serde_json::from_slice(&plugin.stdout).unwrap();
+    assert_eq!(credential["kind"], "ExecCredential");
+    let status = &credential["status"];
+    let expires = time::OffsetDateTime::parse(
+        status["expirationTimestamp"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let left = expires - time::OffsetDateTime::now_utc();
+    assert!(
+        left > time::Duration::minutes(55) && left <= time::Duration::hours(1),
+        "{left}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("admin.crt");
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&cert, status["clientCertificateData"].as_str().unwrap()).unwrap();
+    std::fs::write(
+        &ca,
+        decoded(&entry(&config, "clusters", NAME)["cluster"]["certificate-authority-data"]),
+    )
+    .unwrap();
+    assert!(
+        status["clientKeyData"]
+            .as_str()
+            .unwrap()
+            .contains("PRIVATE KEY")
+    );
+    let (cert, ca) = (cert.to_str().unwrap(), ca.to_str().unwrap());
+    assert!(openssl(&["verify", "-CAfile", ca, cert]));
+    let subject = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-in", cert])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&subject.stdout).contains("O = system:masters"));
+    assert!(openssl(&[
+        "x509",
+        "-noout",
+        "-checkend",
+        "3000",
+        "-in",
+        cert
+    ]));
+    assert!(!openssl(&[
+        "x509",
+        "-noout",
+        "-checkend",
+        "3700",
+        "-in",
+        cert
+    ]));
+}

@@ -60,6 +60,8 @@ pub enum GetCommand {
     Cluster(GetClusterArgs),
     /// List a cluster's certificate authorities and when they expire
     Certificates(GetCertificatesArgs),
+    /// Print a short-lived admin credential for kubectl (the plugin `export kubeconfig --exec` sets up)
+    Credentials(GetCredentialsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +233,18 @@ pub struct ExportKubeconfigArgs {
     /// Use the API's internal name (api.internal.<name>), for clients inside the VPC
     #[arg(long)]
     pub internal: bool,
+    /// Keep no key in the file: kubectl asks `rafter get credentials` for a short-lived admin
+    /// certificate when it needs one
+    #[arg(long, conflicts_with = "admin")]
+    pub exec: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GetCredentialsArgs {
+    pub name: String,
+    /// How long the certificate is valid (e.g. 1h, 30m)
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub valid_for: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,9 +1,11 @@
-//! `rafter export kubeconfig NAME [--admin[=DURATION]] [--kubeconfig PATH] [--internal]`:
-//! the cluster's context merged into a kubeconfig, with an admin client certificate on request.
+//! `rafter export kubeconfig NAME [--admin[=DURATION] | --exec] [--kubeconfig PATH]
+//! [--internal]`: the cluster's context merged into a kubeconfig, with an admin client
+//! certificate, or a credential plugin that fetches short-lived ones, on request.
 
-use rafter::kubeconfig::{self, Entry};
+use rafter::bootstrap;
+use rafter::kubeconfig::{self, Credential, Entry};
 use rafter::pki::{ClusterPki, LeafSpec};
-use rafter::spec::Cluster;
+use rafter::spec::{Cluster, Provider};
 use rafter::state::{AnyStore, ClusterStore};
 use time::{Duration, OffsetDateTime};
 
@@ -45,17 +47,44 @@ pub async fn run(state: Option<&str>, args: ExportKubeconfigArgs) -> anyhow::Res
         }
         None => None,
     };
+    // The plugin: this very binary, reading the same state store.
+    let command = std::env::current_exe()
+        .map(|path| path.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "rafter".to_string());
+    let plugin_args = vec![
+        "--state".to_string(),
+        store.url(),
+        "get".to_string(),
+        "credentials".to_string(),
+        name.clone(),
+    ];
+    let credential = match (&credential, args.exec) {
+        (Some(issued), _) => Some(Credential::Certificate {
+            cert_pem: &issued.cert_pem,
+            key_pem: issued.key.expose(),
+        }),
+        (None, true) => Some(Credential::Exec {
+            command: &command,
+            args: &plugin_args,
+        }),
+        (None, false) => None,
+    };
     kubeconfig::merge_into(
         &path,
         &Entry {
             name,
             server: &server,
             ca_pem: &pki.ca.cert_pem,
-            credential: credential
-                .as_ref()
-                .map(|issued| (issued.cert_pem.as_str(), issued.key.expose())),
+            credential,
         },
     )?;
+    if args.exec {
+        eprintln!(
+            "Merged context {name} ({server}) into {}: kubectl gets a 1-hour admin certificate from `rafter get credentials {name}` when it needs one.",
+            path.display()
+        );
+        return Ok(());
+    }
     match validity {
         Some(validity) => {
             let until = now + validity;
@@ -75,14 +104,17 @@ pub async fn run(state: Option<&str>, args: ExportKubeconfigArgs) -> anyhow::Res
     Ok(())
 }
 
-/// `api.<name>` (or `api.internal.<name>`) where the cluster has a DNS zone; else the API
-/// load balancer's own name, once it exists.
+/// On bare hosts the spec's shared endpoint; on AWS `api.<name>` (or `api.internal.<name>`)
+/// where the cluster has a DNS zone, else the API load balancer's own name, once it exists.
 async fn api_server(
     store: &ClusterStore<AnyStore>,
     cluster: &Cluster,
     internal: bool,
 ) -> anyhow::Result<String> {
     let name = &cluster.metadata.name;
+    if cluster.spec.provider == Provider::Ssh {
+        return Ok(bootstrap::api_access(cluster, None)?.server);
+    }
     if cluster.spec.dns.is_some() {
         let prefix = if internal { "api.internal" } else { "api" };
         return Ok(format!("https://{prefix}.{name}"));
@@ -103,9 +135,9 @@ async fn api_server(
 }
 
 /// `18h`, `30m`, `7d`, `1h30m`: days, hours, minutes, seconds.
-fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let bad = || {
-        Failure::new(EXIT_USAGE, format!("--admin={text} is not a duration"))
+        Failure::new(EXIT_USAGE, format!("`{text}` is not a duration"))
             .hint("write it like 18h, 30m, 7d or 1h30m (at most 365d)")
     };
     let mut total = Duration::ZERO;

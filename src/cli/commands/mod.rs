@@ -8,6 +8,7 @@ mod export_terraform;
 mod get_certificates;
 mod get_cluster;
 mod get_clusters;
+mod get_credentials;
 mod stored_cluster;
 mod update_cluster;
 
@@ -23,6 +24,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get(GetCommand::Clusters(args)) => get_clusters::run(state, args).await,
         Command::Get(GetCommand::Cluster(args)) => get_cluster::run(state, args).await,
         Command::Get(GetCommand::Certificates(args)) => get_certificates::run(state, args).await,
+        Command::Get(GetCommand::Credentials(args)) => get_credentials::run(state, args).await,
         Command::Delete(DeleteCommand::Cluster(args)) => delete_cluster::run(state, args).await,
         Command::Export(ExportCommand::Terraform(args)) => export_terraform::run(state, args).await,
         Command::Export(ExportCommand::Kubeconfig(args)) => {
