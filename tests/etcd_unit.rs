@@ -58,6 +58,8 @@ fn rendered(
     let args = exec.split_whitespace().map(str::to_string).collect();
     let env = files
         .initial_cluster
+        .as_deref()
+        .expect("a new member's first-start file")
         .lines()
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
         .map(|line| {
@@ -77,7 +79,7 @@ fn the_unit_passes_systemd_analyze_verify() {
     let dir = tempfile::tempdir().unwrap();
     let unit = dir.path().join("etcd.service");
     let env = dir.path().join("initial-cluster.env");
-    std::fs::write(&env, &files.initial_cluster).unwrap();
+    std::fs::write(&env, files.initial_cluster.as_deref().unwrap()).unwrap();
     let patched = files
         .unit
         .replace(&args[0], etcd_bin("etcd").to_str().unwrap())
@@ -203,4 +205,16 @@ async fn etcd_started_with_the_rendered_commands_forms_a_tls_quorum() {
     );
     assert!(answer.contains(r#""health":"true""#), "{answer}");
     drop(running);
+}
+
+#[test]
+fn an_established_member_gets_no_first_start_file_and_the_same_unit() {
+    let members = members();
+    let new = etcd_files(&cluster(), &members, &members[1], InitialState::New).unwrap();
+    let established =
+        etcd_files(&cluster(), &members, &members[1], InitialState::Established).unwrap();
+    assert!(new.initial_cluster.is_some());
+    assert_eq!(established.initial_cluster, None);
+    // The unit does not change: a member is never restarted for its membership's history.
+    assert_eq!(established.unit, new.unit);
 }

@@ -53,18 +53,21 @@ fn url_host(ip: IpAddr) -> String {
 }
 
 /// A new cluster's members start together from the full list; a member added to a running
-/// cluster joins it (after `member add`).
+/// cluster joins it (after `member add`); an established member (it has data) found the
+/// cluster long ago, so it gets no first-start file at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitialState {
     New,
     Existing,
+    Established,
 }
 
 /// The two files of a member: its systemd unit and how it first finds the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdFiles {
     pub unit: String,
-    pub initial_cluster: String,
+    /// `None` for an established member.
+    pub initial_cluster: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -87,6 +90,11 @@ pub fn etcd_files(
     this: &EtcdMember,
     state: InitialState,
 ) -> Result<EtcdFiles, BootstrapError> {
+    let initial_state = match state {
+        InitialState::New => "new",
+        InitialState::Existing => "existing",
+        InitialState::Established => "",
+    };
     let initial_cluster = members
         .iter()
         .map(|member| format!("{}={}", member.name, member.peer_url()))
@@ -99,15 +107,18 @@ pub fn etcd_files(
         binary: format!("{INSTALL_DIR}/etcd"),
         initial_cluster_file: INITIAL_CLUSTER_FILE,
         initial_cluster,
-        initial_state: match state {
-            InitialState::New => "new",
-            InitialState::Existing => "existing",
-        },
+        initial_state,
         pki_dir: PKI_DIR,
         data_dir: DATA_DIR,
     };
     Ok(EtcdFiles {
         unit: templates::render("node/etcd.service", &context)?,
-        initial_cluster: templates::render("node/etcd-initial-cluster.env", &context)?,
+        initial_cluster: match state {
+            InitialState::Established => None,
+            _ => Some(templates::render(
+                "node/etcd-initial-cluster.env",
+                &context,
+            )?),
+        },
     })
 }

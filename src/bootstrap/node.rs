@@ -363,7 +363,9 @@ pub fn node_files(
             .join(",");
         let etcd_files = etcd::etcd_files(cluster, members, this, *initial_state)?;
         files.config(etcd::UNIT_FILE, etcd_files.unit);
-        files.config(etcd::INITIAL_CLUSTER_FILE, etcd_files.initial_cluster);
+        if let Some(initial_cluster) = etcd_files.initial_cluster {
+            files.config(etcd::INITIAL_CLUSTER_FILE, initial_cluster);
+        }
         files.script(
             etcd::ETCDCTL,
             templates::render(

@@ -8,8 +8,7 @@ use futures_util::future::join_all;
 use time::OffsetDateTime;
 
 use crate::bootstrap::assets::NodeNeeds;
-use crate::bootstrap::etcd::INITIAL_CLUSTER_FILE;
-use crate::bootstrap::{self, EtcdMember, InitialState, NodeRole, RenderedNode, bundle_script};
+use crate::bootstrap::{self, EtcdMember, InitialState, NodeRole, RenderedNode};
 use crate::pki::{ClusterPki, ClusterSecrets, NodeLeaves};
 use crate::spec::Cluster;
 use crate::ssh::Session;
@@ -288,21 +287,8 @@ pub async fn run(
     for node in &mut nodes {
         let role = membership.role_of(cluster, node)?;
         let mut leaves = NodeLeaves::load(store, &cluster.metadata.name, node.name()).await?;
-        let mut rendered =
+        let rendered =
             bootstrap::render_node(cluster, role, &access, &pki, &secrets, &mut leaves, now)?;
-        if node.facts.etcd_data {
-            // How a member first found the cluster matters only before its first start.
-            rendered
-                .files
-                .retain(|file| file.path != INITIAL_CLUSTER_FILE);
-            rendered.bundle = bundle_script(
-                &cluster.metadata.name,
-                "control-plane",
-                Some(node.name()),
-                &rendered.files,
-            )
-            .map_err(bootstrap::BootstrapError::from)?;
-        }
         if options.apply {
             leaves.save(store).await?;
         }
@@ -567,11 +553,11 @@ impl Membership {
             .iter()
             .position(|member| member.name == node.name())
         else {
-            // An established member: its first-start file is not pushed (it has data).
+            // An established member (it has data): no first-start file is pushed.
             return Ok(NodeRole::ControlPlane {
                 members: self.wanted.clone(),
                 index,
-                initial_state: InitialState::Existing,
+                initial_state: InitialState::Established,
             });
         };
         // A joiner finds the members that stay and the joiners before it, and itself.
