@@ -55,8 +55,12 @@ pub struct Session {
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 const KEEPALIVE_MAX: usize = 3;
 /// OpenSSH refuses an eleventh session channel on one connection by default (`MaxSessions
-/// 10`): more commands at once wait for a free channel instead of failing.
-const MAX_CHANNELS: usize = 8;
+/// 10`): more commands at once wait for a free channel instead of failing. sshd frees a slot
+/// a little after the channel closes, and admins may set a lower limit, so a refused open is
+/// also retried (see [`Session::open_channel`]).
+const MAX_CHANNELS: usize = 6;
+/// Waits between retries of a refused channel open: 50 ms doubling, about 6 s in all.
+const CHANNEL_RETRIES: u32 = 7;
 
 impl Session {
     /// Connects (through the bastion when the options name one), checks the host key and
@@ -182,7 +186,7 @@ impl Session {
         };
         // The semaphore is never closed, so acquiring only waits.
         let _permit = self.channels.acquire().await.ok();
-        let mut channel = self.handle.channel_open_session().await.map_err(protocol)?;
+        let mut channel = self.open_channel().await?;
         channel.exec(true, command).await.map_err(protocol)?;
         if !stdin.is_empty() {
             channel.data(stdin).await.map_err(protocol)?;
@@ -211,6 +215,28 @@ impl Session {
             });
         }
         Ok(output)
+    }
+
+    /// A new session channel, retrying while sshd refuses one (its session slots are full).
+    async fn open_channel(&self) -> Result<russh::Channel<client::Msg>, SshError> {
+        let mut wait = Duration::from_millis(50);
+        let mut attempt = 0;
+        loop {
+            match self.handle.channel_open_session().await {
+                Ok(channel) => return Ok(channel),
+                Err(russh::Error::ChannelOpenFailure(_)) if attempt < CHANNEL_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(source) => {
+                    return Err(SshError::Protocol {
+                        host: self.target.describe(),
+                        source,
+                    });
+                }
+            }
+        }
     }
 
     /// Runs `script` with `sh` as root: directly when logged in as root, else through
