@@ -42,6 +42,19 @@ const TEMPLATES: &[(&str, &str)] = &[
         "node/etcd.service",
         include_str!("../templates/node/etcd.service.j2"),
     ),
+    ("node/aws.sh", include_str!("../templates/node/aws.sh.j2")),
+    (
+        "node/etcd-peers.sh",
+        include_str!("../templates/node/etcd-peers.sh.j2"),
+    ),
+    (
+        "node/etcd-peers.service",
+        include_str!("../templates/node/etcd-peers.service.j2"),
+    ),
+    (
+        "node/etcd-peers.timer",
+        include_str!("../templates/node/etcd-peers.timer.j2"),
+    ),
     (
         "node/etcdctl.sh",
         include_str!("../templates/node/etcdctl.sh.j2"),
@@ -161,8 +174,11 @@ mod tests {
 
     #[test]
     fn all_templates_parse() {
-        for (name, _) in TEMPLATES {
-            assert!(environment().get_template(name).is_ok(), "{name}");
+        let mut parsed = Environment::new();
+        for (name, source) in TEMPLATES {
+            if let Err(error) = parsed.add_template(name, source) {
+                panic!("{name}: {error:#}");
+            }
         }
     }
 }

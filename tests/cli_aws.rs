@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -163,8 +164,52 @@ async fn create_update_lock_and_delete_through_the_binary() {
     );
     assert!(text.contains(".elb."), "{text}");
 
-    // The workers' bundle is where their user-data fetches it, naming the API load balancer.
-    assert!(log.contains("Published 1 node bundle(s)"), "{log}");
+    // Each group's bundle is where its user-data fetches it, naming the API load balancer.
+    assert!(
+        log.contains("Published 2 node bundle(s)")
+            && log.contains("control-plane members form a new etcd cluster"),
+        "{log}"
+    );
+    // A bundle's files, decoded: `put PATH MODE <<'RAFTER_FILE'`, base64 lines, `RAFTER_FILE`.
+    let control_plane_bundle = |bundle: Vec<u8>| -> BTreeMap<String, String> {
+        let text = String::from_utf8(bundle).unwrap();
+        let mut files = BTreeMap::new();
+        let mut lines = text.lines();
+        while let Some(line) = lines.next() {
+            let Some(path) = line
+                .strip_prefix("put ")
+                .and_then(|rest| rest.split(' ').next())
+            else {
+                continue;
+            };
+            let encoded: String = lines
+                .by_ref()
+                .take_while(|line| *line != "RAFTER_FILE")
+                .collect();
+            let decoded = aws_smithy_types::base64::decode(encoded).unwrap();
+            files.insert(path.to_string(), String::from_utf8(decoded).unwrap());
+        }
+        files
+    };
+    let first_control_plane = control_plane_bundle(
+        cli.state_object(name, "nodes/control-plane-eu-west-1a/bundle.sh")
+            .await
+            .expect("the control-plane member's bundle is published"),
+    );
+    let peers_script = "/usr/local/lib/rafter/etcd-peers.sh";
+    assert!(
+        first_control_plane["/etc/etcd/initial-cluster.env"]
+            .contains("ETCD_INITIAL_CLUSTER_STATE=new")
+            && first_control_plane[peers_script].contains("\nINITIAL_STATE=new\n"),
+        "{first_control_plane:?}"
+    );
+    assert!(
+        first_control_plane[peers_script].contains(&format!(
+            "PEERS_URL=s3://{}/{}/{name}/etcd-peers\n",
+            cli.bucket, cli.prefix
+        )),
+        "members publish their addresses in the cluster's state"
+    );
     let bundle = cli
         .state_object(name, "nodes/nodes-workers/bundle.sh")
         .await
@@ -194,6 +239,39 @@ async fn create_update_lock_and_delete_through_the_binary() {
         log.matches(" mutating)").count(),
         "{log}"
     );
+
+    // Once a majority of the members has published an address (right before starting etcd),
+    // the cluster has formed: a member without data now joins it, never starts a new one.
+    // Its certificates stay the same.
+    common::moto::s3_client()
+        .put_object()
+        .bucket(&cli.bucket)
+        .key(format!("{}/{name}/etcd-peers/eu-west-1a", cli.prefix))
+        .body(b"10.0.32.10\n".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let formed = cli.run(&["update", "cluster", name, "--yes"]);
+    let log = stderr(&formed);
+    assert!(
+        log.contains("control-plane members without data join the running etcd cluster"),
+        "{log}"
+    );
+    let joining = control_plane_bundle(
+        cli.state_object(name, "nodes/control-plane-eu-west-1a/bundle.sh")
+            .await
+            .unwrap(),
+    );
+    assert!(joining[peers_script].contains("\nINITIAL_STATE=existing\n"));
+    let certificates = |files: &BTreeMap<String, String>| -> Vec<(String, String)> {
+        files
+            .iter()
+            .filter(|(path, _)| path.ends_with(".crt") || path.ends_with(".key"))
+            .map(|(path, content)| (path.clone(), content.clone()))
+            .collect()
+    };
+    assert!(certificates(&joining).len() > 10);
+    assert_eq!(certificates(&joining), certificates(&first_control_plane));
 
     // A run holding the lock keeps a second one out, and says who holds it.
     let lock = {

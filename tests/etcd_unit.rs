@@ -35,10 +35,7 @@ fn cluster() -> rafter::spec::Cluster {
 
 fn members() -> Vec<EtcdMember> {
     (2..=4)
-        .map(|last| EtcdMember {
-            name: format!("cp-{}", last - 1),
-            ip: IpAddr::from([127, 0, 0, last]),
-        })
+        .map(|last| EtcdMember::at_ip(&format!("cp-{}", last - 1), IpAddr::from([127, 0, 0, last])))
         .collect()
 }
 
@@ -123,7 +120,7 @@ async fn etcd_started_with_the_rendered_commands_forms_a_tls_quorum() {
         std::fs::create_dir_all(&pki_dir).unwrap();
         let node = NodeIdentity {
             hostname: member.name.clone(),
-            ips: vec![member.ip],
+            ips: vec![member.ip().unwrap()],
         };
         std::fs::write(pki_dir.join("ca.crt"), &pki.etcd_ca.cert_pem).unwrap();
         for (file, spec) in [
@@ -136,7 +133,7 @@ async fn etcd_started_with_the_rendered_commands_forms_a_tls_quorum() {
         }
         let index = members.iter().position(|other| other == member).unwrap();
         let (_, command, env) = rendered(&members, index);
-        let own = member.ip.to_string();
+        let own = member.ip().unwrap().to_string();
         let args: Vec<String> = command[1..]
             .iter()
             .map(|arg| {
@@ -172,7 +169,7 @@ async fn etcd_started_with_the_rendered_commands_forms_a_tls_quorum() {
     let etcdctl = Etcdctl {
         endpoints: members
             .iter()
-            .map(|member| format!("https://{}:2379", member.ip))
+            .map(|member| format!("https://{}:2379", member.ip().unwrap()))
             .collect(),
         ca,
         client: Some((cert, key)),
@@ -183,7 +180,11 @@ async fn etcd_started_with_the_rendered_commands_forms_a_tls_quorum() {
     assert!(ok, "{listed}");
     for member in &members {
         assert!(
-            listed.contains(&format!("{}, https://{}:2380", member.name, member.ip)),
+            listed.contains(&format!(
+                "{}, https://{}:2380",
+                member.name,
+                member.ip().unwrap()
+            )),
             "{listed}"
         );
     }
@@ -191,7 +192,7 @@ async fn etcd_started_with_the_rendered_commands_forms_a_tls_quorum() {
     assert!(ok, "{text}");
     // The health endpoint on the metrics port answers.
     let probe = "/health?exclude=NOSPACE&serializable=true";
-    let mut stream = std::net::TcpStream::connect((members[0].ip, 2381)).unwrap();
+    let mut stream = std::net::TcpStream::connect((members[0].ip().unwrap(), 2381)).unwrap();
     std::io::Write::write_all(
         &mut stream,
         format!("GET {probe} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes(),

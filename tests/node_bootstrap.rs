@@ -109,7 +109,20 @@ fn every_node() -> Vec<(String, Cluster, Role, Option<&'static str>)> {
             Role::Worker,
             None,
         ));
+        // The first member applies the add-ons; the others do not.
+        nodes.push((
+            format!("{profile}/control-plane"),
+            example_cluster(profile),
+            Role::ControlPlane,
+            None,
+        ));
     }
+    nodes.push((
+        "ha-aws/control-plane-eu-west-1b".to_string(),
+        example_cluster("ha-aws"),
+        Role::ControlPlane,
+        Some("eu-west-1b"),
+    ));
     nodes
 }
 
@@ -129,19 +142,34 @@ fn every_rendered_script_passes_shellcheck() {
         let material = material(&cluster);
         let rendered = render(&cluster, &material, role, node);
         let stem = label.replace('/', "-");
-        let bootstrap_script = rendered
+        // Every script the node receives (a sourced library has no #! line: it is bash).
+        let node_scripts = rendered
             .files
             .iter()
-            .find(|file| file.path == "/usr/local/lib/rafter/bootstrap.sh")
-            .unwrap();
-        for (name, content) in [
-            ("bootstrap", bootstrap_script.content.as_str()),
-            ("bundle", rendered.bundle.as_str()),
-        ] {
-            let path = dir.path().join(format!("{stem}-{name}.sh"));
+            .filter(|file| file.path.ends_with(".sh") || file.content.starts_with("#!"))
+            .map(|file| {
+                let name = file.path.rsplit('/').next().unwrap().to_string();
+                let content = if file.content.starts_with("#!") {
+                    file.content.clone()
+                } else {
+                    format!("# shellcheck shell=bash\n{}", file.content)
+                };
+                (name, content)
+            });
+        for (name, content) in node_scripts.chain([("bundle".to_string(), rendered.bundle.clone())])
+        {
+            let path = dir.path().join(format!("{stem}-{name}"));
             std::fs::write(&path, content).unwrap();
             scripts.push(path);
         }
+    }
+    for expected in ["bootstrap.sh", "etcd-peers.sh", "aws.sh", "etcdctl"] {
+        assert!(
+            scripts
+                .iter()
+                .any(|path| path.to_string_lossy().ends_with(expected)),
+            "{expected} checked"
+        );
     }
     let output = run(Command::new(tool("shellcheck"))
         .arg("--severity=style")
@@ -382,6 +410,120 @@ fn control_plane_certificates_chain_to_their_ca_and_name_the_node() {
         .unwrap();
         assert!(shown.contains(subject), "{conf}: {shown}");
     }
+}
+
+/// The `openssl x509 -text` of the certificate at `path`.
+fn certificate_text(path: &Path) -> String {
+    String::from_utf8(openssl(&["x509", "-noout", "-text", "-in", &path.to_string_lossy()]).stdout)
+        .unwrap()
+}
+
+#[test]
+fn aws_control_plane_members_are_named_ahead_and_addressed_at_boot() {
+    let cluster = example_cluster("ha-aws");
+    let name = cluster.metadata.name.clone();
+    let material = material(&cluster);
+    let rendered = render(&cluster, &material, Role::ControlPlane, Some("eu-west-1b"));
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &rendered.files);
+    let pki = dir.path().join("etc/kubernetes/pki");
+
+    // etcd's certificates name the member's DNS name (each member resolves it from the
+    // addresses published at boot), and no address but loopback: none is known ahead.
+    for leaf in ["etcd/server.crt", "etcd/peer.crt"] {
+        let text = certificate_text(&pki.join(leaf));
+        assert!(
+            text.contains(&format!("DNS:etcd-eu-west-1b.internal.{name}")),
+            "{leaf}: {text}"
+        );
+        assert!(
+            !text.contains("etcd-eu-west-1a"),
+            "{leaf} names only its member"
+        );
+        let addresses: Vec<_> = text
+            .split([',', '\n'])
+            .filter_map(|part| part.trim().strip_prefix("IP Address:"))
+            .collect();
+        assert_eq!(addresses, ["127.0.0.1", "0:0:0:0:0:0:0:1"], "{leaf}");
+    }
+    // The API server's certificate carries loopback (its own components reach it there) and
+    // the load balancer's names.
+    let apiserver = certificate_text(&pki.join("apiserver.crt"));
+    for wanted in [
+        "IP Address:127.0.0.1".to_string(),
+        "IP Address:100.64.0.1".to_string(),
+        format!("DNS:api.internal.{name}"),
+        format!("DNS:{LOAD_BALANCER}"),
+    ] {
+        assert!(apiserver.contains(&wanted), "apiserver.crt lacks {wanted}");
+    }
+    let unit = &file(&rendered, "/etc/systemd/system/etcd.service").content;
+    assert!(unit.contains(&format!(
+        "--initial-advertise-peer-urls=https://etcd-eu-west-1b.internal.{name}:2380"
+    )));
+    let initial = &file(&rendered, "/etc/etcd/initial-cluster.env").content;
+    assert!(initial.contains(&format!(
+        "eu-west-1c=https://etcd-eu-west-1c.internal.{name}:2380"
+    )));
+    let apiserver_manifest =
+        &file(&rendered, "/etc/kubernetes/manifests/kube-apiserver.yaml").content;
+    assert!(
+        !apiserver_manifest.contains("--advertise-address"),
+        "the API server advertises the address the instance got"
+    );
+
+    // The kubelet's certificate is issued on the node, for the name the node has.
+    let bootstrap_script = dir.path().join("usr/local/lib/rafter/bootstrap.sh");
+    let first = bash(&bootstrap_script, dir.path(), &["kubelet"]);
+    assert!(first.status.success(), "{first:?}");
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains("issued the kubelet's client certificate")
+    );
+    let cert = dir
+        .path()
+        .join("var/lib/kubelet/pki/rafter-kubelet-client.crt");
+    let key = dir
+        .path()
+        .join("var/lib/kubelet/pki/rafter-kubelet-client.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let verified = openssl(&[
+        "verify",
+        "-CAfile",
+        &pki.join("ca.crt").to_string_lossy(),
+        &cert.to_string_lossy(),
+    ]);
+    assert!(verified.status.success(), "{verified:?}");
+    let hostname = String::from_utf8(run(&mut Command::new("hostname")).stdout)
+        .unwrap()
+        .trim()
+        .to_lowercase();
+    let subject = String::from_utf8(
+        openssl(&[
+            "x509",
+            "-noout",
+            "-subject",
+            "-nameopt",
+            "sep_comma_plus_space",
+            "-in",
+            &cert.to_string_lossy(),
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert!(
+        subject.contains(&format!("O=system:nodes, CN=system:node:{hostname}")),
+        "{subject}"
+    );
+    assert!(certificate_text(&cert).contains("TLS Web Client Authentication"));
+    let kubeconfig = &file(&rendered, "/etc/kubernetes/kubelet.conf");
+    assert!(!kubeconfig.secret, "it only points at the files");
+    // Rerun: nothing to issue.
+    let again = bash(&bootstrap_script, dir.path(), &["kubelet"]);
+    assert!(again.status.success());
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("issued"));
 }
 
 #[test]

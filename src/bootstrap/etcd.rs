@@ -24,32 +24,77 @@ pub const DATA_DIR: &str = "/var/lib/etcd";
 pub const INSTALL_DIR: &str = "/opt/etcd";
 pub const UNIT_FILE: &str = "/etc/systemd/system/etcd.service";
 pub const INITIAL_CLUSTER_FILE: &str = "/etc/etcd/initial-cluster.env";
+/// Where an AWS control-plane node keeps rafter's AWS helpers and its peer script.
+pub const AWS_HELPERS: &str = "/usr/local/lib/rafter/aws.sh";
+pub const PEERS_SCRIPT: &str = "/usr/local/lib/rafter/etcd-peers.sh";
 /// `etcdctl` against the local member with the node's health-check client certificate.
 pub const ETCDCTL: &str = "/usr/local/lib/rafter/etcdctl";
+
+/// How the other members reach a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberAddress {
+    /// A bare host: its address is in the spec.
+    Ip(IpAddr),
+    /// An AWS instance, whose address is assigned when it boots: a name that each member
+    /// resolves from the addresses the members publish (see `etcd-peers.sh`).
+    Dns(String),
+}
 
 /// A control-plane node as etcd's membership sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdMember {
     pub name: String,
-    pub ip: IpAddr,
+    pub address: MemberAddress,
 }
 
 impl EtcdMember {
+    pub fn at_ip(name: &str, ip: IpAddr) -> Self {
+        Self {
+            name: name.to_string(),
+            address: MemberAddress::Ip(ip),
+        }
+    }
+
+    pub fn at_dns(name: &str, dns_name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            address: MemberAddress::Dns(dns_name.to_string()),
+        }
+    }
+
+    /// The member's address, when it is known ahead (bare hosts).
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self.address {
+            MemberAddress::Ip(ip) => Some(ip),
+            MemberAddress::Dns(_) => None,
+        }
+    }
+
+    /// The host part of the member's URLs (`[v6]` for an IPv6 address).
+    pub fn url_host(&self) -> String {
+        match &self.address {
+            MemberAddress::Ip(IpAddr::V4(ip)) => ip.to_string(),
+            MemberAddress::Ip(IpAddr::V6(ip)) => format!("[{ip}]"),
+            MemberAddress::Dns(name) => name.clone(),
+        }
+    }
+
     pub fn peer_url(&self) -> String {
-        format!("https://{}:2380", url_host(self.ip))
+        format!("https://{}:2380", self.url_host())
     }
 
     pub fn client_url(&self) -> String {
-        format!("https://{}:2379", url_host(self.ip))
+        format!("https://{}:2379", self.url_host())
     }
 }
 
-/// An address as the host part of a URL (`[v6]`).
-fn url_host(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(ip) => ip.to_string(),
-        IpAddr::V6(ip) => format!("[{ip}]"),
-    }
+/// How members whose addresses are assigned at boot (AWS instances) find each other: each
+/// publishes its address under `peers_url` in the state store, and every member keeps
+/// `/etc/hosts` entries for the others' names from what they published (`etcd-peers.sh`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerDiscovery {
+    /// `s3://bucket/prefix/<cluster>/etcd-peers`: one object per member, holding its address.
+    pub peers_url: String,
 }
 
 /// A new cluster's members start together from the full list; a member added to a running
@@ -74,7 +119,10 @@ pub struct EtcdFiles {
 struct Context<'a> {
     cluster: &'a str,
     name: &'a str,
-    ip: String,
+    /// The URL host the member advertises.
+    host: String,
+    /// The address it listens on: its own, or every address when it is learnt at boot.
+    listen: String,
     binary: String,
     initial_cluster_file: &'a str,
     initial_cluster: String,
@@ -103,7 +151,11 @@ pub fn etcd_files(
     let context = Context {
         cluster: &cluster.metadata.name,
         name: &this.name,
-        ip: url_host(this.ip),
+        host: this.url_host(),
+        listen: match this.address {
+            MemberAddress::Ip(_) => this.url_host(),
+            MemberAddress::Dns(_) => "0.0.0.0".to_string(),
+        },
         binary: format!("{INSTALL_DIR}/etcd"),
         initial_cluster_file: INITIAL_CLUSTER_FILE,
         initial_cluster,

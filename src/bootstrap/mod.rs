@@ -15,9 +15,10 @@ pub mod node;
 use std::net::IpAddr;
 
 pub use bundle::bundle_script;
-pub use etcd::{EtcdFiles, EtcdMember, InitialState, etcd_files};
+pub use etcd::{EtcdFiles, EtcdMember, InitialState, MemberAddress, PeerDiscovery, etcd_files};
 pub use node::{NodeConfig, NodeRole, node_files};
 
+use crate::model::compute::{ControlPlaneSlot, control_plane_slots, node_group_local};
 use crate::model::security::{API_LOAD_BALANCER_PORT, API_SERVER_PORT};
 use crate::spec::{Cluster, HostRole, Provider};
 use crate::templates::TemplateError;
@@ -187,6 +188,46 @@ pub fn select_node(
                 members,
                 index,
                 initial_state: InitialState::New,
+                discovery: None,
+            })
+        }
+        (Provider::Aws, Role::ControlPlane) => {
+            let slots = control_plane_slots(spec.control_plane.count, &spec.networking.zones);
+            let index = match node {
+                Some(wanted) => slots
+                    .iter()
+                    .position(|slot| slot.member() == wanted || slot.group() == wanted)
+                    .ok_or_else(|| {
+                        unknown(
+                            "control-plane member",
+                            wanted,
+                            slots.iter().map(ControlPlaneSlot::member).collect(),
+                        )
+                    })?,
+                None if slots.is_empty() => {
+                    return Err(BootstrapError::NoNode {
+                        cluster: name.clone(),
+                        role: "control-plane member",
+                    });
+                }
+                None => 0,
+            };
+            Ok(NodeRole::ControlPlane {
+                members: slots
+                    .iter()
+                    .map(|slot| EtcdMember::at_dns(&slot.member(), &slot.dns_name(name)))
+                    .collect(),
+                index,
+                initial_state: InitialState::New,
+                discovery: Some(PeerDiscovery {
+                    peers_url: format!(
+                        "{}/{PEERS_PATH}",
+                        spec.config_base
+                            .as_deref()
+                            .unwrap_or("")
+                            .trim_end_matches('/')
+                    ),
+                }),
             })
         }
         (Provider::Ssh, Role::Worker) => {
@@ -249,9 +290,6 @@ pub fn select_node(
                 labels: group.labels.clone(),
             })
         }
-        (Provider::Aws, Role::ControlPlane) => Err(BootstrapError::Unsupported(format!(
-            "control-plane nodes on AWS get their addresses when they boot, so their etcd membership and certificates cannot be rendered ahead yet (see README, \"What is not built yet\"); `--role worker` works for cluster {name}"
-        ))),
     }
 }
 
@@ -269,10 +307,7 @@ pub fn control_plane_members(cluster: &Cluster) -> Result<Vec<EtcdMember>, Boots
                     host.name, host.address
                 ))
             })?;
-            Ok(EtcdMember {
-                name: host.name.clone(),
-                ip,
-            })
+            Ok(EtcdMember::at_ip(&host.name, ip))
         })
         .collect()
 }
@@ -337,27 +372,81 @@ pub fn render_node(
     Ok(RenderedNode { files, bundle })
 }
 
-/// Renders every AWS node group's worker bundle and writes it where the group's user-data
-/// fetches it (`<cluster>/nodes/nodes-<group>/bundle.sh`); returns the keys written.
-pub async fn publish_worker_bundles(
+/// Where AWS control-plane members publish their addresses, under the cluster's part of the
+/// state store: one object per member (`etcd-peers.sh`).
+pub const PEERS_PATH: &str = "etcd-peers";
+
+/// Whether a new control plane's members should still form a new etcd cluster: until a
+/// majority of them have published an address (they do so right before starting etcd), no
+/// quorum can have formed. Afterwards a member without data joins the running cluster and
+/// never starts a new one.
+pub async fn etcd_formed(
+    store: &impl crate::state::StateStore,
+    cluster: &Cluster,
+) -> Result<bool, BootstrapError> {
+    let name = &cluster.metadata.name;
+    let peers = format!("{name}/{PEERS_PATH}");
+    let inside = format!("{peers}/");
+    let published = store
+        .list(&peers)
+        .await?
+        .into_iter()
+        .filter(|key| key.starts_with(&inside))
+        .count();
+    let members = cluster.spec.control_plane.count as usize;
+    Ok(published > members / 2)
+}
+
+/// What `publish_node_bundles` wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Published {
+    /// State store keys of the bundles written.
+    pub keys: Vec<String>,
+    /// Whether the control plane's bundles join a running etcd cluster (else they form one).
+    pub etcd_formed: bool,
+}
+
+/// Renders the bundle of every AWS control-plane member and node group and writes it where
+/// its user-data fetches it (`<cluster>/nodes/<group>/bundle.sh`).
+pub async fn publish_node_bundles(
     store: &impl crate::state::StateStore,
     cluster: &Cluster,
     load_balancer: Option<&str>,
     now: time::OffsetDateTime,
-) -> Result<Vec<String>, BootstrapError> {
+) -> Result<Published, BootstrapError> {
     let name = &cluster.metadata.name;
+    let spec = &cluster.spec;
     let access = api_access(cluster, load_balancer)?;
     let pki = crate::pki::ClusterPki::load_or_create(store, name, now).await?;
     let secrets = crate::pki::ClusterSecrets::load_or_create(store, name).await?;
-    let mut written = Vec::new();
-    for group in &cluster.spec.node_groups {
+    let formed = etcd_formed(store, cluster).await?;
+    let mut published = Published {
+        keys: Vec::new(),
+        etcd_formed: formed,
+    };
+    for slot in control_plane_slots(spec.control_plane.count, &spec.networking.zones) {
+        let mut role = select_node(cluster, Role::ControlPlane, Some(&slot.member()))?;
+        if let NodeRole::ControlPlane { initial_state, .. } = &mut role
+            && formed
+        {
+            *initial_state = InitialState::Existing;
+        }
+        // A member's certificates are kept, so its bundle only changes when the spec does.
+        let mut leaves = crate::pki::NodeLeaves::load(store, name, &slot.member()).await?;
+        let rendered = render_node(cluster, role, &access, &pki, &secrets, &mut leaves, now)?;
+        leaves.save(store).await?;
+        let key = bundle_key(name, &slot.group());
+        store.write(&key, rendered.bundle.as_bytes()).await?;
+        published.keys.push(key);
+    }
+    for group in &spec.node_groups {
         let role = select_node(cluster, Role::Worker, Some(&group.name))?;
         // Workers hold no certificate of their own (TLS bootstrap): nothing to keep.
         let mut leaves = crate::pki::NodeLeaves::fresh();
         let rendered = render_node(cluster, role, &access, &pki, &secrets, &mut leaves, now)?;
-        let key = bundle_key(name, &crate::model::compute::node_group_local(&group.name));
+        let key = bundle_key(name, &node_group_local(&group.name));
         store.write(&key, rendered.bundle.as_bytes()).await?;
-        written.push(key);
+        published.keys.push(key);
     }
-    Ok(written)
+    Ok(published)
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::assets::{self, Download, NodeNeeds};
-use super::etcd::{self, EtcdMember, InitialState};
+use super::etcd::{self, EtcdMember, InitialState, MemberAddress, PeerDiscovery};
 use super::{BootstrapError, NodeFile};
 use crate::pki::leaf::NodeIdentity;
 use crate::pki::{ClusterPki, ClusterSecrets, Issued, LeafSpec, NodeLeaves};
@@ -20,15 +20,20 @@ use crate::templates;
 /// The group the bootstrap token authenticates as.
 const BOOTSTRAP_GROUP: &str = "system:bootstrappers:rafter:nodes";
 const PKI: &str = "/etc/kubernetes/pki";
+/// The kubelet client certificate an AWS control-plane node issues itself at boot.
+const KUBELET_CLIENT_CERT: &str = "/var/lib/kubelet/pki/rafter-kubelet-client.crt";
+const KUBELET_CLIENT_KEY: &str = "/var/lib/kubelet/pki/rafter-kubelet-client.key";
 
 /// A node to configure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeRole {
-    /// Member `index` of the control plane; all members are known up front.
+    /// Member `index` of the control plane; all members are known up front (by address on
+    /// bare hosts; on AWS by name, with `discovery` telling how names become addresses).
     ControlPlane {
         members: Vec<EtcdMember>,
         index: usize,
         initial_state: InitialState,
+        discovery: Option<PeerDiscovery>,
     },
     /// A worker; it gets its certificate through kubelet TLS bootstrap, so one configuration
     /// serves every worker of a group. Name and address are set for bare hosts only.
@@ -128,15 +133,30 @@ pub fn node_files(
     let pod_cidr = spec.networking.pod_cidr.to_string();
     let service_cidr = spec.networking.service_cidr.to_string();
     let (control_plane, applies_addons, node_name, node_ip) = match &node.role {
-        NodeRole::ControlPlane { members, index, .. } => {
+        NodeRole::ControlPlane {
+            members,
+            index,
+            discovery,
+            ..
+        } => {
             let this = members.get(*index).ok_or(BootstrapError::NoSuchMember {
                 index: *index,
                 count: members.len(),
             })?;
-            (true, *index == 0, Some(this.name.clone()), Some(this.ip))
+            // An instance keeps the name its cloud gave it; a bare host takes the spec's.
+            let node_name = discovery.is_none().then(|| this.name.clone());
+            (true, *index == 0, node_name, this.ip())
         }
         NodeRole::Worker { name, ip, .. } => (false, false, name.clone(), *ip),
     };
+    // An AWS control-plane node: named and addressed when it boots.
+    let boots_named = matches!(
+        &node.role,
+        NodeRole::ControlPlane {
+            discovery: Some(_),
+            ..
+        }
+    );
     let role = if control_plane {
         "control-plane"
     } else {
@@ -209,7 +229,9 @@ pub fn node_files(
                 base64(&issued.cert_pem),
                 base64(issued.key.expose()),
             ),
+            Credential::IssuedAtBoot => (String::new(), String::new(), String::new()),
         };
+        let issued_at_boot = matches!(credential, Credential::IssuedAtBoot);
         templates::render(
             "node/kubeconfig.yaml",
             minijinja::context! {
@@ -220,6 +242,8 @@ pub fn node_files(
                 token,
                 cert_data,
                 key_data,
+                cert_file => issued_at_boot.then_some(KUBELET_CLIENT_CERT),
+                key_file => issued_at_boot.then_some(KUBELET_CLIENT_KEY),
             },
         )
     };
@@ -228,16 +252,23 @@ pub fn node_files(
         members,
         index,
         initial_state,
+        discovery,
     } = &node.role
     {
         let this = &members[*index];
+        // Where the node's own components reach its API server: its address, or loopback
+        // when the address is only known at boot.
+        let local_ip = this.ip().unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let identity = NodeIdentity {
             hostname: this.name.clone(),
-            ips: [vec![this.ip], node.api_ips.clone()].concat(),
+            ips: [vec![local_ip], node.api_ips.clone()].concat(),
         };
         let etcd_identity = NodeIdentity {
-            hostname: this.name.clone(),
-            ips: vec![this.ip],
+            hostname: match &this.address {
+                MemberAddress::Ip(_) => this.name.clone(),
+                MemberAddress::Dns(dns_name) => dns_name.clone(),
+            },
+            ips: this.ip().into_iter().collect(),
         };
         let mut issue = |name: &str, authority: &crate::pki::Authority, leaf: &LeafSpec| {
             leaves.issue(name, authority, leaf, now)
@@ -317,21 +348,31 @@ pub fn node_files(
             )?,
         );
 
-        let local_server = format!("https://{}", socket(this.ip, 6443));
-        let node_user = format!("system:node:{}", this.name);
-        let kubelet_cert = issue(
-            "kubelet.conf",
-            &pki.ca,
-            &LeafSpec::client(&node_user, Some("system:nodes")),
-        )?;
-        files.secret(
-            "/etc/kubernetes/kubelet.conf",
-            kubeconfig(
-                &node.api_server,
-                &node_user,
-                Credential::Certificate(&kubelet_cert),
-            )?,
-        );
+        let local_server = format!("https://{}", socket(local_ip, 6443));
+        if discovery.is_some() {
+            // Named at boot, so its certificate is issued at boot too (bootstrap.sh, with the
+            // cluster CA the node holds anyway): TLS bootstrap would need the API server that
+            // this kubelet is about to start.
+            files.config(
+                "/etc/kubernetes/kubelet.conf",
+                kubeconfig(&node.api_server, "kubelet", Credential::IssuedAtBoot)?,
+            );
+        } else {
+            let node_user = format!("system:node:{}", this.name);
+            let kubelet_cert = issue(
+                "kubelet.conf",
+                &pki.ca,
+                &LeafSpec::client(&node_user, Some("system:nodes")),
+            )?;
+            files.secret(
+                "/etc/kubernetes/kubelet.conf",
+                kubeconfig(
+                    &node.api_server,
+                    &node_user,
+                    Credential::Certificate(&kubelet_cert),
+                )?,
+            );
+        }
         for (file, user) in [
             ("controller-manager.conf", "system:kube-controller-manager"),
             ("scheduler.conf", "system:kube-scheduler"),
@@ -358,13 +399,23 @@ pub fn node_files(
 
         let etcd_servers = std::iter::once(this)
             .chain(members.iter().filter(|member| *member != this))
-            .map(|member| format!("https://{}", socket(member.ip, 2379)))
+            .map(EtcdMember::client_url)
             .collect::<Vec<_>>()
             .join(",");
         let etcd_files = etcd::etcd_files(cluster, members, this, *initial_state)?;
         files.config(etcd::UNIT_FILE, etcd_files.unit);
         if let Some(initial_cluster) = etcd_files.initial_cluster {
             files.config(etcd::INITIAL_CLUSTER_FILE, initial_cluster);
+        }
+        if let Some(discovery) = discovery {
+            peer_discovery_files(
+                &mut files,
+                cluster,
+                members,
+                this,
+                *initial_state,
+                discovery,
+            )?;
         }
         files.script(
             etcd::ETCDCTL,
@@ -384,7 +435,8 @@ pub fn node_files(
                 minijinja::context! {
                     cluster => name,
                     name => this.name,
-                    ip => this.ip.to_string(),
+                    ip => local_ip.to_string(),
+                    advertise_address => this.ip().map(|ip| ip.to_string()),
                     image => image(component)?,
                     etcd_servers,
                     service_cidr,
@@ -500,6 +552,10 @@ pub fn node_files(
                 kubernetes_version => spec.kubernetes_version,
                 architectures,
                 apply_addons => applies_addons,
+                etcd_discovery => boots_named,
+                peers_script => etcd::PEERS_SCRIPT,
+                kubelet_cert => KUBELET_CLIENT_CERT,
+                kubelet_key => KUBELET_CLIENT_KEY,
                 addons,
                 cni => spec.networking.cni,
                 cilium_version => assets::pinned_version("cilium")?,
@@ -508,6 +564,60 @@ pub fn node_files(
         )?,
     );
     Ok(files.0)
+}
+
+/// What an AWS control-plane member needs to find the others at boot: the AWS helpers, the
+/// peer script and the timer that keeps the members' addresses current.
+fn peer_discovery_files(
+    files: &mut Files,
+    cluster: &Cluster,
+    members: &[EtcdMember],
+    this: &EtcdMember,
+    initial_state: InitialState,
+    discovery: &PeerDiscovery,
+) -> Result<(), BootstrapError> {
+    let name = &cluster.metadata.name;
+    files.config(etcd::AWS_HELPERS, templates::render("node/aws.sh", ())?);
+    let members: Vec<_> = members
+        .iter()
+        .map(|member| minijinja::context! { name => member.name, host => member.url_host() })
+        .collect();
+    files.script(
+        etcd::PEERS_SCRIPT,
+        templates::render(
+            "node/etcd-peers.sh",
+            minijinja::context! {
+                cluster => name,
+                name => this.name,
+                host => this.url_host(),
+                members,
+                peers_url => discovery.peers_url,
+                initial_state => match initial_state {
+                    InitialState::New => "new",
+                    InitialState::Existing | InitialState::Established => "existing",
+                },
+                aws_helpers => etcd::AWS_HELPERS,
+                etcdctl => etcd::ETCDCTL,
+                initial_cluster_file => etcd::INITIAL_CLUSTER_FILE,
+                data_dir => etcd::DATA_DIR,
+            },
+        )?,
+    );
+    files.config(
+        "/etc/systemd/system/rafter-etcd-peers.service",
+        templates::render(
+            "node/etcd-peers.service",
+            minijinja::context! { cluster => name, script => etcd::PEERS_SCRIPT },
+        )?,
+    );
+    files.config(
+        "/etc/systemd/system/rafter-etcd-peers.timer",
+        templates::render(
+            "node/etcd-peers.timer",
+            minijinja::context! { cluster => name },
+        )?,
+    );
+    Ok(())
 }
 
 fn asset_line(download: &Download) -> AssetLine<'_> {
@@ -524,6 +634,8 @@ fn asset_line(download: &Download) -> AssetLine<'_> {
 enum Credential<'a> {
     Token(&'a str),
     Certificate(&'a Issued),
+    /// Files the node issues itself when it boots ([`KUBELET_CLIENT_CERT`]).
+    IssuedAtBoot,
 }
 
 fn socket(ip: IpAddr, port: u16) -> String {

@@ -187,9 +187,9 @@ pub async fn finish<S: StateStore>(
     verb: &str,
 ) -> anyhow::Result<()> {
     let cluster = spec.metadata.name.as_str();
-    if applied.report.succeeded() && !spec.spec.node_groups.is_empty() {
+    if applied.report.succeeded() {
         let load_balancer = load_balancer_dns(&applied.records);
-        let published = rafter::bootstrap::publish_worker_bundles(
+        let published = rafter::bootstrap::publish_node_bundles(
             store.store(),
             spec,
             load_balancer.as_deref(),
@@ -197,8 +197,13 @@ pub async fn finish<S: StateStore>(
         )
         .await?;
         eprintln!(
-            "Published {} node bundle(s) for the node groups' first boot.",
-            published.len()
+            "Published {} node bundle(s) for the instances' first boot; control-plane members {}.",
+            published.keys.len(),
+            if published.etcd_formed {
+                "without data join the running etcd cluster"
+            } else {
+                "form a new etcd cluster"
+            }
         );
     }
     applied.lock.release().await.map_err(locked)?;

@@ -546,6 +546,7 @@ impl Membership {
                 members: self.wanted.clone(),
                 index,
                 initial_state: InitialState::New,
+                discovery: None,
             });
         }
         let Some(position) = self
@@ -558,6 +559,7 @@ impl Membership {
                 members: self.wanted.clone(),
                 index,
                 initial_state: InitialState::Established,
+                discovery: None,
             });
         };
         // A joiner finds the members that stay and the joiners before it, and itself.
@@ -573,6 +575,7 @@ impl Membership {
             members,
             index,
             initial_state: InitialState::Existing,
+            discovery: None,
         })
     }
 

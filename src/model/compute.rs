@@ -1,8 +1,8 @@
 //! Key pair, machine images, launch templates and auto-scaling groups.
 //!
-//! One auto-scaling group per control-plane zone (so each zone's members are replaced in
-//! their own zone), one per node group, and one for the bastion; each with its own launch
-//! template, so changing one group never rolls another.
+//! One auto-scaling group of one instance per control-plane member (so a replaced member
+//! keeps its name and zone), one per node group, and one for the bastion; each with its own
+//! launch template, so changing one group never rolls another.
 
 use std::collections::BTreeMap;
 
@@ -145,20 +145,49 @@ pub fn node_group_local(group: &str) -> String {
     format!("nodes-{group}")
 }
 
-/// How many control-plane members each zone gets: round-robin over the zones in order.
-pub fn spread_control_plane(count: u32, zones: &[String]) -> Vec<(String, u32)> {
-    let zone_count = zones.len() as u32;
-    if zone_count == 0 {
+/// One control-plane member on AWS: its zone, and its place among that zone's members. Each
+/// has an auto-scaling group of one instance, so a replaced instance takes the same member's
+/// place (name, DNS name, certificates) in the same zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlPlaneSlot {
+    pub zone: String,
+    /// 1 for the zone's first member.
+    pub ordinal: u32,
+}
+
+impl ControlPlaneSlot {
+    /// The etcd member's name: the zone, suffixed from the zone's second member on.
+    pub fn member(&self) -> String {
+        if self.ordinal == 1 {
+            self.zone.clone()
+        } else {
+            format!("{}-{}", self.zone, self.ordinal)
+        }
+    }
+
+    /// The local name of the member's launch template and auto-scaling group, which also
+    /// names its node bundle in the state store.
+    pub fn group(&self) -> String {
+        format!("control-plane-{}", self.member())
+    }
+
+    /// The name the member's etcd URLs use; each member resolves it from the addresses the
+    /// members publish when they boot.
+    pub fn dns_name(&self, cluster: &str) -> String {
+        format!("etcd-{}.internal.{cluster}", self.member())
+    }
+}
+
+/// The control plane's members, round-robin over the zones in order (`a`, `b`, `c`, `a-2`…).
+pub fn control_plane_slots(count: u32, zones: &[String]) -> Vec<ControlPlaneSlot> {
+    if zones.is_empty() {
         return Vec::new();
     }
-    zones
-        .iter()
-        .enumerate()
-        .map(|(position, zone)| {
-            let extra = u32::from((position as u32) < count % zone_count);
-            (zone.clone(), count / zone_count + extra)
+    (0..count as usize)
+        .map(|position| ControlPlaneSlot {
+            zone: zones[position % zones.len()].clone(),
+            ordinal: (position / zones.len()) as u32 + 1,
         })
-        .filter(|(_, members)| *members > 0)
         .collect()
 }
 
@@ -191,9 +220,9 @@ pub fn build(
     };
     let public_nodes = spec.networking.topology == Topology::Public;
 
-    for (zone, members) in spread_control_plane(spec.control_plane.count, &spec.networking.zones) {
+    for slot in control_plane_slots(spec.control_plane.count, &spec.networking.zones) {
         builder.instance_group(InstanceGroup {
-            local: format!("control-plane-{zone}"),
+            local: slot.group(),
             role: "control-plane",
             image: &spec.control_plane.image,
             instance_type: &spec.control_plane.instance_type,
@@ -201,9 +230,9 @@ pub fn build(
             instance_profile: Some(profiles.control_plane.clone()),
             security_group: groups.control_plane.clone(),
             public_ip: public_nodes,
-            subnets: vec![network.node_subnet(&zone)?],
-            min_size: members,
-            max_size: members,
+            subnets: vec![network.node_subnet(&slot.zone)?],
+            min_size: 1,
+            max_size: 1,
             target_groups: vec![api.target_group.clone()],
             extra_tags: BTreeMap::new(),
         })?;
@@ -270,17 +299,39 @@ mod tests {
     }
 
     #[test]
-    fn spreads_control_plane_round_robin() {
-        let members = |count, zone_count| -> Vec<u32> {
-            spread_control_plane(count, &zones(zone_count))
-                .into_iter()
-                .map(|(_, members)| members)
+    fn spreads_control_plane_members_round_robin() {
+        let members = |count, zone_count| -> Vec<String> {
+            control_plane_slots(count, &zones(zone_count))
+                .iter()
+                .map(ControlPlaneSlot::member)
                 .collect()
         };
-        assert_eq!(members(3, 3), [1, 1, 1]);
-        assert_eq!(members(1, 3), [1]);
-        assert_eq!(members(5, 3), [2, 2, 1]);
-        assert_eq!(members(3, 1), [3]);
-        assert!(spread_control_plane(3, &[]).is_empty());
+        assert_eq!(members(3, 3), ["eu-west-1a", "eu-west-1b", "eu-west-1c"]);
+        assert_eq!(members(1, 3), ["eu-west-1a"]);
+        assert_eq!(
+            members(5, 3),
+            [
+                "eu-west-1a",
+                "eu-west-1b",
+                "eu-west-1c",
+                "eu-west-1a-2",
+                "eu-west-1b-2"
+            ]
+        );
+        assert_eq!(
+            members(3, 1),
+            ["eu-west-1a", "eu-west-1a-2", "eu-west-1a-3"]
+        );
+        assert!(control_plane_slots(3, &[]).is_empty());
+    }
+
+    #[test]
+    fn names_a_members_group_and_dns_name_after_it() {
+        let slot = &control_plane_slots(4, &zones(3))[3];
+        assert_eq!(slot.group(), "control-plane-eu-west-1a-2");
+        assert_eq!(
+            slot.dns_name("c.example.com"),
+            "etcd-eu-west-1a-2.internal.c.example.com"
+        );
     }
 }

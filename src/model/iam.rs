@@ -2,7 +2,8 @@
 //!
 //! Least privilege: read-only EC2 discovery everywhere; mutations only on resources tagged as
 //! this cluster's; S3 access only under this cluster's part of the state store, and for
-//! workers only the `nodes/` part of it.
+//! workers only the `nodes/` part of it; control-plane nodes write only under `etcd-peers/`
+//! (the members' addresses, which is how they find each other at boot).
 
 use serde_json::json;
 
@@ -34,17 +35,33 @@ fn s3_location(config_base: &str) -> Option<(&str, &str)> {
     Some(rest.split_once('/').unwrap_or((rest, "")))
 }
 
-fn state_store_statements(cluster: &Cluster, readable_prefix: &str) -> Vec<serde_json::Value> {
-    let Some((bucket, key_prefix)) = cluster.spec.config_base.as_deref().and_then(s3_location)
-    else {
-        return Vec::new();
-    };
-    let prefix = [key_prefix.trim_end_matches('/'), readable_prefix]
+/// `bucket` and `key` of the cluster's part of the state store, `under` it.
+fn state_store_part<'a>(cluster: &'a Cluster, under: &str) -> Option<(&'a str, String)> {
+    let (bucket, key_prefix) = cluster.spec.config_base.as_deref().and_then(s3_location)?;
+    let prefix = [key_prefix.trim_end_matches('/'), under]
         .iter()
         .filter(|part| !part.is_empty())
         .copied()
         .collect::<Vec<_>>()
         .join("/");
+    Some((bucket, prefix))
+}
+
+/// Control-plane members publish their addresses for each other, and write nothing else.
+fn peer_publishing_statement(cluster: &Cluster) -> Option<serde_json::Value> {
+    let (bucket, prefix) = state_store_part(cluster, crate::bootstrap::PEERS_PATH)?;
+    Some(json!({
+        "Sid": "PublishEtcdPeerAddress",
+        "Effect": "Allow",
+        "Action": ["s3:PutObject"],
+        "Resource": [format!("arn:aws:s3:::{bucket}/{prefix}/*")],
+    }))
+}
+
+fn state_store_statements(cluster: &Cluster, readable_prefix: &str) -> Vec<serde_json::Value> {
+    let Some((bucket, prefix)) = state_store_part(cluster, readable_prefix) else {
+        return Vec::new();
+    };
     vec![
         json!({
             "Sid": "ReadClusterState",
@@ -112,6 +129,7 @@ pub fn build(graph: &mut ResourceGraph, cluster: &Cluster, naming: &Naming) -> I
         }),
     ];
     control_plane_statements.extend(state_store_statements(cluster, ""));
+    control_plane_statements.extend(peer_publishing_statement(cluster));
     let mut node_statements = vec![
         json!({
             "Sid": "Discover",

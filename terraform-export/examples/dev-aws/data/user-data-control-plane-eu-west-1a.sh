@@ -30,36 +30,52 @@ case "$BUNDLE_URL" in
     ;;
 esac
 
-# metadata PATH: a value from the instance metadata service (IMDSv2).
+# rafter's helpers for AWS instances: the instance metadata service (IMDSv2) and objects of
+# the state store in S3, signed with the instance role's credentials by curl itself
+# (--aws-sigv4), so the node needs no AWS CLI.
+#   RAFTER_IMDS_ENDPOINT  the metadata service (default http://169.254.169.254)
+#   RAFTER_S3_ENDPOINT    an S3-compatible endpoint addressed path-style (default: the
+#                         bucket's virtual-hosted endpoint in the instance's region)
+
+# metadata PATH: a value from the instance metadata service.
 metadata() {
-  local token
+  local imds="${RAFTER_IMDS_ENDPOINT:-http://169.254.169.254}" token
   token="$(curl --fail --silent --request PUT --header 'X-aws-ec2-metadata-token-ttl-seconds: 300' \
-    http://169.254.169.254/latest/api/token)"
-  curl --fail --silent --header "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/$1"
+    "$imds/latest/api/token")"
+  curl --fail --silent --header "X-aws-ec2-metadata-token: $token" "$imds/latest/$1"
 }
 
-# field NAME: a string field of the JSON document on stdin.
-field() { sed -n -E "s/.*\"$1\" *: *\"([^\"]*)\".*/\1/p" | head -n 1; }
+# json_field NAME: a string field of the JSON document on stdin.
+json_field() { sed -n -E "s/.*\"$1\" *: *\"([^\"]*)\".*/\1/p" | head -n 1; }
 
-# s3_get KEY OUT: the object at KEY of the bucket, signed with the instance role's credentials.
-s3_get() {
-  local role credentials region
+# s3_request METHOD s3://BUCKET/KEY [CURL-ARG...]: one request signed with the instance role.
+s3_request() {
+  local method=$1 url=$2
+  shift 2
+  local location="${url#s3://}"
+  local bucket="${location%%/*}" key="${location#*/}"
+  local role credentials region endpoint
   role="$(metadata meta-data/iam/security-credentials/)"
   credentials="$(metadata "meta-data/iam/security-credentials/$role")"
   region="$(metadata meta-data/placement/region)"
-  curl --fail --silent --show-error --location \
+  endpoint="${RAFTER_S3_ENDPOINT:+$RAFTER_S3_ENDPOINT/$bucket}"
+  curl --fail --silent --show-error --location --request "$method" \
     --aws-sigv4 "aws:amz:$region:s3" \
-    --user "$(field AccessKeyId <<<"$credentials"):$(field SecretAccessKey <<<"$credentials")" \
-    --header "x-amz-security-token: $(field Token <<<"$credentials")" \
-    --output "$2" "https://$BUCKET.s3.$region.amazonaws.com/$1"
+    --user "$(json_field AccessKeyId <<<"$credentials"):$(json_field SecretAccessKey <<<"$credentials")" \
+    --header "x-amz-security-token: $(json_field Token <<<"$credentials")" \
+    "$@" "${endpoint:-https://$bucket.s3.$region.amazonaws.com}/$key"
 }
 
-location="${BUNDLE_URL#s3://}"
-BUCKET="${location%%/*}"
-KEY="${location#*/}"
+# s3_get s3://BUCKET/KEY OUT: the object, written to OUT (- for standard output).
+s3_get() { s3_request GET "$1" --output "$2"; }
+
+# s3_put s3://BUCKET/KEY FILE: FILE stored as the object.
+s3_put() { s3_request PUT "$1" --data-binary "@$2"; }
+
+
 bundle="$(mktemp)"
 waited=0
-until s3_get "$KEY" "$bundle"; do
+until s3_get "$BUNDLE_URL" "$bundle"; do
   if [ "$waited" -ge 3600 ]; then
     log "no node bundle at $BUNDLE_URL after an hour; run 'rafter update cluster dev.example.com --yes'"
     exit 1
