@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod etcd;
 pub mod host_assets;
+pub mod imds;
 pub mod inventory;
 pub mod moto;
 pub mod proxy;

@@ -113,6 +113,12 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy to `upstream` (`http://host:port`) on a free 127.0.0.1 port.
     pub fn start(upstream: &str, config: FaultConfig) -> FaultProxy {
+        Self::start_on("127.0.0.1", upstream, config)
+    }
+
+    /// Starts a proxy to `upstream` on a free port of the local address `address` (the test
+    /// bed's bridge, for its hosts).
+    pub fn start_on(address: &str, upstream: &str, config: FaultConfig) -> FaultProxy {
         let upstream = upstream
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -122,7 +128,7 @@ impl FaultProxy {
             "fault_rate must be within 0..1, not {}",
             config.fault_rate
         );
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let listener = TcpListener::bind((address, 0)).expect("bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
         let shared = Arc::new(Shared {
             upstream,
@@ -156,12 +162,12 @@ impl FaultProxy {
             })
             .expect("start the proxy thread");
         FaultProxy {
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("http://{address}:{port}"),
             shared,
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://ADDRESS:PORT`.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }

@@ -48,10 +48,12 @@ metadata() {
 # json_field NAME: a string field of the JSON document on stdin.
 json_field() { sed -n -E "s/.*\"$1\" *: *\"([^\"]*)\".*/\1/p" | head -n 1; }
 
-# s3_request METHOD s3://BUCKET/KEY [CURL-ARG...]: one request signed with the instance role.
+# s3_request METHOD s3://BUCKET/KEY PAYLOAD-SHA256 [CURL-ARG...]: one request signed with the
+# instance role. S3 wants the payload's digest in x-amz-content-sha256, which curl before 8.0
+# (Debian 12's) does not send by itself.
 s3_request() {
-  local method=$1 url=$2
-  shift 2
+  local method=$1 url=$2 payload_sha256=$3
+  shift 3
   local location="${url#s3://}"
   local bucket="${location%%/*}" key="${location#*/}"
   local role credentials region endpoint
@@ -63,14 +65,20 @@ s3_request() {
     --aws-sigv4 "aws:amz:$region:s3" \
     --user "$(json_field AccessKeyId <<<"$credentials"):$(json_field SecretAccessKey <<<"$credentials")" \
     --header "x-amz-security-token: $(json_field Token <<<"$credentials")" \
+    --header "x-amz-content-sha256: $payload_sha256" \
     "$@" "${endpoint:-https://$bucket.s3.$region.amazonaws.com}/$key"
 }
 
 # s3_get s3://BUCKET/KEY OUT: the object, written to OUT (- for standard output).
-s3_get() { s3_request GET "$1" --output "$2"; }
+s3_get() {
+  s3_request GET "$1" e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 --output "$2"
+}
 
 # s3_put s3://BUCKET/KEY FILE: FILE stored as the object.
-s3_put() { s3_request PUT "$1" --data-binary "@$2"; }
+s3_put() {
+  s3_request PUT "$1" "$(sha256sum "$2" | cut -d' ' -f1)" \
+    --header 'Content-Type: application/octet-stream' --data-binary "@$2"
+}
 
 
 bundle="$(mktemp)"

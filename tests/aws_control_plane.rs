@@ -1,0 +1,340 @@
+//! AWS control-plane members booting for real: three test-bed hosts (real sshd, systemd,
+//! etcd, containerd) play the instances of the `ha-aws` profile's three control-plane
+//! groups. Each runs its launch template's user-data, which fetches the bundle rafter
+//! published in the state store (S3 in the AWS API emulator); at boot each member publishes its address,
+//! resolves the others' names from what they published, and the three form a TLS etcd
+//! cluster with rafter's certificates, which name only DNS names. Then one instance is
+//! powered off for good and a new one with another address takes its place: it joins the
+//! running cluster (its stale entry removed, added again), and the others find it at its new
+//! address.
+//!
+//! The instance metadata service is a stand-in (`common::imds`): none can run here.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::imds::Imds;
+use common::proxy::{FaultConfig, FaultProxy};
+use common::testbed::{Testbed, target};
+use rafter::bootstrap::assets::NodeNeeds;
+use rafter::bootstrap::{self, publish_node_bundles};
+use rafter::hosts::assets::{LocalFiles, local_downloads, upload};
+use rafter::spec::{Cluster, SpecFlags, SpecSources};
+use rafter::ssh::Session;
+use rafter::state::{S3Store, StateStore};
+
+const CLUSTER: &str = "boot.example.com";
+const PREFIX: &str = "clusters";
+/// The test bed's side of its bridge, where the hosts reach the emulator and metadata.
+const BRIDGE: &str = "10.250.0.1";
+const LOAD_BALANCER: &str = "api-boot-0123456789.elb.eu-west-1.amazonaws.com";
+/// Hosts playing the instances of the three control-plane groups, and the member each is.
+const INSTANCES: [(&str, &str, &str); 3] = [
+    ("aws-a", "10.250.0.41", "eu-west-1a"),
+    ("aws-b", "10.250.0.42", "eu-west-1b"),
+    ("aws-c", "10.250.0.43", "eu-west-1c"),
+];
+/// The instance that replaces aws-b: another address, another hostname, no data.
+const REPLACEMENT: (&str, &str, &str) = ("aws-b2", "10.250.0.44", "eu-west-1b");
+const ETCDCTL: &str = "/usr/local/lib/rafter/etcdctl";
+
+struct World {
+    testbed: Testbed,
+    store: S3Store,
+    cluster: Cluster,
+    files: LocalFiles,
+    /// `/etc/rafter/aws.env` of every instance: where its metadata and S3 are.
+    aws_env: String,
+    _assets: tempfile::TempDir,
+}
+
+fn cluster(bucket: &str, assets: &std::path::Path) -> Cluster {
+    let overlay = assets.join("overlay.yaml");
+    std::fs::write(
+        &overlay,
+        format!(
+            "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: {CLUSTER}\nspec:\n{}",
+            common::host_assets::build(assets)
+        ),
+    )
+    .unwrap();
+    let sources = SpecSources {
+        profile: Some("ha-aws".into()),
+        file: Some(overlay),
+        flags: SpecFlags {
+            name: Some(CLUSTER.into()),
+            zones: Some(
+                INSTANCES
+                    .iter()
+                    .map(|(_, _, zone)| zone.to_string())
+                    .collect(),
+            ),
+            ..SpecFlags::default()
+        },
+    };
+    rafter::spec::load(&sources, Some(&format!("s3://{bucket}/{PREFIX}/{CLUSTER}")))
+        .unwrap()
+        .cluster
+}
+
+impl World {
+    /// The bundle rafter published for `member`'s group.
+    async fn bundle(&self, member: &str) -> Vec<u8> {
+        let key = bootstrap::bundle_key(CLUSTER, &format!("control-plane-{member}"));
+        self.store
+            .read(&key)
+            .await
+            .unwrap()
+            .expect("bundle published")
+    }
+
+    /// The user-data of `member`'s launch template, as the plan has it.
+    fn user_data(&self, member: &str) -> Vec<u8> {
+        let graph = rafter::model::build_graph(&self.cluster).unwrap();
+        let wanted = format!("user-data-control-plane-{member}.sh");
+        graph
+            .nodes()
+            .iter()
+            .flat_map(|node| node.resource.attributes())
+            .find_map(|field| match field.value {
+                rafter::graph::Value::File(file) if file.name == wanted => {
+                    Some(file.content.into_bytes())
+                }
+                _ => None,
+            })
+            .expect("the member's launch template has user-data")
+    }
+
+    /// `host` boots as the instance of `member`'s group: its cache holds the pinned assets
+    /// (as an air-gapped site's would), then it runs its launch template's user-data, which
+    /// fetches the published bundle from S3 and runs it. The member that applies the
+    /// add-ons runs the bundle without that step instead (it needs a running API server).
+    async fn boot(&self, host: &str, address: &str, member: &str) -> String {
+        let session = Session::connect(&target(host, address, "root"), &self.testbed.options())
+            .await
+            .unwrap();
+        let applies_addons = member == INSTANCES[0].2;
+        let needs = NodeNeeds {
+            control_plane: true,
+            applies_addons,
+        };
+        let downloads = local_downloads(&self.cluster, needs, "amd64").unwrap();
+        upload(&session, &downloads, &self.files).await.unwrap();
+        session
+            .upload("/etc/rafter/aws.env", self.aws_env.as_bytes(), 0o644)
+            .await
+            .unwrap();
+        let command = if applies_addons {
+            session
+                .upload("/root/bundle.sh", &self.bundle(member).await, 0o600)
+                .await
+                .unwrap();
+            "bash /root/bundle.sh --files-only && /usr/local/lib/rafter/bootstrap.sh preflight kernel assets containerd etcd kubelet"
+        } else {
+            session
+                .upload("/root/user-data.sh", &self.user_data(member), 0o700)
+                .await
+                .unwrap();
+            "set -a && . /etc/rafter/aws.env && set +a && /root/user-data.sh"
+        };
+        let output = session.run_as_root(command, b"").await.unwrap();
+        let log = output.stderr_text();
+        eprintln!("--- {host} ({member}) booted:\n{log}");
+        assert!(output.success(), "{host}: {log}");
+        session.close().await;
+        log
+    }
+}
+
+/// Polls `check` for up to three minutes.
+fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) if Instant::now() > deadline => panic!("{what}: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_secs(2)),
+        }
+    }
+}
+
+/// `member list` as seen from `host`: name -> (id, peer URL), started members only.
+fn members(testbed: &Testbed, host: &str) -> BTreeMap<String, (String, String)> {
+    testbed
+        .ssh_ok(host, &format!("{ETCDCTL} member list"))
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(", ").collect();
+            (fields.len() >= 4 && fields[1] == "started").then(|| {
+                (
+                    fields[2].to_string(),
+                    (fields[0].to_string(), fields[3].to_string()),
+                )
+            })
+        })
+        .collect()
+}
+
+fn healthy_everywhere(testbed: &Testbed, host: &str) -> Result<(), String> {
+    let output = testbed.ssh(host, &format!("{ETCDCTL} endpoint health --cluster"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() && text.matches("is healthy").count() == 3 {
+        Ok(())
+    } else {
+        Err(text)
+    }
+}
+
+async fn published_addresses(store: &S3Store) -> BTreeMap<String, String> {
+    let mut addresses = BTreeMap::new();
+    for (_, _, member) in INSTANCES {
+        let key = format!("{CLUSTER}/{}/{member}", bootstrap::PEERS_PATH);
+        if let Some(address) = store.read(&key).await.unwrap() {
+            addresses.insert(
+                member.to_string(),
+                String::from_utf8(address).unwrap().trim().to_string(),
+            );
+        }
+    }
+    addresses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
+    let hosts: Vec<(&str, &str)> = INSTANCES.iter().map(|(h, a, _)| (*h, *a)).collect();
+    let testbed = Testbed::fresh(&hosts);
+    // What the hosts reach on the bridge: S3 (the emulator behind a plain proxy) and metadata.
+    let s3 = FaultProxy::start_on(
+        BRIDGE,
+        &common::moto::moto().endpoint,
+        FaultConfig::default(),
+    );
+    let imds = Imds::start(BRIDGE);
+    let client = common::moto::s3_client();
+    let bucket = common::moto::new_bucket(&client, "boot").await;
+    let assets = tempfile::tempdir().unwrap();
+    let world = World {
+        testbed,
+        store: S3Store::new(client, &bucket, PREFIX),
+        cluster: cluster(&bucket, assets.path()),
+        files: LocalFiles::default(),
+        aws_env: format!(
+            "RAFTER_IMDS_ENDPOINT={}\nRAFTER_S3_ENDPOINT={}\n",
+            imds.endpoint,
+            s3.endpoint()
+        ),
+        _assets: assets,
+    };
+    let now = time::OffsetDateTime::now_utc();
+
+    let published = publish_node_bundles(&world.store, &world.cluster, Some(LOAD_BALANCER), now)
+        .await
+        .unwrap();
+    assert!(!published.etcd_formed, "nothing has booted yet");
+
+    // First boot of all three, together, as an auto-scaling group's instances come up.
+    let logs = futures::future::join_all(
+        INSTANCES
+            .iter()
+            .map(|(host, address, member)| world.boot(host, address, member)),
+    )
+    .await;
+    for (log, (host, address, member)) in logs.iter().zip(INSTANCES) {
+        assert!(
+            log.contains(&format!("published member {member} at {address}")),
+            "{host}: {log}"
+        );
+        assert!(
+            !log.contains("added member"),
+            "{host} formed the new cluster with the others: {log}"
+        );
+    }
+    let expected: BTreeMap<String, String> = INSTANCES
+        .iter()
+        .map(|(_, address, member)| (member.to_string(), address.to_string()))
+        .collect();
+    assert_eq!(published_addresses(&world.store).await, expected);
+
+    // The members find each other (the timer refreshes /etc/hosts as the others publish).
+    eventually("three healthy members", || {
+        healthy_everywhere(&world.testbed, "aws-a")
+    });
+    let formed = members(&world.testbed, "aws-c");
+    assert_eq!(formed.len(), 3, "{formed:?}");
+    for (_, _, member) in INSTANCES {
+        assert_eq!(
+            formed[member].1,
+            format!("https://etcd-{member}.internal.{CLUSTER}:2380")
+        );
+    }
+    for (host, _, _) in INSTANCES {
+        let hosts_file = world.testbed.ssh_ok(host, "cat /etc/hosts");
+        for (_, address, member) in INSTANCES {
+            assert!(
+                hosts_file.contains(&format!("{address} etcd-{member}.internal.{CLUSTER} ")),
+                "{host}:\n{hosts_file}"
+            );
+        }
+        // The kubelet's certificate was issued on the node, for the node's own name.
+        let subject = world.testbed.ssh_ok(
+            host,
+            "openssl verify -CAfile /etc/kubernetes/pki/ca.crt /var/lib/kubelet/pki/rafter-kubelet-client.crt && \
+             openssl x509 -noout -subject -nameopt RFC2253 -in /var/lib/kubelet/pki/rafter-kubelet-client.crt",
+        );
+        assert!(
+            subject.contains(&format!("CN=system:node:{host},O=system:nodes")),
+            "{host}: {subject}"
+        );
+    }
+    world
+        .testbed
+        .ssh_ok("aws-a", &format!("{ETCDCTL} put /rafter/boot formed"));
+
+    // rafter sees a majority published: from now on a member without data joins.
+    let republished = publish_node_bundles(&world.store, &world.cluster, Some(LOAD_BALANCER), now)
+        .await
+        .unwrap();
+    assert!(republished.etcd_formed);
+
+    // aws-b's instance is gone for good; its group's replacement boots elsewhere.
+    world.testbed.stop("aws-b");
+    let old_id = formed["eu-west-1b"].0.clone();
+    let (host, address, member) = REPLACEMENT;
+    Testbed::fresh(&[(host, address)]);
+    let log = world.boot(host, address, member).await;
+    assert!(
+        log.contains(&format!(
+            "removed the stale entry {old_id} of member {member}"
+        )) && log.contains(&format!("added member {member} to the running cluster")),
+        "{log}"
+    );
+    assert_eq!(published_addresses(&world.store).await[member], address);
+
+    eventually("the replacement in a healthy cluster of three", || {
+        healthy_everywhere(&world.testbed, "aws-c")?;
+        healthy_everywhere(&world.testbed, host)
+    });
+    let rejoined = members(&world.testbed, "aws-a");
+    assert_eq!(rejoined.len(), 3, "{rejoined:?}");
+    assert_ne!(
+        rejoined[member].0, old_id,
+        "a new member took the old one's place"
+    );
+    // The others learnt its new address; the data written before is on the new member.
+    let hosts_file = world.testbed.ssh_ok("aws-a", "cat /etc/hosts");
+    assert!(
+        hosts_file.contains(&format!("{address} etcd-{member}.internal.{CLUSTER} ")),
+        "{hosts_file}"
+    );
+    let value = world.testbed.ssh_ok(
+        host,
+        &format!("{ETCDCTL} get /rafter/boot --print-value-only --consistency=s"),
+    );
+    assert_eq!(value.trim(), "formed");
+}

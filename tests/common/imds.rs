@@ -1,0 +1,76 @@
+//! A stand-in for the EC2 instance metadata service (IMDSv2), for test-bed hosts playing AWS
+//! instances: no metadata service can run here. It answers only what rafter's node scripts
+//! ask (`aws.sh`): a session token, the caller's own address as `local-ipv4` (the address its
+//! request came from, so each host learns its real address), the region, and dummy
+//! credentials of an instance role (the AWS API emulator accepts any).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+
+pub const REGION: &str = "eu-west-1";
+const ROLE: &str = "rafter-test-control-plane";
+
+pub struct Imds {
+    pub endpoint: String,
+}
+
+impl Imds {
+    /// Serves on a free port of the local address `address`, until the test process exits.
+    pub fn start(address: &str) -> Self {
+        let listener = TcpListener::bind((address, 0)).expect("bind the metadata stand-in");
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let _ = answer(client);
+                });
+            }
+        });
+        Self {
+            endpoint: format!("http://{address}:{port}"),
+        }
+    }
+}
+
+fn answer(mut client: TcpStream) -> std::io::Result<()> {
+    let caller = client.peer_addr()?.ip().to_string();
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut has_token = false;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+            break;
+        }
+        has_token |= header
+            .to_ascii_lowercase()
+            .starts_with("x-aws-ec2-metadata-token:");
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let credentials_path = format!("/latest/meta-data/iam/security-credentials/{ROLE}");
+    let body = match (method, path) {
+        ("PUT", "/latest/api/token") => Some("stand-in-session-token".to_string()),
+        // IMDSv2: everything else needs the session token.
+        ("GET", _) if !has_token => None,
+        ("GET", "/latest/meta-data/local-ipv4") => Some(caller),
+        ("GET", "/latest/meta-data/placement/region") => Some(REGION.to_string()),
+        ("GET", "/latest/meta-data/iam/security-credentials/") => Some(ROLE.to_string()),
+        ("GET", path) if path == credentials_path => Some(
+            r#"{ "Code" : "Success", "Type" : "AWS-HMAC", "AccessKeyId" : "testing", "SecretAccessKey" : "testing", "Token" : "testing" }"#
+                .to_string(),
+        ),
+        _ => None,
+    };
+    let (status, body) = match body {
+        Some(body) => ("200 OK", body),
+        None => ("404 Not Found", String::new()),
+    };
+    write!(
+        client,
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
