@@ -789,6 +789,32 @@ fn the_asset_step_installs_verified_downloads_once_and_refuses_a_wrong_digest() 
     assert_eq!(std::fs::read(&kubelet).unwrap(), contents[0].1);
     assert_eq!(server.served.load(Ordering::SeqCst), contents.len());
 
+    // So is a file of an unpacked archive, deleted or changed.
+    let crictl = root.join("usr/local/bin/crictl");
+    let cni_bridge = root.join("opt/cni/bin/bridge");
+    let (crictl_content, bridge_content) = (
+        std::fs::read(&crictl).unwrap(),
+        std::fs::read(&cni_bridge).unwrap(),
+    );
+    std::fs::remove_file(&crictl).unwrap();
+    std::fs::write(&cni_bridge, "tampered").unwrap();
+    let repaired = bash(&script, &root, &["assets"]);
+    assert!(repaired.status.success(), "{repaired:?}");
+    let log = String::from_utf8_lossy(&repaired.stderr);
+    assert!(
+        log.contains("installed crictl") && log.contains("installed cni-plugins"),
+        "{log}"
+    );
+    assert!(!log.contains("installed containerd"), "{log}");
+    assert_eq!(std::fs::read(&crictl).unwrap(), crictl_content);
+    assert_eq!(std::fs::read(&cni_bridge).unwrap(), bridge_content);
+    assert_eq!(server.served.load(Ordering::SeqCst), contents.len());
+    let quiet = bash(&script, &root, &["assets"]);
+    assert!(
+        !String::from_utf8_lossy(&quiet.stderr).contains("installed"),
+        "{quiet:?}"
+    );
+
     // The mirror serves something else: refused, nothing installed, the cache left clean.
     let arch = match std::env::consts::ARCH {
         "aarch64" => "arm64",
