@@ -166,7 +166,7 @@ async fn create_update_lock_and_delete_through_the_binary() {
 
     // Each group's bundle is where its user-data fetches it, naming the API load balancer.
     assert!(
-        log.contains("Published 2 node bundle(s)")
+        log.contains("Published 2 node bundle(s) for the instances' first boot (0 unchanged)")
             && log.contains("control-plane members form a new etcd cluster"),
         "{log}"
     );
@@ -233,6 +233,10 @@ async fn create_update_lock_and_delete_through_the_binary() {
     let log = stderr(&again);
     assert!(again.status.success(), "{log}");
     assert!(log.contains("Done: nothing to do"), "{log}");
+    assert!(
+        log.contains("Published 0 node bundle(s) for the instances' first boot (2 unchanged)"),
+        "bundles render the same bytes, so none is written again: {log}"
+    );
     assert!(log.contains("(0 mutating)"), "{log}");
     assert_eq!(
         log.matches("(0 mutating)").count(),
@@ -254,8 +258,8 @@ async fn create_update_lock_and_delete_through_the_binary() {
     let formed = cli.run(&["update", "cluster", name, "--yes"]);
     let log = stderr(&formed);
     assert!(
-        log.contains("control-plane members without data join the running etcd cluster"),
-        "{log}"
+        log.contains("Published 1 node bundle(s) for the instances' first boot (1 unchanged); control-plane members without data join the running etcd cluster"),
+        "only the control plane's bundle changed: {log}"
     );
     let joining = control_plane_bundle(
         cli.state_object(name, "nodes/control-plane-eu-west-1a/bundle.sh")

@@ -397,17 +397,19 @@ pub async fn etcd_formed(
     Ok(published > members / 2)
 }
 
-/// What `publish_node_bundles` wrote.
+/// What `publish_node_bundles` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Published {
-    /// State store keys of the bundles written.
-    pub keys: Vec<String>,
+    /// State store keys of the bundles written (new, or changed since the last time).
+    pub written: Vec<String>,
+    /// Bundles already published as they are.
+    pub unchanged: usize,
     /// Whether the control plane's bundles join a running etcd cluster (else they form one).
     pub etcd_formed: bool,
 }
 
 /// Renders the bundle of every AWS control-plane member and node group and writes it where
-/// its user-data fetches it (`<cluster>/nodes/<group>/bundle.sh`).
+/// its user-data fetches it (`<cluster>/nodes/<group>/bundle.sh`), when it changed.
 pub async fn publish_node_bundles(
     store: &impl crate::state::StateStore,
     cluster: &Cluster,
@@ -421,8 +423,8 @@ pub async fn publish_node_bundles(
     let secrets = crate::pki::ClusterSecrets::load_or_create(store, name).await?;
     let formed = etcd_formed(store, cluster).await?;
     let mut published = Published {
-        keys: Vec::new(),
         etcd_formed: formed,
+        ..Published::default()
     };
     for slot in control_plane_slots(spec.control_plane.count, &spec.networking.zones) {
         let mut role = select_node(cluster, Role::ControlPlane, Some(&slot.member()))?;
@@ -435,18 +437,41 @@ pub async fn publish_node_bundles(
         let mut leaves = crate::pki::NodeLeaves::load(store, name, &slot.member()).await?;
         let rendered = render_node(cluster, role, &access, &pki, &secrets, &mut leaves, now)?;
         leaves.save(store).await?;
-        let key = bundle_key(name, &slot.group());
-        store.write(&key, rendered.bundle.as_bytes()).await?;
-        published.keys.push(key);
+        published
+            .put(store, bundle_key(name, &slot.group()), &rendered.bundle)
+            .await?;
     }
     for group in &spec.node_groups {
         let role = select_node(cluster, Role::Worker, Some(&group.name))?;
         // Workers hold no certificate of their own (TLS bootstrap): nothing to keep.
         let mut leaves = crate::pki::NodeLeaves::fresh();
         let rendered = render_node(cluster, role, &access, &pki, &secrets, &mut leaves, now)?;
-        let key = bundle_key(name, &node_group_local(&group.name));
-        store.write(&key, rendered.bundle.as_bytes()).await?;
-        published.keys.push(key);
+        published
+            .put(
+                store,
+                bundle_key(name, &node_group_local(&group.name)),
+                &rendered.bundle,
+            )
+            .await?;
     }
     Ok(published)
+}
+
+impl Published {
+    /// Writes `bundle` at `key` unless it is there already (bundles are deterministic: the
+    /// same spec and keys render the same bytes).
+    async fn put(
+        &mut self,
+        store: &impl crate::state::StateStore,
+        key: String,
+        bundle: &str,
+    ) -> Result<(), BootstrapError> {
+        if store.read(&key).await?.as_deref() == Some(bundle.as_bytes()) {
+            self.unchanged += 1;
+        } else {
+            store.write(&key, bundle.as_bytes()).await?;
+            self.written.push(key);
+        }
+        Ok(())
+    }
 }

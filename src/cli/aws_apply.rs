@@ -197,8 +197,9 @@ pub async fn finish<S: StateStore>(
         )
         .await?;
         eprintln!(
-            "Published {} node bundle(s) for the instances' first boot; control-plane members {}.",
-            published.keys.len(),
+            "Published {} node bundle(s) for the instances' first boot ({} unchanged); control-plane members {}.",
+            published.written.len(),
+            published.unchanged,
             if published.etcd_formed {
                 "without data join the running etcd cluster"
             } else {
