@@ -529,6 +529,54 @@ fn a_hosts_certificates_stay_the_same_from_one_export_to_the_next() {
 }
 
 #[test]
+fn an_aws_control_plane_member_exports_the_files_it_boots_with() {
+    let rafter = Rafter::new();
+    let created = rafter.run(&HA);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let export = |dir: &str, member: &str| {
+        let out = rafter.state.path().join(dir);
+        let output = rafter.run(&[
+            "export",
+            "bootstrap",
+            "demo.example.com",
+            "--role",
+            "control-plane",
+            "--node",
+            member,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        (out, output)
+    };
+    let (out, first) = export("first", "eu-west-1b");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let read = |out: &Path, file: &str| std::fs::read_to_string(out.join(file)).unwrap();
+    let peers = read(&out, "usr/local/lib/rafter/etcd-peers.sh");
+    assert!(peers.contains("\nMEMBER=eu-west-1b\n"), "{peers}");
+    assert!(read(&out, "etc/systemd/system/etcd.service").contains(
+        "--initial-advertise-peer-urls=https://etcd-eu-west-1b.internal.demo.example.com:2380"
+    ));
+    // Its certificates are kept: the export is what the member's published bundle holds.
+    let (again, second) = export("second", "eu-west-1b");
+    assert!(second.status.success(), "{}", stderr(&second));
+    for file in [
+        "etc/kubernetes/pki/etcd/peer.crt",
+        "etc/kubernetes/pki/apiserver.key",
+    ] {
+        assert_eq!(read(&out, file), read(&again, file), "{file}");
+    }
+    let (_, unknown) = export("unknown", "eu-west-1d");
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains(
+            "has no control-plane member named `eu-west-1d` (it has: eu-west-1a, eu-west-1b, eu-west-1c)"
+        ),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
+#[test]
 fn unknown_profiles_and_missing_files_are_clear() {
     let rafter = Rafter::new();
     let typo = rafter.run(&[

@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::Context;
 use rafter::bootstrap::{self, Role};
 use rafter::pki::{ClusterPki, ClusterSecrets, NodeLeaves};
-use rafter::spec::Provider;
 use rafter::state::local::write_atomic;
 use time::OffsetDateTime;
 
@@ -30,12 +29,11 @@ pub async fn run(state: Option<&str>, args: ExportBootstrapArgs) -> anyhow::Resu
     let now = OffsetDateTime::now_utc();
     let pki = ClusterPki::load_or_create(store.store(), name, now).await?;
     let secrets = ClusterSecrets::load_or_create(store.store(), name).await?;
-    // A host's certificates are kept so the export is what the host receives, now and later.
+    // A named node's certificates are kept (a bare host's, an AWS control-plane member's),
+    // so the export is what the node receives, now and later.
     let mut leaves = match node.name() {
-        Some(host) if cluster.spec.provider == Provider::Ssh => {
-            NodeLeaves::load(store.store(), name, &host).await?
-        }
-        _ => NodeLeaves::fresh(),
+        Some(node_name) => NodeLeaves::load(store.store(), name, &node_name).await?,
+        None => NodeLeaves::fresh(),
     };
     let rendered =
         bootstrap::render_node(&cluster, node, &access, &pki, &secrets, &mut leaves, now)?;
