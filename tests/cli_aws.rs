@@ -277,6 +277,37 @@ async fn create_update_lock_and_delete_through_the_binary() {
     assert!(certificates(&joining).len() > 10);
     assert_eq!(certificates(&joining), certificates(&first_control_plane));
 
+    // Members have booted: a spec that would add members to the running control plane is
+    // refused before anything changes (the running members would not know them).
+    let spec = cli.run(&["get", "cluster", name, "-o", "yaml"]);
+    assert!(spec.status.success(), "{}", stderr(&spec));
+    let spec = String::from_utf8(spec.stdout).unwrap();
+    assert!(spec.contains("controlPlane:\n    count: 1\n"), "{spec}");
+    let grown = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        grown.path(),
+        spec.replace(
+            "controlPlane:\n    count: 1\n",
+            "controlPlane:\n    count: 3\n",
+        ),
+    )
+    .unwrap();
+    let refused = cli.run(&[
+        "update",
+        "cluster",
+        name,
+        "-f",
+        grown.path().to_str().unwrap(),
+        "--yes",
+    ]);
+    let log = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(3), "{log}");
+    assert!(
+        log.contains("control-plane members would change from eu-west-1a to eu-west-1a, eu-west-1a-2, eu-west-1a-3, but members have booted (eu-west-1a)"),
+        "{log}"
+    );
+    assert_eq!(inventory(name).await, expected, "nothing changed");
+
     // A run holding the lock keeps a second one out, and says who holds it.
     let lock = {
         let store =

@@ -376,6 +376,20 @@ pub fn render_node(
 /// state store: one object per member (`etcd-peers.sh`).
 pub const PEERS_PATH: &str = "etcd-peers";
 
+/// The AWS control-plane members that have booted: those that published an address.
+pub async fn booted_members(
+    store: &impl crate::state::StateStore,
+    cluster: &str,
+) -> Result<Vec<String>, BootstrapError> {
+    let inside = format!("{cluster}/{PEERS_PATH}/");
+    Ok(store
+        .list(&format!("{cluster}/{PEERS_PATH}"))
+        .await?
+        .into_iter()
+        .filter_map(|key| key.strip_prefix(&inside).map(str::to_string))
+        .collect())
+}
+
 /// Whether a new control plane's members should still form a new etcd cluster: until a
 /// majority of them have published an address (they do so right before starting etcd), no
 /// quorum can have formed. Afterwards a member without data joins the running cluster and
@@ -384,17 +398,9 @@ pub async fn etcd_formed(
     store: &impl crate::state::StateStore,
     cluster: &Cluster,
 ) -> Result<bool, BootstrapError> {
-    let name = &cluster.metadata.name;
-    let peers = format!("{name}/{PEERS_PATH}");
-    let inside = format!("{peers}/");
-    let published = store
-        .list(&peers)
-        .await?
-        .into_iter()
-        .filter(|key| key.starts_with(&inside))
-        .count();
+    let booted = booted_members(store, &cluster.metadata.name).await?;
     let members = cluster.spec.control_plane.count as usize;
-    Ok(published > members / 2)
+    Ok(booted.len() > members / 2)
 }
 
 /// What `publish_node_bundles` did.

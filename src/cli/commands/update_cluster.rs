@@ -1,8 +1,9 @@
 //! `rafter update cluster`: plan the changes that bring a cluster to its (possibly new) spec.
 
 use rafter::model::build_graph;
+use rafter::model::compute::{ControlPlaneSlot, control_plane_slots};
 use rafter::plan::{self, RecordedResource};
-use rafter::spec::{self, Provider, SpecSources};
+use rafter::spec::{self, Cluster, Provider, SpecSources};
 
 use crate::cli::args::UpdateClusterArgs;
 use crate::cli::aws_apply::{ApplyRequest, apply_with_lock, aws_region, finish};
@@ -36,6 +37,7 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
                 .hint("a cluster cannot be renamed; create a new one instead")
                 .into());
             }
+            refuse_moving_booted_members(&store, &stored.cluster, &new.cluster).await?;
             new
         }
     };
@@ -94,4 +96,42 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
         eprintln!("The new spec was not stored: nothing changes without --yes.");
     }
     Ok(())
+}
+
+/// On AWS each control-plane member is named by its place (zone and ordinal), and every
+/// member's files name all the others: once members have booted, a spec that adds, removes
+/// or moves one would leave the running members unaware of it (and etcd with a dead member).
+async fn refuse_moving_booted_members<S: rafter::state::StateStore>(
+    store: &rafter::state::ClusterStore<S>,
+    stored: &Cluster,
+    new: &Cluster,
+) -> anyhow::Result<()> {
+    let members = |cluster: &Cluster| -> Vec<String> {
+        control_plane_slots(
+            cluster.spec.control_plane.count,
+            &cluster.spec.networking.zones,
+        )
+        .iter()
+        .map(ControlPlaneSlot::member)
+        .collect()
+    };
+    if new.spec.provider != Provider::Aws || members(stored) == members(new) {
+        return Ok(());
+    }
+    let name = &new.metadata.name;
+    let booted = rafter::bootstrap::booted_members(store.store(), name).await?;
+    if booted.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        EXIT_INVALID_SPEC,
+        format!(
+            "cluster {name}'s control-plane members would change from {} to {}, but members have booted ({}): changing the members of a running AWS control plane is not supported yet",
+            members(stored).join(", "),
+            members(new).join(", "),
+            booted.join(", ")
+        ),
+    )
+    .hint("keep spec.controlPlane.count and the first zones of spec.networking.zones as they are")
+    .into())
 }
