@@ -132,7 +132,8 @@ pub fn node_files(
     let cluster_dns = nth_address(&spec.networking.service_cidr.0, 10);
     let pod_cidr = spec.networking.pod_cidr.to_string();
     let service_cidr = spec.networking.service_cidr.to_string();
-    let (control_plane, applies_addons, node_name, node_ip) = match &node.role {
+    // `boots_named`: an AWS control-plane node, named and addressed when it boots.
+    let (control_plane, applies_addons, node_name, node_ip, boots_named) = match &node.role {
         NodeRole::ControlPlane {
             members,
             index,
@@ -145,18 +146,10 @@ pub fn node_files(
             })?;
             // An instance keeps the name its cloud gave it; a bare host takes the spec's.
             let node_name = discovery.is_none().then(|| this.name.clone());
-            (true, *index == 0, node_name, this.ip())
+            (true, *index == 0, node_name, this.ip(), discovery.is_some())
         }
-        NodeRole::Worker { name, ip, .. } => (false, false, name.clone(), *ip),
+        NodeRole::Worker { name, ip, .. } => (false, false, name.clone(), *ip, false),
     };
-    // An AWS control-plane node: named and addressed when it boots.
-    let boots_named = matches!(
-        &node.role,
-        NodeRole::ControlPlane {
-            discovery: Some(_),
-            ..
-        }
-    );
     let role = if control_plane {
         "control-plane"
     } else {
@@ -349,7 +342,7 @@ pub fn node_files(
         );
 
         let local_server = format!("https://{}", socket(local_ip, 6443));
-        if discovery.is_some() {
+        if boots_named {
             // Named at boot, so its certificate is issued at boot too (bootstrap.sh, with the
             // cluster CA the node holds anyway): TLS bootstrap would need the API server that
             // this kubelet is about to start.
