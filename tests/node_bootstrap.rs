@@ -395,21 +395,26 @@ fn control_plane_certificates_chain_to_their_ca_and_name_the_node() {
                 .status
                 .success()
         );
-        let shown = String::from_utf8(
-            openssl(&[
-                "x509",
-                "-noout",
-                "-subject",
-                "-nameopt",
-                "sep_comma_plus_space",
-                "-in",
-                &cert_path,
-            ])
-            .stdout,
-        )
-        .unwrap();
+        let shown = certificate_subject(Path::new(&cert_path));
         assert!(shown.contains(subject), "{conf}: {shown}");
     }
+}
+
+/// The subject of the certificate at `path`, as `CN=…, O=…`.
+fn certificate_subject(path: &Path) -> String {
+    String::from_utf8(
+        openssl(&[
+            "x509",
+            "-noout",
+            "-subject",
+            "-nameopt",
+            "sep_comma_plus_space",
+            "-in",
+            &path.to_string_lossy(),
+        ])
+        .stdout,
+    )
+    .unwrap()
 }
 
 /// The `openssl x509 -text` of the certificate at `path`.
@@ -500,19 +505,7 @@ fn aws_control_plane_members_are_named_ahead_and_addressed_at_boot() {
         .unwrap()
         .trim()
         .to_lowercase();
-    let subject = String::from_utf8(
-        openssl(&[
-            "x509",
-            "-noout",
-            "-subject",
-            "-nameopt",
-            "sep_comma_plus_space",
-            "-in",
-            &cert.to_string_lossy(),
-        ])
-        .stdout,
-    )
-    .unwrap();
+    let subject = certificate_subject(&cert);
     assert!(
         subject.contains(&format!("O=system:nodes, CN=system:node:{hostname}")),
         "{subject}"
