@@ -1,9 +1,10 @@
 //! AWS control-plane members booting for real: three test-bed hosts (real sshd, systemd,
 //! etcd, containerd) play the instances of the `ha-aws` profile's three control-plane
 //! groups. Each runs its launch template's user-data, which fetches the bundle rafter
-//! published in the state store (S3 in the AWS API emulator); at boot each member publishes its address,
-//! resolves the others' names from what they published, and the three form a TLS etcd
-//! cluster with rafter's certificates, which name only DNS names. Then one instance is
+//! published in the state store (S3 in the AWS API emulator); at boot each member publishes
+//! its address and resolves the others' names from what they published. Two form a new TLS
+//! etcd cluster with rafter's certificates, which name only DNS names; the third, slow to
+//! boot, finds it running and joins in its never-started entry's place. Then one instance is
 //! powered off for good and a new one with another address takes its place: it joins the
 //! running cluster (its stale entry removed, added again), and the others find it at its new
 //! address.
@@ -160,7 +161,8 @@ fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
     }
 }
 
-/// `member list` as seen from `host`: name -> (id, peer URL), started members only.
+/// `member list` as seen from `host`: name -> (id, peer URL) of the members that have a name
+/// (all of a static cluster's from the start; one added later once it has started).
 fn members(testbed: &Testbed, host: &str) -> BTreeMap<String, (String, String)> {
     testbed
         .ssh_ok(host, &format!("{ETCDCTL} member list"))
@@ -177,18 +179,38 @@ fn members(testbed: &Testbed, host: &str) -> BTreeMap<String, (String, String)> 
         .collect()
 }
 
-fn healthy_everywhere(testbed: &Testbed, host: &str) -> Result<(), String> {
-    let output = testbed.ssh(host, &format!("{ETCDCTL} endpoint health --cluster"));
+/// `endpoint health` from `host` of every member it knows (`members` empty) or of the named
+/// ones: Ok when exactly `expected` answer healthy.
+fn healthy_at(
+    testbed: &Testbed,
+    host: &str,
+    members: &[&str],
+    expected: usize,
+) -> Result<(), String> {
+    let endpoints = if members.is_empty() {
+        "--cluster".to_string()
+    } else {
+        let urls: Vec<String> = members
+            .iter()
+            .map(|member| format!("https://etcd-{member}.internal.{CLUSTER}:2379"))
+            .collect();
+        format!("--endpoints={}", urls.join(","))
+    };
+    let output = testbed.ssh(host, &format!("{ETCDCTL} endpoint health {endpoints}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    if output.status.success() && text.matches("is healthy").count() == 3 {
+    if output.status.success() && text.matches("is healthy").count() == expected {
         Ok(())
     } else {
         Err(text)
     }
+}
+
+fn healthy_everywhere(testbed: &Testbed, host: &str) -> Result<(), String> {
+    healthy_at(testbed, host, &[], 3)
 }
 
 async fn published_addresses(store: &S3Store) -> BTreeMap<String, String> {
@@ -238,23 +260,40 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
         .unwrap();
     assert!(!published.etcd_formed, "nothing has booted yet");
 
-    // First boot of all three, together, as an auto-scaling group's instances come up.
+    // Two instances come up together and form the new cluster: two of its three members are
+    // a quorum. The third is slow to boot.
+    let (a, b, c) = (INSTANCES[0], INSTANCES[1], INSTANCES[2]);
     let logs = futures::future::join_all(
-        INSTANCES
+        [a, c]
             .iter()
             .map(|(host, address, member)| world.boot(host, address, member)),
     )
     .await;
-    for (log, (host, address, member)) in logs.iter().zip(INSTANCES) {
+    for (log, (host, address, member)) in logs.iter().zip([a, c]) {
         assert!(
             log.contains(&format!("published member {member} at {address}")),
             "{host}: {log}"
         );
         assert!(
             !log.contains("added member"),
-            "{host} formed the new cluster with the others: {log}"
+            "{host} formed the new cluster with the other: {log}"
         );
     }
+    // A quorum of two answers; the third is listed (a static cluster names all its members
+    // from the start) but has never started.
+    eventually("two of three members healthy", || {
+        healthy_at(&world.testbed, "aws-a", &[a.2, c.2], 2)
+    });
+    let unstarted = members(&world.testbed, "aws-c")[b.2].0.clone();
+
+    // The slow one finds a running cluster: it takes its never-started entry's place.
+    let (host, address, member) = b;
+    let log = world.boot(host, address, member).await;
+    assert!(
+        log.contains(&format!("removed the entry {unstarted} of member {member}"))
+            && log.contains(&format!("added member {member} to the running cluster")),
+        "{log}"
+    );
     let expected: BTreeMap<String, String> = INSTANCES
         .iter()
         .map(|(_, address, member)| (member.to_string(), address.to_string()))
@@ -273,14 +312,18 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
             format!("https://etcd-{member}.internal.{CLUSTER}:2380")
         );
     }
-    for (host, _, _) in INSTANCES {
-        let hosts_file = world.testbed.ssh_ok(host, "cat /etc/hosts");
-        for (_, address, member) in INSTANCES {
-            assert!(
-                hosts_file.contains(&format!("{address} etcd-{member}.internal.{CLUSTER} ")),
-                "{host}:\n{hosts_file}"
-            );
+    eventually("every member's /etc/hosts names all three", || {
+        for (host, _, _) in INSTANCES {
+            let hosts_file = world.testbed.ssh_ok(host, "cat /etc/hosts");
+            for (_, address, member) in INSTANCES {
+                if !hosts_file.contains(&format!("{address} etcd-{member}.internal.{CLUSTER} ")) {
+                    return Err(format!("{host}:\n{hosts_file}"));
+                }
+            }
         }
+        Ok(())
+    });
+    for (host, _, _) in INSTANCES {
         // The kubelet's certificate was issued on the node, for the node's own name.
         let subject = world.testbed.ssh_ok(
             host,
@@ -309,9 +352,8 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
     Testbed::fresh(&[(host, address)]);
     let log = world.boot(host, address, member).await;
     assert!(
-        log.contains(&format!(
-            "removed the stale entry {old_id} of member {member}"
-        )) && log.contains(&format!("added member {member} to the running cluster")),
+        log.contains(&format!("removed the entry {old_id} of member {member}"))
+            && log.contains(&format!("added member {member} to the running cluster")),
         "{log}"
     );
     assert_eq!(published_addresses(&world.store).await[member], address);
