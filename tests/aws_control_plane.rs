@@ -179,24 +179,15 @@ fn members(testbed: &Testbed, host: &str) -> BTreeMap<String, (String, String)> 
         .collect()
 }
 
-/// `endpoint health` from `host` of every member it knows (`members` empty) or of the named
-/// ones: Ok when exactly `expected` answer healthy.
+/// `endpoint health` from `host` of the endpoints `selection` names (`--cluster` or
+/// `--endpoints=…`): Ok when exactly `expected` answer healthy.
 fn healthy_at(
     testbed: &Testbed,
     host: &str,
-    members: &[&str],
+    selection: &str,
     expected: usize,
 ) -> Result<(), String> {
-    let endpoints = if members.is_empty() {
-        "--cluster".to_string()
-    } else {
-        let urls: Vec<String> = members
-            .iter()
-            .map(|member| format!("https://etcd-{member}.internal.{CLUSTER}:2379"))
-            .collect();
-        format!("--endpoints={}", urls.join(","))
-    };
-    let output = testbed.ssh(host, &format!("{ETCDCTL} endpoint health {endpoints}"));
+    let output = testbed.ssh(host, &format!("{ETCDCTL} endpoint health {selection}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -210,7 +201,16 @@ fn healthy_at(
 }
 
 fn healthy_everywhere(testbed: &Testbed, host: &str) -> Result<(), String> {
-    healthy_at(testbed, host, &[], 3)
+    healthy_at(testbed, host, "--cluster", 3)
+}
+
+/// The `--endpoints=…` argument naming `members`' client URLs.
+fn client_endpoints(members: &[&str]) -> String {
+    let urls: Vec<String> = members
+        .iter()
+        .map(|member| format!("https://etcd-{member}.internal.{CLUSTER}:2379"))
+        .collect();
+    format!("--endpoints={}", urls.join(","))
 }
 
 async fn published_addresses(store: &S3Store) -> BTreeMap<String, String> {
@@ -282,7 +282,7 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
     // A quorum of two answers; the third is listed (a static cluster names all its members
     // from the start) but has never started.
     eventually("two of three members healthy", || {
-        healthy_at(&world.testbed, "aws-a", &[a.2, c.2], 2)
+        healthy_at(&world.testbed, "aws-a", &client_endpoints(&[a.2, c.2]), 2)
     });
     let unstarted = members(&world.testbed, "aws-c")[b.2].0.clone();
 
