@@ -20,17 +20,24 @@ use common::imds::Imds;
 use common::proxy::{FaultConfig, FaultProxy};
 use common::testbed::{Testbed, target};
 use rafter::bootstrap::assets::NodeNeeds;
-use rafter::bootstrap::{self, publish_node_bundles};
+use rafter::bootstrap::publish_node_bundles;
 use rafter::hosts::assets::{LocalFiles, local_downloads, upload};
 use rafter::spec::{Cluster, SpecFlags, SpecSources};
 use rafter::ssh::Session;
-use rafter::state::{S3Store, StateStore};
+use rafter::state::{S3Store, StateStore, layout};
 
 const CLUSTER: &str = "boot.example.com";
 const PREFIX: &str = "clusters";
 /// The test bed's side of its bridge, where the hosts reach the emulator and metadata.
 const BRIDGE: &str = "10.250.0.1";
 const LOAD_BALANCER: &str = "api-boot-0123456789.elb.eu-west-1.amazonaws.com";
+
+fn load_balancers() -> rafter::bootstrap::ApiLoadBalancerNames {
+    rafter::bootstrap::ApiLoadBalancerNames {
+        clients: Some(LOAD_BALANCER.to_string()),
+        nodes: None,
+    }
+}
 /// Hosts playing the instances of the three control-plane groups, and the member each is.
 const INSTANCES: [(&str, &str, &str); 3] = [
     ("aws-a", "10.250.0.41", "eu-west-1a"),
@@ -83,7 +90,7 @@ fn cluster(bucket: &str, assets: &std::path::Path) -> Cluster {
 impl World {
     /// The bundle rafter published for `member`'s group.
     async fn bundle(&self, member: &str) -> Vec<u8> {
-        let key = bootstrap::bundle_key(CLUSTER, &format!("control-plane-{member}"));
+        let key = layout::BundleOwner::ControlPlaneMember(member).key(CLUSTER);
         self.store
             .read(&key)
             .await
@@ -216,7 +223,7 @@ fn client_endpoints(members: &[&str]) -> String {
 async fn published_addresses(store: &S3Store) -> BTreeMap<String, String> {
     let mut addresses = BTreeMap::new();
     for (_, _, member) in INSTANCES {
-        let key = format!("{CLUSTER}/{}/{member}", bootstrap::PEERS_PATH);
+        let key = layout::etcd_peer_key(CLUSTER, member);
         if let Some(address) = store.read(&key).await.unwrap() {
             addresses.insert(
                 member.to_string(),
@@ -255,7 +262,7 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
     };
     let now = time::OffsetDateTime::now_utc();
 
-    let published = publish_node_bundles(&world.store, &world.cluster, Some(LOAD_BALANCER), now)
+    let published = publish_node_bundles(&world.store, &world.cluster, &load_balancers(), now)
         .await
         .unwrap();
     assert!(!published.etcd_formed, "nothing has booted yet");
@@ -340,7 +347,7 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
         .ssh_ok("aws-a", &format!("{ETCDCTL} put /rafter/boot formed"));
 
     // rafter sees a majority published: from now on a member without data joins.
-    let republished = publish_node_bundles(&world.store, &world.cluster, Some(LOAD_BALANCER), now)
+    let republished = publish_node_bundles(&world.store, &world.cluster, &load_balancers(), now)
         .await
         .unwrap();
     assert!(republished.etcd_formed);

@@ -192,7 +192,7 @@ async fn create_update_lock_and_delete_through_the_binary() {
         files
     };
     let first_control_plane = control_plane_bundle(
-        cli.state_object(name, "nodes/control-plane-eu-west-1a/bundle.sh")
+        cli.state_object(name, "control-plane/eu-west-1a/bundle.sh")
             .await
             .expect("the control-plane member's bundle is published"),
     );
@@ -211,7 +211,7 @@ async fn create_update_lock_and_delete_through_the_binary() {
         "members publish their addresses in the cluster's state"
     );
     let bundle = cli
-        .state_object(name, "nodes/nodes-workers/bundle.sh")
+        .state_object(name, "node-groups/workers/bundle.sh")
         .await
         .expect("the node group's bundle is published");
     let bundle = String::from_utf8(bundle).unwrap();
@@ -262,7 +262,7 @@ async fn create_update_lock_and_delete_through_the_binary() {
         "only the control plane's bundle changed: {log}"
     );
     let joining = control_plane_bundle(
-        cli.state_object(name, "nodes/control-plane-eu-west-1a/bundle.sh")
+        cli.state_object(name, "control-plane/eu-west-1a/bundle.sh")
             .await
             .unwrap(),
     );

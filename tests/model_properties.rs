@@ -4,10 +4,12 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use rafter::graph::resources::{EgressRule, IngressRule, Peer, Resource, RouteTarget};
+use rafter::graph::resources::{EgressRule, IngressRule, Peer, Protocol, Resource, RouteTarget};
 use rafter::graph::{ResourceGraph, ResourceKind, Value};
 use rafter::model::build_graph;
-use rafter::spec::{self, Cluster, SpecFlags, SpecSources};
+use rafter::model::pod_network::cni_ports;
+use rafter::plan::{Action, RecordedResource};
+use rafter::spec::{self, Cluster, Cni, SpecFlags, SpecSources};
 
 /// The profiles plus variants that exercise other branches of the model.
 fn clusters() -> Vec<(String, Cluster)> {
@@ -333,7 +335,11 @@ fn control_plane_spreads_one_per_zone_and_registers_with_the_api() {
     for group in groups {
         assert_eq!((group.min_size, group.max_size), (1, 1));
         assert_eq!(group.subnets.len(), 1);
-        assert_eq!(group.target_groups.len(), 1);
+        assert_eq!(
+            group.target_groups.len(),
+            2,
+            "the public load balancer's and the internal one's the nodes use"
+        );
     }
     let egress: Vec<_> = graph
         .nodes()
@@ -345,5 +351,241 @@ fn control_plane_spreads_one_per_zone_and_registers_with_the_api() {
             )
         })
         .collect();
-    assert_eq!(egress.len(), 4, "one egress rule per group");
+    let security_groups = graph
+        .nodes()
+        .iter()
+        .filter(|node| matches!(node.resource, Resource::SecurityGroup(_)))
+        .count();
+    assert_eq!(egress.len(), security_groups, "one egress rule per group");
+}
+
+/// Ingress rules of the group named `target` (`control-plane`) from the group named `source`,
+/// as (protocol, ports).
+fn ingress_between(
+    graph: &ResourceGraph,
+    target: &str,
+    source: &str,
+) -> Vec<(Protocol, Option<(u16, u16)>)> {
+    graph
+        .nodes()
+        .iter()
+        .filter_map(|node| match &node.resource {
+            Resource::SecurityGroupIngressRule(IngressRule(rule)) => Some(rule),
+            _ => None,
+        })
+        .filter(|rule| group_name(graph, rule.group.address()) == target)
+        .filter(|rule| matches!(&rule.peer, Peer::Group(peer) if group_name(graph, peer.address()) == source))
+        .map(|rule| (rule.protocol, rule.ports))
+        .collect()
+}
+
+#[test]
+fn every_port_the_cni_needs_is_open_between_all_nodes_and_nothing_else_new() {
+    for (name, cluster) in clusters() {
+        for cni in [Cni::Calico, Cni::Cilium, Cni::Flannel] {
+            let mut cluster = cluster.clone();
+            cluster.spec.networking.cni = cni;
+            let graph = build_graph(&cluster).unwrap();
+            // Each group to itself and the control plane to the nodes: everything.
+            for (target, source) in [
+                ("control-plane", "control-plane"),
+                ("nodes", "nodes"),
+                ("nodes", "control-plane"),
+            ] {
+                assert!(
+                    ingress_between(&graph, target, source).contains(&(Protocol::All, None)),
+                    "{name}/{cni:?}: {source} -> {target} is not fully open"
+                );
+            }
+            // The nodes to the control plane: the API, the kubelet, and exactly the CNI's ports.
+            let mut wanted: Vec<(Protocol, Option<(u16, u16)>)> = vec![
+                (Protocol::Tcp, Some((6443, 6443))),
+                (Protocol::Tcp, Some((10250, 10250))),
+            ];
+            wanted.extend(
+                cni_ports(cni)
+                    .iter()
+                    .map(|port| (port.protocol, port.ports)),
+            );
+            let mut open = ingress_between(&graph, "control-plane", "nodes");
+            open.sort_by_key(|rule| format!("{rule:?}"));
+            wanted.sort_by_key(|rule| format!("{rule:?}"));
+            assert_eq!(open, wanted, "{name}/{cni:?}: nodes -> control plane");
+        }
+    }
+}
+
+#[test]
+fn the_cni_ports_are_the_documented_ones() {
+    let ports = |cni| -> Vec<(Protocol, Option<(u16, u16)>)> {
+        cni_ports(cni)
+            .iter()
+            .map(|port| (port.protocol, port.ports))
+            .collect()
+    };
+    // Calico: VXLAN and Typha; no BGP, no IP-in-IP (the pool encapsulates with VXLAN).
+    assert_eq!(
+        ports(Cni::Calico),
+        [
+            (Protocol::Udp, Some((4789, 4789))),
+            (Protocol::Tcp, Some((5473, 5473)))
+        ]
+    );
+    assert_eq!(
+        ports(Cni::Cilium),
+        [
+            (Protocol::Udp, Some((8472, 8472))),
+            (Protocol::Tcp, Some((4240, 4240))),
+            (Protocol::Icmp, Some((8, 0)))
+        ]
+    );
+    assert_eq!(ports(Cni::Flannel), [(Protocol::Udp, Some((8472, 8472)))]);
+    for cni in [Cni::Calico, Cni::Cilium, Cni::Flannel] {
+        for port in cni_ports(cni) {
+            assert!(port.source.starts_with("https://"), "{port:?}");
+        }
+    }
+}
+
+/// The load balancer nodes reach the API through: what `api.internal` names, else the internal
+/// one nodes use, else the clients' own.
+fn node_load_balancer(graph: &ResourceGraph) -> &rafter::graph::Address {
+    let record = graph.nodes().iter().find_map(|node| match &node.resource {
+        Resource::DnsRecord(record) if record.name.starts_with("api.internal.") => {
+            Some(record.load_balancer.address())
+        }
+        _ => None,
+    });
+    let fallback = graph
+        .nodes()
+        .iter()
+        .filter(|node| node.address.kind == ResourceKind::LoadBalancer)
+        .map(|node| &node.address)
+        .min_by_key(|address| address.name != "api-internal")
+        .unwrap();
+    if let Some(record) = record {
+        assert_eq!(
+            record, fallback,
+            "api.internal names the nodes' load balancer"
+        );
+    }
+    fallback
+}
+
+#[test]
+fn with_allowed_cidrs_narrowed_every_kubelet_reaches_the_api_inside_the_vpc() {
+    for (name, mut cluster) in clusters() {
+        cluster.spec.api_server.allowed_cidrs = vec!["203.0.113.0/24".parse().unwrap()];
+        let graph = build_graph(&cluster).unwrap();
+        let address = node_load_balancer(&graph);
+        let Resource::LoadBalancer(balancer) = &graph.get(address).unwrap().resource else {
+            unreachable!()
+        };
+        assert!(
+            balancer.internal,
+            "{name}: nodes reach the API through the internet"
+        );
+        for subnet in &balancer.subnets {
+            assert!(
+                subnet.address().name.starts_with("private-")
+                    || cluster.spec.networking.topology == rafter::spec::Topology::Public,
+                "{name}: the nodes' load balancer sits in {}",
+                subnet.address().name
+            );
+        }
+        // Its group takes the nodes and the control plane on 443, and the documentation range
+        // only if the clients' load balancer is this one.
+        let group = balancer.security_groups[0].address();
+        let group = group_name(&graph, group);
+        for source in ["nodes", "control-plane"] {
+            assert!(
+                ingress_between(&graph, &group, source)
+                    .contains(&(Protocol::Tcp, Some((443, 443)))),
+                "{name}: {source} cannot reach {group}"
+            );
+        }
+        // Its listener forwards to a target group every control-plane member registers with,
+        // and the control plane takes 6443 from it.
+        let target_group = graph
+            .nodes()
+            .iter()
+            .find_map(|node| match &node.resource {
+                Resource::Listener(listener) if listener.load_balancer.address() == address => {
+                    Some(listener.target_group.address().clone())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{name}: no listener on {address}"));
+        for node in graph.nodes() {
+            if let Resource::AutoscalingGroup(asg) = &node.resource
+                && node.address.name.starts_with("control-plane-")
+            {
+                assert!(
+                    asg.target_groups
+                        .iter()
+                        .any(|group| group.address() == &target_group),
+                    "{name}: {} is not behind the nodes' load balancer",
+                    node.address
+                );
+            }
+        }
+        assert!(
+            ingress_between(&graph, "control-plane", &group)
+                .contains(&(Protocol::Tcp, Some((6443, 6443)))),
+            "{name}: the control plane refuses {group}"
+        );
+    }
+}
+
+#[test]
+fn a_recorded_image_is_kept_until_the_spec_names_another() {
+    let (mut cluster, graph) = common::example_graph("ha-aws");
+    let recorded: Vec<RecordedResource> = graph
+        .nodes()
+        .iter()
+        .map(|node| RecordedResource {
+            address: node.address.clone(),
+            outputs: BTreeMap::from([("id".to_string(), format!("id-{}", node.address.name))]),
+            attributes: node.resource.attributes(),
+            dependencies: node.dependencies(),
+        })
+        .collect();
+    let again = rafter::plan::diff(&cluster.metadata.name, &graph, &recorded).unwrap();
+    assert!(
+        again.changes.is_empty(),
+        "a re-plan reads the image again: {:?}",
+        again.changes
+    );
+
+    // An explicit change is read and shown on every launch template that uses it.
+    cluster.spec.control_plane.image = "debian-13".into();
+    let changed = build_graph(&cluster).unwrap();
+    let plan = rafter::plan::diff(&cluster.metadata.name, &changed, &recorded).unwrap();
+    let read: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|change| change.action == Action::Read)
+        .map(|change| change.address.to_string())
+        .collect();
+    assert_eq!(read, ["data.aws_ami.debian-13-amd64"]);
+    let updated: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|change| change.action == Action::Update)
+        .filter(|change| {
+            change
+                .changes
+                .iter()
+                .any(|attribute| attribute.name == "image_id")
+        })
+        .map(|change| change.address.name.clone())
+        .collect();
+    assert_eq!(
+        updated,
+        [
+            "control-plane-eu-west-1a",
+            "control-plane-eu-west-1b",
+            "control-plane-eu-west-1c"
+        ]
+    );
 }

@@ -27,6 +27,16 @@ use time::OffsetDateTime;
 
 /// The API load balancer's name AWS would give (AWS profiles have no DNS zone).
 const LOAD_BALANCER: &str = "api-lb-0123456789.elb.eu-west-1.amazonaws.com";
+const NODE_LOAD_BALANCER: &str = "internal-api-internal-lb-987.elb.eu-west-1.amazonaws.com";
+
+/// The API load balancers of an AWS cluster once they exist: the public one clients use and
+/// the internal one nodes use.
+fn load_balancers() -> bootstrap::ApiLoadBalancerNames {
+    bootstrap::ApiLoadBalancerNames {
+        clients: Some(LOAD_BALANCER.to_string()),
+        nodes: Some(NODE_LOAD_BALANCER.to_string()),
+    }
+}
 
 fn run(command: &mut Command) -> Output {
     command
@@ -65,7 +75,7 @@ fn material(cluster: &Cluster) -> Material {
 
 fn render(cluster: &Cluster, material: &Material, role: Role, node: Option<&str>) -> RenderedNode {
     let selected = bootstrap::select_node(cluster, role, node).unwrap();
-    let access = bootstrap::api_access(cluster, Some(LOAD_BALANCER)).unwrap();
+    let access = bootstrap::api_access(cluster, &load_balancers()).unwrap();
     bootstrap::render_node(
         cluster,
         selected,
@@ -898,7 +908,7 @@ fn snapshots_of_every_template_per_profile() {
 #[test]
 fn ip_v4_literals_stay_addresses() {
     // The shared endpoint of the bare-host profile is an address: it is an IP SAN, not a name.
-    let access = bootstrap::api_access(&example_cluster("ha-ssh"), None).unwrap();
+    let access = bootstrap::api_access(&example_cluster("ha-ssh"), &Default::default()).unwrap();
     assert_eq!(access.server, "https://10.250.0.10:6443");
     assert_eq!(access.ips, vec!["10.250.0.10".parse::<IpAddr>().unwrap()]);
 }

@@ -275,16 +275,15 @@ pub async fn apply(
             Ok(node_outputs) => {
                 outputs.insert(node.address.clone(), node_outputs.clone());
                 status[position] = Status::Done;
-                if action != Action::Read {
-                    let record = RecordedResource {
-                        address: node.address.clone(),
-                        outputs: node_outputs,
-                        attributes: node.resource.attributes(),
-                        dependencies: node.dependencies(),
-                    };
-                    if let Err(error) = recorder.record(record).await {
-                        report.state_error.get_or_insert(error);
-                    }
+                // Lookups too: their answer is kept until the lookup itself changes.
+                let record = RecordedResource {
+                    address: node.address.clone(),
+                    outputs: node_outputs,
+                    attributes: node.resource.attributes(),
+                    dependencies: node.dependencies(),
+                };
+                if let Err(error) = recorder.record(record).await {
+                    report.state_error.get_or_insert(error);
                 }
                 reporter.finished(&node.address, action);
                 report.done.push((node.address.clone(), action));
@@ -318,6 +317,16 @@ pub async fn apply(
             &mut report,
         )
         .await;
+        // Lookups no longer wanted (another image; the whole cluster deleted) own nothing in
+        // the cloud: their answer is only forgotten.
+        for address in recorded_by_address.keys() {
+            if address.kind.is_lookup()
+                && graph.get(address).is_none()
+                && let Err(error) = recorder.forget(address).await
+            {
+                report.state_error.get_or_insert(error);
+            }
+        }
     }
     Ok(report)
 }
@@ -599,14 +608,7 @@ mod tests {
             "parallelism 4, independent work: {most} at once"
         );
         let records = memory.0.lock().unwrap().len();
-        assert_eq!(
-            records,
-            graph
-                .nodes()
-                .iter()
-                .filter(|node| !node.address.kind.is_lookup())
-                .count()
-        );
+        assert_eq!(records, graph.nodes().len(), "lookups are recorded too");
     }
 
     #[tokio::test]
@@ -623,10 +625,13 @@ mod tests {
             .lock()
             .unwrap()
             .iter()
-            .filter(|event| matches!(event, Event::Start(name) if !name.starts_with("data.")))
+            .filter(|event| matches!(event, Event::Start(_)))
             .cloned()
             .collect();
-        assert!(calls.is_empty(), "{calls:?}");
+        assert!(
+            calls.is_empty(),
+            "not even a lookup is read again: {calls:?}"
+        );
     }
 
     #[tokio::test]
@@ -690,18 +695,11 @@ mod tests {
         let again = Fake::default();
         let report = run(&graph, &recorded, &again, &memory, fast()).await;
         assert!(report.succeeded(), "{report:?}");
-        let changes: Vec<Event> = again
-            .events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|event| !matches!(event, Event::Start(name) | Event::End(name) if name.starts_with("data.")))
-            .cloned()
-            .collect();
+        let changes: Vec<Event> = again.events.lock().unwrap().iter().cloned().collect();
         assert_eq!(
             changes,
             [Event::Delete("aws_vpc.old".into())],
-            "lookups are read again, nothing else is touched"
+            "nothing else is touched, and no lookup is read again"
         );
         assert!(
             memory

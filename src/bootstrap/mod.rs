@@ -18,9 +18,11 @@ pub use bundle::bundle_script;
 pub use etcd::{EtcdFiles, EtcdMember, InitialState, MemberAddress, PeerDiscovery, etcd_files};
 pub use node::{NodeConfig, NodeRole, node_files};
 
-use crate::model::compute::{ControlPlaneSlot, control_plane_slots, node_group_local};
+use crate::model::compute::{ControlPlaneSlot, control_plane_slots};
+pub use crate::model::loadbalancer::ApiLoadBalancerNames;
 use crate::model::security::{API_LOAD_BALANCER_PORT, API_SERVER_PORT};
 use crate::spec::{Cluster, HostRole, Provider};
+use crate::state::layout;
 use crate::templates::TemplateError;
 
 /// One file of a node: where it goes, its mode and content.
@@ -77,12 +79,13 @@ pub struct ApiAccess {
     pub ips: Vec<IpAddr>,
 }
 
-/// The API's address for `cluster`: on AWS `api.internal.<name>` with a DNS zone, else the
-/// load balancer's name (`load_balancer`, known once it exists); on bare hosts the spec's
-/// shared endpoint, else the first control-plane host.
+/// The API's address for the nodes of `cluster`: on AWS `api.internal.<name>` with a DNS
+/// zone, else the name of the load balancer nodes use (from `load_balancers`, known once they
+/// exist); on bare hosts the spec's shared endpoint, else the first control-plane host. The
+/// certificate names every load balancer too.
 pub fn api_access(
     cluster: &Cluster,
-    load_balancer: Option<&str>,
+    load_balancers: &ApiLoadBalancerNames,
 ) -> Result<ApiAccess, BootstrapError> {
     let name = &cluster.metadata.name;
     let spec = &cluster.spec;
@@ -90,10 +93,9 @@ pub fn api_access(
     let mut ips = Vec::new();
     let (host, port) = match spec.provider {
         Provider::Aws => {
-            if let Some(balancer) = load_balancer {
-                names.push(balancer.to_string());
-            }
-            let host = match (&spec.dns, load_balancer) {
+            names.extend(load_balancers.clients.iter().cloned());
+            names.extend(load_balancers.nodes.iter().cloned());
+            let host = match (&spec.dns, load_balancers.for_nodes()) {
                 (Some(_), _) => format!("api.internal.{name}"),
                 (None, Some(balancer)) => balancer.to_string(),
                 (None, None) => {
@@ -220,13 +222,7 @@ pub fn select_node(
                 index,
                 initial_state: InitialState::New,
                 discovery: Some(PeerDiscovery {
-                    peers_url: format!(
-                        "{}/{PEERS_PATH}",
-                        spec.config_base
-                            .as_deref()
-                            .unwrap_or("")
-                            .trim_end_matches('/')
-                    ),
+                    peers_url: layout::etcd_peers_url(spec.config_base.as_deref().unwrap_or("")),
                 }),
             })
         }
@@ -312,26 +308,6 @@ pub fn control_plane_members(cluster: &Cluster) -> Result<Vec<EtcdMember>, Boots
         .collect()
 }
 
-/// A node group's bundle, relative to the cluster's part of the state store (the `nodes/`
-/// part the workers' IAM role may read).
-fn bundle_path(group: &str) -> String {
-    format!("nodes/{group}/bundle.sh")
-}
-
-/// The state store key of a node group's bundle.
-pub fn bundle_key(cluster: &str, group: &str) -> String {
-    format!("{cluster}/{}", bundle_path(group))
-}
-
-/// Where a node group's bundle lies, from the cluster's `configBase`.
-pub fn bundle_url(config_base: &str, group: &str) -> String {
-    format!(
-        "{}/{}",
-        config_base.trim_end_matches('/'),
-        bundle_path(group)
-    )
-}
-
 /// A node's files, and the same files as one bundle script.
 #[derive(Debug, Clone)]
 pub struct RenderedNode {
@@ -372,18 +348,15 @@ pub fn render_node(
     Ok(RenderedNode { files, bundle })
 }
 
-/// Where AWS control-plane members publish their addresses, under the cluster's part of the
-/// state store: one object per member (`etcd-peers.sh`).
-pub const PEERS_PATH: &str = "etcd-peers";
-
 /// The AWS control-plane members that have booted: those that published an address.
 pub async fn booted_members(
     store: &impl crate::state::StateStore,
     cluster: &str,
 ) -> Result<Vec<String>, BootstrapError> {
-    let inside = format!("{cluster}/{PEERS_PATH}/");
+    let prefix = layout::etcd_peers_prefix(cluster);
+    let inside = format!("{prefix}/");
     Ok(store
-        .list(&format!("{cluster}/{PEERS_PATH}"))
+        .list(&prefix)
         .await?
         .into_iter()
         .filter_map(|key| key.strip_prefix(&inside).map(str::to_string))
@@ -415,16 +388,17 @@ pub struct Published {
 }
 
 /// Renders the bundle of every AWS control-plane member and node group and writes it where
-/// its user-data fetches it (`<cluster>/nodes/<group>/bundle.sh`), when it changed.
+/// its user-data fetches it (see [`layout::BundleOwner`]), when it changed. Bundles kept where
+/// the layout before this one put them (readable by every worker) are removed.
 pub async fn publish_node_bundles(
     store: &impl crate::state::StateStore,
     cluster: &Cluster,
-    load_balancer: Option<&str>,
+    load_balancers: &ApiLoadBalancerNames,
     now: time::OffsetDateTime,
 ) -> Result<Published, BootstrapError> {
     let name = &cluster.metadata.name;
     let spec = &cluster.spec;
-    let access = api_access(cluster, load_balancer)?;
+    let access = api_access(cluster, load_balancers)?;
     let pki = crate::pki::ClusterPki::load_or_create(store, name, now).await?;
     let secrets = crate::pki::ClusterSecrets::load_or_create(store, name).await?;
     let formed = etcd_formed(store, cluster).await?;
@@ -443,8 +417,9 @@ pub async fn publish_node_bundles(
         let mut leaves = crate::pki::NodeLeaves::load(store, name, &slot.member()).await?;
         let rendered = render_node(cluster, role, &access, &pki, &secrets, &mut leaves, now)?;
         leaves.save(store).await?;
+        let owner = layout::BundleOwner::ControlPlaneMember(&slot.member());
         published
-            .put(store, bundle_key(name, &slot.group()), &rendered.bundle)
+            .put(store, owner.key(name), &rendered.bundle)
             .await?;
     }
     for group in &spec.node_groups {
@@ -452,14 +427,14 @@ pub async fn publish_node_bundles(
         // Workers hold no certificate of their own (TLS bootstrap): nothing to keep.
         let mut leaves = crate::pki::NodeLeaves::fresh();
         let rendered = render_node(cluster, role, &access, &pki, &secrets, &mut leaves, now)?;
+        let owner = layout::BundleOwner::NodeGroup(&group.name);
         published
-            .put(
-                store,
-                bundle_key(name, &node_group_local(&group.name)),
-                &rendered.bundle,
-            )
+            .put(store, owner.key(name), &rendered.bundle)
             .await?;
     }
+    store
+        .delete_prefix(&format!("{name}/{}", layout::LEGACY_NODES_DIR))
+        .await?;
     Ok(published)
 }
 

@@ -477,6 +477,7 @@ pub fn node_files(
             token_id => secrets.bootstrap_token.id,
             token_secret => secrets.bootstrap_token.secret.expose(),
             registry => spec.assets.container_registry,
+            calico_encapsulation => crate::model::pod_network::calico_encapsulation(spec.provider),
         };
         let mut addon = |file: &str, secret: bool, image_name: Option<&str>| {
             let image = image_name.map(image).transpose()?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region};
 use rafter::apply::{self, ApplyOptions, ApplyReport};
 use rafter::aws::AwsProvisioner;
+use rafter::bootstrap::ApiLoadBalancerNames;
 use rafter::graph::ResourceGraph;
 use rafter::plan::{Action, Plan, RecordedResource};
 use rafter::state::{ClusterLock, ClusterStore, ResourceLedger, StateStore};
@@ -47,6 +48,28 @@ pub fn aws_region(cluster: &Cluster) -> anyhow::Result<&str> {
             )
             .into()
     })
+}
+
+/// Refuses to build instances that could never fetch their node bundle: they read it from
+/// the cluster's state store with their IAM role, so the store must be in S3.
+pub fn require_state_in_s3(cluster: &Cluster) -> anyhow::Result<()> {
+    let config_base = cluster.spec.config_base.as_deref().unwrap_or_default();
+    if config_base.starts_with("s3://") {
+        return Ok(());
+    }
+    let name = &cluster.metadata.name;
+    Err(Failure::new(
+        EXIT_FAILURE,
+        format!(
+            "cluster {name} keeps its state in {config_base}, which AWS instances cannot read: \
+             each instance fetches its node bundle from the state store at first boot; nothing was created"
+        ),
+    )
+    .hint(format!(
+        "keep the state in an S3 bucket of the cluster's account: `--state s3://BUCKET/PREFIX` \
+         (or RAFTER_STATE); `rafter create cluster {name} --dry-run` plans without one"
+    ))
+    .into())
 }
 
 pub async fn aws_config(region: &str) -> aws_config::SdkConfig {
@@ -169,15 +192,6 @@ fn print_summary(report: &ApplyReport, provisioner: &AwsProvisioner) {
     }
 }
 
-/// The DNS name of the API load balancer among `records`, once it exists.
-pub fn load_balancer_dns(records: &[RecordedResource]) -> Option<String> {
-    records
-        .iter()
-        .find(|resource| resource.address.kind == rafter::graph::ResourceKind::LoadBalancer)
-        .and_then(|balancer| balancer.outputs.get("dns_name"))
-        .cloned()
-}
-
 /// Publishes the node groups' bundles (once the apply succeeded: the API's address is known
 /// then), releases the lock, then turns a failed apply into a failure.
 pub async fn finish<S: StateStore>(
@@ -188,11 +202,10 @@ pub async fn finish<S: StateStore>(
 ) -> anyhow::Result<()> {
     let cluster = spec.metadata.name.as_str();
     if applied.report.succeeded() {
-        let load_balancer = load_balancer_dns(&applied.records);
         let published = rafter::bootstrap::publish_node_bundles(
             store.store(),
             spec,
-            load_balancer.as_deref(),
+            &ApiLoadBalancerNames::recorded(&applied.records),
             time::OffsetDateTime::now_utc(),
         )
         .await?;

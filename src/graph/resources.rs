@@ -307,8 +307,8 @@ pub enum Protocol {
     All,
     Tcp,
     Udp,
-    /// IP-in-IP (protocol 4), used by Calico.
-    IpInIp,
+    /// ICMP; the rule's "ports" are the ICMP type and code.
+    Icmp,
 }
 
 impl Protocol {
@@ -317,7 +317,7 @@ impl Protocol {
             Protocol::All => "-1",
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
-            Protocol::IpInIp => "4",
+            Protocol::Icmp => "icmp",
         }
     }
 }

@@ -283,7 +283,7 @@ pub async fn run(
     let now = OffsetDateTime::now_utc();
     let pki = ClusterPki::load_or_create(store, &cluster.metadata.name, now).await?;
     let secrets = ClusterSecrets::load_or_create(store, &cluster.metadata.name).await?;
-    let access = bootstrap::api_access(cluster, None)?;
+    let access = bootstrap::api_access(cluster, &Default::default())?;
     for node in &mut nodes {
         let role = membership.role_of(cluster, node)?;
         let mut leaves = NodeLeaves::load(store, &cluster.metadata.name, node.name()).await?;

@@ -21,6 +21,7 @@ use crate::graph::resources::{
 use crate::graph::{DataFile, FileEncoding, ResourceGraph};
 use crate::spec::images::{ImageChoice, architecture_of, resolve_image};
 use crate::spec::{Cluster, Topology};
+use crate::state::layout::BundleOwner;
 
 /// What the first-boot script of an instance is told.
 #[derive(Serialize)]
@@ -29,7 +30,7 @@ struct UserDataContext<'a> {
     role: &'a str,
     group: &'a str,
     kubernetes_version: &'a str,
-    /// Where the group's node bundle is published (`<configBase>/nodes/<group>/bundle.sh`).
+    /// Where the group's node bundle is published (empty for the bastion, which has none).
     bundle_url: String,
 }
 
@@ -37,6 +38,8 @@ struct UserDataContext<'a> {
 struct InstanceGroup<'a> {
     local: String,
     role: &'a str,
+    /// Whose node bundle the instances fetch at boot; `None` for the bastion.
+    bundle: Option<BundleOwner<'a>>,
     image: &'a str,
     instance_type: &'a str,
     root_volume_gb: u32,
@@ -93,14 +96,11 @@ impl Builder<'_> {
                 group: &group.local,
                 kubernetes_version: &spec.kubernetes_version,
                 // The bastion is no node: it only records who it is.
-                bundle_url: if group.role == "bastion" {
-                    String::new()
-                } else {
-                    crate::bootstrap::bundle_url(
-                        spec.config_base.as_deref().unwrap_or(""),
-                        &group.local,
-                    )
-                },
+                bundle_url: group
+                    .bundle
+                    .as_ref()
+                    .map(|owner| owner.url(spec.config_base.as_deref().unwrap_or("")))
+                    .unwrap_or_default(),
             },
         )?;
         let mut instance_tags = self.naming.tags(&group.local, group.role);
@@ -139,8 +139,7 @@ impl Builder<'_> {
     }
 }
 
-/// The local name of a node group's launch template and auto-scaling group; also names the
-/// group's node bundle in the state store.
+/// The local name of a node group's launch template, auto-scaling group and IAM role.
 pub fn node_group_local(group: &str) -> String {
     format!("nodes-{group}")
 }
@@ -165,8 +164,7 @@ impl ControlPlaneSlot {
         }
     }
 
-    /// The local name of the member's launch template and auto-scaling group, which also
-    /// names its node bundle in the state store.
+    /// The local name of the member's launch template and auto-scaling group.
     pub fn group(&self) -> String {
         format!("control-plane-{}", self.member())
     }
@@ -221,9 +219,11 @@ pub fn build(
     let public_nodes = spec.networking.topology == Topology::Public;
 
     for slot in control_plane_slots(spec.control_plane.count, &spec.networking.zones) {
+        let member = slot.member();
         builder.instance_group(InstanceGroup {
             local: slot.group(),
             role: "control-plane",
+            bundle: Some(BundleOwner::ControlPlaneMember(&member)),
             image: &spec.control_plane.image,
             instance_type: &spec.control_plane.instance_type,
             root_volume_gb: spec.control_plane.root_volume_size_gb,
@@ -233,7 +233,7 @@ pub fn build(
             subnets: vec![network.node_subnet(&slot.zone)?],
             min_size: 1,
             max_size: 1,
-            target_groups: vec![api.target_group.clone()],
+            target_groups: api.target_groups(),
             extra_tags: BTreeMap::new(),
         })?;
     }
@@ -252,10 +252,11 @@ pub fn build(
         builder.instance_group(InstanceGroup {
             local: node_group_local(&node_group.name),
             role: "node",
+            bundle: Some(BundleOwner::NodeGroup(&node_group.name)),
             image: &node_group.image,
             instance_type: &node_group.instance_type,
             root_volume_gb: node_group.root_volume_size_gb,
-            instance_profile: Some(profiles.nodes.clone()),
+            instance_profile: profiles.node_groups.get(&node_group.name).cloned(),
             security_group: groups.nodes.clone(),
             public_ip: public_nodes,
             subnets: network.node_subnets(&node_group.zones)?,
@@ -270,6 +271,7 @@ pub fn build(
         builder.instance_group(InstanceGroup {
             local: "bastion".to_string(),
             role: "bastion",
+            bundle: None,
             image: &bastion.image,
             instance_type: &bastion.instance_type,
             root_volume_gb: 16,

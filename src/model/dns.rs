@@ -1,4 +1,5 @@
-//! Route53 records `api.<name>` and `api.internal.<name>` in an existing hosted zone.
+//! Route53 records in an existing hosted zone: `api.<name>` for clients and
+//! `api.internal.<name>` for nodes, each naming its load balancer.
 
 use super::loadbalancer::ApiLoadBalancer;
 use crate::graph::ResourceGraph;
@@ -15,16 +16,20 @@ pub fn build(graph: &mut ResourceGraph, cluster: &Cluster, api: &ApiLoadBalancer
         },
     );
     let name = &cluster.metadata.name;
-    for (local, record) in [
-        ("api", format!("api.{name}")),
-        ("api-internal", format!("api.internal.{name}")),
+    for (local, record, endpoint) in [
+        ("api", format!("api.{name}"), &api.clients),
+        (
+            "api-internal",
+            format!("api.internal.{name}"),
+            api.for_nodes(),
+        ),
     ] {
         graph.add(
             local,
             DnsRecord {
                 zone: zone.clone(),
                 name: record,
-                load_balancer: api.load_balancer.clone(),
+                load_balancer: endpoint.load_balancer.clone(),
             },
         );
     }

@@ -1,20 +1,39 @@
-//! IAM roles, inline policies and instance profiles for control-plane nodes and workers.
+//! IAM roles, inline policies and instance profiles: one role for the control-plane members
+//! and one per node group.
 //!
-//! Least privilege: read-only EC2 discovery everywhere; mutations only on resources tagged as
-//! this cluster's; S3 access only under this cluster's part of the state store, and for
-//! workers only the `nodes/` part of it; control-plane nodes write only under `etcd-peers/`
-//! (the members' addresses, which is how they find each other at boot).
+//! Least privilege, statement by statement. Each statement exists because a component rafter
+//! deploys calls the action; none is granted "in case":
+//!
+//! | role          | statement              | who calls it                                      |
+//! |---------------|------------------------|---------------------------------------------------|
+//! | control plane | `ReadControlPlaneState` | user-data fetching the member's bundle; `etcd-peers.sh` reading the members' addresses |
+//! | control plane | `WriteControlPlaneState` | `etcd-peers.sh` publishing the member's address |
+//! | node group    | `ReadNodeGroupState`   | user-data fetching the group's bundle             |
+//!
+//! No EC2, Elastic Load Balancing or ECR action is granted: rafter deploys no cloud
+//! controller, storage driver or registry credential helper that would call one (the kubelet
+//! and controller manager run without a cloud provider; the CNI needs no EC2 call in the mode
+//! rafter renders). In particular no role can tag anything, so no role can stamp this
+//! cluster's ownership tag on another team's resource.
+//!
+//! The S3 prefixes come from [`crate::state::layout`], so the key a bundle is published at
+//! and the statement that lets its instances read it are derived from one place.
+
+use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use super::compute::node_group_local;
 use super::naming::Naming;
 use crate::graph::resources::{IamInstanceProfile, IamRole, IamRolePolicy, Ref};
 use crate::graph::{DataFile, FileEncoding, ResourceGraph};
 use crate::spec::Cluster;
+use crate::state::layout::NodeGrant;
 
 pub struct InstanceProfiles {
     pub control_plane: Ref<IamInstanceProfile>,
-    pub nodes: Ref<IamInstanceProfile>,
+    /// One per node group, by the group's name in the spec.
+    pub node_groups: BTreeMap<String, Ref<IamInstanceProfile>>,
 }
 
 fn policy_file(name: String, document: &serde_json::Value) -> DataFile {
@@ -35,137 +54,112 @@ fn s3_location(config_base: &str) -> Option<(&str, &str)> {
     Some(rest.split_once('/').unwrap_or((rest, "")))
 }
 
-/// `bucket` and `key` of the cluster's part of the state store, `under` it.
-fn state_store_part<'a>(cluster: &'a Cluster, under: &str) -> Option<(&'a str, String)> {
-    let (bucket, key_prefix) = cluster.spec.config_base.as_deref().and_then(s3_location)?;
-    let prefix = [key_prefix.trim_end_matches('/'), under]
-        .iter()
-        .filter(|part| !part.is_empty())
-        .copied()
-        .collect::<Vec<_>>()
-        .join("/");
-    Some((bucket, prefix))
+/// The AWS partition of a region: `aws-cn` for China, `aws-us-gov` for GovCloud.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
 }
 
-/// Control-plane members publish their addresses for each other, and write nothing else.
-fn peer_publishing_statement(cluster: &Cluster) -> Option<serde_json::Value> {
-    let (bucket, prefix) = state_store_part(cluster, crate::bootstrap::PEERS_PATH)?;
-    Some(json!({
-        "Sid": "PublishEtcdPeerAddress",
-        "Effect": "Allow",
-        "Action": ["s3:PutObject"],
-        "Resource": [format!("arn:aws:s3:::{bucket}/{prefix}/*")],
-    }))
+/// The principal EC2 instances assume roles as, in `partition`.
+fn ec2_service_principal(partition: &str) -> &'static str {
+    if partition == "aws-cn" {
+        "ec2.amazonaws.com.cn"
+    } else {
+        "ec2.amazonaws.com"
+    }
 }
 
-fn state_store_statements(cluster: &Cluster, readable_prefix: &str) -> Vec<serde_json::Value> {
-    let Some((bucket, prefix)) = state_store_part(cluster, readable_prefix) else {
+/// The S3 statements of `grant`: `s3:GetObject` on each readable directory and
+/// `s3:PutObject` on each writable one, under the cluster's part of the state store. None
+/// when the state store is not in S3 (instances could not reach it anyway).
+pub fn state_store_statements(cluster: &Cluster, grant: &NodeGrant) -> Vec<serde_json::Value> {
+    let Some((bucket, key_prefix)) = cluster.spec.config_base.as_deref().and_then(s3_location)
+    else {
         return Vec::new();
     };
-    vec![
-        json!({
-            "Sid": "ReadClusterState",
+    let partition = partition(cluster.spec.region.as_deref().unwrap_or_default());
+    let objects = |dirs: &[String]| -> Vec<String> {
+        dirs.iter()
+            .map(|dir| {
+                let key = [key_prefix.trim_end_matches('/'), dir]
+                    .iter()
+                    .filter(|part| !part.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join("/");
+                format!("arn:{partition}:s3:::{bucket}/{key}/*")
+            })
+            .collect()
+    };
+    let mut statements = Vec::new();
+    if !grant.read.is_empty() {
+        statements.push(json!({
+            "Sid": format!("Read{}State", grant.holder),
             "Effect": "Allow",
             "Action": ["s3:GetObject"],
-            "Resource": [format!("arn:aws:s3:::{bucket}/{prefix}/*")],
-        }),
-        json!({
-            "Sid": "ListClusterState",
+            "Resource": objects(&grant.read),
+        }));
+    }
+    if !grant.write.is_empty() {
+        statements.push(json!({
+            "Sid": format!("Write{}State", grant.holder),
             "Effect": "Allow",
-            "Action": ["s3:ListBucket"],
-            "Resource": [format!("arn:aws:s3:::{bucket}")],
-            "Condition": { "StringLike": { "s3:prefix": [format!("{prefix}/*")] } },
-        }),
-        json!({
-            "Sid": "LocateStateBucket",
-            "Effect": "Allow",
-            "Action": ["s3:GetBucketLocation"],
-            "Resource": [format!("arn:aws:s3:::{bucket}")],
-        }),
-    ]
+            "Action": ["s3:PutObject"],
+            "Resource": objects(&grant.write),
+        }));
+    }
+    statements
 }
 
 pub fn build(graph: &mut ResourceGraph, cluster: &Cluster, naming: &Naming) -> InstanceProfiles {
-    let owned_condition = json!({ "StringEquals": { format!("aws:ResourceTag/{}", naming.kubernetes_cluster_tag()): "owned" } });
-    let request_condition = json!({ "StringEquals": { format!("aws:RequestTag/{}", naming.kubernetes_cluster_tag()): "owned" } });
-    let mut control_plane_statements = vec![
-        json!({
-            "Sid": "Discover",
-            "Effect": "Allow",
-            "Action": [
-                "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeTags",
-                "ec2:DescribeAvailabilityZones", "ec2:DescribeInstances", "ec2:DescribeRegions", "ec2:DescribeRouteTables",
-                "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVolumes", "ec2:DescribeVpcs",
-                "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeLoadBalancerAttributes",
-                "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups",
-                "elasticloadbalancing:DescribeTargetHealth",
-            ],
-            "Resource": ["*"],
-        }),
-        json!({
-            "Sid": "ManageOwnedResources",
-            "Effect": "Allow",
-            "Action": [
-                "ec2:AttachVolume", "ec2:AuthorizeSecurityGroupIngress", "ec2:CreateRoute", "ec2:DeleteRoute",
-                "ec2:DeleteSecurityGroup", "ec2:DeleteVolume", "ec2:DetachVolume", "ec2:ModifyInstanceAttribute",
-                "ec2:RevokeSecurityGroupIngress", "elasticloadbalancing:DeleteLoadBalancer",
-                "elasticloadbalancing:DeleteTargetGroup", "elasticloadbalancing:ModifyLoadBalancerAttributes",
-                "elasticloadbalancing:ModifyTargetGroup", "elasticloadbalancing:RegisterTargets",
-                "elasticloadbalancing:DeregisterTargets",
-            ],
-            "Resource": ["*"],
-            "Condition": owned_condition,
-        }),
-        json!({
-            "Sid": "CreateOwnedResources",
-            "Effect": "Allow",
-            "Action": [
-                "ec2:CreateSecurityGroup", "ec2:CreateTags", "ec2:CreateVolume",
-                "elasticloadbalancing:AddTags", "elasticloadbalancing:CreateListener",
-                "elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup",
-            ],
-            "Resource": ["*"],
-            "Condition": request_condition,
-        }),
-    ];
-    control_plane_statements.extend(state_store_statements(cluster, ""));
-    control_plane_statements.extend(peer_publishing_statement(cluster));
-    let mut node_statements = vec![
-        json!({
-            "Sid": "Discover",
-            "Effect": "Allow",
-            "Action": ["ec2:DescribeInstances", "ec2:DescribeRegions"],
-            "Resource": ["*"],
-        }),
-        json!({
-            "Sid": "PullImages",
-            "Effect": "Allow",
-            "Action": [
-                "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken",
-                "ecr:GetDownloadUrlForLayer",
-            ],
-            "Resource": ["*"],
-        }),
-    ];
-    node_statements.extend(state_store_statements(cluster, "nodes"));
-
-    let control_plane = role(graph, naming, "control-plane", control_plane_statements);
-    let nodes = role(graph, naming, "nodes", node_statements);
+    let control_plane = role(
+        graph,
+        cluster,
+        naming,
+        "control-plane",
+        state_store_statements(cluster, &NodeGrant::control_plane()),
+    );
+    let node_groups = cluster
+        .spec
+        .node_groups
+        .iter()
+        .map(|group| {
+            let profile = role(
+                graph,
+                cluster,
+                naming,
+                &node_group_local(&group.name),
+                state_store_statements(cluster, &NodeGrant::node_group(&group.name)),
+            );
+            (group.name.clone(), profile)
+        })
+        .collect();
     InstanceProfiles {
         control_plane,
-        nodes,
+        node_groups,
     }
 }
 
 fn role(
     graph: &mut ResourceGraph,
+    cluster: &Cluster,
     naming: &Naming,
     local: &str,
     statements: Vec<serde_json::Value>,
 ) -> Ref<IamInstanceProfile> {
+    let partition = partition(cluster.spec.region.as_deref().unwrap_or_default());
     let assume = json!({
         "Version": "2012-10-17",
-        "Statement": [{ "Effect": "Allow", "Principal": { "Service": "ec2.amazonaws.com" }, "Action": "sts:AssumeRole" }],
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": ec2_service_principal(partition) },
+            "Action": "sts:AssumeRole",
+        }],
     });
     let role = graph.add(
         local,
@@ -175,15 +169,17 @@ fn role(
             tags: naming.tags(local, "iam"),
         },
     );
-    let policy = json!({ "Version": "2012-10-17", "Statement": statements });
-    graph.add(
-        local,
-        IamRolePolicy {
-            role: role.clone(),
-            name: naming.iam(local),
-            policy: policy_file(format!("iam-{local}-policy.json"), &policy),
-        },
-    );
+    if !statements.is_empty() {
+        let policy = json!({ "Version": "2012-10-17", "Statement": statements });
+        graph.add(
+            local,
+            IamRolePolicy {
+                role: role.clone(),
+                name: naming.iam(local),
+                policy: policy_file(format!("iam-{local}-policy.json"), &policy),
+            },
+        );
+    }
     graph.add(
         local,
         IamInstanceProfile {
@@ -206,5 +202,14 @@ mod tests {
         );
         assert_eq!(s3_location("s3://bucket"), Some(("bucket", "")));
         assert_eq!(s3_location("file:///tmp/x"), None);
+    }
+
+    #[test]
+    fn derives_the_partition_from_the_region() {
+        assert_eq!(partition("eu-west-1"), "aws");
+        assert_eq!(partition("cn-north-1"), "aws-cn");
+        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(ec2_service_principal("aws-cn"), "ec2.amazonaws.com.cn");
+        assert_eq!(ec2_service_principal("aws-us-gov"), "ec2.amazonaws.com");
     }
 }

@@ -1,15 +1,18 @@
 //! Security groups and their rules.
 //!
-//! Least exposure: only the API load balancer takes traffic from `apiServer.allowedCidrs`
-//! (port 443), only the bastion (or, without one, the nodes in the public topology) takes
+//! Least exposure: only the API load balancer clients use takes traffic from
+//! `apiServer.allowedCidrs` (port 443); nodes reach the API through the internal load balancer
+//! (its own group, which takes only the cluster's groups), or, when the clients' load
+//! balancer is internal itself, through that one. Only the bastion (or, without one, the nodes in the public topology) takes
 //! SSH from `sshAccess.allowedCidrs`. etcd, the kubelet and every other port are reachable
 //! only from the cluster's own groups.
 
 use super::naming::Naming;
 use super::network::Network;
+use super::pod_network::cni_ports;
 use crate::graph::ResourceGraph;
 use crate::graph::resources::{EgressRule, IngressRule, Peer, Protocol, Ref, Rule, SecurityGroup};
-use crate::spec::{ANYWHERE, Cidr, ClusterSpec, Cni, Topology};
+use crate::spec::{ANYWHERE, Cidr, ClusterSpec, LoadBalancerScheme, Topology};
 
 pub const API_SERVER_PORT: u16 = 6443;
 pub const API_LOAD_BALANCER_PORT: u16 = 443;
@@ -20,6 +23,8 @@ pub struct SecurityGroups {
     pub control_plane: Ref<SecurityGroup>,
     pub nodes: Ref<SecurityGroup>,
     pub api_load_balancer: Ref<SecurityGroup>,
+    /// The internal load balancer nodes use, when the clients' is internet-facing.
+    pub node_api_load_balancer: Option<Ref<SecurityGroup>>,
     pub bastion: Option<Ref<SecurityGroup>>,
 }
 
@@ -84,24 +89,6 @@ fn cidr_label(cidr: &Cidr) -> String {
     cidr.to_string().replace(['.', '/'], "-")
 }
 
-/// A port (range) of a protocol, named for rule names: `("bgp", Tcp, Some((179, 179)))`.
-type NamedPorts = (&'static str, Protocol, Option<(u16, u16)>);
-
-/// Ports the pod network needs between all nodes, per CNI.
-fn cni_rules(cni: Cni) -> &'static [NamedPorts] {
-    match cni {
-        Cni::Calico => &[
-            ("bgp", Protocol::Tcp, Some((179, 179))),
-            ("ipip", Protocol::IpInIp, None),
-        ],
-        Cni::Cilium => &[
-            ("vxlan", Protocol::Udp, Some((8472, 8472))),
-            ("health", Protocol::Tcp, Some((4240, 4240))),
-        ],
-        Cni::Flannel => &[("vxlan", Protocol::Udp, Some((8472, 8472)))],
-    }
-}
-
 pub fn build(
     graph: &mut ResourceGraph,
     spec: &ClusterSpec,
@@ -122,6 +109,14 @@ pub fn build(
     let control_plane = group(graph, "control-plane", "rafter control-plane nodes");
     let nodes = group(graph, "nodes", "rafter worker nodes");
     let api_load_balancer = group(graph, "api-lb", "rafter API load balancer");
+    let node_api_load_balancer = (spec.api_server.load_balancer == LoadBalancerScheme::Public)
+        .then(|| {
+            group(
+                graph,
+                "api-internal-lb",
+                "rafter internal API load balancer for nodes",
+            )
+        });
     let bastion = spec
         .bastion
         .as_ref()
@@ -170,14 +165,15 @@ pub fn build(
         node(),
         "metrics from control-plane kubelets",
     );
-    for (label, protocol, ports) in cni_rules(spec.networking.cni) {
+    // The other directions (and each group to itself) are open to all protocols above.
+    for port in cni_ports(spec.networking.cni) {
         rules.ingress(
-            &format!("control-plane-from-nodes-{label}"),
+            &format!("control-plane-from-nodes-{}", port.label),
             &control_plane,
-            *protocol,
-            *ports,
+            port.protocol,
+            port.ports,
             node(),
-            "pod network",
+            port.purpose,
         );
     }
     rules.ingress(
@@ -198,22 +194,50 @@ pub fn build(
             "API clients",
         );
     }
+    // The cluster's own groups reach the API through the load balancer nodes use. Rules
+    // keep their names whichever group that is, so switching the scheme moves them.
+    let (node_lb_label, node_lb) = match &node_api_load_balancer {
+        Some(internal) => ("api-internal-lb", internal.clone()),
+        None => ("api-lb", api_load_balancer.clone()),
+    };
     rules.ingress(
-        "api-lb-https-from-nodes",
-        &api_load_balancer,
+        &format!("{node_lb_label}-https-from-nodes"),
+        &node_lb,
         Protocol::Tcp,
         port(API_LOAD_BALANCER_PORT),
         node(),
         "nodes to the API through the load balancer",
     );
     rules.ingress(
-        "api-lb-https-from-control-plane",
-        &api_load_balancer,
+        &format!("{node_lb_label}-https-from-control-plane"),
+        &node_lb,
         Protocol::Tcp,
         port(API_LOAD_BALANCER_PORT),
         cp(),
         "control plane to the API through the load balancer",
     );
+    if let Some(internal) = &node_api_load_balancer {
+        rules.ingress(
+            "control-plane-from-api-internal-lb",
+            &control_plane,
+            Protocol::Tcp,
+            port(API_SERVER_PORT),
+            Peer::Group(internal.clone()),
+            "internal API load balancer to API servers",
+        );
+        let to_control_plane = rules.rule(
+            "api-internal-lb-to-control-plane",
+            internal,
+            Protocol::Tcp,
+            port(API_SERVER_PORT),
+            cp(),
+            "to the API servers",
+        );
+        rules.graph.add(
+            "api-internal-lb-to-control-plane",
+            EgressRule(to_control_plane),
+        );
+    }
 
     let ssh_sources = &spec.ssh_access.allowed_cidrs;
     match (&bastion, spec.networking.topology) {
@@ -290,6 +314,7 @@ pub fn build(
         control_plane,
         nodes,
         api_load_balancer,
+        node_api_load_balancer,
         bastion,
     }
 }

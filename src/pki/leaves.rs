@@ -35,7 +35,7 @@ pub struct NodeLeaves {
 }
 
 fn key_of(cluster: &str, node: &str) -> String {
-    format!("{cluster}/pki/nodes/{node}.json")
+    crate::state::layout::node_leaves_key(cluster, node)
 }
 
 fn request_digest(authority: &Authority, spec: &LeafSpec) -> String {

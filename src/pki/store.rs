@@ -25,7 +25,7 @@ pub struct ClusterPki {
 }
 
 pub(super) fn key_of(cluster: &str, name: &str) -> String {
-    format!("{cluster}/pki/{name}.pem")
+    crate::state::layout::pki_key(cluster, &format!("{name}.pem"))
 }
 
 /// The cluster's authorities: object name in `pki/` and common name.

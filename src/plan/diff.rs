@@ -93,6 +93,11 @@ pub struct Plan {
 
 /// Compares the desired graph with what was recorded. Creates, updates and replaces come in
 /// dependency order; deletes of resources no longer wanted come last, dependents first.
+///
+/// A lookup (an image, a hosted zone) is read once and its answer recorded: while its
+/// attributes stay the same, the recorded answer is used and nothing is read again, so a
+/// newer image published meanwhile never rolls the launch templates by itself. When the
+/// lookup changes (another image), it is read again and what refers to it is shown changing.
 pub fn diff(
     cluster: &str,
     desired: &ResourceGraph,
@@ -111,6 +116,14 @@ pub fn diff(
         let node = &desired.nodes()[position];
         let attributes = node.resource.attributes();
         if node.address.kind.is_lookup() {
+            let previous = recorded_by_address.get(&node.address);
+            if previous.is_some_and(|previous| previous.attributes == attributes) {
+                summary.unchanged += 1;
+                continue;
+            }
+            if previous.is_some() {
+                renewed.insert(node.address.clone());
+            }
             summary.read += 1;
             changes.push(ResourceChange {
                 address: node.address.clone(),

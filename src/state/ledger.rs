@@ -12,8 +12,6 @@ use crate::apply::Recorder;
 use crate::graph::Address;
 use crate::plan::RecordedResource;
 
-pub(super) const RESOURCES_FILE: &str = "resources.json";
-
 /// What `resources.json` holds.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ResourceRecord {
@@ -23,7 +21,7 @@ pub struct ResourceRecord {
 }
 
 pub(super) fn resources_key(cluster: &str) -> String {
-    format!("{cluster}/{RESOURCES_FILE}")
+    super::layout::resources_key(cluster)
 }
 
 pub(super) fn parse(store: &str, key: &str, bytes: &[u8]) -> Result<ResourceRecord, StateError> {

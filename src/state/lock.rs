@@ -105,7 +105,7 @@ fn unique_id() -> String {
 }
 
 pub fn lock_key(cluster: &str) -> String {
-    format!("{cluster}/lock")
+    super::layout::lock_key(cluster)
 }
 
 /// A held lock. Release it with [`ClusterLock::release`]; renew it during long work.

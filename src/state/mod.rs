@@ -6,6 +6,7 @@
 //! the cluster lock.
 
 pub mod any;
+pub mod layout;
 pub mod ledger;
 pub mod local;
 pub mod location;
@@ -141,8 +142,6 @@ pub fn check_key(key: &str) -> Result<(), StateError> {
     }
 }
 
-const CONFIG_FILE: &str = "config.yaml";
-
 /// The per-cluster layout of a state store.
 pub struct ClusterStore<S> {
     store: S,
@@ -168,7 +167,7 @@ impl<S: StateStore> ClusterStore<S> {
     }
 
     pub fn spec_key(cluster: &str) -> String {
-        format!("{cluster}/{CONFIG_FILE}")
+        layout::spec_key(cluster)
     }
 
     /// The stored (completed) spec of a cluster, as YAML text.
@@ -220,9 +219,10 @@ impl<S: StateStore> ClusterStore<S> {
         let keys = self.store.list("").await?;
         Ok(keys
             .iter()
-            .filter_map(|key| key.strip_suffix(&format!("/{CONFIG_FILE}")))
-            .filter(|name| !name.contains('/'))
-            .map(ToString::to_string)
+            .filter_map(|key| {
+                let cluster = key.split('/').next()?;
+                (layout::spec_key(cluster) == *key).then(|| cluster.to_string())
+            })
             .collect())
     }
 

@@ -244,9 +244,13 @@ fn outputs(graph: &ResourceGraph) -> Vec<Block> {
         attribute_map(graph, ResourceKind::SecurityGroup, "id"),
     ));
     for load_balancer in addresses(graph, ResourceKind::LoadBalancer) {
+        // `api_load_balancer_dns_name` (clients), `api_internal_load_balancer_dns_name` (nodes).
         blocks.push(output(
-            "api_load_balancer_dns_name",
-            "DNS name of the API server load balancer.",
+            &format!(
+                "{}_load_balancer_dns_name",
+                load_balancer.name.replace('-', "_")
+            ),
+            "DNS name of an API server load balancer.",
             Expr::Raw(format!("{}.dns_name", reference(load_balancer))),
         ));
     }

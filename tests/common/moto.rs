@@ -41,7 +41,13 @@ fn answers(port: u16) -> bool {
 /// The shared emulator, started on first use.
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
+    MOTO.get_or_init(|| Moto::start(&[]))
+}
+
+impl Moto {
+    /// An emulator of its own, with extra environment (e.g. `INITIAL_NO_AUTH_ACTION_COUNT`,
+    /// which makes it evaluate IAM policies after that many requests).
+    pub fn start(env: &[(&str, &str)]) -> Moto {
         let server = super::tools::venv_bin("moto_server");
         assert!(
             server.exists(),
@@ -63,6 +69,7 @@ pub fn moto() -> &'static Moto {
                 "MOTO_AMIS_PATH",
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/moto-amis.json"),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .spawn()
             .expect("start moto");
@@ -78,7 +85,7 @@ pub fn moto() -> &'static Moto {
             endpoint: format!("http://127.0.0.1:{port}"),
             _watchdog: watchdog,
         }
-    })
+    }
 }
 
 /// An SDK configuration that talks to the emulator with dummy credentials.

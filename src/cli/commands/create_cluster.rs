@@ -9,7 +9,9 @@ use rafter::spec::{self, Provider, SpecFlags, SpecSources};
 use rafter::state::StateError;
 
 use crate::cli::args::{CreateClusterArgs, SpecArgs};
-use crate::cli::aws_apply::{ApplyRequest, apply_with_lock, aws_region, finish};
+use crate::cli::aws_apply::{
+    ApplyRequest, apply_with_lock, aws_region, finish, require_state_in_s3,
+};
 use crate::cli::failure::{EXIT_CLUSTER_STATE, Failure};
 use crate::cli::ssh_apply::{self, HostRequest};
 use crate::cli::{output, settings};
@@ -43,6 +45,7 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
     }
     let on_hosts = cluster.spec.provider == Provider::Ssh;
     let region = if args.yes && !on_hosts {
+        require_state_in_s3(cluster)?;
         Some(aws_region(cluster)?)
     } else {
         None

@@ -24,8 +24,8 @@ pub async fn run(state: Option<&str>, args: ExportBootstrapArgs) -> anyhow::Resu
         NodeRoleArg::Worker => Role::Worker,
     };
     let node = bootstrap::select_node(&cluster, role, args.node.as_deref())?;
-    let load_balancer = stored_cluster::recorded_load_balancer(&store, name).await?;
-    let access = bootstrap::api_access(&cluster, load_balancer.as_deref())?;
+    let load_balancers = stored_cluster::recorded_load_balancers(&store, name).await?;
+    let access = bootstrap::api_access(&cluster, &load_balancers)?;
     let now = OffsetDateTime::now_utc();
     let pki = ClusterPki::load_or_create(store.store(), name, now).await?;
     let secrets = ClusterSecrets::load_or_create(store.store(), name).await?;

@@ -113,14 +113,19 @@ async fn api_server(
 ) -> anyhow::Result<String> {
     let name = &cluster.metadata.name;
     if cluster.spec.provider == Provider::Ssh {
-        return Ok(bootstrap::api_access(cluster, None)?.server);
+        return Ok(bootstrap::api_access(cluster, &Default::default())?.server);
     }
     if cluster.spec.dns.is_some() {
         let prefix = if internal { "api.internal" } else { "api" };
         return Ok(format!("https://{prefix}.{name}"));
     }
-    stored_cluster::recorded_load_balancer(store, name)
-        .await?
+    let load_balancers = stored_cluster::recorded_load_balancers(store, name).await?;
+    let dns_name = if internal {
+        load_balancers.for_nodes()
+    } else {
+        load_balancers.clients.as_deref()
+    };
+    dns_name
         .map(|dns_name| format!("https://{dns_name}"))
         .ok_or_else(|| {
             Failure::new(

@@ -23,10 +23,10 @@ pub async fn load<S: StateStore>(
 }
 
 /// The DNS name of the cluster's API load balancer, once it exists (AWS).
-pub async fn recorded_load_balancer<S: StateStore>(
+pub async fn recorded_load_balancers<S: StateStore>(
     store: &ClusterStore<S>,
     name: &str,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<rafter::bootstrap::ApiLoadBalancerNames> {
     let recorded = store.read_resources(name).await?;
-    Ok(crate::cli::aws_apply::load_balancer_dns(&recorded))
+    Ok(rafter::bootstrap::ApiLoadBalancerNames::recorded(&recorded))
 }

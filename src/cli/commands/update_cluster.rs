@@ -6,7 +6,9 @@ use rafter::plan::{self, RecordedResource};
 use rafter::spec::{self, Cluster, Provider, SpecSources};
 
 use crate::cli::args::UpdateClusterArgs;
-use crate::cli::aws_apply::{ApplyRequest, apply_with_lock, aws_region, finish};
+use crate::cli::aws_apply::{
+    ApplyRequest, apply_with_lock, aws_region, finish, require_state_in_s3,
+};
 use crate::cli::failure::{EXIT_INVALID_SPEC, Failure};
 use crate::cli::ssh_apply::{self, HostRequest};
 use crate::cli::{output, settings};
@@ -70,6 +72,7 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
     }
     if args.yes {
         let region = aws_region(&prepared.cluster)?;
+        require_state_in_s3(&prepared.cluster)?;
         if args.file.is_some() {
             store
                 .replace_spec(name, &spec::to_yaml(&prepared.cluster)?)

@@ -84,7 +84,7 @@ resource "aws_autoscaling_group" "control-plane-eu-west-1a" {
   min_size            = 1
   max_size            = 1
   vpc_zone_identifier = [aws_subnet.public-eu-west-1a.id]
-  target_group_arns   = [aws_lb_target_group.api.arn]
+  target_group_arns   = [aws_lb_target_group.api.arn, aws_lb_target_group.api-internal.arn]
   launch_template {
     id      = aws_launch_template.control-plane-eu-west-1a.id
     version = aws_launch_template.control-plane-eu-west-1a.latest_version
@@ -118,7 +118,7 @@ resource "aws_launch_template" "nodes-workers" {
   key_name      = aws_key_pair.main.key_name
   user_data     = filebase64("${path.module}/data/user-data-nodes-workers.sh")
   iam_instance_profile {
-    arn = aws_iam_instance_profile.nodes.arn
+    arn = aws_iam_instance_profile.nodes-workers.arn
   }
   network_interfaces {
     associate_public_ip_address = true

@@ -16,22 +16,28 @@ output "subnet_ids" {
 output "security_group_ids" {
   description = "Security groups by role."
   value = {
-    "control-plane" = aws_security_group.control-plane.id
-    "nodes"         = aws_security_group.nodes.id
-    "api-lb"        = aws_security_group.api-lb.id
+    "control-plane"   = aws_security_group.control-plane.id
+    "nodes"           = aws_security_group.nodes.id
+    "api-lb"          = aws_security_group.api-lb.id
+    "api-internal-lb" = aws_security_group.api-internal-lb.id
   }
 }
 
 output "api_load_balancer_dns_name" {
-  description = "DNS name of the API server load balancer."
+  description = "DNS name of an API server load balancer."
   value       = aws_lb.api.dns_name
+}
+
+output "api_internal_load_balancer_dns_name" {
+  description = "DNS name of an API server load balancer."
+  value       = aws_lb.api-internal.dns_name
 }
 
 output "iam_role_arns" {
   description = "IAM roles of the instances, by role."
   value = {
     "control-plane" = aws_iam_role.control-plane.arn
-    "nodes"         = aws_iam_role.nodes.arn
+    "nodes-workers" = aws_iam_role.nodes-workers.arn
   }
 }
 

@@ -72,7 +72,7 @@ resource "aws_autoscaling_group" "control-plane-eu-west-1a" {
   min_size            = 1
   max_size            = 1
   vpc_zone_identifier = [aws_subnet.private-eu-west-1a.id]
-  target_group_arns   = [aws_lb_target_group.api.arn]
+  target_group_arns   = [aws_lb_target_group.api.arn, aws_lb_target_group.api-internal.arn]
   launch_template {
     id      = aws_launch_template.control-plane-eu-west-1a.id
     version = aws_launch_template.control-plane-eu-west-1a.latest_version
@@ -157,7 +157,7 @@ resource "aws_autoscaling_group" "control-plane-eu-west-1b" {
   min_size            = 1
   max_size            = 1
   vpc_zone_identifier = [aws_subnet.private-eu-west-1b.id]
-  target_group_arns   = [aws_lb_target_group.api.arn]
+  target_group_arns   = [aws_lb_target_group.api.arn, aws_lb_target_group.api-internal.arn]
   launch_template {
     id      = aws_launch_template.control-plane-eu-west-1b.id
     version = aws_launch_template.control-plane-eu-west-1b.latest_version
@@ -242,7 +242,7 @@ resource "aws_autoscaling_group" "control-plane-eu-west-1c" {
   min_size            = 1
   max_size            = 1
   vpc_zone_identifier = [aws_subnet.private-eu-west-1c.id]
-  target_group_arns   = [aws_lb_target_group.api.arn]
+  target_group_arns   = [aws_lb_target_group.api.arn, aws_lb_target_group.api-internal.arn]
   launch_template {
     id      = aws_launch_template.control-plane-eu-west-1c.id
     version = aws_launch_template.control-plane-eu-west-1c.latest_version
@@ -275,7 +275,7 @@ resource "aws_launch_template" "nodes-workers" {
   instance_type = "t3.large"
   user_data     = filebase64("${path.module}/data/user-data-nodes-workers.sh")
   iam_instance_profile {
-    arn = aws_iam_instance_profile.nodes.arn
+    arn = aws_iam_instance_profile.nodes-workers.arn
   }
   network_interfaces {
     associate_public_ip_address = false

@@ -22,8 +22,8 @@ resource "aws_route53_record" "api-internal" {
   name    = "api.internal.prod.example.com"
   type    = "A"
   alias {
-    name                   = aws_lb.api.dns_name
-    zone_id                = aws_lb.api.zone_id
+    name                   = aws_lb.api-internal.dns_name
+    zone_id                = aws_lb.api-internal.zone_id
     evaluate_target_health = false
   }
 }

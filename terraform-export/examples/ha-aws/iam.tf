@@ -29,28 +29,28 @@ resource "aws_iam_instance_profile" "control-plane" {
   }
 }
 
-resource "aws_iam_role" "nodes" {
-  name               = "nodes.prod.example.com"
-  assume_role_policy = file("${path.module}/data/iam-nodes-assume-role.json")
+resource "aws_iam_role" "nodes-workers" {
+  name               = "nodes-workers.prod.example.com"
+  assume_role_policy = file("${path.module}/data/iam-nodes-workers-assume-role.json")
   tags = {
-    "Name"                                   = "nodes.prod.example.com"
+    "Name"                                   = "nodes-workers.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "iam"
   }
 }
 
-resource "aws_iam_role_policy" "nodes" {
-  name   = "nodes.prod.example.com"
-  role   = aws_iam_role.nodes.name
-  policy = file("${path.module}/data/iam-nodes-policy.json")
+resource "aws_iam_role_policy" "nodes-workers" {
+  name   = "nodes-workers.prod.example.com"
+  role   = aws_iam_role.nodes-workers.name
+  policy = file("${path.module}/data/iam-nodes-workers-policy.json")
 }
 
-resource "aws_iam_instance_profile" "nodes" {
-  name = "nodes.prod.example.com"
-  role = aws_iam_role.nodes.name
+resource "aws_iam_instance_profile" "nodes-workers" {
+  name = "nodes-workers.prod.example.com"
+  role = aws_iam_role.nodes-workers.name
   tags = {
-    "Name"                                   = "nodes.prod.example.com"
+    "Name"                                   = "nodes-workers.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "iam"

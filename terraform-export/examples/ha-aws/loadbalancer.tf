@@ -53,3 +53,56 @@ resource "aws_lb_listener" "api" {
     "rafter.dev/role"                        = "load-balancer"
   }
 }
+
+resource "aws_lb" "api-internal" {
+  name                             = "api-internal-prod-example-com"
+  internal                         = true
+  load_balancer_type               = "network"
+  enable_cross_zone_load_balancing = true
+  subnets                          = [aws_subnet.private-eu-west-1a.id, aws_subnet.private-eu-west-1b.id, aws_subnet.private-eu-west-1c.id]
+  security_groups                  = [aws_security_group.api-internal-lb.id]
+  tags = {
+    "Name"                                   = "api-internal.prod.example.com"
+    "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/cluster"                     = "prod.example.com"
+    "rafter.dev/role"                        = "load-balancer"
+  }
+}
+
+resource "aws_lb_target_group" "api-internal" {
+  name                 = "api-internal-tcp-prod-e-7405b025"
+  port                 = 6443
+  protocol             = "TCP"
+  target_type          = "instance"
+  vpc_id               = aws_vpc.main.id
+  preserve_client_ip   = "false"
+  deregistration_delay = 30
+  health_check {
+    protocol            = "TCP"
+    interval            = 10
+    healthy_threshold   = 2
+    unhealthy_threshold = 2
+  }
+  tags = {
+    "Name"                                   = "api-internal.prod.example.com"
+    "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/cluster"                     = "prod.example.com"
+    "rafter.dev/role"                        = "load-balancer"
+  }
+}
+
+resource "aws_lb_listener" "api-internal" {
+  load_balancer_arn = aws_lb.api-internal.arn
+  port              = 443
+  protocol          = "TCP"
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.api-internal.arn
+  }
+  tags = {
+    "Name"                                   = "api-internal.prod.example.com"
+    "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/cluster"                     = "prod.example.com"
+    "rafter.dev/role"                        = "load-balancer"
+  }
+}

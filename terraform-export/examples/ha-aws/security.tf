@@ -37,6 +37,18 @@ resource "aws_security_group" "api-lb" {
   }
 }
 
+resource "aws_security_group" "api-internal-lb" {
+  name        = "api-internal-lb.prod.example.com"
+  description = "rafter internal API load balancer for nodes"
+  vpc_id      = aws_vpc.main.id
+  tags = {
+    "Name"                                   = "api-internal-lb.prod.example.com"
+    "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/cluster"                     = "prod.example.com"
+    "rafter.dev/role"                        = "security"
+  }
+}
+
 resource "aws_security_group" "bastion" {
   name        = "bastion.prod.example.com"
   description = "rafter bastion"
@@ -118,28 +130,30 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-nodes-kubelet
   }
 }
 
-resource "aws_vpc_security_group_ingress_rule" "control-plane-from-nodes-bgp" {
+resource "aws_vpc_security_group_ingress_rule" "control-plane-from-nodes-vxlan" {
   security_group_id            = aws_security_group.control-plane.id
-  ip_protocol                  = "tcp"
-  from_port                    = 179
-  to_port                      = 179
+  ip_protocol                  = "udp"
+  from_port                    = 4789
+  to_port                      = 4789
   referenced_security_group_id = aws_security_group.nodes.id
-  description                  = "pod network"
+  description                  = "Calico VXLAN"
   tags = {
-    "Name"                                   = "control-plane-from-nodes-bgp.prod.example.com"
+    "Name"                                   = "control-plane-from-nodes-vxlan.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
 }
 
-resource "aws_vpc_security_group_ingress_rule" "control-plane-from-nodes-ipip" {
+resource "aws_vpc_security_group_ingress_rule" "control-plane-from-nodes-typha" {
   security_group_id            = aws_security_group.control-plane.id
-  ip_protocol                  = "4"
+  ip_protocol                  = "tcp"
+  from_port                    = 5473
+  to_port                      = 5473
   referenced_security_group_id = aws_security_group.nodes.id
-  description                  = "pod network"
+  description                  = "calico-node to Typha"
   tags = {
-    "Name"                                   = "control-plane-from-nodes-ipip.prod.example.com"
+    "Name"                                   = "control-plane-from-nodes-typha.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
@@ -176,30 +190,60 @@ resource "aws_vpc_security_group_ingress_rule" "api-lb-https-0-0-0-0-0" {
   }
 }
 
-resource "aws_vpc_security_group_ingress_rule" "api-lb-https-from-nodes" {
-  security_group_id            = aws_security_group.api-lb.id
+resource "aws_vpc_security_group_ingress_rule" "api-internal-lb-https-from-nodes" {
+  security_group_id            = aws_security_group.api-internal-lb.id
   ip_protocol                  = "tcp"
   from_port                    = 443
   to_port                      = 443
   referenced_security_group_id = aws_security_group.nodes.id
   description                  = "nodes to the API through the load balancer"
   tags = {
-    "Name"                                   = "api-lb-https-from-nodes.prod.example.com"
+    "Name"                                   = "api-internal-lb-https-from-nodes.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
 }
 
-resource "aws_vpc_security_group_ingress_rule" "api-lb-https-from-control-plane" {
-  security_group_id            = aws_security_group.api-lb.id
+resource "aws_vpc_security_group_ingress_rule" "api-internal-lb-https-from-control-plane" {
+  security_group_id            = aws_security_group.api-internal-lb.id
   ip_protocol                  = "tcp"
   from_port                    = 443
   to_port                      = 443
   referenced_security_group_id = aws_security_group.control-plane.id
   description                  = "control plane to the API through the load balancer"
   tags = {
-    "Name"                                   = "api-lb-https-from-control-plane.prod.example.com"
+    "Name"                                   = "api-internal-lb-https-from-control-plane.prod.example.com"
+    "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/cluster"                     = "prod.example.com"
+    "rafter.dev/role"                        = "security"
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "control-plane-from-api-internal-lb" {
+  security_group_id            = aws_security_group.control-plane.id
+  ip_protocol                  = "tcp"
+  from_port                    = 6443
+  to_port                      = 6443
+  referenced_security_group_id = aws_security_group.api-internal-lb.id
+  description                  = "internal API load balancer to API servers"
+  tags = {
+    "Name"                                   = "control-plane-from-api-internal-lb.prod.example.com"
+    "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/cluster"                     = "prod.example.com"
+    "rafter.dev/role"                        = "security"
+  }
+}
+
+resource "aws_vpc_security_group_egress_rule" "api-internal-lb-to-control-plane" {
+  security_group_id            = aws_security_group.api-internal-lb.id
+  ip_protocol                  = "tcp"
+  from_port                    = 6443
+  to_port                      = 6443
+  referenced_security_group_id = aws_security_group.control-plane.id
+  description                  = "to the API servers"
+  tags = {
+    "Name"                                   = "api-internal-lb-to-control-plane.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"

@@ -6,7 +6,7 @@
 # The bundle is published when `rafter update cluster` finishes, so this waits for it.
 set -euo pipefail
 
-BUNDLE_URL="s3://rafter-state-example/clusters/prod.example.com/nodes/control-plane-eu-west-1b/bundle.sh"
+BUNDLE_URL="s3://rafter-state-example/clusters/prod.example.com/control-plane/eu-west-1b/bundle.sh"
 log() { printf 'rafter-user-data: %s\n' "$*" >&2; }
 
 install -d -m 0755 /etc/rafter
@@ -15,7 +15,7 @@ cat >/etc/rafter/node.env <<'NODE_ENV'
 RAFTER_CLUSTER=prod.example.com
 RAFTER_ROLE=control-plane
 RAFTER_GROUP=control-plane-eu-west-1b
-RAFTER_BUNDLE_URL=s3://rafter-state-example/clusters/prod.example.com/nodes/control-plane-eu-west-1b/bundle.sh
+RAFTER_BUNDLE_URL=s3://rafter-state-example/clusters/prod.example.com/control-plane/eu-west-1b/bundle.sh
 NODE_ENV
 
 case "$BUNDLE_URL" in

@@ -1,0 +1,243 @@
+//! The state store's layout: every key rafter keeps for a cluster, and which of the cluster's
+//! machines may read or write which part of it.
+//!
+//! Everything that names a state key takes it from here: the stores of the spec, the
+//! resource record, the lock and the PKI; the publishing of node bundles; the user-data URLs
+//! instances fetch them from; and the IAM policies that let them (`model::iam` turns each
+//! [`NodeGrant`] into S3 statements). So a path and the policy that guards it cannot drift
+//! apart.
+//!
+//! ```text
+//! <cluster>/config.yaml                      completed spec                    user only
+//! <cluster>/resources.json                   ids of applied resources          user only
+//! <cluster>/lock                             the cluster lock                  user only
+//! <cluster>/pki/<authority>.pem              CA certificates and keys          user only
+//! <cluster>/pki/bootstrap-token.pem, encryption-key.pem                        user only
+//! <cluster>/pki/nodes/<node>.json            kept leaf certificates and keys   user only
+//! <cluster>/control-plane/<member>/bundle.sh a member's files (CA keys)        control plane
+//! <cluster>/etcd-peers/<member>              a member's address                control plane (read, write)
+//! <cluster>/node-groups/<group>/bundle.sh    a node group's files (no CA key)  that group only
+//! ```
+
+/// Keys written by rafter itself, relative to the cluster's part of the store.
+const SPEC_FILE: &str = "config.yaml";
+const RESOURCES_FILE: &str = "resources.json";
+const LOCK_FILE: &str = "lock";
+const PKI_DIR: &str = "pki";
+const CONTROL_PLANE_DIR: &str = "control-plane";
+const NODE_GROUPS_DIR: &str = "node-groups";
+const BUNDLE_FILE: &str = "bundle.sh";
+
+/// Where AWS control-plane members publish their addresses: one object per member.
+pub const ETCD_PEERS_DIR: &str = "etcd-peers";
+
+/// Where bundles were kept before the layout split control-plane and worker material: every
+/// worker could read it. Publishing removes it.
+pub const LEGACY_NODES_DIR: &str = "nodes";
+
+/// A key under the cluster's part of the store, from its parts.
+fn under(cluster: &str, relative: &str) -> String {
+    format!("{cluster}/{relative}")
+}
+
+pub fn spec_key(cluster: &str) -> String {
+    under(cluster, SPEC_FILE)
+}
+
+pub fn resources_key(cluster: &str) -> String {
+    under(cluster, RESOURCES_FILE)
+}
+
+pub fn lock_key(cluster: &str) -> String {
+    under(cluster, LOCK_FILE)
+}
+
+/// One of the cluster's PKI objects (`ca.pem`, `bootstrap-token`…).
+pub fn pki_key(cluster: &str, object: &str) -> String {
+    under(cluster, &format!("{PKI_DIR}/{object}"))
+}
+
+/// The leaf certificates kept for one node.
+pub fn node_leaves_key(cluster: &str, node: &str) -> String {
+    pki_key(cluster, &format!("nodes/{node}.json"))
+}
+
+/// What a node's bundle belongs to, which decides where it is kept and who may read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleOwner<'a> {
+    /// One control-plane member, by its member name (`eu-west-1a`).
+    ControlPlaneMember(&'a str),
+    /// One node group, by its name in the spec.
+    NodeGroup(&'a str),
+}
+
+impl BundleOwner<'_> {
+    /// The bundle's path relative to the cluster's part of the store.
+    pub fn relative_path(&self) -> String {
+        match self {
+            BundleOwner::ControlPlaneMember(member) => {
+                format!("{CONTROL_PLANE_DIR}/{member}/{BUNDLE_FILE}")
+            }
+            BundleOwner::NodeGroup(group) => format!("{NODE_GROUPS_DIR}/{group}/{BUNDLE_FILE}"),
+        }
+    }
+
+    /// The bundle's key in the store.
+    pub fn key(&self, cluster: &str) -> String {
+        under(cluster, &self.relative_path())
+    }
+
+    /// Where an instance fetches its bundle, from the cluster's `configBase`.
+    pub fn url(&self, config_base: &str) -> String {
+        format!(
+            "{}/{}",
+            config_base.trim_end_matches('/'),
+            self.relative_path()
+        )
+    }
+
+    /// What the instances this bundle is for may do in the state store.
+    pub fn grant(&self) -> NodeGrant {
+        match self {
+            BundleOwner::ControlPlaneMember(_) => NodeGrant::control_plane(),
+            BundleOwner::NodeGroup(group) => NodeGrant::node_group(group),
+        }
+    }
+}
+
+/// Where the members' address records are, from the cluster's `configBase`.
+pub fn etcd_peers_url(config_base: &str) -> String {
+    format!("{}/{ETCD_PEERS_DIR}", config_base.trim_end_matches('/'))
+}
+
+/// The key of one member's address record.
+pub fn etcd_peer_key(cluster: &str, member: &str) -> String {
+    under(cluster, &format!("{ETCD_PEERS_DIR}/{member}"))
+}
+
+/// The prefix listing every member's address record.
+pub fn etcd_peers_prefix(cluster: &str) -> String {
+    under(cluster, ETCD_PEERS_DIR)
+}
+
+/// What one kind of machine may do in the cluster's part of the store: directories (relative,
+/// without a trailing `/`) whose objects it may get or put. Nothing else: no listing, no
+/// other key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeGrant {
+    /// Who this is, for policy statement ids: `ControlPlane`, `NodeGroup`.
+    pub holder: &'static str,
+    pub read: Vec<String>,
+    pub write: Vec<String>,
+}
+
+impl NodeGrant {
+    /// Control-plane members read their bundles (all members share one role, and every
+    /// member's bundle holds the same CA keys) and read and write the address records.
+    pub fn control_plane() -> Self {
+        Self {
+            holder: "ControlPlane",
+            read: vec![CONTROL_PLANE_DIR.to_string(), ETCD_PEERS_DIR.to_string()],
+            write: vec![ETCD_PEERS_DIR.to_string()],
+        }
+    }
+
+    /// A node group's instances read their own group's bundle and nothing else.
+    pub fn node_group(group: &str) -> Self {
+        Self {
+            holder: "NodeGroup",
+            read: vec![format!("{NODE_GROUPS_DIR}/{group}")],
+            write: Vec::new(),
+        }
+    }
+
+    /// Whether `relative` (a key relative to the cluster's part) may be read.
+    pub fn may_read(&self, relative: &str) -> bool {
+        self.read.iter().any(|dir| inside(relative, dir))
+    }
+
+    /// Whether `relative` may be written.
+    pub fn may_write(&self, relative: &str) -> bool {
+        self.write.iter().any(|dir| inside(relative, dir))
+    }
+}
+
+fn inside(relative: &str, dir: &str) -> bool {
+    relative
+        .strip_prefix(dir)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key that holds a private key or a token the user keeps to themselves.
+    fn user_only_keys() -> Vec<String> {
+        let cluster = "c.example.com";
+        let mut keys = vec![
+            spec_key(cluster),
+            resources_key(cluster),
+            lock_key(cluster),
+            pki_key(cluster, "ca.pem"),
+            pki_key(cluster, "bootstrap-token"),
+            node_leaves_key(cluster, "eu-west-1a"),
+        ];
+        for key in &mut keys {
+            *key = key.strip_prefix("c.example.com/").unwrap().to_string();
+        }
+        keys
+    }
+
+    #[test]
+    fn no_machine_reads_what_only_the_user_keeps() {
+        for grant in [NodeGrant::control_plane(), NodeGrant::node_group("workers")] {
+            for key in user_only_keys() {
+                assert!(!grant.may_read(&key), "{grant:?} may read {key}");
+                assert!(!grant.may_write(&key), "{grant:?} may write {key}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_node_group_reads_its_own_bundle_only() {
+        let workers = NodeGrant::node_group("workers");
+        let own = BundleOwner::NodeGroup("workers").relative_path();
+        assert!(workers.may_read(&own));
+        for other in [
+            BundleOwner::NodeGroup("workers-2").relative_path(),
+            BundleOwner::NodeGroup("gpu").relative_path(),
+            BundleOwner::ControlPlaneMember("eu-west-1a").relative_path(),
+            format!("{ETCD_PEERS_DIR}/eu-west-1a"),
+        ] {
+            assert!(!workers.may_read(&other), "workers may read {other}");
+        }
+        assert!(workers.write.is_empty());
+    }
+
+    #[test]
+    fn the_control_plane_reads_its_bundles_and_publishes_addresses_only() {
+        let control_plane = NodeGrant::control_plane();
+        assert!(
+            control_plane.may_read(&BundleOwner::ControlPlaneMember("eu-west-1b").relative_path())
+        );
+        assert!(!control_plane.may_read(&BundleOwner::NodeGroup("workers").relative_path()));
+        assert!(control_plane.may_write(&format!("{ETCD_PEERS_DIR}/eu-west-1b")));
+        assert!(
+            !control_plane
+                .may_write(&BundleOwner::ControlPlaneMember("eu-west-1b").relative_path())
+        );
+    }
+
+    #[test]
+    fn urls_and_keys_name_the_same_object() {
+        let owner = BundleOwner::NodeGroup("workers");
+        assert_eq!(owner.key("c"), "c/node-groups/workers/bundle.sh");
+        assert_eq!(
+            owner.url("s3://bucket/state/c/"),
+            "s3://bucket/state/c/node-groups/workers/bundle.sh"
+        );
+        assert_eq!(etcd_peers_url("s3://b/c"), "s3://b/c/etcd-peers");
+        assert_eq!(etcd_peer_key("c", "m"), "c/etcd-peers/m");
+    }
+}

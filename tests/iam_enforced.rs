@@ -1,0 +1,470 @@
+//! Who can read what, proven by enforcement rather than by reading a policy: `rafter create
+//! cluster --yes` against the emulator, which is then told to evaluate IAM policies (moto's
+//! `/moto-api/reset-auth`); each instance role the cluster made is assumed and made to try
+//! every object of the state store, writes, and mutations of another cluster's EC2 and
+//! load-balancing resources.
+//!
+//! The emulator evaluates actions and S3 resource ARNs like AWS; it ignores conditions and
+//! checks EC2 and ELB requests against resource `*`. The roles rafter makes hold no EC2 or
+//! ELB action at all, so every such call must be refused there as on AWS. (rafter's own run
+//! happens before enforcement starts: moto's signature check refuses some of the SDK's
+//! well-formed requests, which real AWS accepts.)
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use common::moto::Moto;
+
+const CLUSTER: &str = "iam.example.com";
+const BUCKET: &str = "rafter-iam-enforced";
+const PREFIX: &str = "state";
+
+/// Once enforcement is on, the first three requests are not checked: enough to make an
+/// administrator.
+const FREE_REQUESTS: &str = "3";
+
+/// Turns IAM enforcement on, after `FREE_REQUESTS` more requests.
+fn enforce_iam(moto: &Moto) {
+    let address = moto.endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "POST /moto-api/reset-auth HTTP/1.0\r\nHost: {address}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{FREE_REQUESTS}",
+        FREE_REQUESTS.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
+}
+
+async fn config(
+    moto: &Moto,
+    credentials: impl aws_sdk_s3::config::ProvideCredentials + 'static,
+) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto.endpoint)
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(credentials)
+        .load()
+        .await
+}
+
+fn s3(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// An administrator made in the unchecked requests: its access key.
+async fn administrator(moto: &Moto) -> aws_sdk_s3::config::Credentials {
+    let anonymous = config(
+        moto,
+        aws_sdk_s3::config::Credentials::new("bootstrap", "bootstrap", None, None, "test"),
+    )
+    .await;
+    let iam = aws_sdk_iam::Client::new(&anonymous);
+    iam.create_user().user_name("admin").send().await.unwrap();
+    iam.put_user_policy()
+        .user_name("admin")
+        .policy_name("admin")
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name("admin")
+        .send()
+        .await
+        .unwrap();
+    let key = key.access_key().unwrap();
+    aws_sdk_s3::config::Credentials::new(
+        key.access_key_id(),
+        key.secret_access_key(),
+        None,
+        None,
+        "admin",
+    )
+}
+
+/// Credentials of `role`, assumed by the administrator. The role's trust policy names EC2
+/// only, which the emulator cannot evaluate for a user; the administrator is let in first.
+/// Its permissions, the subject of this test, are left as rafter made them.
+async fn assume(admin: &aws_config::SdkConfig, moto: &Moto, role: &str) -> aws_config::SdkConfig {
+    let iam = aws_sdk_iam::Client::new(admin);
+    iam.update_assume_role_policy()
+        .role_name(role)
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com","AWS":"*"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let arn = iam
+        .get_role()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap()
+        .role()
+        .unwrap()
+        .arn()
+        .to_string();
+    let provider = aws_config::sts::AssumeRoleProvider::builder(arn)
+        .session_name("probe")
+        .configure(admin)
+        .build()
+        .await;
+    config(moto, provider).await
+}
+
+/// What the code of a refused or failed call says.
+fn code<E: ProvideErrorMetadata>(error: &E) -> String {
+    error.code().unwrap_or("(none)").to_string()
+}
+
+/// The error code of a failed call: from the parsed error, else from the body (the emulator
+/// answers refused load-balancing calls in EC2's error format, which that SDK does not parse).
+fn refusal<E: ProvideErrorMetadata + std::fmt::Debug, T>(
+    outcome: Result<
+        T,
+        aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    >,
+) -> Result<(), String> {
+    let error = match outcome {
+        Ok(_) => return Ok(()),
+        Err(error) => error,
+    };
+    if let Some(code) = error.code() {
+        return Err(code.to_string());
+    }
+    let body = error
+        .raw_response()
+        .and_then(|response| response.body().bytes())
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+        .unwrap_or_default();
+    Err(body
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map_or_else(
+            || format!("(no code) {error:?}"),
+            |(code, _)| code.to_string(),
+        ))
+}
+
+/// Keys of the cluster's part of the store (relative) that `client` may read; every other
+/// must be refused with `AccessDenied`.
+async fn readable(client: &aws_sdk_s3::Client, keys: &[String]) -> BTreeSet<String> {
+    let mut readable = BTreeSet::new();
+    for key in keys {
+        match client
+            .get_object()
+            .bucket(BUCKET)
+            .key(format!("{PREFIX}/{CLUSTER}/{key}"))
+            .send()
+            .await
+        {
+            Ok(_) => {
+                readable.insert(key.clone());
+            }
+            Err(error) => {
+                let error = error.into_service_error();
+                assert_eq!(code(&error), "AccessDenied", "{key}: {error:?}");
+            }
+        }
+    }
+    readable
+}
+
+/// Whether `client` may write `key` (relative to the cluster's part).
+async fn may_write(client: &aws_sdk_s3::Client, key: &str) -> bool {
+    match client
+        .put_object()
+        .bucket(BUCKET)
+        .key(format!("{PREFIX}/{CLUSTER}/{key}"))
+        .body(b"10.0.0.1\n".to_vec().into())
+        .send()
+        .await
+    {
+        Ok(_) => true,
+        Err(error) => {
+            let error = error.into_service_error();
+            assert_eq!(code(&error), "AccessDenied", "{key}: {error:?}");
+            false
+        }
+    }
+}
+
+/// A security group and a target group that another cluster owns.
+struct Foreign {
+    security_group: String,
+    target_group: String,
+}
+
+async fn foreign_resources(config: &aws_config::SdkConfig) -> Foreign {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.99.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    let owned = aws_sdk_ec2::types::Tag::builder()
+        .key("kubernetes.io/cluster/other.example.com")
+        .value("owned")
+        .build();
+    let group = ec2
+        .create_security_group()
+        .group_name("other-nodes")
+        .description("nodes of another cluster")
+        .vpc_id(&vpc)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::SecurityGroup)
+                .tags(owned)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(config);
+    let target_group = elb
+        .create_target_group()
+        .name("other-api")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Tcp)
+        .port(6443)
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap();
+    Foreign {
+        security_group: group.group_id().unwrap().to_string(),
+        target_group: target_group.target_groups()[0]
+            .target_group_arn()
+            .unwrap()
+            .to_string(),
+    }
+}
+
+/// Every way a role could take over another cluster's resources is refused.
+async fn cannot_seize(role: &str, config: &aws_config::SdkConfig, foreign: &Foreign) {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let claim = aws_sdk_ec2::types::Tag::builder()
+        .key(format!("kubernetes.io/cluster/{CLUSTER}"))
+        .value("owned")
+        .build();
+    let tagged = ec2
+        .create_tags()
+        .resources(&foreign.security_group)
+        .tags(claim)
+        .send()
+        .await;
+    let opened = ec2
+        .authorize_security_group_ingress()
+        .group_id(&foreign.security_group)
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .cidr_ip("0.0.0.0/0")
+        .send()
+        .await;
+    let deleted = ec2
+        .delete_security_group()
+        .group_id(&foreign.security_group)
+        .send()
+        .await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(config);
+    let elb_tagged = elb
+        .add_tags()
+        .resource_arns(&foreign.target_group)
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key(format!("kubernetes.io/cluster/{CLUSTER}"))
+                .value("owned")
+                .build(),
+        )
+        .send()
+        .await;
+    let elb_deleted = elb
+        .delete_target_group()
+        .target_group_arn(&foreign.target_group)
+        .send()
+        .await;
+    let codes = [
+        ("ec2:CreateTags", refusal(tagged)),
+        ("ec2:AuthorizeSecurityGroupIngress", refusal(opened)),
+        ("ec2:DeleteSecurityGroup", refusal(deleted)),
+        ("elasticloadbalancing:AddTags", refusal(elb_tagged)),
+        (
+            "elasticloadbalancing:DeleteTargetGroup",
+            refusal(elb_deleted),
+        ),
+    ];
+    for (action, outcome) in codes {
+        assert_eq!(
+            outcome,
+            Err("AccessDenied".to_string()),
+            "{role} must not be allowed {action} on another cluster's resource"
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_nothing() {
+    let moto = Moto::start(&[]);
+    let creator = config(
+        &moto,
+        aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test"),
+    )
+    .await;
+    s3(&creator)
+        .create_bucket()
+        .bucket(BUCKET)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // Two node groups, so "its own group's bundle" means something.
+    let work = tempfile::tempdir().unwrap();
+    let spec = work.path().join("cluster.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: {CLUSTER}\nspec:\n  nodeGroups:\n    - {{ name: workers, instanceType: t3.medium, minSize: 1, maxSize: 2 }}\n    - {{ name: gpu, instanceType: g5.xlarge, minSize: 0, maxSize: 1 }}\n"
+        ),
+    )
+    .unwrap();
+    let key_file = work.path().join("id.pub");
+    std::fs::write(&key_file, common::EXAMPLE_PUBLIC_KEY).unwrap();
+    let created = Command::new(env!("CARGO_BIN_EXE_rafter"))
+        .args([
+            "create",
+            "cluster",
+            "-f",
+            spec.to_str().unwrap(),
+            "--profile",
+            "dev-aws",
+            "--zones",
+            "eu-west-1a",
+            "--ssh-public-key",
+            key_file.to_str().unwrap(),
+            "--yes",
+        ])
+        .env("RAFTER_STATE", format!("s3://{BUCKET}/{PREFIX}"))
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+
+    let foreign = foreign_resources(&creator).await;
+    enforce_iam(&moto);
+    let admin = config(&moto, administrator(&moto).await).await;
+    // A member has published its address, as it does at boot.
+    s3(&admin)
+        .put_object()
+        .bucket(BUCKET)
+        .key(format!("{PREFIX}/{CLUSTER}/etcd-peers/eu-west-1a"))
+        .body(b"10.0.32.10\n".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let listed = s3(&admin)
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix(format!("{PREFIX}/{CLUSTER}/"))
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|object| object.key())
+        .map(|key| {
+            key.strip_prefix(&format!("{PREFIX}/{CLUSTER}/"))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for secret in [
+        "pki/ca.pem",
+        "pki/etcd-ca.pem",
+        "pki/bootstrap-token.pem",
+        "control-plane/eu-west-1a/bundle.sh",
+    ] {
+        assert!(
+            keys.iter().any(|key| key == secret),
+            "{secret} not in {keys:?}"
+        );
+    }
+
+    let expected: [(&str, &[&str]); 3] = [
+        (
+            "control-plane.iam.example.com",
+            &[
+                "control-plane/eu-west-1a/bundle.sh",
+                "etcd-peers/eu-west-1a",
+            ],
+        ),
+        (
+            "nodes-workers.iam.example.com",
+            &["node-groups/workers/bundle.sh"],
+        ),
+        ("nodes-gpu.iam.example.com", &["node-groups/gpu/bundle.sh"]),
+    ];
+    for (role, may_read) in expected {
+        let credentials = assume(&admin, &moto, role).await;
+        let client = s3(&credentials);
+        let read = readable(&client, &keys).await;
+        let wanted: BTreeSet<String> = may_read.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            read, wanted,
+            "{role} reads exactly its own part of {keys:?}"
+        );
+
+        let publishes = may_write(&client, "etcd-peers/eu-west-1b").await;
+        assert_eq!(
+            publishes,
+            role.starts_with("control-plane"),
+            "{role}: only control-plane members publish their address"
+        );
+        for key in [
+            "config.yaml",
+            "pki/ca.pem",
+            "control-plane/eu-west-1a/bundle.sh",
+            "node-groups/workers/bundle.sh",
+        ] {
+            assert!(!may_write(&client, key).await, "{role} may write {key}");
+        }
+        cannot_seize(role, &credentials, &foreign).await;
+    }
+}
