@@ -433,7 +433,7 @@ pub async fn publish_node_bundles(
             .await?;
     }
     store
-        .delete_prefix(&format!("{name}/{}", layout::LEGACY_NODES_DIR))
+        .delete_prefix(&layout::legacy_bundles_prefix(name))
         .await?;
     Ok(published)
 }

@@ -3,8 +3,8 @@
 //! Least exposure: only the API load balancer clients use takes traffic from
 //! `apiServer.allowedCidrs` (port 443); nodes reach the API through the internal load balancer
 //! (its own group, which takes only the cluster's groups), or, when the clients' load
-//! balancer is internal itself, through that one. Only the bastion (or, without one, the nodes in the public topology) takes
-//! SSH from `sshAccess.allowedCidrs`. etcd, the kubelet and every other port are reachable
+//! balancer is internal itself, through that one. Only the bastion (or, without one, the
+//! nodes in the public topology) takes SSH from `sshAccess.allowedCidrs`. etcd, the kubelet and every other port are reachable
 //! only from the cluster's own groups.
 
 use super::naming::Naming;

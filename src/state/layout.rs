@@ -33,7 +33,12 @@ pub const ETCD_PEERS_DIR: &str = "etcd-peers";
 
 /// Where bundles were kept before the layout split control-plane and worker material: every
 /// worker could read it. Publishing removes it.
-pub const LEGACY_NODES_DIR: &str = "nodes";
+const LEGACY_NODES_DIR: &str = "nodes";
+
+/// The prefix of the bundles the previous layout kept (see [`LEGACY_NODES_DIR`]).
+pub fn legacy_bundles_prefix(cluster: &str) -> String {
+    under(cluster, LEGACY_NODES_DIR)
+}
 
 /// A key under the cluster's part of the store, from its parts.
 fn under(cluster: &str, relative: &str) -> String {
