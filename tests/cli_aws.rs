@@ -60,6 +60,17 @@ impl Cli {
         ]
     }
 
+    async fn put_state_object(&self, name: &str, file: &str, data: &[u8]) {
+        common::moto::s3_client()
+            .put_object()
+            .bucket(&self.bucket)
+            .key(format!("{}/{name}/{file}", self.prefix))
+            .body(data.to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+
     async fn state_object(&self, name: &str, file: &str) -> Option<Vec<u8>> {
         let object = common::moto::s3_client()
             .get_object()
@@ -243,24 +254,11 @@ async fn create_update_lock_and_delete_through_the_binary() {
     // Once a majority of the members has published an address (right before starting etcd),
     // the cluster has formed: a member without data now joins it, never starts a new one.
     // Its certificates stay the same.
-    common::moto::s3_client()
-        .put_object()
-        .bucket(&cli.bucket)
-        .key(format!("{}/{name}/etcd-peers/eu-west-1a", cli.prefix))
-        .body(b"10.0.32.10\n".to_vec().into())
-        .send()
-        .await
-        .unwrap();
+    cli.put_state_object(name, "etcd-peers/eu-west-1a", b"10.0.32.10\n")
+        .await;
     // A bundle where the previous layout kept them, readable by every worker's role.
     let legacy = "nodes/control-plane-eu-west-1a/bundle.sh";
-    common::moto::s3_client()
-        .put_object()
-        .bucket(&cli.bucket)
-        .key(format!("{}/{name}/{legacy}", cli.prefix))
-        .body(b"ca.key".to_vec().into())
-        .send()
-        .await
-        .unwrap();
+    cli.put_state_object(name, legacy, b"ca.key").await;
     let formed = cli.run(&["update", "cluster", name, "--yes"]);
     assert!(
         cli.state_object(name, legacy).await.is_none(),

@@ -77,7 +77,7 @@ fn ec2_service_principal(partition: &str) -> &'static str {
 /// The S3 statements of `grant`: `s3:GetObject` on each readable directory and
 /// `s3:PutObject` on each writable one, under the cluster's part of the state store. None
 /// when the state store is not in S3 (instances could not reach it anyway).
-pub fn state_store_statements(cluster: &Cluster, grant: &NodeGrant) -> Vec<serde_json::Value> {
+fn state_store_statements(cluster: &Cluster, grant: &NodeGrant) -> Vec<serde_json::Value> {
     let Some((bucket, key_prefix)) = cluster.spec.config_base.as_deref().and_then(s3_location)
     else {
         return Vec::new();

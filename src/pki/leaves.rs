@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::authority::certificate_validity;
 use super::{Authority, Issued, LeafSpec, PkiError, Secret};
-use crate::state::StateStore;
+use crate::state::{StateStore, layout};
 
 /// A certificate with less than this left is reissued (a third of a leaf's year).
 pub const RENEW_BEFORE: Duration = Duration::days(120);
@@ -32,10 +32,6 @@ pub struct NodeLeaves {
     key: Option<String>,
     leaves: BTreeMap<String, StoredLeaf>,
     changed: bool,
-}
-
-fn key_of(cluster: &str, node: &str) -> String {
-    crate::state::layout::node_leaves_key(cluster, node)
 }
 
 fn request_digest(authority: &Authority, spec: &LeafSpec) -> String {
@@ -58,7 +54,7 @@ impl NodeLeaves {
         cluster: &str,
         node: &str,
     ) -> Result<Self, PkiError> {
-        let key = key_of(cluster, node);
+        let key = layout::node_leaves_key(cluster, node);
         let leaves = match store.read(&key).await? {
             None => BTreeMap::new(),
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|_| PkiError::CorruptSecret {
@@ -201,7 +197,10 @@ mod tests {
         assert!(store.list("").await.unwrap().is_empty());
 
         store
-            .write(&key_of("c.example.com", "cp-1"), b"{not json")
+            .write(
+                &layout::node_leaves_key("c.example.com", "cp-1"),
+                b"{not json",
+            )
             .await
             .unwrap();
         let error = NodeLeaves::load(&store, "c.example.com", "cp-1")

@@ -100,14 +100,6 @@ impl BundleOwner<'_> {
             self.relative_path()
         )
     }
-
-    /// What the instances this bundle is for may do in the state store.
-    pub fn grant(&self) -> NodeGrant {
-        match self {
-            BundleOwner::ControlPlaneMember(_) => NodeGrant::control_plane(),
-            BundleOwner::NodeGroup(group) => NodeGrant::node_group(group),
-        }
-    }
 }
 
 /// Where the members' address records are, from the cluster's `configBase`.
@@ -155,27 +147,31 @@ impl NodeGrant {
             write: Vec::new(),
         }
     }
-
-    /// Whether `relative` (a key relative to the cluster's part) may be read.
-    pub fn may_read(&self, relative: &str) -> bool {
-        self.read.iter().any(|dir| inside(relative, dir))
-    }
-
-    /// Whether `relative` may be written.
-    pub fn may_write(&self, relative: &str) -> bool {
-        self.write.iter().any(|dir| inside(relative, dir))
-    }
-}
-
-fn inside(relative: &str, dir: &str) -> bool {
-    relative
-        .strip_prefix(dir)
-        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `relative` (a key relative to the cluster's part) lies in one of `dirs`, as the
+    /// IAM statements made from them (`<dir>/*`) match it.
+    fn inside(dirs: &[String], relative: &str) -> bool {
+        dirs.iter().any(|dir| {
+            relative
+                .strip_prefix(dir.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+
+    impl NodeGrant {
+        fn may_read(&self, relative: &str) -> bool {
+            inside(&self.read, relative)
+        }
+
+        fn may_write(&self, relative: &str) -> bool {
+            inside(&self.write, relative)
+        }
+    }
 
     /// Every key that holds a private key or a token the user keeps to themselves.
     fn user_only_keys() -> Vec<String> {

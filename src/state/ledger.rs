@@ -20,10 +20,6 @@ pub struct ResourceRecord {
     pub resources: Vec<RecordedResource>,
 }
 
-pub(super) fn resources_key(cluster: &str) -> String {
-    super::layout::resources_key(cluster)
-}
-
 pub(super) fn parse(store: &str, key: &str, bytes: &[u8]) -> Result<ResourceRecord, StateError> {
     serde_json::from_slice(bytes).map_err(|error| StateError::Read {
         store: store.to_string(),
@@ -54,7 +50,7 @@ pub struct ResourceLedger<'a, S: StateStore> {
 impl<'a, S: StateStore> ResourceLedger<'a, S> {
     /// Reads the cluster's record (empty if there is none yet).
     pub async fn open(store: &'a ClusterStore<S>, cluster: &str) -> Result<Self, StateError> {
-        let key = resources_key(cluster);
+        let key = super::layout::resources_key(cluster);
         let current = match store.store().read_versioned(&key).await? {
             None => Current {
                 record: ResourceRecord::default(),

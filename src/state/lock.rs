@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Precondition, StateError, StateStore};
+use super::{Precondition, StateError, StateStore, layout};
 
 /// What the lock object says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,10 +104,6 @@ fn unique_id() -> String {
     )
 }
 
-pub fn lock_key(cluster: &str) -> String {
-    super::layout::lock_key(cluster)
-}
-
 /// A held lock. Release it with [`ClusterLock::release`]; renew it during long work.
 pub struct ClusterLock<'a, S: StateStore> {
     store: &'a S,
@@ -148,7 +144,7 @@ impl<'a, S: StateStore> ClusterLock<'a, S> {
             cluster: cluster.to_string(),
             source,
         })?;
-        let key = lock_key(cluster);
+        let key = layout::lock_key(cluster);
         match store.write_if(&key, &body, Precondition::Absent).await {
             Ok(version) => {
                 return Ok(Self {
@@ -219,7 +215,7 @@ impl<'a, S: StateStore> ClusterLock<'a, S> {
         match self
             .store
             .write_if(
-                &lock_key(&self.cluster),
+                &layout::lock_key(&self.cluster),
                 &body,
                 Precondition::Version(self.version.clone()),
             )
@@ -236,7 +232,7 @@ impl<'a, S: StateStore> ClusterLock<'a, S> {
     }
 
     async fn lost(&self) -> LockError {
-        let holder = match self.store.read(&lock_key(&self.cluster)).await {
+        let holder = match self.store.read(&layout::lock_key(&self.cluster)).await {
             Ok(Some(bytes)) => serde_json::from_slice::<LockRecord>(&bytes)
                 .map(|record| record.holder)
                 .unwrap_or_default(),
@@ -250,7 +246,7 @@ impl<'a, S: StateStore> ClusterLock<'a, S> {
 
     /// Gives the lock up, if it is still ours.
     pub async fn release(self) -> Result<(), LockError> {
-        let key = lock_key(&self.cluster);
+        let key = layout::lock_key(&self.cluster);
         match self.store.read_versioned(&key).await? {
             Some(current) if current.version == self.version => Ok(self.store.delete(&key).await?),
             Some(_) => Err(self.lost().await),

@@ -166,13 +166,9 @@ impl<S: StateStore> ClusterStore<S> {
         format!("{}/{cluster}", self.store.url().trim_end_matches('/'))
     }
 
-    pub fn spec_key(cluster: &str) -> String {
-        layout::spec_key(cluster)
-    }
-
     /// The stored (completed) spec of a cluster, as YAML text.
     pub async fn read_spec(&self, cluster: &str) -> Result<Option<String>, StateError> {
-        let key = Self::spec_key(cluster);
+        let key = layout::spec_key(cluster);
         let bytes = self.store.read(&key).await?;
         bytes
             .map(|bytes| {
@@ -190,7 +186,7 @@ impl<S: StateStore> ClusterStore<S> {
     pub async fn create_spec(&self, cluster: &str, yaml: &str) -> Result<(), StateError> {
         self.store
             .write_if(
-                &Self::spec_key(cluster),
+                &layout::spec_key(cluster),
                 yaml.as_bytes(),
                 Precondition::Absent,
             )
@@ -201,13 +197,13 @@ impl<S: StateStore> ClusterStore<S> {
     /// Replaces the stored spec of an existing cluster (atomically).
     pub async fn replace_spec(&self, cluster: &str, yaml: &str) -> Result<(), StateError> {
         self.store
-            .write(&Self::spec_key(cluster), yaml.as_bytes())
+            .write(&layout::spec_key(cluster), yaml.as_bytes())
             .await
     }
 
     /// What rafter recorded of the cluster's cloud resources (empty until something is applied).
     pub async fn read_resources(&self, cluster: &str) -> Result<Vec<RecordedResource>, StateError> {
-        let key = ledger::resources_key(cluster);
+        let key = layout::resources_key(cluster);
         match self.store.read(&key).await? {
             None => Ok(Vec::new()),
             Some(bytes) => Ok(ledger::parse(&self.store.url(), &key, &bytes)?.resources),

@@ -15,7 +15,7 @@ pub async fn load<S: StateStore>(
         .read_spec(name)
         .await?
         .ok_or_else(|| Failure::cluster_not_found(name, &store.url()))?;
-    let label = format!("{}/{}", store.url(), ClusterStore::<S>::spec_key(name));
+    let label = format!("{}/{}", store.url(), rafter::state::layout::spec_key(name));
     let document = parse_stored(&text, &label)?;
     let prepared = spec::prepare(&document, Some(&store.config_base(name)))
         .with_context(|| format!("the stored spec of cluster {name} is not valid"))?;
