@@ -458,6 +458,20 @@ fn export_terraform_writes_the_module_and_protects_other_directories() {
         out.to_str().unwrap(),
     ]);
     assert!(exported.status.success(), "{}", stderr(&exported));
+    // A local store: the module is written, and the user is told its instances could not
+    // fetch their bundles (nothing is published where they cannot read it).
+    assert!(
+        stderr(&exported).contains("node bundles were not published: the state is kept in"),
+        "{}",
+        stderr(&exported)
+    );
+    assert!(
+        !rafter
+            .state
+            .path()
+            .join("demo.example.com/node-groups")
+            .exists()
+    );
     for file in [
         "versions.tf",
         "provider.tf",

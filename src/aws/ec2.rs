@@ -15,7 +15,7 @@ use super::errors::{AwsResultExt, gone_is_fine};
 use super::{ADDRESS_TAG, Context, outputs};
 use crate::apply::{Outputs, ProvisionError};
 use crate::graph::{Address, ResourceKind};
-use crate::model::naming::CLUSTER_TAG;
+use crate::model::naming::{CLUSTER_TAG, cloud_tags};
 use crate::plan::RecordedResource;
 
 const SERVICE: &str = "ec2";
@@ -130,9 +130,8 @@ pub(super) fn owned_by_cluster(tags: &[Tag], cluster: &str) -> bool {
 }
 
 fn tags(attrs: Attrs<'_>, address: &Address) -> Vec<Tag> {
-    let mut tags = attrs.tags();
-    tags.insert(ADDRESS_TAG.to_string(), address.to_string());
-    tags.into_iter()
+    cloud_tags(address, &attrs.tags())
+        .into_iter()
         .map(|(key, value)| Tag::builder().key(key).value(value).build())
         .collect()
 }

@@ -27,8 +27,7 @@ use crate::model::naming::CLUSTER_TAG;
 use crate::plan::RecordedResource;
 use attrs::Attrs;
 
-/// Tag that names a resource's graph address, so a rerun finds exactly what it made.
-pub const ADDRESS_TAG: &str = "rafter.dev/address";
+pub use crate::model::naming::ADDRESS_TAG;
 
 /// What every AWS operation needs: one client per service, the cluster's name (the value of
 /// its ownership tag) and the call counter.

@@ -92,6 +92,26 @@ impl ResourceKind {
         }
     }
 
+    /// EC2 resources, which have no unique name: rafter finds them again by the address tag
+    /// ([`crate::model::naming::ADDRESS_TAG`]), so whoever creates one (rafter's apply or
+    /// the Terraform export) must give it that tag.
+    pub fn found_by_address_tag(self) -> bool {
+        matches!(
+            self,
+            ResourceKind::Vpc
+                | ResourceKind::Subnet
+                | ResourceKind::InternetGateway
+                | ResourceKind::ElasticIp
+                | ResourceKind::NatGateway
+                | ResourceKind::RouteTable
+                | ResourceKind::SecurityGroup
+                | ResourceKind::SecurityGroupIngressRule
+                | ResourceKind::SecurityGroupEgressRule
+                | ResourceKind::KeyPair
+                | ResourceKind::LaunchTemplate
+        )
+    }
+
     /// Looked up, never created or deleted (Terraform `data` sources).
     pub fn is_lookup(self) -> bool {
         matches!(self, ResourceKind::Image | ResourceKind::HostedZone)

@@ -4,10 +4,24 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
+use crate::graph::Address;
 use crate::graph::resources::Tags;
 
 pub const CLUSTER_TAG: &str = "rafter.dev/cluster";
 pub const ROLE_TAG: &str = "rafter.dev/role";
+/// Tag that names a resource's graph address, so a rerun finds exactly what it made.
+pub const ADDRESS_TAG: &str = "rafter.dev/address";
+
+/// The tags the resource at `address` carries in AWS, whoever creates it (rafter's apply or
+/// `terraform apply` of the export), so that either can adopt what the other made: the
+/// graph's `tags`, plus the address tag for the kinds found by it.
+pub fn cloud_tags(address: &Address, tags: &Tags) -> Tags {
+    let mut tags = tags.clone();
+    if address.kind.found_by_address_tag() {
+        tags.insert(ADDRESS_TAG.to_string(), address.to_string());
+    }
+    tags
+}
 
 /// Decides every cloud name of one cluster.
 #[derive(Debug, Clone)]

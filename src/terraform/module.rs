@@ -3,9 +3,12 @@
 use std::collections::BTreeMap;
 
 use super::hcl::{Block, Expr, Item, write_file};
+use crate::graph::resources::Tags;
+use crate::graph::value::Fields;
 use crate::graph::{
-    Address, Concern, FileEncoding, GraphError, ResourceGraph, ResourceKind, Value,
+    Address, Concern, Field, FileEncoding, GraphError, ResourceGraph, ResourceKind, Value,
 };
+use crate::model::naming::cloud_tags;
 use crate::spec::{Cluster, Provider};
 
 /// The fixed part of every exported module (`terraform-export/versions.tf`).
@@ -74,7 +77,7 @@ fn expression(value: &Value) -> Expr {
     }
 }
 
-fn object(fields: &[crate::graph::Field]) -> Expr {
+fn object(fields: &[Field]) -> Expr {
     Expr::Object(
         fields
             .iter()
@@ -83,7 +86,7 @@ fn object(fields: &[crate::graph::Field]) -> Expr {
     )
 }
 
-fn body(fields: &[crate::graph::Field]) -> Vec<Item> {
+fn body(fields: &[Field]) -> Vec<Item> {
     let mut items = Vec::new();
     for field in fields {
         match &field.value {
@@ -129,7 +132,7 @@ pub fn render_module(
         let node = &graph.nodes()[position];
         let kind = node.address.kind;
         let keyword = if kind.is_lookup() { "data" } else { "resource" };
-        let fields = node.resource.attributes();
+        let fields = with_cloud_tags(&node.address, node.resource.attributes());
         collect_files(&fields, &mut data_files);
         let mut block = Block::new(keyword, &[kind.type_name(), &node.address.name]);
         block.body = body(&fields);
@@ -184,7 +187,28 @@ pub fn render_module(
     Ok(files)
 }
 
-fn collect_files(fields: &[crate::graph::Field], files: &mut BTreeMap<String, String>) {
+/// The resource's attributes with `tags` as rafter's apply gives them (see
+/// [`cloud_tags`]), so rafter can adopt what `terraform apply` made and the other way round.
+fn with_cloud_tags(address: &Address, mut fields: Vec<Field>) -> Vec<Field> {
+    if !address.kind.found_by_address_tag() {
+        return fields;
+    }
+    match fields.iter_mut().find(|field| field.name == "tags") {
+        Some(field) => {
+            if let Value::Map(tags) = &field.value {
+                field.value = Value::Map(cloud_tags(address, tags));
+            }
+        }
+        None => fields.extend(
+            Fields::new()
+                .tags(&cloud_tags(address, &Tags::new()))
+                .build(),
+        ),
+    }
+    fields
+}
+
+fn collect_files(fields: &[Field], files: &mut BTreeMap<String, String>) {
     for field in fields {
         match &field.value {
             Value::File(file) => {

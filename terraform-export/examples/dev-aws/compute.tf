@@ -7,6 +7,7 @@ resource "aws_key_pair" "main" {
   tags = {
     "Name"                                  = "key.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_key_pair.main"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "compute"
   }
@@ -74,6 +75,7 @@ resource "aws_launch_template" "control-plane-eu-west-1a" {
   tags = {
     "Name"                                  = "control-plane-eu-west-1a.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_launch_template.control-plane-eu-west-1a"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "control-plane"
   }
@@ -164,6 +166,7 @@ resource "aws_launch_template" "nodes-workers" {
   tags = {
     "Name"                                  = "nodes-workers.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_launch_template.nodes-workers"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "node"
   }

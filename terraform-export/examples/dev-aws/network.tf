@@ -8,6 +8,7 @@ resource "aws_vpc" "main" {
   tags = {
     "Name"                                  = "vpc.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc.main"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "network"
   }
@@ -18,6 +19,7 @@ resource "aws_internet_gateway" "main" {
   tags = {
     "Name"                                  = "igw.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_internet_gateway.main"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "network"
   }
@@ -32,6 +34,7 @@ resource "aws_subnet" "public-eu-west-1a" {
     "Name"                                  = "public-eu-west-1a.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
     "kubernetes.io/role/elb"                = "1"
+    "rafter.dev/address"                    = "aws_subnet.public-eu-west-1a"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "network"
   }
@@ -42,6 +45,7 @@ resource "aws_route_table" "public" {
   tags = {
     "Name"                                  = "public.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_route_table.public"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "network"
   }

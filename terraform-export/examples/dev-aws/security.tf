@@ -8,6 +8,7 @@ resource "aws_security_group" "control-plane" {
   tags = {
     "Name"                                  = "control-plane.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_security_group.control-plane"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -20,6 +21,7 @@ resource "aws_security_group" "nodes" {
   tags = {
     "Name"                                  = "nodes.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_security_group.nodes"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -32,6 +34,7 @@ resource "aws_security_group" "api-lb" {
   tags = {
     "Name"                                  = "api-lb.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_security_group.api-lb"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -44,6 +47,7 @@ resource "aws_security_group" "api-internal-lb" {
   tags = {
     "Name"                                  = "api-internal-lb.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_security_group.api-internal-lb"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -57,6 +61,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-control-plane
   tags = {
     "Name"                                  = "control-plane-from-control-plane.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_ingress_rule.control-plane-from-control-plane"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -70,6 +75,7 @@ resource "aws_vpc_security_group_ingress_rule" "nodes-from-nodes" {
   tags = {
     "Name"                                  = "nodes-from-nodes.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_ingress_rule.nodes-from-nodes"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -83,6 +89,7 @@ resource "aws_vpc_security_group_ingress_rule" "nodes-from-control-plane" {
   tags = {
     "Name"                                  = "nodes-from-control-plane.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_ingress_rule.nodes-from-control-plane"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -98,6 +105,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-nodes-api" {
   tags = {
     "Name"                                  = "control-plane-from-nodes-api.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_ingress_rule.control-plane-from-nodes-api"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -113,6 +121,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-nodes-kubelet
   tags = {
     "Name"                                  = "control-plane-from-nodes-kubelet.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_ingress_rule.control-plane-from-nodes-kubelet"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -128,6 +137,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-nodes-vxlan" 
   tags = {
     "Name"                                  = "control-plane-from-nodes-vxlan.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_ingress_rule.control-plane-from-nodes-vxlan"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -143,6 +153,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-nodes-typha" 
   tags = {
     "Name"                                  = "control-plane-from-nodes-typha.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_ingress_rule.control-plane-from-nodes-typha"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -158,6 +169,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-api-lb" {
   tags = {
     "Name"                                  = "control-plane-from-api-lb.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_ingress_rule.control-plane-from-api-lb"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -173,6 +185,7 @@ resource "aws_vpc_security_group_ingress_rule" "api-lb-https-0-0-0-0-0" {
   tags = {
     "Name"                                  = "api-lb-https-0-0-0-0-0.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_ingress_rule.api-lb-https-0-0-0-0-0"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -188,6 +201,7 @@ resource "aws_vpc_security_group_ingress_rule" "api-internal-lb-https-from-nodes
   tags = {
     "Name"                                  = "api-internal-lb-https-from-nodes.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_ingress_rule.api-internal-lb-https-from-nodes"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -203,6 +217,7 @@ resource "aws_vpc_security_group_ingress_rule" "api-internal-lb-https-from-contr
   tags = {
     "Name"                                  = "api-internal-lb-https-from-control-plane.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_ingress_rule.api-internal-lb-https-from-control-plane"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -218,6 +233,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-api-internal-
   tags = {
     "Name"                                  = "control-plane-from-api-internal-lb.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_ingress_rule.control-plane-from-api-internal-lb"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -233,6 +249,7 @@ resource "aws_vpc_security_group_egress_rule" "api-internal-lb-to-control-plane"
   tags = {
     "Name"                                  = "api-internal-lb-to-control-plane.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_egress_rule.api-internal-lb-to-control-plane"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -246,6 +263,7 @@ resource "aws_vpc_security_group_egress_rule" "control-plane-egress" {
   tags = {
     "Name"                                  = "control-plane-egress.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_egress_rule.control-plane-egress"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -259,6 +277,7 @@ resource "aws_vpc_security_group_egress_rule" "nodes-egress" {
   tags = {
     "Name"                                  = "nodes-egress.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_egress_rule.nodes-egress"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }
@@ -274,6 +293,7 @@ resource "aws_vpc_security_group_egress_rule" "api-lb-to-control-plane" {
   tags = {
     "Name"                                  = "api-lb-to-control-plane.dev.example.com"
     "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_vpc_security_group_egress_rule.api-lb-to-control-plane"
     "rafter.dev/cluster"                    = "dev.example.com"
     "rafter.dev/role"                       = "security"
   }

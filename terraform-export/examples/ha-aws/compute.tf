@@ -62,6 +62,7 @@ resource "aws_launch_template" "control-plane-eu-west-1a" {
   tags = {
     "Name"                                   = "control-plane-eu-west-1a.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_launch_template.control-plane-eu-west-1a"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "control-plane"
   }
@@ -147,6 +148,7 @@ resource "aws_launch_template" "control-plane-eu-west-1b" {
   tags = {
     "Name"                                   = "control-plane-eu-west-1b.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_launch_template.control-plane-eu-west-1b"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "control-plane"
   }
@@ -232,6 +234,7 @@ resource "aws_launch_template" "control-plane-eu-west-1c" {
   tags = {
     "Name"                                   = "control-plane-eu-west-1c.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_launch_template.control-plane-eu-west-1c"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "control-plane"
   }
@@ -321,6 +324,7 @@ resource "aws_launch_template" "nodes-workers" {
   tags = {
     "Name"                                   = "nodes-workers.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_launch_template.nodes-workers"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "node"
   }
@@ -412,6 +416,7 @@ resource "aws_launch_template" "bastion" {
   tags = {
     "Name"                                   = "bastion.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_launch_template.bastion"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "bastion"
   }

@@ -8,6 +8,7 @@ resource "aws_vpc" "main" {
   tags = {
     "Name"                                   = "vpc.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc.main"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -18,6 +19,7 @@ resource "aws_internet_gateway" "main" {
   tags = {
     "Name"                                   = "igw.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_internet_gateway.main"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -32,6 +34,7 @@ resource "aws_subnet" "private-eu-west-1a" {
     "Name"                                   = "private-eu-west-1a.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
     "kubernetes.io/role/internal-elb"        = "1"
+    "rafter.dev/address"                     = "aws_subnet.private-eu-west-1a"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -46,6 +49,7 @@ resource "aws_subnet" "public-eu-west-1a" {
     "Name"                                   = "public-eu-west-1a.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
     "kubernetes.io/role/elb"                 = "1"
+    "rafter.dev/address"                     = "aws_subnet.public-eu-west-1a"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -60,6 +64,7 @@ resource "aws_subnet" "private-eu-west-1b" {
     "Name"                                   = "private-eu-west-1b.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
     "kubernetes.io/role/internal-elb"        = "1"
+    "rafter.dev/address"                     = "aws_subnet.private-eu-west-1b"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -74,6 +79,7 @@ resource "aws_subnet" "public-eu-west-1b" {
     "Name"                                   = "public-eu-west-1b.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
     "kubernetes.io/role/elb"                 = "1"
+    "rafter.dev/address"                     = "aws_subnet.public-eu-west-1b"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -88,6 +94,7 @@ resource "aws_subnet" "private-eu-west-1c" {
     "Name"                                   = "private-eu-west-1c.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
     "kubernetes.io/role/internal-elb"        = "1"
+    "rafter.dev/address"                     = "aws_subnet.private-eu-west-1c"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -102,6 +109,7 @@ resource "aws_subnet" "public-eu-west-1c" {
     "Name"                                   = "public-eu-west-1c.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
     "kubernetes.io/role/elb"                 = "1"
+    "rafter.dev/address"                     = "aws_subnet.public-eu-west-1c"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -112,6 +120,7 @@ resource "aws_route_table" "public" {
   tags = {
     "Name"                                   = "public.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_route_table.public"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -143,6 +152,7 @@ resource "aws_eip" "nat-eu-west-1a" {
   tags = {
     "Name"                                   = "nat-eu-west-1a.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_eip.nat-eu-west-1a"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -154,6 +164,7 @@ resource "aws_nat_gateway" "nat-eu-west-1a" {
   tags = {
     "Name"                                   = "nat-eu-west-1a.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_nat_gateway.nat-eu-west-1a"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -166,6 +177,7 @@ resource "aws_eip" "nat-eu-west-1b" {
   tags = {
     "Name"                                   = "nat-eu-west-1b.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_eip.nat-eu-west-1b"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -177,6 +189,7 @@ resource "aws_nat_gateway" "nat-eu-west-1b" {
   tags = {
     "Name"                                   = "nat-eu-west-1b.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_nat_gateway.nat-eu-west-1b"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -189,6 +202,7 @@ resource "aws_eip" "nat-eu-west-1c" {
   tags = {
     "Name"                                   = "nat-eu-west-1c.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_eip.nat-eu-west-1c"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -200,6 +214,7 @@ resource "aws_nat_gateway" "nat-eu-west-1c" {
   tags = {
     "Name"                                   = "nat-eu-west-1c.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_nat_gateway.nat-eu-west-1c"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -212,6 +227,7 @@ resource "aws_route_table" "private-eu-west-1a" {
   tags = {
     "Name"                                   = "private-eu-west-1a.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_route_table.private-eu-west-1a"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -233,6 +249,7 @@ resource "aws_route_table" "private-eu-west-1b" {
   tags = {
     "Name"                                   = "private-eu-west-1b.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_route_table.private-eu-west-1b"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }
@@ -254,6 +271,7 @@ resource "aws_route_table" "private-eu-west-1c" {
   tags = {
     "Name"                                   = "private-eu-west-1c.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_route_table.private-eu-west-1c"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "network"
   }

@@ -8,6 +8,7 @@ resource "aws_security_group" "control-plane" {
   tags = {
     "Name"                                   = "control-plane.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_security_group.control-plane"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -20,6 +21,7 @@ resource "aws_security_group" "nodes" {
   tags = {
     "Name"                                   = "nodes.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_security_group.nodes"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -32,6 +34,7 @@ resource "aws_security_group" "api-lb" {
   tags = {
     "Name"                                   = "api-lb.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_security_group.api-lb"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -44,6 +47,7 @@ resource "aws_security_group" "api-internal-lb" {
   tags = {
     "Name"                                   = "api-internal-lb.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_security_group.api-internal-lb"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -56,6 +60,7 @@ resource "aws_security_group" "bastion" {
   tags = {
     "Name"                                   = "bastion.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_security_group.bastion"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -69,6 +74,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-control-plane
   tags = {
     "Name"                                   = "control-plane-from-control-plane.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_ingress_rule.control-plane-from-control-plane"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -82,6 +88,7 @@ resource "aws_vpc_security_group_ingress_rule" "nodes-from-nodes" {
   tags = {
     "Name"                                   = "nodes-from-nodes.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_ingress_rule.nodes-from-nodes"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -95,6 +102,7 @@ resource "aws_vpc_security_group_ingress_rule" "nodes-from-control-plane" {
   tags = {
     "Name"                                   = "nodes-from-control-plane.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_ingress_rule.nodes-from-control-plane"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -110,6 +118,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-nodes-api" {
   tags = {
     "Name"                                   = "control-plane-from-nodes-api.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_ingress_rule.control-plane-from-nodes-api"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -125,6 +134,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-nodes-kubelet
   tags = {
     "Name"                                   = "control-plane-from-nodes-kubelet.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_ingress_rule.control-plane-from-nodes-kubelet"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -140,6 +150,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-nodes-vxlan" 
   tags = {
     "Name"                                   = "control-plane-from-nodes-vxlan.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_ingress_rule.control-plane-from-nodes-vxlan"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -155,6 +166,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-nodes-typha" 
   tags = {
     "Name"                                   = "control-plane-from-nodes-typha.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_ingress_rule.control-plane-from-nodes-typha"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -170,6 +182,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-api-lb" {
   tags = {
     "Name"                                   = "control-plane-from-api-lb.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_ingress_rule.control-plane-from-api-lb"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -185,6 +198,7 @@ resource "aws_vpc_security_group_ingress_rule" "api-lb-https-0-0-0-0-0" {
   tags = {
     "Name"                                   = "api-lb-https-0-0-0-0-0.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_ingress_rule.api-lb-https-0-0-0-0-0"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -200,6 +214,7 @@ resource "aws_vpc_security_group_ingress_rule" "api-internal-lb-https-from-nodes
   tags = {
     "Name"                                   = "api-internal-lb-https-from-nodes.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_ingress_rule.api-internal-lb-https-from-nodes"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -215,6 +230,7 @@ resource "aws_vpc_security_group_ingress_rule" "api-internal-lb-https-from-contr
   tags = {
     "Name"                                   = "api-internal-lb-https-from-control-plane.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_ingress_rule.api-internal-lb-https-from-control-plane"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -230,6 +246,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-from-api-internal-
   tags = {
     "Name"                                   = "control-plane-from-api-internal-lb.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_ingress_rule.control-plane-from-api-internal-lb"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -245,6 +262,7 @@ resource "aws_vpc_security_group_egress_rule" "api-internal-lb-to-control-plane"
   tags = {
     "Name"                                   = "api-internal-lb-to-control-plane.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_egress_rule.api-internal-lb-to-control-plane"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -260,6 +278,7 @@ resource "aws_vpc_security_group_ingress_rule" "control-plane-ssh-from-bastion" 
   tags = {
     "Name"                                   = "control-plane-ssh-from-bastion.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_ingress_rule.control-plane-ssh-from-bastion"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -275,6 +294,7 @@ resource "aws_vpc_security_group_ingress_rule" "nodes-ssh-from-bastion" {
   tags = {
     "Name"                                   = "nodes-ssh-from-bastion.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_ingress_rule.nodes-ssh-from-bastion"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -288,6 +308,7 @@ resource "aws_vpc_security_group_egress_rule" "control-plane-egress" {
   tags = {
     "Name"                                   = "control-plane-egress.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_egress_rule.control-plane-egress"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -301,6 +322,7 @@ resource "aws_vpc_security_group_egress_rule" "nodes-egress" {
   tags = {
     "Name"                                   = "nodes-egress.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_egress_rule.nodes-egress"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -316,6 +338,7 @@ resource "aws_vpc_security_group_egress_rule" "api-lb-to-control-plane" {
   tags = {
     "Name"                                   = "api-lb-to-control-plane.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_egress_rule.api-lb-to-control-plane"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
@@ -329,6 +352,7 @@ resource "aws_vpc_security_group_egress_rule" "bastion-egress" {
   tags = {
     "Name"                                   = "bastion-egress.prod.example.com"
     "kubernetes.io/cluster/prod.example.com" = "owned"
+    "rafter.dev/address"                     = "aws_vpc_security_group_egress_rule.bastion-egress"
     "rafter.dev/cluster"                     = "prod.example.com"
     "rafter.dev/role"                        = "security"
   }
