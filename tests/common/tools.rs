@@ -13,3 +13,14 @@ pub fn venv() -> PathBuf {
 pub fn venv_bin(name: &str) -> PathBuf {
     venv().join("bin").join(name)
 }
+
+/// An executable of one of the static analysers' venvs beside the test tools' (`checkov`,
+/// `iam-audit`), which `scripts/setup-tools.sh` makes apart because their pins conflict.
+pub fn analyser_bin(venv_name: &str, name: &str) -> PathBuf {
+    venv()
+        .parent()
+        .map(|parent| parent.join(venv_name))
+        .unwrap_or_else(|| PathBuf::from(venv_name))
+        .join("bin")
+        .join(name)
+}
