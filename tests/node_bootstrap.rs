@@ -912,3 +912,102 @@ fn ip_v4_literals_stay_addresses() {
     assert_eq!(access.server, "https://10.250.0.10:6443");
     assert_eq!(access.ips, vec!["10.250.0.10".parse::<IpAddr>().unwrap()]);
 }
+
+/// The kernel settings the kubelet demands with `protectKernelDefaults: true`, as its source
+/// has them (kubernetes `pkg/kubelet/cm/container_manager_linux.go`, `setupKernelTunables`;
+/// values in `k8s.io/component-helpers/node/util/sysctl`). Kept here, apart from rafter's own
+/// table, so a wrong entry there cannot pass.
+const KUBELET_PROTECTED_TUNABLES: [(&str, &str); 6] = [
+    ("vm.overcommit_memory", "1"),
+    ("vm.panic_on_oom", "0"),
+    ("kernel.panic", "10"),
+    ("kernel.panic_on_oops", "1"),
+    ("kernel.keys.root_maxkeys", "1000000"),
+    ("kernel.keys.root_maxbytes", "25000000"),
+];
+
+/// `key = value` lines of a sysctl.d file.
+fn sysctl_settings(content: &str) -> BTreeMap<String, String> {
+    content
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (key, value) = line.split_once('=').unwrap();
+            (key.trim().to_string(), value.trim().to_string())
+        })
+        .collect()
+}
+
+/// Each rule of `rafter::bootstrap::host_rules`, checked on the files every node kind of
+/// every profile receives.
+#[test]
+fn every_node_meets_the_kubelet_api_server_and_etcd_host_rules() {
+    for (label, cluster, role, node) in every_node() {
+        let material = material(&cluster);
+        let rendered = render(&cluster, &material, role, node);
+        let sysctls = sysctl_settings(&file(&rendered, "/etc/sysctl.d/99-rafter.conf").content);
+        let kubelet = &file(&rendered, "/var/lib/kubelet/config.yaml").content;
+        let kubelet: serde_json::Value = serde_saphyr::from_str(kubelet).unwrap();
+
+        // protectKernelDefaults: every setting the kubelet checks is in the node's file.
+        assert_eq!(kubelet["protectKernelDefaults"], true, "{label}");
+        for (key, value) in KUBELET_PROTECTED_TUNABLES {
+            assert_eq!(
+                sysctls.get(key).map(String::as_str),
+                Some(value),
+                "{label}: the kubelet refuses to start unless {key} = {value}"
+            );
+        }
+        // kubeadm's preflight: bridged traffic through iptables, forwarding on.
+        for key in ["net.bridge.bridge-nf-call-iptables", "net.ipv4.ip_forward"] {
+            assert_eq!(
+                sysctls.get(key).map(String::as_str),
+                Some("1"),
+                "{label}: {key}"
+            );
+        }
+        // The file is exactly rafter's table: nothing set that no rule asks for.
+        let table: BTreeMap<String, String> = rafter::bootstrap::host_rules::KERNEL_TUNABLES
+            .iter()
+            .map(|tunable| (tunable.key.to_string(), tunable.value.to_string()))
+            .collect();
+        assert_eq!(sysctls, table, "{label}");
+
+        // One cgroup driver for the kubelet and containerd.
+        assert_eq!(kubelet["cgroupDriver"], "systemd", "{label}");
+        let containerd = &file(&rendered, "/etc/containerd/config.toml").content;
+        assert!(containerd.contains("SystemdCgroup = true"), "{label}");
+
+        // failSwapOn, and the bootstrap turns swap off.
+        assert_eq!(kubelet["failSwapOn"], true, "{label}");
+        let bootstrap = &file(&rendered, "/usr/local/lib/rafter/bootstrap.sh").content;
+        assert!(bootstrap.contains("swapoff -a"), "{label}");
+
+        // The kubelet reads a resolv.conf the bootstrap links away from resolved's stub.
+        let resolv = rafter::bootstrap::host_rules::KUBELET_RESOLV_CONF;
+        assert_eq!(kubelet["resolvConf"], resolv, "{label}");
+        assert!(
+            bootstrap.contains("/run/systemd/resolve/resolv.conf") && bootstrap.contains(resolv),
+            "{label}"
+        );
+
+        // A stacked API server talks to its own member, which listens there.
+        if role == Role::ControlPlane {
+            let api_server =
+                &file(&rendered, "/etc/kubernetes/manifests/kube-apiserver.yaml").content;
+            let servers: Vec<&str> = api_server
+                .lines()
+                .filter_map(|line| line.trim().strip_prefix("- --etcd-servers="))
+                .collect();
+            assert_eq!(servers, ["https://127.0.0.1:2379"], "{label}");
+            let etcd = &file(&rendered, "/etc/systemd/system/etcd.service").content;
+            // Loopback itself, or every address (AWS members, which learn theirs at boot).
+            assert!(
+                etcd.contains("--listen-client-urls=https://127.0.0.1:2379")
+                    || etcd.contains("--listen-client-urls=https://0.0.0.0:2379"),
+                "{label}: etcd does not listen on loopback:\n{etcd}"
+            );
+        }
+    }
+}

@@ -151,6 +151,43 @@ fn a_bare_host_cluster_forms_converges_and_survives_a_host_down() {
             "{host}: {key_mode}"
         );
     }
+    // The kernel settings the kubelet and kube-proxy need, on the host after the bootstrap:
+    // set where this host may set them (net.*, its own namespace), and where /proc/sys is
+    // read-only (vm.*, kernel.* are the machine's, shared by the nspawn hosts) said as a
+    // warning naming the key, never silently skipped.
+    for (host, _) in DEFAULT_HOSTS {
+        for tunable in rafter::bootstrap::host_rules::KERNEL_TUNABLES {
+            let path = format!("/proc/sys/{}", tunable.key.replace('.', "/"));
+            let current = testbed.ssh_ok(host, &format!("cat {path}"));
+            let writable = testbed
+                .ssh(host, &format!("test -w {path}"))
+                .status
+                .success();
+            let warned = said.contains(&format!("{host}: warning: {} is ", tunable.key));
+            if current.trim() == tunable.value {
+                assert!(
+                    !warned,
+                    "{host}: warned of {}, which is right:\n{said}",
+                    tunable.key
+                );
+            } else {
+                assert!(
+                    !writable && warned,
+                    "{host}: {} is {} (want {}), writable {writable}, warned {warned}:\n{said}",
+                    tunable.key,
+                    current.trim(),
+                    tunable.value
+                );
+            }
+        }
+        assert_eq!(
+            testbed
+                .ssh_ok(host, "readlink /var/lib/kubelet/resolv.conf")
+                .trim(),
+            "/etc/resolv.conf",
+            "{host}: no systemd-resolved stub here, so the kubelet reads /etc/resolv.conf"
+        );
+    }
     for host in CONTROL_PLANE {
         assert_eq!(
             testbed.ssh_ok(host, "systemctl is-active etcd").trim(),

@@ -10,6 +10,7 @@
 pub mod assets;
 pub mod bundle;
 pub mod etcd;
+pub mod host_rules;
 pub mod node;
 
 use std::net::IpAddr;

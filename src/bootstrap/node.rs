@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use super::assets::{self, Download, NodeNeeds};
 use super::etcd::{self, EtcdMember, InitialState, MemberAddress, PeerDiscovery};
+use super::host_rules;
 use super::{BootstrapError, NodeFile};
 use crate::pki::leaf::NodeIdentity;
 use crate::pki::{ClusterPki, ClusterSecrets, Issued, LeafSpec, NodeLeaves};
@@ -163,7 +164,10 @@ pub fn node_files(
     );
     files.config(
         "/etc/sysctl.d/99-rafter.conf",
-        templates::render("node/sysctl.conf", ())?,
+        templates::render(
+            "node/sysctl.conf",
+            minijinja::context! { tunables => host_rules::KERNEL_TUNABLES },
+        )?,
     );
     files.config(
         "/etc/containerd/config.toml",
@@ -187,7 +191,11 @@ pub fn node_files(
         "/var/lib/kubelet/config.yaml",
         templates::render(
             "node/kubelet-config.yaml",
-            minijinja::context! { cluster_dns => cluster_dns.to_string(), static_pods => control_plane },
+            minijinja::context! {
+                cluster_dns => cluster_dns.to_string(),
+                static_pods => control_plane,
+                resolv_conf => host_rules::KUBELET_RESOLV_CONF,
+            },
         )?,
     );
     let labels = match &node.role {
@@ -390,11 +398,6 @@ pub fn node_files(
             )?,
         );
 
-        let etcd_servers = std::iter::once(this)
-            .chain(members.iter().filter(|member| *member != this))
-            .map(EtcdMember::client_url)
-            .collect::<Vec<_>>()
-            .join(",");
         let etcd_files = etcd::etcd_files(cluster, members, this, *initial_state)?;
         files.config(etcd::UNIT_FILE, etcd_files.unit);
         if let Some(initial_cluster) = etcd_files.initial_cluster {
@@ -431,7 +434,7 @@ pub fn node_files(
                     ip => local_ip.to_string(),
                     advertise_address => this.ip().map(|ip| ip.to_string()),
                     image => image(component)?,
-                    etcd_servers,
+                    etcd_servers => host_rules::LOCAL_ETCD_SERVER,
                     service_cidr,
                     pod_cidr,
                 },
@@ -551,6 +554,7 @@ pub fn node_files(
                 kubelet_cert => KUBELET_CLIENT_CERT,
                 kubelet_key => KUBELET_CLIENT_KEY,
                 addons,
+                resolv_conf => host_rules::KUBELET_RESOLV_CONF,
                 cni => spec.networking.cni,
                 cilium_version => assets::pinned_version("cilium")?,
                 pod_cidr => spec.networking.pod_cidr.to_string(),

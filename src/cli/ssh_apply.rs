@@ -131,6 +131,9 @@ fn print_report(report: &Report) {
             eprintln!("{}: UNREACHABLE: {reason}", host.name);
             continue;
         }
+        for warning in &host.warnings {
+            eprintln!("{}: warning: {warning}", host.name);
+        }
         if host.changes.is_empty() {
             eprintln!("{}: up to date", host.name);
             continue;

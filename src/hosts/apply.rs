@@ -81,6 +81,9 @@ pub struct RunOptions {
 pub struct HostReport {
     pub name: String,
     pub changes: Vec<String>,
+    /// What the host needs that rafter cannot do from it (a kernel setting under a
+    /// read-only `/proc/sys`), said on every run; not changes.
+    pub warnings: Vec<String>,
     /// Why the host was left out, when it could not be reached.
     pub unreachable: Option<String>,
 }
@@ -113,6 +116,15 @@ impl Report {
     fn record(&mut self, nodes: &[Node<'_>], changes: Vec<Vec<String>>) {
         for (node, changed) in nodes.iter().zip(changes) {
             self.host(node.name()).changes.extend(changed);
+        }
+    }
+
+    /// Adds each node's bootstrap output (in `nodes` order): changes and warnings.
+    fn record_bootstrap(&mut self, nodes: &[Node<'_>], outputs: Vec<BootstrapOutput>) {
+        for (node, output) in nodes.iter().zip(outputs) {
+            let host = self.host(node.name());
+            host.changes.extend(output.changes);
+            host.warnings.extend(output.warnings);
         }
     }
 
@@ -154,7 +166,8 @@ impl Node<'_> {
 const BOOTSTRAP: &str = "/usr/local/lib/rafter/bootstrap.sh";
 const ETCD_HEALTHY_WITHIN: Duration = Duration::from_secs(90);
 
-/// The lines of a bootstrap run that report changes (all but `step …` and `done`).
+/// The lines of a bootstrap run that report changes (all but `step …`, `done` and
+/// `warning: …`).
 fn reported_changes(stderr: &str) -> Vec<String> {
     stderr
         .lines()
@@ -162,19 +175,46 @@ fn reported_changes(stderr: &str) -> Vec<String> {
             line.strip_prefix("rafter-bootstrap: ")
                 .or_else(|| line.strip_prefix("wrote ").map(|_| line))
         })
-        .filter(|line| !line.starts_with("step ") && *line != "done")
+        .filter(|line| {
+            !line.starts_with("step ") && !line.starts_with("warning: ") && *line != "done"
+        })
         .map(str::to_string)
         .collect()
 }
 
-/// Runs bootstrap `steps` on `node`, returning the changes it reported.
-async fn bootstrap_steps(node: &Node<'_>, steps: &str) -> Result<Vec<String>, HostsError> {
+/// The warnings of a bootstrap run, without their `warning: ` prefix.
+fn reported_warnings(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("rafter-bootstrap: warning: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// What one bootstrap run on a host reported.
+struct BootstrapOutput {
+    changes: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// Runs bootstrap `steps` on `node`, returning what it reported.
+async fn bootstrap_run(node: &Node<'_>, steps: &str) -> Result<BootstrapOutput, HostsError> {
     let command = format!("RAFTER_ASSET_CACHE={HOST_CACHE} {BOOTSTRAP} {steps}");
     let output = node
         .session
         .run_checked(&format!("bootstrap.sh {steps}"), &command, b"")
         .await?;
-    Ok(reported_changes(&output.stderr_text()))
+    let stderr = output.stderr_text();
+    Ok(BootstrapOutput {
+        changes: reported_changes(&stderr),
+        warnings: reported_warnings(&stderr),
+    })
+}
+
+/// Runs bootstrap `steps` on `node`, returning the changes it reported (only the kernel
+/// step warns, and it runs through [`bootstrap_run`]).
+async fn bootstrap_steps(node: &Node<'_>, steps: &str) -> Result<Vec<String>, HostsError> {
+    Ok(bootstrap_run(node, steps).await?.changes)
 }
 
 /// Runs `work` on every node at once; the first error wins, after all have finished.
@@ -327,12 +367,12 @@ pub async fn run(
     }
     if !skip(Phase::Node) {
         let started = Instant::now();
-        let changes = on_all(&nodes, |node| async move {
+        let outputs = on_all(&nodes, |node| async move {
             observer.event(node.name(), Phase::Node, "kernel, assets, containerd");
-            bootstrap_steps(node, "preflight kernel assets containerd").await
+            bootstrap_run(node, "preflight kernel assets containerd").await
         })
         .await?;
-        report.record(&nodes, changes);
+        report.record_bootstrap(&nodes, outputs);
         report.phases.push((Phase::Node, started.elapsed()));
     }
     if !skip(Phase::Etcd) {
@@ -842,6 +882,19 @@ mod tests {
         );
         assert!(
             reported_changes("rafter-bootstrap: step etcd\nrafter-bootstrap: done\n").is_empty()
+        );
+    }
+
+    #[test]
+    fn warnings_are_reported_apart_and_are_not_changes() {
+        let stderr = "rafter-bootstrap: step kernel\nrafter-bootstrap: warning: kernel.panic is 1 and cannot be set here\nrafter-bootstrap: setting net.ipv4.ip_forward = 1\nrafter-bootstrap: done\n";
+        assert_eq!(
+            reported_changes(stderr),
+            ["setting net.ipv4.ip_forward = 1"]
+        );
+        assert_eq!(
+            reported_warnings(stderr),
+            ["kernel.panic is 1 and cannot be set here"]
         );
     }
 
