@@ -461,7 +461,9 @@ fn export_terraform_writes_the_module_and_protects_other_directories() {
     // A local store: the module is written, and the user is told its instances could not
     // fetch their bundles (nothing is published where they cannot read it).
     assert!(
-        stderr(&exported).contains("node bundles were not published: the state is kept in"),
+        stderr(&exported).contains(
+            "node bundles were not published and the image was not pinned: the state is kept in"
+        ),
         "{}",
         stderr(&exported)
     );

@@ -163,7 +163,12 @@ fn every_finding_on_the_exported_terraform_and_iam_is_fixed_or_justified() {
     for profile in AWS_PROFILES {
         let (cluster, graph) = common::example_graph(profile);
         let dir = scratch.path().join(profile);
-        write_module(&dir, profile, &render_module(&cluster, &graph).unwrap()).unwrap();
+        write_module(
+            &dir,
+            profile,
+            &render_module(&cluster, &graph, &[]).unwrap(),
+        )
+        .unwrap();
         findings.extend(checkov(&dir));
         let files = identity_policies(&dir);
         policies += files.len();

@@ -19,7 +19,7 @@ fn golden_dir(profile: &str) -> PathBuf {
 
 fn render(profile: &str) -> Vec<ModuleFile> {
     let (cluster, graph) = example_graph(profile);
-    render_module(&cluster, &graph).unwrap()
+    render_module(&cluster, &graph, &[]).unwrap()
 }
 
 fn read_tree(root: &Path) -> BTreeMap<String, String> {
@@ -134,7 +134,7 @@ fn references_are_terraform_references_not_ids() {
 fn ssh_clusters_cannot_be_exported() {
     let (cluster, graph) = example_graph("ha-ssh");
     assert!(matches!(
-        render_module(&cluster, &graph),
+        render_module(&cluster, &graph, &[]),
         Err(TerraformError::NotAws { .. })
     ));
 }

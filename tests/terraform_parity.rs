@@ -305,10 +305,38 @@ async fn terraform_export_publishes_bundles_holds_no_secret_and_tags_like_rafter
         assert!(!holds_secret(content, &secrets), "{path} holds a secret");
     }
 
-    // rafter applies the same cluster; the tags it gives each resource are the module's.
+    // The export resolved the image once and recorded it: the module is pinned to it.
+    let recorded = store.read_resources(CLUSTER).await.unwrap();
+    let image = recorded
+        .iter()
+        .find(|record| record.address.kind == ResourceKind::Image)
+        .expect("the export records the image it pinned");
+    let image_id = &image.outputs["id"];
+    let compute = std::fs::read_to_string(out.join("compute.tf")).unwrap();
+    assert!(
+        compute.contains(&format!(
+            "filter {{\n    name   = \"image-id\"\n    values = [\"{image_id}\"]\n  }}"
+        )),
+        "{compute}"
+    );
+
+    // rafter applies the same cluster; the tags it gives each resource are the module's, and
+    // its launch templates use the image the module is pinned to.
     rafter(&state, &["update", "cluster", CLUSTER, "--yes"]);
     let exported_tags = terraform_tags(&out);
     let recorded = store.read_resources(CLUSTER).await.unwrap();
+    let templates = aws_sdk_ec2::Client::new(&config)
+        .describe_launch_template_versions()
+        .launch_template_name(format!("control-plane-eu-west-1a.{CLUSTER}"))
+        .versions("$Latest")
+        .send()
+        .await
+        .unwrap();
+    let launched = templates.launch_template_versions()[0]
+        .launch_template_data()
+        .and_then(|data| data.image_id())
+        .unwrap();
+    assert_eq!(launched, image_id);
     let mut compared = 0;
     for resource in &recorded {
         let address = resource.address.to_string();

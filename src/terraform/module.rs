@@ -9,6 +9,7 @@ use crate::graph::{
     Address, Concern, Field, FileEncoding, GraphError, ResourceGraph, ResourceKind, Value,
 };
 use crate::model::naming::cloud_tags;
+use crate::plan::RecordedResource;
 use crate::spec::{Cluster, Provider};
 
 /// The fixed part of every exported module (`terraform-export/versions.tf`).
@@ -109,10 +110,13 @@ fn body(fields: &[Field]) -> Vec<Item> {
 }
 
 /// Renders the module: `versions.tf`, `provider.tf`, one file per concern, `outputs.tf`
-/// and the `data/` files, sorted by path.
+/// and the `data/` files, sorted by path. An image lookup whose answer is `recorded` (rafter
+/// resolved it once, see `plan::diff`) is pinned to that image, so `terraform plan` never
+/// moves the launch templates to a newer one by itself.
 pub fn render_module(
     cluster: &Cluster,
     graph: &ResourceGraph,
+    recorded: &[RecordedResource],
 ) -> Result<Vec<ModuleFile>, TerraformError> {
     let name = &cluster.metadata.name;
     if cluster.spec.provider != Provider::Aws {
@@ -133,6 +137,7 @@ pub fn render_module(
         let kind = node.address.kind;
         let keyword = if kind.is_lookup() { "data" } else { "resource" };
         let fields = with_cloud_tags(&node.address, node.resource.attributes());
+        let fields = pinned_to_recorded_image(&node.address, fields, recorded);
         collect_files(&fields, &mut data_files);
         let mut block = Block::new(keyword, &[kind.type_name(), &node.address.name]);
         block.body = body(&fields);
@@ -204,6 +209,38 @@ fn with_cloud_tags(address: &Address, mut fields: Vec<Field>) -> Vec<Field> {
                 .tags(&cloud_tags(address, &Tags::new()))
                 .build(),
         ),
+    }
+    fields
+}
+
+/// An image lookup narrowed to the image rafter recorded for it (one more `filter`, on
+/// `image-id`): the same data source, which now matches that image or none.
+fn pinned_to_recorded_image(
+    address: &Address,
+    mut fields: Vec<Field>,
+    recorded: &[RecordedResource],
+) -> Vec<Field> {
+    if address.kind != ResourceKind::Image {
+        return fields;
+    }
+    let Some(id) = recorded
+        .iter()
+        .find(|record| &record.address == address)
+        .and_then(|record| record.outputs.get("id"))
+    else {
+        return fields;
+    };
+    if let Some(Field {
+        value: Value::Blocks(filters),
+        ..
+    }) = fields.iter_mut().find(|field| field.name == "filter")
+    {
+        filters.push(
+            Fields::new()
+                .mutable("name", Value::str("image-id"))
+                .mutable("values", Value::List(vec![Value::str(id)]))
+                .build(),
+        );
     }
     fields
 }
