@@ -66,6 +66,11 @@ fn endpoints() -> String {
         .join(",")
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
 /// When each control-plane host's etcd last started (systemd's own record).
 fn etcd_started(testbed: &Testbed) -> Vec<String> {
     CONTROL_PLANE
@@ -207,6 +212,62 @@ fn a_bare_host_cluster_forms_converges_and_survives_a_host_down() {
     let said = stderr(&again);
     assert!(again.status.success(), "{said}");
     assert!(said.contains("Nothing to do"), "{said}");
+    assert_eq!(
+        etcd_started(&testbed),
+        started,
+        "no etcd member was restarted"
+    );
+
+    // A new kubelet binary (another digest in spec.assets) is installed and its service
+    // restarted on every host; nothing else restarts.
+    let kubelet_started = |host: &str| {
+        testbed.ssh_ok(
+            host,
+            "systemctl show kubelet --property=ActiveEnterTimestampMonotonic",
+        )
+    };
+    let before: Vec<String> = DEFAULT_HOSTS
+        .iter()
+        .map(|(host, _)| kubelet_started(host))
+        .collect();
+    let kubelet = assets.path().join("kubelet");
+    let old_digest = sha256_hex(&std::fs::read(&kubelet).unwrap());
+    let mut content = std::fs::read_to_string(&kubelet).unwrap();
+    content.push_str("# a new version\n");
+    std::fs::write(&kubelet, content).unwrap();
+    let new_digest = sha256_hex(&std::fs::read(&kubelet).unwrap());
+    let stored = rafter.run(&["get", "cluster", CLUSTER, "-o", "yaml"]);
+    let stored = String::from_utf8(stored.stdout).unwrap();
+    assert!(stored.contains(&old_digest), "{stored}");
+    let edited = rafter.state.path().join("new-kubelet.yaml");
+    std::fs::write(&edited, stored.replace(&old_digest, &new_digest)).unwrap();
+    let upgraded = rafter.run(&[
+        "update",
+        "cluster",
+        CLUSTER,
+        "-f",
+        edited.to_str().unwrap(),
+        "--yes",
+        "--skip-phases",
+        "addons",
+    ]);
+    let said = stderr(&upgraded);
+    assert!(upgraded.status.success(), "{said}");
+    for ((host, _), before) in DEFAULT_HOSTS.iter().zip(&before) {
+        assert_ne!(
+            &kubelet_started(host),
+            before,
+            "{host}: kubelet not restarted:\n{said}"
+        );
+        assert_eq!(
+            testbed
+                .ssh_ok(host, "sha256sum /usr/local/bin/kubelet")
+                .split_whitespace()
+                .next(),
+            Some(new_digest.as_str()),
+            "{host}"
+        );
+    }
     assert_eq!(
         etcd_started(&testbed),
         started,
