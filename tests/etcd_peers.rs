@@ -79,6 +79,7 @@ fn run_hosts(script: &Path, hosts_file: &Path, imds: &Imds, s3_endpoint: &str) -
         .env("RAFTER_HOSTS_FILE", hosts_file)
         .env("RAFTER_IMDS_ENDPOINT", &imds.endpoint)
         .env("RAFTER_S3_ENDPOINT", s3_endpoint)
+        .env("RAFTER_RUN_DIR", hosts_file.with_file_name("run"))
         .output()
         .unwrap();
     assert!(
