@@ -346,24 +346,60 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
         .testbed
         .ssh_ok("aws-a", &format!("{ETCDCTL} put /rafter/boot formed"));
 
-    // rafter sees a majority published: from now on a member without data joins.
-    let republished = publish_node_bundles(&world.store, &world.cluster, &load_balancers(), now)
-        .await
-        .unwrap();
-    assert!(republished.etcd_formed);
+    // Once healthy, a member records in the state store that the cluster formed (its timer
+    // runs every 30 s); rafter's bundles still say "new" (no update ran since the create).
+    let formed_key = layout::etcd_formed_key(CLUSTER);
+    let mut record = String::new();
+    for _ in 0..40 {
+        record = world
+            .store
+            .read(&formed_key)
+            .await
+            .unwrap()
+            .map(|bytes| String::from_utf8(bytes).unwrap())
+            .unwrap_or_default();
+        if record.starts_with("formed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    assert!(
+        record.starts_with("formed; first recorded by member"),
+        "{record:?}"
+    );
 
-    // aws-b's instance is gone for good; its group's replacement boots elsewhere.
+    // aws-b's instance is gone for good; its group's replacement boots elsewhere with the
+    // bundle that still says "new", while the other members are unreachable for a while
+    // (their etcd stopped with SIGSTOP). It must wait and then join as a new member, never
+    // start as the old one with an empty log.
     world.testbed.stop("aws-b");
     let old_id = formed["eu-west-1b"].0.clone();
     let (host, address, member) = REPLACEMENT;
     Testbed::fresh(&[(host, address)]);
+    for (peer, _, _) in [a, c] {
+        world.testbed.ssh_ok(peer, "pkill -STOP -x etcd");
+    }
+    let resume = std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(25));
+        for (peer, _, _) in [INSTANCES[0], INSTANCES[2]] {
+            Testbed::open().ssh_ok(peer, "pkill -CONT -x etcd");
+        }
+    });
     let log = world.boot(host, address, member).await;
+    resume.join().unwrap();
+    assert!(log.contains("waiting to join"), "{log}");
     assert!(
         log.contains(&format!("removed the entry {old_id} of member {member}"))
             && log.contains(&format!("added member {member} to the running cluster")),
         "{log}"
     );
     assert_eq!(published_addresses(&world.store).await[member], address);
+
+    // rafter reads the same record: from now on its bundles say a member without data joins.
+    let republished = publish_node_bundles(&world.store, &world.cluster, &load_balancers(), now)
+        .await
+        .unwrap();
+    assert!(republished.etcd_formed);
 
     eventually("the replacement in a healthy cluster of three", || {
         healthy_everywhere(&world.testbed, "aws-c")?;

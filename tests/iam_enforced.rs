@@ -432,6 +432,7 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
             "control-plane.iam.example.com",
             &[
                 "control-plane/eu-west-1a/bundle.sh",
+                "etcd-peers/_formed",
                 "etcd-peers/eu-west-1a",
             ],
         ),

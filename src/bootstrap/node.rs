@@ -590,6 +590,7 @@ fn peer_discovery_files(
                 host => this.url_host(),
                 members,
                 peers_url => discovery.peers_url,
+                formed_record => crate::state::layout::ETCD_FORMED_RECORD,
                 initial_state => match initial_state {
                     InitialState::New => "new",
                     InitialState::Existing | InitialState::Established => "existing",

@@ -16,6 +16,7 @@
 //! <cluster>/pki/nodes/<node>.json            kept leaf certificates and keys   user only
 //! <cluster>/control-plane/<member>/bundle.sh a member's files (CA keys)        control plane
 //! <cluster>/etcd-peers/<member>              a member's address                control plane (read, write)
+//! <cluster>/etcd-peers/_formed               whether etcd ever formed          control plane (read, write)
 //! <cluster>/node-groups/<group>/bundle.sh    a node group's files (no CA key)  that group only
 //! ```
 
@@ -105,6 +106,17 @@ impl BundleOwner<'_> {
 /// Where the members' address records are, from the cluster's `configBase`.
 pub fn etcd_peers_url(config_base: &str) -> String {
     format!("{}/{ETCD_PEERS_DIR}", config_base.trim_end_matches('/'))
+}
+
+/// The record a control-plane member writes once the etcd cluster it serves is healthy
+/// (`etcd-peers.sh formed`): from then on no member ever starts a new cluster. Beside the
+/// members' address records, under a name no member can have (members are named after
+/// zones).
+pub const ETCD_FORMED_RECORD: &str = "_formed";
+
+/// The key of the record that the etcd cluster formed.
+pub fn etcd_formed_key(cluster: &str) -> String {
+    etcd_peer_key(cluster, ETCD_FORMED_RECORD)
 }
 
 /// The key of one member's address record.
