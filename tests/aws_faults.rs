@@ -471,3 +471,38 @@ async fn dev_cluster_is_deleted_through_faults() {
     // The shared inventory also covers load balancers, IAM and instances.
     assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
 }
+
+/// AWS's first `create --yes` almost always meets this: Auto Scaling refuses a launch
+/// template whose instance profile got its role seconds ago. The proxy answers as AWS does
+/// for two seconds after each `AddRoleToInstanceProfile`; one run still creates every group.
+#[tokio::test]
+async fn auto_scaling_waits_out_a_new_instance_profile() {
+    let name = "faults-profile.example.com";
+    let graph = dev_graph(name);
+    let memory = Memory::default();
+    let proxy = FaultProxy::start(
+        &common::moto::moto().endpoint,
+        FaultConfig {
+            profile_propagation: Duration::from_secs(2),
+            ..FaultConfig::default()
+        },
+    );
+    let retries = Retries::default();
+    let report = apply_through(&proxy, name, &graph, &memory, &retries).await;
+    assert!(report.succeeded(), "{report:#?}");
+    assert!(
+        proxy.propagation_refusals() > 0,
+        "Auto Scaling never refused a new profile: the test proves nothing"
+    );
+    let codes = retries.codes();
+    assert!(
+        codes
+            .iter()
+            .any(|retry| retry.starts_with("aws_autoscaling_group.")
+                && retry.ends_with("ValidationError")),
+        "{codes:?}"
+    );
+    assert_eq!(tagged_counts(name).await, wanted_counts(&graph));
+    let deleted = common::apply::destroy(name, &memory).await.0;
+    assert!(deleted.succeeded(), "{deleted:#?}");
+}

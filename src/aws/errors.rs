@@ -39,8 +39,42 @@ const RETRYABLE_CODES: &[&str] = &[
     "OperationAborted",
 ];
 
-/// Classifies an AWS failure from its error code, HTTP status and whether the request
-/// reached AWS at all.
+/// An answer AWS gives while something just made propagates, or while the other side
+/// settles: transient although its code alone would say otherwise. Matched on the code and
+/// (case-insensitively) on a part of the message, as AWS documents them and as kops and the
+/// Terraform AWS provider retry them.
+/// Each row's comment says where the rule comes from.
+struct SettlingError {
+    code: &'static str,
+    /// A part of the message that must be there (`None`: any message).
+    message: Option<&'static str>,
+}
+
+const SETTLING: &[SettlingError] = &[
+    // EC2 (RunInstances, launch templates) before a new instance profile reached it: kops
+    // awstasks, Terraform's aws_instance.
+    SettlingError {
+        code: "InvalidParameterValue",
+        message: Some("Invalid IAM Instance Profile"),
+    },
+    // Auto Scaling CreateAutoScalingGroup / UpdateAutoScalingGroup: "You must use a valid
+    // fully-formed launch template. Value (…) for parameter iamInstanceProfile.name is
+    // invalid. Invalid IAM Instance Profile name": kops (instance groups), Terraform's
+    // aws_autoscaling_group.
+    SettlingError {
+        code: "ValidationError",
+        message: Some("Invalid IAM Instance Profile"),
+    },
+    // EC2 DescribeNatGateways right after CreateNatGateway: AWS's own NatGatewayAvailable
+    // waiter retries it.
+    SettlingError {
+        code: "NatGatewayNotFound",
+        message: None,
+    },
+];
+
+/// Classifies an AWS failure from its error code, message, HTTP status and whether the
+/// request reached AWS at all.
 pub fn classify(
     code: Option<&str>,
     message: Option<&str>,
@@ -61,12 +95,14 @@ pub fn classify(
     if code.starts_with("Invalid") && code.ends_with(".NotFound") {
         return ErrorClass::Transient;
     }
-    // A new instance profile takes a while to reach EC2 and Auto Scaling.
-    let message = message.unwrap_or_default();
-    if code == "InvalidParameterValue" && message.contains("IAM Instance Profile") {
-        return ErrorClass::Transient;
-    }
-    if code == "ValidationError" && message.contains("Invalid IamInstanceProfile") {
+    let message = message.unwrap_or_default().to_lowercase();
+    let settling = SETTLING.iter().any(|rule| {
+        rule.code == code
+            && rule
+                .message
+                .is_none_or(|part| message.contains(&part.to_lowercase()))
+    });
+    if settling {
         return ErrorClass::Transient;
     }
     ErrorClass::Permanent
@@ -207,6 +243,38 @@ mod tests {
                 false
             ),
             ErrorClass::Transient
+        );
+    }
+
+    #[test]
+    fn a_new_instance_profile_is_awaited_by_ec2_and_auto_scaling() {
+        // The texts AWS sends (Auto Scaling's, as kops and Terraform match it).
+        for (code, message) in [
+            (
+                "ValidationError",
+                "You must use a valid fully-formed launch template. Value (control-plane.c.example.com) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
+            ),
+            (
+                "InvalidParameterValue",
+                "Value (arn:aws:iam::123456789012:instance-profile/x) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN",
+            ),
+            ("NatGatewayNotFound", "NAT gateway nat-0123 was not found"),
+        ] {
+            assert_eq!(
+                classify(Some(code), Some(message), Some(400), false),
+                ErrorClass::Transient,
+                "{code}: {message}"
+            );
+        }
+        // Another validation error of the same call stays a mistake.
+        assert_eq!(
+            classify(
+                Some("ValidationError"),
+                Some("Max bound, 1, must be greater than or equal to min bound, 2"),
+                Some(400),
+                false
+            ),
+            ErrorClass::Permanent
         );
     }
 

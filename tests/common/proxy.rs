@@ -21,6 +21,12 @@
 //! | AWS JSON (`X-Amz-Target` header)                        | `ThrottlingException`  | `InternalFailure` |
 //! | anything else, S3 REST-XML (unwrapped `<Error>`)        | `SlowDown`             | `InternalError`   |
 //!
+//! It can also behave as AWS does where the emulator does not: with
+//! [`FaultConfig::profile_propagation`], an instance profile that just got its role
+//! (`AddRoleToInstanceProfile`) is not yet usable by Auto Scaling, which answers
+//! `CreateAutoScalingGroup` and `UpdateAutoScalingGroup` for that long with AWS's own
+//! `ValidationError` ("… Invalid IAM Instance Profile name").
+//!
 //! Counters ([`FaultProxy::forwarded`], [`FaultProxy::faults`], [`FaultProxy::operations`])
 //! let tests prove faults happened and benches cross-check the SDK's call counts.
 #![allow(dead_code)]
@@ -49,6 +55,9 @@ pub struct FaultConfig {
     /// Forward a faulted request anyway and lose the emulator's answer: the request took
     /// effect but the client sees an error (a timeout or a connection reset in real life).
     pub lose_answers: bool,
+    /// How long after the last `AddRoleToInstanceProfile` Auto Scaling refuses launch
+    /// templates with AWS's propagation error (zero: never).
+    pub profile_propagation: Duration,
 }
 
 impl Default for FaultConfig {
@@ -58,6 +67,7 @@ impl Default for FaultConfig {
             fault_rate: 0.0,
             seed: 1,
             lose_answers: false,
+            profile_propagation: Duration::ZERO,
         }
     }
 }
@@ -102,6 +112,10 @@ struct Shared {
     operations: Mutex<BTreeMap<String, u64>>,
     /// Requests forwarded whose answer was then lost, by `service Operation`.
     lost: Mutex<BTreeMap<String, u64>>,
+    /// When the last `AddRoleToInstanceProfile` was forwarded.
+    profile_changed: Mutex<Option<std::time::Instant>>,
+    /// Auto Scaling requests refused while a profile propagated.
+    propagation_refusals: AtomicU64,
 }
 
 /// A running proxy; see the module documentation.
@@ -139,6 +153,8 @@ impl FaultProxy {
             sequence: AtomicU64::new(0),
             operations: Mutex::new(BTreeMap::new()),
             lost: Mutex::new(BTreeMap::new()),
+            profile_changed: Mutex::new(None),
+            propagation_refusals: AtomicU64::new(0),
         });
         let accepting = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -208,6 +224,11 @@ impl FaultProxy {
     }
 
     /// Operations that took effect but whose answer the proxy lost (with `lose_answers`).
+    /// Auto Scaling requests refused because an instance profile was still propagating.
+    pub fn propagation_refusals(&self) -> u64 {
+        self.shared.propagation_refusals.load(Ordering::SeqCst)
+    }
+
     pub fn lost(&self) -> BTreeMap<String, u64> {
         self.shared
             .lost
@@ -427,7 +448,10 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             head: &head,
             body: &body,
         };
-        let response = if !target.starts_with("/moto-api") && shared.fault_now() {
+        let action = request.form_field("Action");
+        let response = if let Some(refusal) = shared.propagating(&request, action.as_deref()) {
+            refusal
+        } else if !target.starts_with("/moto-api") && shared.fault_now() {
             let number = shared.faults.fetch_add(1, Ordering::SeqCst);
             if shared.config.lose_answers
                 && forward(&request, &shared.upstream).is_ok()
@@ -449,6 +473,11 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
                 }
             };
             shared.forwarded.fetch_add(1, Ordering::SeqCst);
+            if action.as_deref() == Some("AddRoleToInstanceProfile")
+                && let Ok(mut changed) = shared.profile_changed.lock()
+            {
+                *changed = Some(std::time::Instant::now());
+            }
             if let Ok(mut operations) = shared.operations.lock() {
                 *operations.entry(request.operation()).or_default() += 1;
             }
@@ -464,6 +493,34 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
 }
 
 impl Shared {
+    /// AWS's answer to an Auto Scaling group naming a launch template whose instance profile
+    /// got its role moments ago (the emulator accepts it at once).
+    fn propagating(&self, request: &Request<'_>, action: Option<&str>) -> Option<Response> {
+        if !matches!(
+            action,
+            Some("CreateAutoScalingGroup" | "UpdateAutoScalingGroup")
+        ) {
+            return None;
+        }
+        let changed = (*self.profile_changed.lock().ok()?)?;
+        if changed.elapsed() >= self.config.profile_propagation {
+            return None;
+        }
+        let number = self.propagation_refusals.fetch_add(1, Ordering::SeqCst);
+        let group = request
+            .form_field("AutoScalingGroupName")
+            .unwrap_or_default();
+        Some(query_error(
+            400,
+            "Bad Request",
+            "ValidationError",
+            &format!(
+                "You must use a valid fully-formed launch template. Value ({group}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"
+            ),
+            &format!("fault-proxy-propagation-{number}"),
+        ))
+    }
+
     /// Whether the next AWS API request gets an injected fault: splitmix64 of the seed and
     /// the request's sequence number, compared with the rate.
     fn fault_now(&self) -> bool {
@@ -660,6 +717,24 @@ fn status_of(start: &str) -> io::Result<u16> {
         .nth(1)
         .and_then(|status| status.parse().ok())
         .ok_or_else(|| bad(format!("bad status line {start:?}")))
+}
+
+/// An AWS query-protocol error (IAM, ELBv2, Auto Scaling), as those services send it.
+fn query_error(status: u16, reason: &str, code: &str, message: &str, request_id: &str) -> Response {
+    Response {
+        status_line: format!("HTTP/1.1 {status} {reason}"),
+        headers: vec![
+            ("Content-Type".into(), "text/xml".into()),
+            ("x-amzn-RequestId".into(), request_id.to_string()),
+        ],
+        body: format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse><Error><Type>Sender</Type>\
+             <Code>{code}</Code><Message>{message}</Message></Error>\
+             <RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+        .into_bytes(),
+        bodiless: false,
+    }
 }
 
 /// Injected fault number `number` for `request`: even numbers are what an overloaded AWS
