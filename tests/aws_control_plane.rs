@@ -395,6 +395,22 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
     );
     assert_eq!(published_addresses(&world.store).await[member], address);
 
+    // Every instance that booted through its user-data reported in the state store, under its
+    // own name, that its first boot is done.
+    for (host, member) in [(b.0, b.2), (c.0, c.2), (REPLACEMENT.0, REPLACEMENT.2)] {
+        let key = layout::BundleOwner::ControlPlaneMember(member).status_key(CLUSTER, host);
+        let report = world
+            .store
+            .read(&key)
+            .await
+            .unwrap()
+            .map(|bytes| String::from_utf8(bytes).unwrap());
+        let report = report.unwrap_or_else(|| panic!("{host} reported nothing at {key}"));
+        let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+        assert_eq!(report["host"], host, "{report}");
+        assert_eq!(report["state"], "done", "{report}");
+    }
+
     // rafter reads the same record: from now on its bundles say a member without data joins.
     let republished = publish_node_bundles(&world.store, &world.cluster, &load_balancers(), now)
         .await

@@ -458,6 +458,25 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
             role.starts_with("control-plane"),
             "{role}: only control-plane members publish their address"
         );
+        // Each reports its instances' boots under its own name only.
+        let reports = [
+            (
+                "control-plane",
+                "node-status/control-plane/eu-west-1a/ip-10-0-32-10",
+            ),
+            (
+                "nodes-workers",
+                "node-status/node-groups/workers/ip-10-0-33-10",
+            ),
+            ("nodes-gpu", "node-status/node-groups/gpu/ip-10-0-34-10"),
+        ];
+        for (owner, key) in reports {
+            assert_eq!(
+                may_write(&client, key).await,
+                role.starts_with(&format!("{owner}.")),
+                "{role} writing {key}"
+            );
+        }
         for key in [
             "config.yaml",
             "pki/ca.pem",

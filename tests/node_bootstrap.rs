@@ -233,15 +233,56 @@ fn aws_user_data_passes_shellcheck_and_fits_the_16k_limit() {
             );
             let path = dir.path().join(&user_data.name);
             std::fs::write(&path, &user_data.content).unwrap();
-            let output = run(Command::new(tool("shellcheck")).arg(&path));
-            assert!(
-                output.status.success(),
-                "{profile} {}:\n{}",
-                user_data.name,
-                String::from_utf8_lossy(&output.stdout)
-            );
+            let mut scripts = vec![path];
+            if !is_bastion {
+                // The first-boot script and its unit travel inside the user-data.
+                let first_boot = heredoc(&user_data.content, "FIRST_BOOT");
+                let path = dir.path().join(format!("first-boot-{}", user_data.name));
+                std::fs::write(&path, first_boot).unwrap();
+                scripts.push(path);
+                let unit = heredoc(&user_data.content, "UNIT");
+                assert!(unit.contains("Restart=on-failure"), "{unit}");
+                let unit_path = dir.path().join("rafter-first-boot.service");
+                std::fs::write(
+                    &unit_path,
+                    unit.replace("/usr/local/lib/rafter/first-boot.sh", "/bin/true"),
+                )
+                .unwrap();
+                let verified = run(Command::new("systemd-analyze").args([
+                    "verify",
+                    "--man=no",
+                    unit_path.to_str().unwrap(),
+                ]));
+                let said = String::from_utf8_lossy(&verified.stderr);
+                assert!(
+                    verified.status.success() && !said.contains("rafter-first-boot"),
+                    "{said}"
+                );
+            }
+            for path in scripts {
+                let output = run(Command::new(tool("shellcheck")).arg(&path));
+                assert!(
+                    output.status.success(),
+                    "{profile} {}:\n{}",
+                    path.display(),
+                    String::from_utf8_lossy(&output.stdout)
+                );
+            }
         }
     }
+}
+
+/// The text of the quoted heredoc `<<'NAME'` in `script`.
+fn heredoc<'a>(script: &'a str, name: &str) -> &'a str {
+    let start = script
+        .find(&format!("<<'{name}'\n"))
+        .unwrap_or_else(|| panic!("no heredoc {name}"));
+    let body = &script[start..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    let end = body
+        .find(&format!("\n{name}\n"))
+        .unwrap_or_else(|| panic!("heredoc {name} does not end"));
+    &body[..=end]
 }
 
 #[test]

@@ -32,6 +32,8 @@ struct UserDataContext<'a> {
     kubernetes_version: &'a str,
     /// Where the group's node bundle is published (empty for the bastion, which has none).
     bundle_url: String,
+    /// Where its instances report how their boot went (empty for the bastion).
+    status_url: String,
 }
 
 /// One group of identical instances: its launch template and auto-scaling group.
@@ -100,6 +102,11 @@ impl Builder<'_> {
                     .bundle
                     .as_ref()
                     .map(|owner| owner.url(spec.config_base.as_deref().unwrap_or("")))
+                    .unwrap_or_default(),
+                status_url: group
+                    .bundle
+                    .as_ref()
+                    .map(|owner| owner.status_url(spec.config_base.as_deref().unwrap_or("")))
                     .unwrap_or_default(),
             },
         )?;

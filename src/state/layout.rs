@@ -18,6 +18,8 @@
 //! <cluster>/etcd-peers/<member>              a member's address                control plane (read, write)
 //! <cluster>/etcd-peers/_formed               whether etcd ever formed          control plane (read, write)
 //! <cluster>/node-groups/<group>/bundle.sh    a node group's files (no CA key)  that group only
+//! <cluster>/node-status/control-plane/<member>/<host>   how an instance's boot went   control plane (write)
+//! <cluster>/node-status/node-groups/<group>/<host>      how an instance's boot went   that group (write)
 //! ```
 
 /// Keys written by rafter itself, relative to the cluster's part of the store.
@@ -28,6 +30,8 @@ const PKI_DIR: &str = "pki";
 const CONTROL_PLANE_DIR: &str = "control-plane";
 const NODE_GROUPS_DIR: &str = "node-groups";
 const BUNDLE_FILE: &str = "bundle.sh";
+/// Where instances report how their first boot went, one object per instance.
+const NODE_STATUS_DIR: &str = "node-status";
 
 /// Where AWS control-plane members publish their addresses: one object per member.
 pub const ETCD_PEERS_DIR: &str = "etcd-peers";
@@ -93,6 +97,33 @@ impl BundleOwner<'_> {
         under(cluster, &self.relative_path())
     }
 
+    /// Where the owner's instances report how their boot went (an object per instance),
+    /// relative to the cluster's part of the store.
+    pub fn status_dir(&self) -> String {
+        match self {
+            BundleOwner::ControlPlaneMember(member) => {
+                format!("{NODE_STATUS_DIR}/{CONTROL_PLANE_DIR}/{member}")
+            }
+            BundleOwner::NodeGroup(group) => {
+                format!("{NODE_STATUS_DIR}/{NODE_GROUPS_DIR}/{group}")
+            }
+        }
+    }
+
+    /// The key of one instance's boot report.
+    pub fn status_key(&self, cluster: &str, host: &str) -> String {
+        under(cluster, &format!("{}/{host}", self.status_dir()))
+    }
+
+    /// Where an instance reports how its boot went, from the cluster's `configBase`.
+    pub fn status_url(&self, config_base: &str) -> String {
+        format!(
+            "{}/{}",
+            config_base.trim_end_matches('/'),
+            self.status_dir()
+        )
+    }
+
     /// Where an instance fetches its bundle, from the cluster's `configBase`.
     pub fn url(&self, config_base: &str) -> String {
         format!(
@@ -147,16 +178,20 @@ impl NodeGrant {
         Self {
             holder: "ControlPlane",
             read: vec![CONTROL_PLANE_DIR.to_string(), ETCD_PEERS_DIR.to_string()],
-            write: vec![ETCD_PEERS_DIR.to_string()],
+            write: vec![
+                ETCD_PEERS_DIR.to_string(),
+                format!("{NODE_STATUS_DIR}/{CONTROL_PLANE_DIR}"),
+            ],
         }
     }
 
-    /// A node group's instances read their own group's bundle and nothing else.
+    /// A node group's instances read their own group's bundle and report how their boot
+    /// went, and nothing else.
     pub fn node_group(group: &str) -> Self {
         Self {
             holder: "NodeGroup",
             read: vec![format!("{NODE_GROUPS_DIR}/{group}")],
-            write: Vec::new(),
+            write: vec![BundleOwner::NodeGroup(group).status_dir()],
         }
     }
 }
@@ -225,7 +260,23 @@ mod tests {
         ] {
             assert!(!workers.may_read(&other), "workers may read {other}");
         }
-        assert!(workers.write.is_empty());
+        // They write their own boot reports, and nothing else.
+        let own_report = format!(
+            "{}/ip-10-0-1-2",
+            BundleOwner::NodeGroup("workers").status_dir()
+        );
+        assert!(workers.may_write(&own_report));
+        for other in [
+            format!("{}/ip-10-0-1-2", BundleOwner::NodeGroup("gpu").status_dir()),
+            format!(
+                "{}/ip-10-0-1-2",
+                BundleOwner::ControlPlaneMember("eu-west-1a").status_dir()
+            ),
+            own.clone(),
+            format!("{ETCD_PEERS_DIR}/eu-west-1a"),
+        ] {
+            assert!(!workers.may_write(&other), "workers may write {other}");
+        }
     }
 
     #[test]
