@@ -237,3 +237,88 @@ async fn s3_lock() {
     lock_behaviour(&store).await;
     lock_race(&store).await;
 }
+
+/// An S3 store reached through the fault proxy, so the store behaves as `config` says.
+async fn s3_store_through(
+    label: &str,
+    config: common::proxy::FaultConfig,
+) -> (S3Store, String, common::proxy::FaultProxy) {
+    let bucket = common::moto::new_bucket(&common::moto::s3_client(), label).await;
+    let proxy = common::proxy::FaultProxy::start(&common::moto::moto().endpoint, config);
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&proxy.sdk_config())
+            .force_path_style(true)
+            .build(),
+    );
+    (S3Store::new(client, &bucket, "clusters/"), bucket, proxy)
+}
+
+#[tokio::test]
+async fn a_store_that_ignores_conditional_writes_is_refused_for_locking() {
+    let (store, bucket, _proxy) = s3_store_through(
+        "unconditional",
+        common::proxy::FaultConfig {
+            ignore_conditions: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let refused = ClusterLock::acquire(
+        &store,
+        "c.example.com",
+        "update cluster",
+        Duration::from_secs(60),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(refused, LockError::Unconditional { .. }),
+        "{refused}"
+    );
+    assert!(refused.hint().unwrap().contains("If-None-Match"));
+    // Nothing is left behind: no lock, no probe.
+    assert_eq!(
+        store.list("c.example.com").await.unwrap(),
+        Vec::<String>::new()
+    );
+
+    // The same bucket straight to the emulator, which honours conditions, locks.
+    let honest = S3Store::new(common::moto::s3_client(), bucket, "clusters/");
+    let lock = ClusterLock::acquire(
+        &honest,
+        "c.example.com",
+        "update cluster",
+        Duration::from_secs(60),
+        false,
+    )
+    .await
+    .unwrap();
+    lock.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lock_whose_answer_was_lost_is_recognised_as_ours() {
+    // The lock's PUT takes effect but its answer is lost; the S3 client sends it again and
+    // meets its own object (412).
+    let (store, _, proxy) = s3_store_through(
+        "lost-answer",
+        common::proxy::FaultConfig {
+            lose_first_answer_to: Some("/c.example.com/lock"),
+            ..Default::default()
+        },
+    )
+    .await;
+    let lock = ClusterLock::acquire(
+        &store,
+        "c.example.com",
+        "update cluster",
+        Duration::from_secs(60),
+        false,
+    )
+    .await
+    .expect("the run holds the lock it wrote");
+    assert_eq!(proxy.lost().values().sum::<u64>(), 1, "{:?}", proxy.lost());
+    lock.release().await.unwrap();
+    assert_eq!(store.read("c.example.com/lock").await.unwrap(), None);
+}

@@ -23,8 +23,15 @@ pub const LOCK_LEASE: std::time::Duration = std::time::Duration::from_secs(15 * 
 
 /// A lock held by someone else, as a failure with its hint.
 pub fn locked(error: rafter::state::LockError) -> anyhow::Error {
+    use rafter::state::LockError;
     let hint = error.hint();
-    let failure = Failure::new(failure::EXIT_LOCKED, error.to_string());
+    // Only another run holding (or taking) the lock is "locked"; a store that cannot lock,
+    // or a lock that cannot be written, is a failure to fix.
+    let code = match error {
+        LockError::Held { .. } | LockError::Lost { .. } => failure::EXIT_LOCKED,
+        _ => failure::EXIT_FAILURE,
+    };
+    let failure = Failure::new(code, error.to_string());
     match hint {
         Some(hint) => failure.hint(hint).into(),
         None => failure.into(),

@@ -62,6 +62,12 @@ pub fn lock_key(cluster: &str) -> String {
     under(cluster, LOCK_FILE)
 }
 
+/// A throwaway object that proves the store refuses a second create-only write (one per
+/// probe, so concurrent runs never meet each other's).
+pub fn lock_probe_key(cluster: &str, probe: &str) -> String {
+    under(cluster, &format!("{LOCK_FILE}-probes/{probe}"))
+}
+
 /// One of the cluster's PKI objects (`ca.pem`, `bootstrap-token`…).
 pub fn pki_key(cluster: &str, object: &str) -> String {
     under(cluster, &format!("{PKI_DIR}/{object}"))

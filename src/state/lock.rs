@@ -4,6 +4,13 @@
 //! number of concurrent runs exactly one wins. A lock carries its holder and a lease; one
 //! whose lease has run out may be broken, but only when asked to (`--force-unlock`), and
 //! only by replacing the exact version that was read (`If-Match`), never silently.
+//!
+//! All of that rests on the store refusing a conditional write it cannot honour. Some
+//! S3-compatible servers ignore `If-None-Match` and answer 200: every acquisition first
+//! proves the store refuses a second create-only write of a probe object, and refuses to
+//! lock on a store that does not. A write whose answer was lost (and that the S3 client sent
+//! again, meeting its own object) is recognised by the lock's id, not reported as another
+//! holder's.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,6 +52,10 @@ pub enum LockError {
     },
     #[error("the lock of cluster {cluster} was taken over by {holder}; stopping")]
     Lost { cluster: String, holder: String },
+    #[error(
+        "the state store at {store} ignores conditional writes (a second create-only write of the same object succeeded), so two runs could both hold the lock of cluster {cluster}"
+    )]
+    Unconditional { store: String, cluster: String },
     #[error("the lock object of cluster {cluster} is unreadable")]
     Corrupt {
         cluster: String,
@@ -70,6 +81,10 @@ impl LockError {
             LockError::Corrupt { cluster, .. } => Some(format!(
                 "inspect and delete {cluster}/lock in the state store"
             )),
+            LockError::Unconditional { .. } => Some(
+                "keep the state in AWS S3, or in an S3-compatible server that honours If-None-Match and If-Match (412 Precondition Failed)"
+                    .to_string(),
+            ),
             _ => None,
         }
     }
@@ -104,6 +119,27 @@ fn unique_id() -> String {
     )
 }
 
+/// Proves `store` refuses a second create-only write of one object (a probe of this run's
+/// own, removed afterwards), or refuses to lock: a store that ignores the condition would
+/// let two runs both hold the lock.
+async fn probe_conditional_writes<S: StateStore>(
+    store: &S,
+    cluster: &str,
+) -> Result<(), LockError> {
+    let key = layout::lock_probe_key(cluster, &unique_id());
+    store.write_if(&key, b"probe", Precondition::Absent).await?;
+    let again = store.write_if(&key, b"probe", Precondition::Absent).await;
+    store.delete(&key).await?;
+    match again {
+        Err(StateError::PreconditionFailed { .. }) => Ok(()),
+        Ok(_) => Err(LockError::Unconditional {
+            store: store.url(),
+            cluster: cluster.to_string(),
+        }),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// A held lock. Release it with [`ClusterLock::release`]; renew it during long work.
 pub struct ClusterLock<'a, S: StateStore> {
     store: &'a S,
@@ -131,6 +167,7 @@ impl<'a, S: StateStore> ClusterLock<'a, S> {
         lease: Duration,
         force_unlock: bool,
     ) -> Result<Self, LockError> {
+        probe_conditional_writes(store, cluster).await?;
         let now = now_unix();
         let record = LockRecord {
             id: unique_id(),
@@ -172,6 +209,15 @@ impl<'a, S: StateStore> ClusterLock<'a, S> {
                 cluster: cluster.to_string(),
                 source,
             })?;
+        if held.id == record.id {
+            // Our own write: its answer was lost and the request sent again met it.
+            return Ok(Self {
+                store,
+                cluster: cluster.to_string(),
+                record,
+                version: current.version,
+            });
+        }
         let expired = held.expired_at(now);
         if force_unlock && expired {
             let version = store
@@ -226,7 +272,24 @@ impl<'a, S: StateStore> ClusterLock<'a, S> {
                 self.record = record;
                 Ok(())
             }
-            Err(StateError::PreconditionFailed { .. }) => Err(self.lost().await),
+            Err(StateError::PreconditionFailed { .. }) => {
+                // Our own renewal, whose answer was lost and which was sent again, is ours.
+                match self
+                    .store
+                    .read_versioned(&layout::lock_key(&self.cluster))
+                    .await?
+                {
+                    Some(current)
+                        if serde_json::from_slice::<LockRecord>(&current.data)
+                            .is_ok_and(|stored| stored == record) =>
+                    {
+                        self.version = current.version;
+                        self.record = record;
+                        Ok(())
+                    }
+                    _ => Err(self.lost().await),
+                }
+            }
             Err(error) => Err(error.into()),
         }
     }

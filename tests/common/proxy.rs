@@ -27,6 +27,12 @@
 //! `CreateAutoScalingGroup` and `UpdateAutoScalingGroup` for that long with AWS's own
 //! `ValidationError` ("… Invalid IAM Instance Profile name").
 //!
+//! And as S3-compatible servers and networks do: [`FaultConfig::ignore_conditions`] drops
+//! `If-None-Match` / `If-Match` before forwarding (a server that ignores conditional writes
+//! and answers 200), and [`FaultConfig::lose_first_answer_to`] forwards the first request
+//! whose path ends so and answers the client with a 500 instead (the write happened; its
+//! answer was lost, so the SDK sends it again).
+//!
 //! Counters ([`FaultProxy::forwarded`], [`FaultProxy::faults`], [`FaultProxy::operations`])
 //! let tests prove faults happened and benches cross-check the SDK's call counts.
 #![allow(dead_code)]
@@ -58,6 +64,10 @@ pub struct FaultConfig {
     /// How long after the last `AddRoleToInstanceProfile` Auto Scaling refuses launch
     /// templates with AWS's propagation error (zero: never).
     pub profile_propagation: Duration,
+    /// Forward conditional writes without their conditions.
+    pub ignore_conditions: bool,
+    /// The first request whose path ends with this takes effect, and its answer is lost.
+    pub lose_first_answer_to: Option<&'static str>,
 }
 
 impl Default for FaultConfig {
@@ -68,6 +78,8 @@ impl Default for FaultConfig {
             seed: 1,
             lose_answers: false,
             profile_propagation: Duration::ZERO,
+            ignore_conditions: false,
+            lose_first_answer_to: None,
         }
     }
 }
@@ -116,6 +128,8 @@ struct Shared {
     profile_changed: Mutex<Option<std::time::Instant>>,
     /// Auto Scaling requests refused while a profile propagated.
     propagation_refusals: AtomicU64,
+    /// Whether the answer named by `lose_first_answer_to` was lost already.
+    first_answer_lost: std::sync::atomic::AtomicBool,
 }
 
 /// A running proxy; see the module documentation.
@@ -155,6 +169,7 @@ impl FaultProxy {
             lost: Mutex::new(BTreeMap::new()),
             profile_changed: Mutex::new(None),
             propagation_refusals: AtomicU64::new(0),
+            first_answer_lost: std::sync::atomic::AtomicBool::new(false),
         });
         let accepting = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -442,15 +457,45 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
         };
 
         std::thread::sleep(shared.config.latency);
+        let head = if shared.config.ignore_conditions {
+            Head {
+                start: head.start.clone(),
+                headers: head
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| {
+                        !name.eq_ignore_ascii_case("if-none-match")
+                            && !name.eq_ignore_ascii_case("if-match")
+                    })
+                    .cloned()
+                    .collect(),
+            }
+        } else {
+            head
+        };
         let request = Request {
             method: &method,
             target: &target,
             head: &head,
             body: &body,
         };
+        let path = target.split('?').next().unwrap_or_default();
+        let lose_this = shared
+            .config
+            .lose_first_answer_to
+            .is_some_and(|suffix| path.ends_with(suffix))
+            && !shared.first_answer_lost.swap(true, Ordering::SeqCst);
         let action = request.form_field("Action");
         let response = if let Some(refusal) = shared.propagating(&request, action.as_deref()) {
             refusal
+        } else if lose_this {
+            let number = shared.faults.fetch_add(1, Ordering::SeqCst);
+            if forward(&request, &shared.upstream).is_ok()
+                && let Ok(mut lost) = shared.lost.lock()
+            {
+                *lost.entry(request.operation()).or_default() += 1;
+            }
+            injected_error(&request, number | 1)
         } else if !target.starts_with("/moto-api") && shared.fault_now() {
             let number = shared.faults.fetch_add(1, Ordering::SeqCst);
             if shared.config.lose_answers
