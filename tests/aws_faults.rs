@@ -506,3 +506,38 @@ async fn auto_scaling_waits_out_a_new_instance_profile() {
     let deleted = common::apply::destroy(name, &memory).await.0;
     assert!(deleted.succeeded(), "{deleted:#?}");
 }
+
+/// A new VPC is not visible at once: `ModifyVpcAttribute` answers `InvalidVpcID.NotFound` and
+/// `DescribeVpcs` does not list it for a second. The retried create keeps the id it got and
+/// never makes a second VPC.
+#[tokio::test]
+async fn a_create_keeps_its_id_while_aws_catches_up() {
+    let name = "faults-consistency.example.com";
+    let graph = dev_graph(name);
+    let memory = Memory::default();
+    let proxy = FaultProxy::start(
+        &common::moto::moto().endpoint,
+        FaultConfig {
+            vpc_consistency: Duration::from_secs(1),
+            ..FaultConfig::default()
+        },
+    );
+    let retries = Retries::default();
+    let report = apply_through(&proxy, name, &graph, &memory, &retries).await;
+    assert!(report.succeeded(), "{report:#?}");
+    let codes = retries.codes();
+    assert!(
+        codes
+            .iter()
+            .any(|retry| retry.starts_with("aws_vpc.main")
+                && retry.ends_with("InvalidVpcID.NotFound")),
+        "the VPC's follow-up was never refused: the test proves nothing: {codes:?}"
+    );
+    assert_eq!(
+        tagged_counts(name).await,
+        wanted_counts(&graph),
+        "one of everything"
+    );
+    let deleted = common::apply::destroy(name, &memory).await.0;
+    assert!(deleted.succeeded(), "{deleted:#?}");
+}

@@ -65,6 +65,22 @@ pub(super) async fn may_exist(
     Ok(tagged.contains(&key))
 }
 
+/// What this run already created for `address` (see [`Context::created`]).
+fn created_earlier(context: &Context, address: &Address) -> Option<Outputs> {
+    context
+        .created
+        .lock()
+        .ok()
+        .and_then(|created| created.get(&address.to_string()).cloned())
+}
+
+/// Remembers what a create returned, before any follow-up call can fail.
+fn remember_created(context: &Context, address: &Address, made: &Outputs) {
+    if let Ok(mut created) = context.created.lock() {
+        created.insert(address.to_string(), made.clone());
+    }
+}
+
 async fn tagged_addresses(context: &Context) -> Result<HashSet<String>, ProvisionError> {
     let mut owned = Vec::new();
     let mut pages = context
@@ -377,7 +393,10 @@ async fn create_vpc(
     address: &Address,
     attrs: Attrs<'_>,
 ) -> Result<Outputs, ProvisionError> {
-    let existing = if may_exist(context, address).await? {
+    let earlier = created_earlier(context, address).and_then(|made| made.get("id").cloned());
+    let existing = if earlier.is_some() {
+        earlier.clone()
+    } else if may_exist(context, address).await? {
         context.calls.read(SERVICE);
         let found = context
             .ec2
@@ -395,7 +414,8 @@ async fn create_vpc(
     } else {
         None
     };
-    let created = existing.is_none();
+    // Made by this run (now, or by an earlier attempt): EC2's defaults still hold.
+    let created = existing.is_none() || earlier.is_some();
     let id = match existing {
         Some(id) => id,
         None => {
@@ -408,11 +428,13 @@ async fn create_vpc(
                 .send()
                 .await
                 .aws()?;
-            created
+            let id = created
                 .vpc()
                 .and_then(|vpc| vpc.vpc_id())
                 .ok_or_else(|| no_id("CreateVpc"))?
-                .to_string()
+                .to_string();
+            remember_created(context, address, &outputs([("id", id.clone())]));
+            id
         }
     };
     set_vpc_dns(context, &id, attrs, created).await?;
@@ -424,7 +446,15 @@ async fn create_subnet(
     address: &Address,
     attrs: Attrs<'_>,
 ) -> Result<Outputs, ProvisionError> {
-    let existing = if may_exist(context, address).await? {
+    let earlier = created_earlier(context, address).map(|made| {
+        (
+            made.get("id").cloned().unwrap_or_default(),
+            made.get("arn").cloned().unwrap_or_default(),
+        )
+    });
+    let existing = if earlier.is_some() {
+        earlier
+    } else if may_exist(context, address).await? {
         context.calls.read(SERVICE);
         let found = context
             .ec2
@@ -461,13 +491,19 @@ async fn create_subnet(
                 .await
                 .aws()?;
             let subnet = created.subnet().ok_or_else(|| no_id("CreateSubnet"))?;
-            (
+            let made = (
                 subnet
                     .subnet_id()
                     .ok_or_else(|| no_id("CreateSubnet"))?
                     .to_string(),
                 subnet.subnet_arn().unwrap_or_default().to_string(),
-            )
+            );
+            remember_created(
+                context,
+                address,
+                &outputs([("id", made.0.clone()), ("arn", made.1.clone())]),
+            );
+            made
         }
     };
     if attrs.bool("map_public_ip_on_launch")? {
@@ -490,15 +526,17 @@ async fn create_internet_gateway(
     attrs: Attrs<'_>,
 ) -> Result<Outputs, ProvisionError> {
     let vpc = attrs.str("vpc_id")?;
+    let earlier = created_earlier(context, address).and_then(|made| made.get("id").cloned());
     let existing = if may_exist(context, address).await? {
         context.calls.read(SERVICE);
-        let found = context
-            .ec2
-            .describe_internet_gateways()
-            .set_filters(Some(owned(context, address)))
-            .send()
-            .await
-            .aws()?;
+        // Made by an earlier attempt of this run: asked for by its id, which needs no tag
+        // index to have caught up.
+        let request = context.ec2.describe_internet_gateways();
+        let request = match &earlier {
+            Some(id) => request.internet_gateway_ids(id),
+            None => request.set_filters(Some(owned(context, address))),
+        };
+        let found = request.send().await.aws()?;
         found
             .internet_gateways()
             .iter()
@@ -534,6 +572,7 @@ async fn create_internet_gateway(
                 .internet_gateway()
                 .and_then(|gateway| gateway.internet_gateway_id())
                 .ok_or_else(|| no_id("CreateInternetGateway"))?;
+            remember_created(context, address, &outputs([("id", id.to_string())]));
             (id.to_string(), false)
         }
     };
@@ -634,7 +673,10 @@ async fn create_nat_gateway(
     address: &Address,
     attrs: Attrs<'_>,
 ) -> Result<Outputs, ProvisionError> {
-    let existing = if may_exist(context, address).await? {
+    let earlier = created_earlier(context, address).and_then(|made| made.get("id").cloned());
+    let existing = if earlier.is_some() {
+        earlier
+    } else if may_exist(context, address).await? {
         context.calls.read(SERVICE);
         let mut filters = owned(context, address);
         filters.push(
@@ -673,11 +715,13 @@ async fn create_nat_gateway(
                 .send()
                 .await
                 .aws()?;
-            created
+            let id = created
                 .nat_gateway()
                 .and_then(|gateway| gateway.nat_gateway_id())
                 .ok_or_else(|| no_id("CreateNatGateway"))?
-                .to_string()
+                .to_string();
+            remember_created(context, address, &outputs([("id", id.clone())]));
+            id
         }
     };
     wait_for_nat(context, &id, "available").await?;
@@ -957,6 +1001,15 @@ async fn create_security_group(
             ]));
         }
     }
+    if let Some(made) = created_earlier(context, address) {
+        // Made by an earlier attempt of this run, whose follow-up failed: finish it.
+        revoke_default_egress(
+            context,
+            made.get("id").map(String::as_str).unwrap_or_default(),
+        )
+        .await?;
+        return Ok(made);
+    }
     context.calls.write(SERVICE);
     let created = context
         .ec2
@@ -972,14 +1025,16 @@ async fn create_security_group(
         .group_id()
         .ok_or_else(|| no_id("CreateSecurityGroup"))?
         .to_string();
-    revoke_default_egress(context, &id).await?;
-    Ok(outputs([
-        ("id", id),
+    let made = outputs([
+        ("id", id.clone()),
         (
             "arn",
             created.security_group_arn().unwrap_or_default().to_string(),
         ),
-    ]))
+    ]);
+    remember_created(context, address, &made);
+    revoke_default_egress(context, &id).await?;
+    Ok(made)
 }
 
 /// EC2 gives every new group an allow-all egress rule; rafter manages egress explicitly (its

@@ -15,7 +15,7 @@ pub mod iam;
 pub mod loadbalancer;
 pub mod sweep;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 pub use calls::{CallCount, CallCounter};
@@ -45,6 +45,10 @@ pub struct Context {
     /// Addresses a create was already attempted for in this run: a retry looks first, since
     /// an attempt whose answer was lost may have created the resource.
     pub(crate) attempted: Mutex<HashSet<String>>,
+    /// What this run created, by address: a retry of a create's follow-up calls (which AWS
+    /// refuses with `Invalid…NotFound` while a new id propagates) continues with that id,
+    /// never trusting an eventually consistent describe to find it, nor creating a second.
+    pub(crate) created: Mutex<HashMap<String, Outputs>>,
 }
 
 pub(crate) fn outputs<const N: usize>(pairs: [(&str, String); N]) -> Outputs {
@@ -98,6 +102,7 @@ impl AwsProvisioner {
                 calls: CallCounter::default(),
                 tagged: tokio::sync::OnceCell::new(),
                 attempted: Mutex::new(HashSet::new()),
+                created: Mutex::new(HashMap::new()),
             },
         }
     }

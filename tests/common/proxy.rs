@@ -27,6 +27,10 @@
 //! `CreateAutoScalingGroup` and `UpdateAutoScalingGroup` for that long with AWS's own
 //! `ValidationError` ("… Invalid IAM Instance Profile name").
 //!
+//! With [`FaultConfig::vpc_consistency`], a new VPC is, for that long after `CreateVpc`, not
+//! yet visible: `ModifyVpcAttribute` answers `InvalidVpcID.NotFound` and `DescribeVpcs` does
+//! not list it (AWS's eventual consistency, which the emulator does not have).
+//!
 //! And as S3-compatible servers and networks do: [`FaultConfig::ignore_conditions`] drops
 //! `If-None-Match` / `If-Match` before forwarding (a server that ignores conditional writes
 //! and answers 200), and [`FaultConfig::lose_first_answer_to`] forwards the first request
@@ -64,6 +68,8 @@ pub struct FaultConfig {
     /// How long after the last `AddRoleToInstanceProfile` Auto Scaling refuses launch
     /// templates with AWS's propagation error (zero: never).
     pub profile_propagation: Duration,
+    /// How long a new VPC stays invisible to `ModifyVpcAttribute` and `DescribeVpcs`.
+    pub vpc_consistency: Duration,
     /// Forward conditional writes without their conditions.
     pub ignore_conditions: bool,
     /// The first request whose path ends with this takes effect, and its answer is lost.
@@ -78,6 +84,7 @@ impl Default for FaultConfig {
             seed: 1,
             lose_answers: false,
             profile_propagation: Duration::ZERO,
+            vpc_consistency: Duration::ZERO,
             ignore_conditions: false,
             lose_first_answer_to: None,
         }
@@ -128,6 +135,10 @@ struct Shared {
     profile_changed: Mutex<Option<std::time::Instant>>,
     /// Auto Scaling requests refused while a profile propagated.
     propagation_refusals: AtomicU64,
+    /// When the last `CreateVpc` was forwarded.
+    vpc_created: Mutex<Option<std::time::Instant>>,
+    /// EC2 requests answered as if a new VPC were not visible yet.
+    consistency_refusals: AtomicU64,
     /// Whether the answer named by `lose_first_answer_to` was lost already.
     first_answer_lost: std::sync::atomic::AtomicBool,
 }
@@ -170,6 +181,8 @@ impl FaultProxy {
             profile_changed: Mutex::new(None),
             propagation_refusals: AtomicU64::new(0),
             first_answer_lost: std::sync::atomic::AtomicBool::new(false),
+            vpc_created: Mutex::new(None),
+            consistency_refusals: AtomicU64::new(0),
         });
         let accepting = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -239,6 +252,11 @@ impl FaultProxy {
     }
 
     /// Operations that took effect but whose answer the proxy lost (with `lose_answers`).
+    /// EC2 requests answered as if a new VPC were not visible yet.
+    pub fn consistency_refusals(&self) -> u64 {
+        self.shared.consistency_refusals.load(Ordering::SeqCst)
+    }
+
     /// Auto Scaling requests refused because an instance profile was still propagating.
     pub fn propagation_refusals(&self) -> u64 {
         self.shared.propagation_refusals.load(Ordering::SeqCst)
@@ -488,6 +506,8 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
         let action = request.form_field("Action");
         let response = if let Some(refusal) = shared.propagating(&request, action.as_deref()) {
             refusal
+        } else if let Some(unseen) = shared.vpc_not_yet_visible(action.as_deref()) {
+            unseen
         } else if lose_this {
             let number = shared.faults.fetch_add(1, Ordering::SeqCst);
             if forward(&request, &shared.upstream).is_ok()
@@ -523,6 +543,11 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             {
                 *changed = Some(std::time::Instant::now());
             }
+            if action.as_deref() == Some("CreateVpc")
+                && let Ok(mut created) = shared.vpc_created.lock()
+            {
+                *created = Some(std::time::Instant::now());
+            }
             if let Ok(mut operations) = shared.operations.lock() {
                 *operations.entry(request.operation()).or_default() += 1;
             }
@@ -538,6 +563,46 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
 }
 
 impl Shared {
+    /// EC2's answers while a VPC made moments ago has not reached every part of it.
+    fn vpc_not_yet_visible(&self, action: Option<&str>) -> Option<Response> {
+        let created = (*self.vpc_created.lock().ok()?)?;
+        if created.elapsed() >= self.config.vpc_consistency {
+            return None;
+        }
+        let number = self.consistency_refusals.fetch_add(1, Ordering::SeqCst);
+        let request_id = format!("fault-proxy-consistency-{number}");
+        let (status, reason, body) = match action? {
+            "ModifyVpcAttribute" => (
+                400,
+                "Bad Request",
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>\
+                     <Code>InvalidVpcID.NotFound</Code><Message>The vpc ID does not exist</Message>\
+                     </Error></Errors><RequestID>{request_id}</RequestID></Response>"
+                ),
+            ),
+            "DescribeVpcs" => (
+                200,
+                "OK",
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeVpcsResponse \
+                     xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>{request_id}\
+                     </requestId><vpcSet/></DescribeVpcsResponse>"
+                ),
+            ),
+            _ => {
+                self.consistency_refusals.fetch_sub(1, Ordering::SeqCst);
+                return None;
+            }
+        };
+        Some(Response {
+            status_line: format!("HTTP/1.1 {status} {reason}"),
+            headers: vec![("Content-Type".into(), "text/xml;charset=UTF-8".into())],
+            body: body.into_bytes(),
+            bodiless: false,
+        })
+    }
+
     /// AWS's answer to an Auto Scaling group naming a launch template whose instance profile
     /// got its role moments ago (the emulator accepts it at once).
     fn propagating(&self, request: &Request<'_>, action: Option<&str>) -> Option<Response> {
