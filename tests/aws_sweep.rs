@@ -20,6 +20,7 @@ const CLUSTER_TAG: &str = "rafter.dev/cluster";
 fn quick() -> SweepPolicy {
     SweepPolicy {
         deadline: Duration::from_secs(60),
+        settle: Duration::from_secs(3),
         pause: Duration::from_millis(100),
     }
 }
@@ -187,19 +188,47 @@ async fn what_cannot_be_deleted_is_reported_with_its_error_and_strangers_inside_
     let subnet = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
 
     let provisioner = AwsProvisioner::new(&config, name);
+    let started = std::time::Instant::now();
     let report = provisioner.sweep(quick()).await;
+    let took = started.elapsed();
     assert!(!report.clean());
     assert_eq!(report.remaining.len(), 1, "{report:?}");
     let (leftover, error) = &report.remaining[0];
     assert_eq!(leftover.kind, LeftoverKind::Resource(ResourceKind::Vpc));
     assert_eq!(leftover.id, vpc);
     assert_eq!(error.code, "DependencyViolation", "{error}");
-    // It gave up once a round made no progress, instead of waiting out the deadline.
-    assert!(report.rounds <= 2, "{} rounds", report.rounds);
+    // `DependencyViolation` may pass, so it was waited out for the settle time (3 s) after
+    // the last deletion, no longer: not until the deadline (60 s).
+    assert!(report.rounds > 2, "{} rounds", report.rounds);
+    assert!(took < quick().deadline / 2, "gave up only after {took:?}");
     let still = ec2.describe_subnets().subnet_ids(&subnet).send().await;
     assert_eq!(
         still.unwrap().subnets().len(),
         1,
         "the stranger's subnet was deleted"
     );
+}
+
+/// On AWS a deleted load balancer's or NAT gateway's network interfaces linger for minutes,
+/// and meanwhile its subnets, groups and VPC answer `DependencyViolation`. The sweep waits that
+/// out (the proxy makes it last two seconds) instead of stopping after one idle round.
+#[tokio::test]
+async fn the_sweep_waits_out_dependencies_that_are_still_going() {
+    let name = "lingering.example.com";
+    let _lost = cluster("dev-aws", name).await;
+    let proxy = common::proxy::FaultProxy::start(
+        &common::moto::moto().endpoint,
+        common::proxy::FaultConfig {
+            dependency_linger: Duration::from_secs(2),
+            ..Default::default()
+        },
+    );
+    let provisioner = AwsProvisioner::new(&proxy.sdk_config(), name);
+    let report = provisioner.sweep(quick()).await;
+    assert!(
+        proxy.dependency_refusals() > 0,
+        "nothing lingered: the test proves nothing"
+    );
+    assert!(report.clean(), "{report:?}");
+    assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
 }

@@ -31,6 +31,10 @@
 //! yet visible: `ModifyVpcAttribute` answers `InvalidVpcID.NotFound` and `DescribeVpcs` does
 //! not list it (AWS's eventual consistency, which the emulator does not have).
 //!
+//! With [`FaultConfig::dependency_linger`], for that long after a load balancer or a NAT
+//! gateway is deleted, deleting a subnet, a security group or the VPC, or detaching the
+//! internet gateway, answers `DependencyViolation` (their network interfaces linger on AWS).
+//!
 //! And as S3-compatible servers and networks do: [`FaultConfig::ignore_conditions`] drops
 //! `If-None-Match` / `If-Match` before forwarding (a server that ignores conditional writes
 //! and answers 200), and [`FaultConfig::lose_first_answer_to`] forwards the first request
@@ -70,6 +74,9 @@ pub struct FaultConfig {
     pub profile_propagation: Duration,
     /// How long a new VPC stays invisible to `ModifyVpcAttribute` and `DescribeVpcs`.
     pub vpc_consistency: Duration,
+    /// How long a deleted load balancer's or NAT gateway's interfaces keep their subnets,
+    /// groups and VPC from being deleted.
+    pub dependency_linger: Duration,
     /// Forward conditional writes without their conditions.
     pub ignore_conditions: bool,
     /// The first request whose path ends with this takes effect, and its answer is lost.
@@ -85,6 +92,7 @@ impl Default for FaultConfig {
             lose_answers: false,
             profile_propagation: Duration::ZERO,
             vpc_consistency: Duration::ZERO,
+            dependency_linger: Duration::ZERO,
             ignore_conditions: false,
             lose_first_answer_to: None,
         }
@@ -135,6 +143,10 @@ struct Shared {
     profile_changed: Mutex<Option<std::time::Instant>>,
     /// Auto Scaling requests refused while a profile propagated.
     propagation_refusals: AtomicU64,
+    /// When the last load balancer or NAT gateway was deleted.
+    interfaces_released: Mutex<Option<std::time::Instant>>,
+    /// Deletes refused while interfaces lingered.
+    dependency_refusals: AtomicU64,
     /// When the last `CreateVpc` was forwarded.
     vpc_created: Mutex<Option<std::time::Instant>>,
     /// EC2 requests answered as if a new VPC were not visible yet.
@@ -182,6 +194,8 @@ impl FaultProxy {
             propagation_refusals: AtomicU64::new(0),
             first_answer_lost: std::sync::atomic::AtomicBool::new(false),
             vpc_created: Mutex::new(None),
+            interfaces_released: Mutex::new(None),
+            dependency_refusals: AtomicU64::new(0),
             consistency_refusals: AtomicU64::new(0),
         });
         let accepting = Arc::clone(&shared);
@@ -252,6 +266,11 @@ impl FaultProxy {
     }
 
     /// Operations that took effect but whose answer the proxy lost (with `lose_answers`).
+    /// Deletes refused because a deleted load balancer's interfaces lingered.
+    pub fn dependency_refusals(&self) -> u64 {
+        self.shared.dependency_refusals.load(Ordering::SeqCst)
+    }
+
     /// EC2 requests answered as if a new VPC were not visible yet.
     pub fn consistency_refusals(&self) -> u64 {
         self.shared.consistency_refusals.load(Ordering::SeqCst)
@@ -508,6 +527,8 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             refusal
         } else if let Some(unseen) = shared.vpc_not_yet_visible(action.as_deref()) {
             unseen
+        } else if let Some(refused) = shared.interfaces_linger(action.as_deref()) {
+            refused
         } else if lose_this {
             let number = shared.faults.fetch_add(1, Ordering::SeqCst);
             if forward(&request, &shared.upstream).is_ok()
@@ -543,6 +564,13 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             {
                 *changed = Some(std::time::Instant::now());
             }
+            if matches!(
+                action.as_deref(),
+                Some("DeleteLoadBalancer" | "DeleteNatGateway")
+            ) && let Ok(mut released) = shared.interfaces_released.lock()
+            {
+                *released = Some(std::time::Instant::now());
+            }
             if action.as_deref() == Some("CreateVpc")
                 && let Ok(mut created) = shared.vpc_created.lock()
             {
@@ -563,6 +591,35 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
 }
 
 impl Shared {
+    /// EC2's refusal while the network interfaces of a deleted load balancer or NAT gateway
+    /// still exist.
+    fn interfaces_linger(&self, action: Option<&str>) -> Option<Response> {
+        let what = match action? {
+            "DeleteSubnet" => "subnet",
+            "DeleteSecurityGroup" => "security group",
+            "DeleteVpc" => "vpc",
+            "DetachInternetGateway" => "internet gateway",
+            _ => return None,
+        };
+        let released = (*self.interfaces_released.lock().ok()?)?;
+        if released.elapsed() >= self.config.dependency_linger {
+            return None;
+        }
+        let number = self.dependency_refusals.fetch_add(1, Ordering::SeqCst);
+        Some(Response {
+            status_line: "HTTP/1.1 400 Bad Request".to_string(),
+            headers: vec![("Content-Type".into(), "text/xml;charset=UTF-8".into())],
+            body: format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>\
+                 <Code>DependencyViolation</Code><Message>The {what} has dependencies and cannot \
+                 be deleted.</Message></Error></Errors><RequestID>fault-proxy-dependency-{number}\
+                 </RequestID></Response>"
+            )
+            .into_bytes(),
+            bodiless: false,
+        })
+    }
+
     /// EC2's answers while a VPC made moments ago has not reached every part of it.
     fn vpc_not_yet_visible(&self, action: Option<&str>) -> Option<Response> {
         let created = (*self.vpc_created.lock().ok()?)?;

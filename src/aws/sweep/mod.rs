@@ -16,7 +16,7 @@ mod release;
 use futures_util::future::join_all;
 
 use super::{AwsProvisioner, outputs};
-use crate::apply::{ProvisionError, Provisioner};
+use crate::apply::{ErrorClass, ProvisionError, Provisioner};
 use crate::graph::{Address, ResourceKind};
 use crate::plan::RecordedResource;
 use discover::discover;
@@ -115,18 +115,25 @@ impl SweepReport {
     }
 }
 
-/// How long the sweep keeps going while it makes progress, and the pause between rounds.
+/// How long the sweep keeps going while it makes progress, how long it waits out refusals
+/// that may pass without deleting anything, and the pause between rounds.
 #[derive(Debug, Clone, Copy)]
 pub struct SweepPolicy {
     pub deadline: Duration,
+    /// Rounds go on while something refuses only for now (`DependencyViolation`), until this
+    /// long has passed without anything deleted: what lingers behind a deleted load balancer
+    /// or NAT gateway goes within minutes; a stranger's subnet in the VPC never does.
+    pub settle: Duration,
     pub pause: Duration,
 }
 
 impl Default for SweepPolicy {
     fn default() -> Self {
-        // Instances take a minute or two to terminate, NAT gateways about one to delete.
+        // Instances take a minute or two to terminate, NAT gateways about one to delete, and
+        // the network interfaces of a deleted NLB a few more.
         Self {
             deadline: Duration::from_secs(15 * 60),
+            settle: Duration::from_secs(5 * 60),
             pause: Duration::from_secs(10),
         }
     }
@@ -136,6 +143,7 @@ impl AwsProvisioner {
     /// Deletes everything still tagged as this cluster's, in rounds.
     pub async fn sweep(&self, policy: SweepPolicy) -> SweepReport {
         let started = Instant::now();
+        let mut last_progress = Instant::now();
         let mut report = SweepReport::default();
         loop {
             report.rounds += 1;
@@ -175,9 +183,21 @@ impl AwsProvisioner {
                     }
                 }
             }
-            // Kinds that could not be listed do not keep the sweep going by themselves: with
-            // no credentials or no network it should say so at once, not after the deadline.
-            let waiting = found.iter().any(|found| found.going);
+            // Something still shutting down, or refusing only for now (the network interfaces
+            // of a deleted load balancer or NAT gateway linger for minutes, so their subnets,
+            // groups and VPC answer `DependencyViolation`; a listing throttled): worth another
+            // round until the deadline, as kops keeps going while any dependency is still
+            // disappearing. Kinds that could not be listed for good do not keep the sweep
+            // going: with no credentials it should say so at once, not after the deadline.
+            if progress {
+                last_progress = Instant::now();
+            }
+            let settling = last_progress.elapsed() < policy.settle
+                && errors
+                    .values()
+                    .chain(unlisted.iter().map(|(_, error)| error))
+                    .any(|error| error.class == ErrorClass::Transient);
+            let waiting = found.iter().any(|found| found.going) || settling;
             let nothing_left = errors.is_empty() && !waiting && unlisted.is_empty();
             if nothing_left || (!progress && !waiting) || started.elapsed() >= policy.deadline {
                 report.unlisted = unlisted;
