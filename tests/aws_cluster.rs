@@ -315,3 +315,126 @@ async fn dev_cluster_converges_and_is_deleted() {
     assert!(deleted.succeeded(), "{deleted:#?}");
     assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
 }
+
+/// Attributes AWS applies only after a create (a target group's client-IP preservation and
+/// deregistration delay, its health check, cross-zone balancing) are read back and brought to
+/// the spec whenever rafter meets the resource: here one adopted after an interrupted run left
+/// AWS's defaults on it.
+#[tokio::test]
+async fn adopted_load_balancer_settings_are_brought_to_the_spec() {
+    use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerAttribute, TargetGroupAttribute};
+    let name = "settings.example.com";
+    let mut sources = common::example_sources("dev-aws");
+    sources.flags.name = Some(name.into());
+    let graph = graph_for(&sources);
+    let first = Memory::default();
+    let (report, _) = converge(name, &graph, &first).await;
+    assert!(report.succeeded(), "{report:#?}");
+
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&common::moto::sdk_config());
+    let arn_of = |kind: ResourceKind| {
+        first
+            .records()
+            .into_iter()
+            .find(|record| record.address.kind == kind)
+            .map(|record| record.outputs["arn"].clone())
+            .unwrap()
+    };
+    let (group, balancer) = (
+        arn_of(ResourceKind::TargetGroup),
+        arn_of(ResourceKind::LoadBalancer),
+    );
+    let settings = || async {
+        let attributes = elb
+            .describe_target_group_attributes()
+            .target_group_arn(&group)
+            .send()
+            .await
+            .unwrap();
+        let mut found: Vec<(String, String)> = attributes
+            .attributes()
+            .iter()
+            .filter(|attribute| {
+                matches!(
+                    attribute.key(),
+                    Some("deregistration_delay.timeout_seconds" | "preserve_client_ip.enabled")
+                )
+            })
+            .map(|attribute| {
+                (
+                    attribute.key().unwrap().to_string(),
+                    attribute.value().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let described = elb
+            .describe_target_groups()
+            .target_group_arns(&group)
+            .send()
+            .await
+            .unwrap();
+        let interval = described.target_groups()[0].health_check_interval_seconds();
+        found.push(("health_check_interval".into(), format!("{interval:?}")));
+        let balancer_attributes = elb
+            .describe_load_balancer_attributes()
+            .load_balancer_arn(&balancer)
+            .send()
+            .await
+            .unwrap();
+        let cross_zone = balancer_attributes
+            .attributes()
+            .iter()
+            .find(|attribute| attribute.key() == Some("load_balancing.cross_zone.enabled"))
+            .and_then(|attribute| attribute.value())
+            .map(str::to_string);
+        found.push(("cross_zone".into(), format!("{cross_zone:?}")));
+        found.sort();
+        found
+    };
+    let wanted = settings().await;
+
+    // AWS's defaults back on, as after a run that created the resources and stopped.
+    elb.modify_target_group_attributes()
+        .target_group_arn(&group)
+        .attributes(
+            TargetGroupAttribute::builder()
+                .key("deregistration_delay.timeout_seconds")
+                .value("300")
+                .build(),
+        )
+        .attributes(
+            TargetGroupAttribute::builder()
+                .key("preserve_client_ip.enabled")
+                .value("true")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    elb.modify_target_group()
+        .target_group_arn(&group)
+        .health_check_interval_seconds(30)
+        .send()
+        .await
+        .unwrap();
+    elb.modify_load_balancer_attributes()
+        .load_balancer_arn(&balancer)
+        .attributes(
+            LoadBalancerAttribute::builder()
+                .key("load_balancing.cross_zone.enabled")
+                .value("false")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(settings().await, wanted);
+
+    // The state is lost: the next run adopts everything, and converges what it adopts.
+    let second = Memory::default();
+    let (report, _) = converge(name, &graph, &second).await;
+    assert!(report.succeeded(), "{report:#?}");
+    assert_eq!(settings().await, wanted);
+    let (deleted, _) = destroy(name, &second).await;
+    assert!(deleted.succeeded(), "{deleted:#?}");
+}

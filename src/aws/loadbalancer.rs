@@ -183,28 +183,42 @@ async fn ensure_load_balancer(
                 .into_iter()
                 .next()
                 .ok_or_else(|| missing("CreateLoadBalancer"))?;
-            let arn = balancer
-                .load_balancer_arn()
-                .ok_or_else(|| missing("CreateLoadBalancer"))?;
-            let cross_zone = LoadBalancerAttribute::builder()
-                .key("load_balancing.cross_zone.enabled")
-                .value(attrs.bool("enable_cross_zone_load_balancing")?.to_string())
-                .build();
-            context.calls.write(SERVICE);
-            context
-                .elb
-                .modify_load_balancer_attributes()
-                .load_balancer_arn(arn)
-                .attributes(cross_zone)
-                .send()
-                .await
-                .aws()?;
             balancer
         }
     };
     let arn = balancer
         .load_balancer_arn()
         .ok_or_else(|| missing("CreateLoadBalancer"))?;
+    // Read back and set on every path, as for target groups.
+    let cross_zone = attrs.bool("enable_cross_zone_load_balancing")?.to_string();
+    context.calls.read(SERVICE);
+    let current = context
+        .elb
+        .describe_load_balancer_attributes()
+        .load_balancer_arn(arn)
+        .send()
+        .await
+        .aws()?;
+    let set = current.attributes().iter().any(|attribute| {
+        attribute.key() == Some("load_balancing.cross_zone.enabled")
+            && attribute.value() == Some(cross_zone.as_str())
+    });
+    if !set {
+        context.calls.write(SERVICE);
+        context
+            .elb
+            .modify_load_balancer_attributes()
+            .load_balancer_arn(arn)
+            .attributes(
+                LoadBalancerAttribute::builder()
+                    .key("load_balancing.cross_zone.enabled")
+                    .value(cross_zone)
+                    .build(),
+            )
+            .send()
+            .await
+            .aws()?;
+    }
     Ok(outputs([
         ("id", arn.to_string()),
         ("arn", arn.to_string()),
@@ -227,6 +241,11 @@ async fn ensure_target_group(
     attrs: Attrs<'_>,
 ) -> Result<Outputs, ProvisionError> {
     let name = attrs.str("name")?;
+    let health = attrs.block("health_check")?;
+    let health_protocol = ProtocolEnum::from(health.str("protocol")?);
+    let interval = health.int32("interval")?;
+    let healthy = health.int32("healthy_threshold")?;
+    let unhealthy = health.int32("unhealthy_threshold")?;
     context.calls.read(SERVICE);
     let found = absent_is_empty(
         context
@@ -238,58 +257,116 @@ async fn ensure_target_group(
             .aws()
             .map(|found| found.target_groups.unwrap_or_default()),
     )?;
-    if let Some(arn) = found.first().and_then(|group| group.target_group_arn()) {
-        if !owned(context, arn).await? {
-            return Err(not_owned("target group", name, &context.cluster));
+    let arn = match found.first() {
+        Some(group) => {
+            let arn = group
+                .target_group_arn()
+                .ok_or_else(|| missing("DescribeTargetGroups"))?;
+            if !owned(context, arn).await? {
+                return Err(not_owned("target group", name, &context.cluster));
+            }
+            // Adopted, or updated: its health check is brought to the spec.
+            let current = (
+                group.health_check_protocol().cloned(),
+                group.health_check_interval_seconds(),
+                group.healthy_threshold_count(),
+                group.unhealthy_threshold_count(),
+            );
+            let wanted = (
+                Some(health_protocol.clone()),
+                Some(interval),
+                Some(healthy),
+                Some(unhealthy),
+            );
+            if current != wanted {
+                context.calls.write(SERVICE);
+                context
+                    .elb
+                    .modify_target_group()
+                    .target_group_arn(arn)
+                    .health_check_protocol(health_protocol)
+                    .health_check_interval_seconds(interval)
+                    .healthy_threshold_count(healthy)
+                    .unhealthy_threshold_count(unhealthy)
+                    .send()
+                    .await
+                    .aws()?;
+            }
+            arn.to_string()
         }
-        return Ok(outputs([("id", arn.to_string()), ("arn", arn.to_string())]));
-    }
-    let health = attrs.block("health_check")?;
-    context.calls.write(SERVICE);
-    let created = context
-        .elb
-        .create_target_group()
-        .name(name)
-        .port(attrs.int32("port")?)
-        .protocol(ProtocolEnum::from(attrs.str("protocol")?))
-        .target_type(TargetTypeEnum::from(attrs.str("target_type")?))
-        .vpc_id(attrs.str("vpc_id")?)
-        .health_check_protocol(ProtocolEnum::from(health.str("protocol")?))
-        .health_check_interval_seconds(health.int32("interval")?)
-        .healthy_threshold_count(health.int32("healthy_threshold")?)
-        .unhealthy_threshold_count(health.int32("unhealthy_threshold")?)
-        .set_tags(Some(tags(attrs)))
-        .send()
-        .await
-        .aws()?;
-    let arn = created
-        .target_groups()
-        .first()
-        .and_then(|group| group.target_group_arn())
-        .ok_or_else(|| missing("CreateTargetGroup"))?
-        .to_string();
-    let attribute = |key: &str, value: String| {
-        TargetGroupAttribute::builder()
-            .key(key)
-            .value(value)
-            .build()
+        None => {
+            context.calls.write(SERVICE);
+            let created = context
+                .elb
+                .create_target_group()
+                .name(name)
+                .port(attrs.int32("port")?)
+                .protocol(ProtocolEnum::from(attrs.str("protocol")?))
+                .target_type(TargetTypeEnum::from(attrs.str("target_type")?))
+                .vpc_id(attrs.str("vpc_id")?)
+                .health_check_protocol(health_protocol)
+                .health_check_interval_seconds(interval)
+                .healthy_threshold_count(healthy)
+                .unhealthy_threshold_count(unhealthy)
+                .set_tags(Some(tags(attrs)))
+                .send()
+                .await
+                .aws()?;
+            created
+                .target_groups()
+                .first()
+                .and_then(|group| group.target_group_arn())
+                .ok_or_else(|| missing("CreateTargetGroup"))?
+                .to_string()
+        }
     };
-    context.calls.write(SERVICE);
-    context
-        .elb
-        .modify_target_group_attributes()
-        .target_group_arn(&arn)
-        .attributes(attribute(
+    // Read back and set where they differ, on every path: an earlier attempt may have made
+    // the group and stopped (or lost the answer) before setting them, and AWS's defaults
+    // (client IP preserved, 300 s deregistration) are not what the cluster needs.
+    let wanted = [
+        (
             "deregistration_delay.timeout_seconds",
             attrs.int("deregistration_delay")?.to_string(),
-        ))
-        .attributes(attribute(
+        ),
+        (
             "preserve_client_ip.enabled",
             attrs.str("preserve_client_ip")?.to_string(),
-        ))
+        ),
+    ];
+    context.calls.read(SERVICE);
+    let current = context
+        .elb
+        .describe_target_group_attributes()
+        .target_group_arn(&arn)
         .send()
         .await
         .aws()?;
+    let differing: Vec<TargetGroupAttribute> = wanted
+        .iter()
+        .filter(|(key, value)| {
+            !current
+                .attributes()
+                .iter()
+                .any(|attribute| attribute.key() == Some(*key) && attribute.value() == Some(value))
+        })
+        .map(|(key, value)| {
+            TargetGroupAttribute::builder()
+                .key(*key)
+                .value(value)
+                .build()
+        })
+        .collect();
+    if !differing.is_empty() {
+        context.calls.write(SERVICE);
+        context
+            .elb
+            .modify_target_group_attributes()
+            .target_group_arn(&arn)
+            .set_attributes(Some(differing))
+            .send()
+            .await
+            .aws()?;
+    }
     Ok(outputs([("id", arn.clone()), ("arn", arn)]))
 }
 
