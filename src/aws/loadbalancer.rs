@@ -177,13 +177,12 @@ async fn ensure_load_balancer(
                 .send()
                 .await
                 .aws()?;
-            let balancer = created
+            created
                 .load_balancers
                 .unwrap_or_default()
                 .into_iter()
                 .next()
-                .ok_or_else(|| missing("CreateLoadBalancer"))?;
-            balancer
+                .ok_or_else(|| missing("CreateLoadBalancer"))?
         }
     };
     let arn = balancer
