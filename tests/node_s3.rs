@@ -17,7 +17,8 @@ fn helpers(dir: &Path) -> PathBuf {
     path
 }
 
-/// Runs `script` in bash after sourcing the helpers, with `env`; its standard output.
+/// Runs `script` in bash after sourcing the helpers, with `env` (and no endpoint override
+/// from outside); its standard output.
 fn bash(helpers: &Path, script: &str, env: &[(&str, &str)]) -> String {
     let output = Command::new("bash")
         .arg("-c")
@@ -25,8 +26,8 @@ fn bash(helpers: &Path, script: &str, env: &[(&str, &str)]) -> String {
             "set -euo pipefail; source {}; {script}",
             helpers.display()
         ))
-        .envs(env.iter().copied())
         .env_remove("RAFTER_S3_ENDPOINT")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
@@ -122,23 +123,7 @@ async fn a_bucket_in_another_region_with_a_dotted_name_and_odd_keys_is_read() {
         ("RAFTER_S3_ENDPOINT", moto.endpoint.as_str()),
         ("RAFTER_RUN_DIR", run_dir.to_str().unwrap()),
     ];
-    let run = |script: &str| {
-        let output = Command::new("bash")
-            .arg("-c")
-            .arg(format!(
-                "set -euo pipefail; source {}; {script}",
-                helpers.display()
-            ))
-            .envs(env)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    };
+    let run = |script: &str| bash(&helpers, script, &env);
     // The instance is in eu-west-1 (the metadata stand-in's region); S3 says where the
     // bucket is, and that answer is kept for the boot.
     assert_eq!(
