@@ -16,7 +16,7 @@ mod release;
 use futures_util::future::join_all;
 
 use super::{AwsProvisioner, outputs};
-use crate::apply::{ErrorClass, ProvisionError, Provisioner};
+use crate::apply::{ProvisionError, Provisioner};
 use crate::graph::{Address, ResourceKind};
 use crate::plan::RecordedResource;
 use discover::discover;
@@ -115,6 +115,9 @@ impl SweepReport {
     }
 }
 
+/// Refusals that pass once what the resource depends on has gone.
+const STILL_IN_USE: [&str; 3] = ["DependencyViolation", "ResourceInUse", "IncorrectState"];
+
 /// How long the sweep keeps going while it makes progress, how long it waits out refusals
 /// that may pass without deleting anything, and the pause between rounds.
 #[derive(Debug, Clone, Copy)]
@@ -183,20 +186,20 @@ impl AwsProvisioner {
                     }
                 }
             }
-            // Something still shutting down, or refusing only for now (the network interfaces
-            // of a deleted load balancer or NAT gateway linger for minutes, so their subnets,
-            // groups and VPC answer `DependencyViolation`; a listing throttled): worth another
-            // round until the deadline, as kops keeps going while any dependency is still
-            // disappearing. Kinds that could not be listed for good do not keep the sweep
-            // going: with no credentials it should say so at once, not after the deadline.
+            // Something still shutting down, or refused because something it depends on is
+            // still going (the network interfaces of a deleted load balancer or NAT gateway
+            // linger for minutes, so their subnets, groups and VPC answer
+            // `DependencyViolation`): worth more rounds, as kops keeps going while any
+            // dependency is still disappearing. Other failures, and kinds that could not be
+            // listed, do not keep the sweep going: with no network or no credentials it
+            // should say so at once, not after minutes.
             if progress {
                 last_progress = Instant::now();
             }
             let settling = last_progress.elapsed() < policy.settle
                 && errors
                     .values()
-                    .chain(unlisted.iter().map(|(_, error)| error))
-                    .any(|error| error.class == ErrorClass::Transient);
+                    .any(|error| STILL_IN_USE.contains(&error.code.as_str()));
             let waiting = found.iter().any(|found| found.going) || settling;
             let nothing_left = errors.is_empty() && !waiting && unlisted.is_empty();
             if nothing_left || (!progress && !waiting) || started.elapsed() >= policy.deadline {
