@@ -731,3 +731,30 @@ fn the_whole_lifecycle_works_on_an_s3_state_store() {
         .unwrap();
     assert_eq!(listed.key_count(), Some(0), "delete left objects behind");
 }
+
+#[test]
+fn absurd_durations_are_usage_errors_not_panics() {
+    let rafter = Rafter::new();
+    assert!(rafter.run(&HA).status.success());
+    for args in [
+        vec![
+            "export",
+            "kubeconfig",
+            "demo.example.com",
+            "--admin=106751991167301d",
+        ],
+        vec![
+            "get",
+            "credentials",
+            "demo.example.com",
+            "--valid-for",
+            "9223372036854775807d",
+        ],
+    ] {
+        let output = rafter.run(&args);
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains("is not a duration"), "{said}");
+        assert!(!said.contains("panicked"), "{said}");
+    }
+}

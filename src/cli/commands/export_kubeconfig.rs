@@ -154,13 +154,19 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
         }
         let count: i64 = digits.parse().map_err(|_| bad())?;
         digits.clear();
-        total += match character {
-            'd' => Duration::days(count),
-            'h' => Duration::hours(count),
-            'm' => Duration::minutes(count),
-            's' => Duration::seconds(count),
+        let unit_seconds: i64 = match character {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
             _ => return Err(bad().into()),
         };
+        // Checked: an absurd count is a bad duration, never an overflow.
+        let part = count
+            .checked_mul(unit_seconds)
+            .map(Duration::seconds)
+            .ok_or_else(bad)?;
+        total = total.checked_add(part).ok_or_else(bad)?;
     }
     if !digits.is_empty() || total <= Duration::ZERO || total > LONGEST {
         return Err(bad().into());
@@ -186,6 +192,10 @@ mod tests {
             "18x",
             "400d",
             "99999999999999999999h",
+            // Each of these panicked once (time's constructors overflow).
+            "106751991167301d",
+            "9223372036854775807d",
+            "9223372036854775807s9223372036854775807s",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
