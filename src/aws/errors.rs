@@ -29,7 +29,11 @@ const RETRYABLE_CODES: &[&str] = &[
     "InternalFailure",
     "RequestTimeout",
     "RequestTimeoutException",
-    // Still in use / not yet in the right state: succeeds once the other side settles.
+];
+
+/// Still in use, or not yet in the right state: succeeds once what the resource depends on
+/// has settled or gone (the delete sweep waits these out too).
+const STILL_IN_USE_CODES: &[&str] = &[
     "DependencyViolation",
     "IncorrectState",
     "IncorrectInstanceState",
@@ -38,6 +42,11 @@ const RETRYABLE_CODES: &[&str] = &[
     "ConcurrentModification",
     "OperationAborted",
 ];
+
+/// Whether `error` is refused only until something it depends on settles or goes.
+pub fn still_in_use(error: &ProvisionError) -> bool {
+    STILL_IN_USE_CODES.contains(&error.code.as_str())
+}
 
 /// An answer AWS gives while something just made propagates, or while the other side
 /// settles: transient although its code alone would say otherwise. Matched on the code and
@@ -87,7 +96,7 @@ pub fn classify(
     let Some(code) = code else {
         return ErrorClass::Permanent;
     };
-    if RETRYABLE_CODES.contains(&code) {
+    if RETRYABLE_CODES.contains(&code) || STILL_IN_USE_CODES.contains(&code) {
         return ErrorClass::Transient;
     }
     // Eventual consistency: an id made moments ago is not visible everywhere yet

@@ -29,6 +29,19 @@ fn tags(attrs: Attrs<'_>) -> Vec<Tag> {
         .collect()
 }
 
+/// The `wanted` attributes (key, value) whose value differs from what `current` reports:
+/// what a modify call must set.
+fn differing<'a>(
+    current: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+    wanted: &'a [(&'a str, String)],
+) -> impl Iterator<Item = (&'a str, &'a str)> {
+    let current: Vec<_> = current.collect();
+    wanted
+        .iter()
+        .filter(move |(key, value)| !current.contains(&(Some(*key), Some(value.as_str()))))
+        .map(|(key, value)| (*key, value.as_str()))
+}
+
 /// ELBv2 answers `LoadBalancerNotFound` / `TargetGroupNotFound` for a name that does not
 /// exist: that is "absent", not a failure.
 fn absent_is_empty<T: Default>(result: Result<T, ProvisionError>) -> Result<T, ProvisionError> {
@@ -198,22 +211,26 @@ async fn ensure_load_balancer(
         .send()
         .await
         .aws()?;
-    let set = current.attributes().iter().any(|attribute| {
-        attribute.key() == Some("load_balancing.cross_zone.enabled")
-            && attribute.value() == Some(cross_zone.as_str())
-    });
-    if !set {
+    let wanted = [("load_balancing.cross_zone.enabled", cross_zone)];
+    let current = current
+        .attributes()
+        .iter()
+        .map(|attribute| (attribute.key(), attribute.value()));
+    let differing: Vec<LoadBalancerAttribute> = differing(current, &wanted)
+        .map(|(key, value)| {
+            LoadBalancerAttribute::builder()
+                .key(key)
+                .value(value)
+                .build()
+        })
+        .collect();
+    if !differing.is_empty() {
         context.calls.write(SERVICE);
         context
             .elb
             .modify_load_balancer_attributes()
             .load_balancer_arn(arn)
-            .attributes(
-                LoadBalancerAttribute::builder()
-                    .key("load_balancing.cross_zone.enabled")
-                    .value(cross_zone)
-                    .build(),
-            )
+            .set_attributes(Some(differing))
             .send()
             .await
             .aws()?;
@@ -340,17 +357,14 @@ async fn ensure_target_group(
         .send()
         .await
         .aws()?;
-    let differing: Vec<TargetGroupAttribute> = wanted
+    let current = current
+        .attributes()
         .iter()
-        .filter(|(key, value)| {
-            !current
-                .attributes()
-                .iter()
-                .any(|attribute| attribute.key() == Some(*key) && attribute.value() == Some(value))
-        })
+        .map(|attribute| (attribute.key(), attribute.value()));
+    let differing: Vec<TargetGroupAttribute> = differing(current, &wanted)
         .map(|(key, value)| {
             TargetGroupAttribute::builder()
-                .key(*key)
+                .key(key)
                 .value(value)
                 .build()
         })

@@ -365,55 +365,51 @@ pub async fn booted_members(
         .collect())
 }
 
+/// How the formed record begins once a member (or rafter, for a cluster whose members
+/// predate the record) saw the cluster formed; `new` before.
+const FORMED: &str = "formed";
+
 /// Whether a new control plane's members should still form a new etcd cluster: not once a
 /// member recorded that the cluster formed ([`layout::ETCD_FORMED_RECORD`]), nor once a
 /// majority of them have published an address (they do so right before starting etcd; what
 /// members of an earlier rafter leave). Afterwards a member without data joins the running
 /// cluster and never starts a new one.
+///
+/// Where the record is absent it is written (create-only, so a member that recorded the
+/// cluster formed meanwhile is never overwritten): a member booting without data then always
+/// finds evidence, and reads an absent record as a failed request (S3 answers 403, not 404,
+/// to a role that may not list the bucket), never as "not formed".
 pub async fn etcd_formed(
     store: &impl crate::state::StateStore,
     cluster: &Cluster,
 ) -> Result<bool, BootstrapError> {
     let name = &cluster.metadata.name;
-    if let Some(record) = store.read(&layout::etcd_formed_key(name)).await?
-        && record.starts_with(FORMED.as_bytes())
+    let key = layout::etcd_formed_key(name);
+    let record = store.read(&key).await?;
+    if record
+        .as_ref()
+        .is_some_and(|record| record.starts_with(FORMED.as_bytes()))
     {
         return Ok(true);
     }
     let booted = booted_members(store, name).await?;
     let members = cluster.spec.control_plane.count as usize;
-    Ok(booted.len() > members / 2)
-}
-
-/// How the formed record begins once a member (or rafter, for a cluster whose members
-/// predate the record) saw the cluster formed; `new` before.
-const FORMED: &str = "formed";
-
-/// Makes sure the formed record exists, so a member booting without data always finds
-/// evidence: an absent record is a request that failed (S3 answers 403, not 404, to a role
-/// that may not list the bucket), never "not formed". Written only where absent: a member
-/// that recorded the cluster formed meanwhile is never overwritten.
-async fn ensure_formed_record(
-    store: &impl crate::state::StateStore,
-    cluster: &str,
-    formed: bool,
-) -> Result<(), BootstrapError> {
-    let record = if formed {
-        format!("{FORMED}; seen by rafter (a majority of members had published an address)\n")
-    } else {
-        "new; the members form the cluster together\n".to_string()
-    };
-    match store
-        .write_if(
-            &layout::etcd_formed_key(cluster),
-            record.as_bytes(),
-            crate::state::Precondition::Absent,
-        )
-        .await
-    {
-        Ok(_) | Err(crate::state::StateError::PreconditionFailed { .. }) => Ok(()),
-        Err(error) => Err(error.into()),
+    let formed = booted.len() > members / 2;
+    if record.is_none() {
+        let record = if formed {
+            format!("{FORMED}; seen by rafter (a majority of members had published an address)\n")
+        } else {
+            "new; the members form the cluster together\n".to_string()
+        };
+        match store
+            .write_if(&key, record.as_bytes(), crate::state::Precondition::Absent)
+            .await
+        {
+            Ok(_) | Err(crate::state::StateError::PreconditionFailed { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
     }
+    Ok(formed)
 }
 
 /// What `publish_node_bundles` did.
@@ -442,7 +438,6 @@ pub async fn publish_node_bundles(
     let pki = crate::pki::ClusterPki::load_or_create(store, name, now).await?;
     let secrets = crate::pki::ClusterSecrets::load_or_create(store, name).await?;
     let formed = etcd_formed(store, cluster).await?;
-    ensure_formed_record(store, name, formed).await?;
     let mut published = Published {
         etcd_formed: formed,
         ..Published::default()

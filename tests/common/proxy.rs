@@ -606,18 +606,11 @@ impl Shared {
             return None;
         }
         let number = self.dependency_refusals.fetch_add(1, Ordering::SeqCst);
-        Some(Response {
-            status_line: "HTTP/1.1 400 Bad Request".to_string(),
-            headers: vec![("Content-Type".into(), "text/xml;charset=UTF-8".into())],
-            body: format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>\
-                 <Code>DependencyViolation</Code><Message>The {what} has dependencies and cannot \
-                 be deleted.</Message></Error></Errors><RequestID>fault-proxy-dependency-{number}\
-                 </RequestID></Response>"
-            )
-            .into_bytes(),
-            bodiless: false,
-        })
+        Some(ec2_error(
+            "DependencyViolation",
+            &format!("The {what} has dependencies and cannot be deleted."),
+            &format!("fault-proxy-dependency-{number}"),
+        ))
     }
 
     /// EC2's answers while a VPC made moments ago has not reached every part of it.
@@ -628,36 +621,28 @@ impl Shared {
         }
         let number = self.consistency_refusals.fetch_add(1, Ordering::SeqCst);
         let request_id = format!("fault-proxy-consistency-{number}");
-        let (status, reason, body) = match action? {
-            "ModifyVpcAttribute" => (
-                400,
-                "Bad Request",
-                format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>\
-                     <Code>InvalidVpcID.NotFound</Code><Message>The vpc ID does not exist</Message>\
-                     </Error></Errors><RequestID>{request_id}</RequestID></Response>"
-                ),
-            ),
-            "DescribeVpcs" => (
-                200,
-                "OK",
-                format!(
+        match action? {
+            "ModifyVpcAttribute" => Some(ec2_error(
+                "InvalidVpcID.NotFound",
+                "The vpc ID does not exist",
+                &request_id,
+            )),
+            "DescribeVpcs" => Some(Response {
+                status_line: "HTTP/1.1 200 OK".to_string(),
+                headers: vec![("Content-Type".into(), "text/xml;charset=UTF-8".into())],
+                body: format!(
                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeVpcsResponse \
                      xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>{request_id}\
                      </requestId><vpcSet/></DescribeVpcsResponse>"
-                ),
-            ),
+                )
+                .into_bytes(),
+                bodiless: false,
+            }),
             _ => {
                 self.consistency_refusals.fetch_sub(1, Ordering::SeqCst);
-                return None;
+                None
             }
-        };
-        Some(Response {
-            status_line: format!("HTTP/1.1 {status} {reason}"),
-            headers: vec![("Content-Type".into(), "text/xml;charset=UTF-8".into())],
-            body: body.into_bytes(),
-            bodiless: false,
-        })
+        }
     }
 
     /// AWS's answer to an Auto Scaling group naming a launch template whose instance profile
@@ -884,6 +869,20 @@ fn status_of(start: &str) -> io::Result<u16> {
         .nth(1)
         .and_then(|status| status.parse().ok())
         .ok_or_else(|| bad(format!("bad status line {start:?}")))
+}
+
+/// An EC2 client error (400), as EC2 sends it.
+fn ec2_error(code: &str, message: &str, request_id: &str) -> Response {
+    Response {
+        status_line: "HTTP/1.1 400 Bad Request".to_string(),
+        headers: vec![("Content-Type".into(), "text/xml;charset=UTF-8".into())],
+        body: format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>\
+             <Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
+        )
+        .into_bytes(),
+        bodiless: false,
+    }
 }
 
 /// An AWS query-protocol error (IAM, ELBv2, Auto Scaling), as those services send it.

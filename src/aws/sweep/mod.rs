@@ -15,6 +15,7 @@ mod release;
 
 use futures_util::future::join_all;
 
+use super::errors::still_in_use;
 use super::{AwsProvisioner, outputs};
 use crate::apply::{ProvisionError, Provisioner};
 use crate::graph::{Address, ResourceKind};
@@ -115,9 +116,6 @@ impl SweepReport {
     }
 }
 
-/// Refusals that pass once what the resource depends on has gone.
-const STILL_IN_USE: [&str; 3] = ["DependencyViolation", "ResourceInUse", "IncorrectState"];
-
 /// How long the sweep keeps going while it makes progress, how long it waits out refusals
 /// that may pass without deleting anything, and the pause between rounds.
 #[derive(Debug, Clone, Copy)]
@@ -196,10 +194,8 @@ impl AwsProvisioner {
             if progress {
                 last_progress = Instant::now();
             }
-            let settling = last_progress.elapsed() < policy.settle
-                && errors
-                    .values()
-                    .any(|error| STILL_IN_USE.contains(&error.code.as_str()));
+            let settling =
+                last_progress.elapsed() < policy.settle && errors.values().any(still_in_use);
             let waiting = found.iter().any(|found| found.going) || settling;
             let nothing_left = errors.is_empty() && !waiting && unlisted.is_empty();
             if nothing_left || (!progress && !waiting) || started.elapsed() >= policy.deadline {
