@@ -15,7 +15,7 @@ use common::inventory::tagged_leftovers;
 use common::proxy::{FaultConfig, FaultProxy};
 use rafter::apply::{self, ApplyReport, ErrorClass, ProvisionError, Reporter};
 use rafter::apply::{ApplyOptions, RetryPolicy};
-use rafter::aws::{AwsProvisioner, provision_error};
+use rafter::aws::provision_error;
 use rafter::graph::{Address, ResourceGraph, ResourceKind};
 use rafter::model::build_graph;
 use rafter::plan::{self, Action};
@@ -69,7 +69,12 @@ impl Reporter for Retries {
 
 /// The `dev-aws` example under another name.
 fn dev_graph(name: &str) -> ResourceGraph {
-    let mut sources = common::example_sources("dev-aws");
+    example_graph("dev-aws", name)
+}
+
+/// An example profile's graph under another name.
+fn example_graph(profile: &str, name: &str) -> ResourceGraph {
+    let mut sources = common::example_sources(profile);
     sources.flags.name = Some(name.into());
     build_graph(&spec::load(&sources, None).unwrap().cluster).unwrap()
 }
@@ -83,7 +88,7 @@ async fn apply_through(
     retries: &Retries,
 ) -> ApplyReport {
     let recorded = memory.records();
-    let provisioner = AwsProvisioner::new(&proxy.sdk_config(), name);
+    let provisioner = memory.provisioner(&proxy.sdk_config(), name);
     let plan = plan::diff(name, graph, &recorded).unwrap();
     apply::apply(
         graph,
@@ -106,7 +111,7 @@ async fn destroy_through(
     retries: &Retries,
 ) -> ApplyReport {
     let recorded = memory.records();
-    let provisioner = AwsProvisioner::new(&proxy.sdk_config(), name);
+    let provisioner = memory.provisioner(&proxy.sdk_config(), name);
     let plan = plan::diff::destroy_plan(name, &recorded).unwrap();
     apply::apply(
         &ResourceGraph::new(),
@@ -538,6 +543,118 @@ async fn a_create_keeps_its_id_while_aws_catches_up() {
         wanted_counts(&graph),
         "one of everything"
     );
+    let deleted = common::apply::destroy(name, &memory).await.0;
+    assert!(deleted.succeeded(), "{deleted:#?}");
+}
+
+/// A create whose answer is lost while describes by tag do not list it yet (both as on AWS):
+/// the retry cannot find what the first attempt made, so only its idempotency token keeps it
+/// from making a second. rafter derives the token, so the retry sends the same one and EC2
+/// answers with the first attempt's resource: one NAT gateway, one route table per zone.
+#[tokio::test]
+async fn a_lost_create_is_answered_by_its_idempotency_token() {
+    for (name, create) in [
+        ("faults-token-nat.example.com", "CreateNatGateway"),
+        ("faults-token-rtb.example.com", "CreateRouteTable"),
+    ] {
+        common::moto::public_zone("example.com").await;
+        let graph = example_graph("ha-aws", name);
+        let memory = Memory::default();
+        let proxy = FaultProxy::start(
+            &common::moto::moto().endpoint,
+            FaultConfig {
+                lose_first_answer_to: Some(create),
+                listing_lag: Duration::from_secs(600),
+                ..FaultConfig::default()
+            },
+        );
+        let retries = Retries::default();
+        let report = apply_through(&proxy, name, &graph, &memory, &retries).await;
+        assert!(report.succeeded(), "{create}: {report:#?}");
+        assert_eq!(
+            proxy.lost().get(&format!("ec2 {create}")),
+            Some(&1),
+            "{create}'s answer was never lost: the test proves nothing"
+        );
+        assert!(
+            proxy.lagging_answers() > 0,
+            "{create}: the retry's lookup found the lost create: the test proves nothing"
+        );
+        assert!(
+            proxy.token_answers() > 0,
+            "{create}: the retry sent another token"
+        );
+        assert_eq!(
+            tagged_counts(name).await,
+            wanted_counts(&graph),
+            "{create}: one of everything"
+        );
+        let deleted = common::apply::destroy(name, &memory).await.0;
+        assert!(deleted.succeeded(), "{deleted:#?}");
+    }
+}
+
+/// A NAT gateway deleted by hand, after a run whose record of it was lost: the rerun's token
+/// brings back the dead gateway (EC2 answers a known token with what it made, whatever
+/// became of it), and rafter makes a new one under a token naming the dead one instead of
+/// waiting for a deleted gateway to become available.
+#[tokio::test]
+async fn a_token_that_brings_back_a_deleted_nat_gateway_makes_a_new_one() {
+    let name = "faults-token-dead.example.com";
+    common::moto::public_zone("example.com").await;
+    let graph = example_graph("ha-aws", name);
+    let memory = Memory::default();
+    let proxy = FaultProxy::start(&common::moto::moto().endpoint, FaultConfig::default());
+    let retries = Retries::default();
+    let report = apply_through(&proxy, name, &graph, &memory, &retries).await;
+    assert!(report.succeeded(), "{report:#?}");
+    let nat = Address::new(ResourceKind::NatGateway, "nat-eu-west-1a");
+    let nat_id = |records: &[rafter::plan::RecordedResource]| {
+        records
+            .iter()
+            .find(|record| record.address == nat)
+            .map(|record| record.outputs["id"].clone())
+            .expect("the NAT gateway is recorded")
+    };
+    let dead = nat_id(&memory.records());
+    let ec2 = aws_sdk_ec2::Client::new(&common::moto::sdk_config());
+    let described = ec2
+        .describe_nat_gateways()
+        .nat_gateway_ids(&dead)
+        .send()
+        .await
+        .unwrap();
+    ec2.delete_nat_gateway()
+        .nat_gateway_id(&dead)
+        .send()
+        .await
+        .unwrap();
+    // AWS lets go of a deleted gateway's address; the emulator needs telling.
+    for gateway in described.nat_gateways() {
+        for address in gateway.nat_gateway_addresses() {
+            ec2.disassociate_address()
+                .association_id(address.association_id().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    memory
+        .0
+        .lock()
+        .unwrap()
+        .retain(|record| record.address.kind != ResourceKind::NatGateway);
+
+    let before = proxy.token_answers();
+    let report = apply_through(&proxy, name, &graph, &memory, &retries).await;
+    assert!(report.succeeded(), "{report:#?}");
+    assert!(
+        proxy.token_answers() > before,
+        "the rerun's token was not answered from the first run: the test proves nothing"
+    );
+    let replacement = nat_id(&memory.records());
+    assert_ne!(replacement, dead);
+    assert_eq!(tagged_counts(name).await, wanted_counts(&graph));
     let deleted = common::apply::destroy(name, &memory).await.0;
     assert!(deleted.succeeded(), "{deleted:#?}");
 }

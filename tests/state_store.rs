@@ -322,3 +322,57 @@ async fn a_lock_whose_answer_was_lost_is_recognised_as_ours() {
     lock.release().await.unwrap();
     assert_eq!(store.read("c.example.com/lock").await.unwrap(), None);
 }
+
+/// The lineage idempotency tokens are derived from: chosen with the first write and kept by
+/// every later run, counting rafter's deletes per address, new for a cluster made again.
+#[tokio::test]
+async fn the_resource_record_keeps_its_lineage_across_runs() {
+    use rafter::apply::Recorder;
+    use rafter::graph::{Address, ResourceKind};
+    use rafter::plan::RecordedResource;
+    use rafter::state::{ClusterStore, ResourceLedger};
+
+    let directory = tempfile::tempdir().unwrap();
+    let store = ClusterStore::new(LocalStore::new(directory.path()));
+    let cluster = "lineage.example.com";
+    let nat = Address::new(ResourceKind::NatGateway, "a");
+    let record = |address: &Address| RecordedResource {
+        address: address.clone(),
+        outputs: [("id".to_string(), "nat-1".to_string())].into(),
+        attributes: Vec::new(),
+        dependencies: Vec::new(),
+    };
+
+    let first = ResourceLedger::open(&store, cluster).await.unwrap();
+    let lineage = first.lineage().await;
+    assert_eq!(lineage.incarnation.len(), 32, "{lineage:?}");
+    first.record(record(&nat)).await.unwrap();
+    drop(first);
+
+    let second = ResourceLedger::open(&store, cluster).await.unwrap();
+    assert_eq!(
+        second.lineage().await,
+        lineage,
+        "a rerun derives the same tokens"
+    );
+    second.forget(&nat).await.unwrap();
+    second.record(record(&nat)).await.unwrap();
+    second.forget(&nat).await.unwrap();
+    drop(second);
+
+    let third = ResourceLedger::open(&store, cluster).await.unwrap();
+    let after = third.lineage().await;
+    assert_eq!(after.incarnation, lineage.incarnation);
+    assert_eq!(after.retired.get(&nat.to_string()), Some(&2));
+    drop(third);
+
+    // The cluster deleted (its record with it) and made again: a new incarnation.
+    store
+        .store()
+        .delete(&format!("{cluster}/resources.json"))
+        .await
+        .unwrap();
+    let again = ResourceLedger::open(&store, cluster).await.unwrap();
+    assert_ne!(again.lineage().await.incarnation, lineage.incarnation);
+    assert!(again.lineage().await.retired.is_empty());
+}

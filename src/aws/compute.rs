@@ -313,11 +313,13 @@ async fn create_launch_template(
     attrs: Attrs<'_>,
     name: &str,
 ) -> Result<Outputs, ProvisionError> {
+    let request = format!("{:?}", attrs.0);
     context.calls.write(EC2);
     let created = context
         .ec2
         .create_launch_template()
         .launch_template_name(name)
+        .set_client_token(context.client_token(address, &[&request]))
         .launch_template_data(template_data(attrs)?)
         .tag_specifications(tag_spec(ResourceType::LaunchTemplate, attrs, address))
         .send()
@@ -344,11 +346,19 @@ async fn new_template_version(
         .outputs
         .get("id")
         .ok_or_else(|| missing("the launch template's state"))?;
+    // The version it replaces is part of the request: going back to an earlier template's
+    // settings is a new version, not the earlier one.
+    let replaced = recorded
+        .outputs
+        .get("latest_version")
+        .map_or("", String::as_str);
+    let request = format!("{:?}", attrs.0);
     context.calls.write(EC2);
     let created = context
         .ec2
         .create_launch_template_version()
         .launch_template_id(id)
+        .set_client_token(context.client_token(&recorded.address, &[id, replaced, &request]))
         .launch_template_data(template_data(attrs)?)
         .send()
         .await

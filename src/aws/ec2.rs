@@ -704,28 +704,55 @@ async fn create_nat_gateway(
     };
     let id = match existing {
         Some(id) => id,
-        None => {
-            context.calls.write(SERVICE);
-            let created = context
-                .ec2
-                .create_nat_gateway()
-                .subnet_id(attrs.str("subnet_id")?)
-                .allocation_id(attrs.str("allocation_id")?)
-                .tag_specifications(tag_spec(ResourceType::Natgateway, attrs, address))
-                .send()
-                .await
-                .aws()?;
-            let id = created
-                .nat_gateway()
-                .and_then(|gateway| gateway.nat_gateway_id())
-                .ok_or_else(|| no_id("CreateNatGateway"))?
-                .to_string();
-            remember_created(context, address, &outputs([("id", id.clone())]));
-            id
-        }
+        None => new_nat_gateway(context, address, attrs, None).await?,
     };
-    wait_for_nat(context, &id, "available").await?;
-    Ok(outputs([("id", id)]))
+    match wait_for_nat(context, &id, "available").await {
+        Err(error) if error.code == NAT_GATEWAY_DEAD => {
+            // What a token brought back, or what an earlier attempt made, failed or was
+            // deleted by hand meanwhile: make one more, under a token naming the dead one.
+            let id = new_nat_gateway(context, address, attrs, Some(&id)).await?;
+            wait_for_nat(context, &id, "available").await?;
+            Ok(outputs([("id", id)]))
+        }
+        Err(error) => Err(error),
+        Ok(_) => Ok(outputs([("id", id)])),
+    }
+}
+
+/// The code of a NAT gateway that failed or was deleted while rafter waited for it.
+const NAT_GATEWAY_DEAD: &str = "NatGatewayFailed";
+
+/// `CreateNatGateway` with an idempotency token; remembered for this run's retries. A token
+/// EC2 saw before brings back what it made then, even if that gateway has failed or was
+/// deleted since: the replacement's token names the `dead` one, which a rerun derives the
+/// same way.
+async fn new_nat_gateway(
+    context: &Context,
+    address: &Address,
+    attrs: Attrs<'_>,
+    dead: Option<&str>,
+) -> Result<String, ProvisionError> {
+    let (subnet, allocation) = (attrs.str("subnet_id")?, attrs.str("allocation_id")?);
+    let mut parameters = vec![subnet, allocation];
+    parameters.extend(dead);
+    context.calls.write(SERVICE);
+    let created = context
+        .ec2
+        .create_nat_gateway()
+        .subnet_id(subnet)
+        .allocation_id(allocation)
+        .set_client_token(context.client_token(address, &parameters))
+        .tag_specifications(tag_spec(ResourceType::Natgateway, attrs, address))
+        .send()
+        .await
+        .aws()?;
+    let id = created
+        .nat_gateway()
+        .and_then(|gateway| gateway.nat_gateway_id())
+        .ok_or_else(|| no_id("CreateNatGateway"))?
+        .to_string();
+    remember_created(context, address, &outputs([("id", id.clone())]));
+    Ok(id)
 }
 
 /// NAT gateways take minutes to come up or go away; routes and address releases wait.
@@ -749,12 +776,18 @@ async fn wait_for_nat(
             .map(|state| state.as_str().to_string());
         match current.as_deref() {
             Some(current) if current == state => return Ok(gateway.cloned()),
-            Some("failed") => {
+            Some(dead @ ("failed" | "deleting" | "deleted")) if state == "available" => {
+                let reason = gateway
+                    .and_then(|gateway| gateway.failure_message())
+                    .map(|message| format!(": {message}"))
+                    .unwrap_or_default();
                 return Err(ProvisionError::permanent(
-                    "NatGatewayFailed",
-                    format!("NAT gateway {id} failed"),
+                    NAT_GATEWAY_DEAD,
+                    format!("NAT gateway {id} is {dead}{reason}"),
                 ));
             }
+            // A failed gateway holds nothing and goes by itself.
+            Some("failed") if state == "deleted" => return Ok(gateway.cloned()),
             None if state == "deleted" => return Ok(None),
             _ => tokio::time::sleep(std::time::Duration::from_secs(5)).await,
         }
@@ -819,11 +852,13 @@ async fn create_route_table(
             return Ok(outputs([("id", id.to_string())]));
         }
     }
+    let vpc = attrs.str("vpc_id")?;
     context.calls.write(SERVICE);
     let created = context
         .ec2
         .create_route_table()
-        .vpc_id(attrs.str("vpc_id")?)
+        .vpc_id(vpc)
+        .set_client_token(context.client_token(address, &[vpc]))
         .tag_specifications(tag_spec(ResourceType::RouteTable, attrs, address))
         .send()
         .await

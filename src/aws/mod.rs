@@ -14,6 +14,7 @@ pub mod errors;
 pub mod iam;
 pub mod loadbalancer;
 pub mod sweep;
+pub mod tokens;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -49,6 +50,18 @@ pub struct Context {
     /// refuses with `Invalid…NotFound` while a new id propagates) continues with that id,
     /// never trusting an eventually consistent describe to find it, nor creating a second.
     pub(crate) created: Mutex<HashMap<String, Outputs>>,
+    /// Where idempotency tokens come from; `None` leaves the SDK's random ones.
+    pub(crate) tokens: Option<tokens::ClientTokens>,
+}
+
+impl Context {
+    /// The idempotency token for creating `address` with these parameters (see
+    /// [`tokens`]), if this provisioner derives them.
+    pub(crate) fn client_token(&self, address: &Address, parameters: &[&str]) -> Option<String> {
+        self.tokens
+            .as_ref()
+            .map(|tokens| tokens.token(address, parameters))
+    }
 }
 
 pub(crate) fn outputs<const N: usize>(pairs: [(&str, String); N]) -> Outputs {
@@ -103,8 +116,16 @@ impl AwsProvisioner {
                 tagged: tokio::sync::OnceCell::new(),
                 attempted: Mutex::new(HashSet::new()),
                 created: Mutex::new(HashMap::new()),
+                tokens: None,
             },
         }
+    }
+
+    /// Derives idempotency tokens from the record's lineage (see [`tokens`]): every apply
+    /// that creates should.
+    pub fn with_lineage(mut self, lineage: crate::state::Lineage) -> Self {
+        self.context.tokens = Some(tokens::ClientTokens::new(&self.context.cluster, lineage));
+        self
     }
 
     pub fn calls(&self) -> &CallCounter {

@@ -105,7 +105,8 @@ pub async fn apply_with_lock<'a, S: StateStore>(
     let recorded = ledger.resources().await;
     // Planned again under the lock: what another run applied meanwhile counts.
     let plan = (request.plan)(&recorded)?;
-    let provisioner = AwsProvisioner::new(&aws_config(request.region).await, request.cluster);
+    let provisioner = AwsProvisioner::new(&aws_config(request.region).await, request.cluster)
+        .with_lineage(ledger.lineage().await);
     let operations = plan
         .changes
         .iter()

@@ -18,7 +18,7 @@ use std::future::Future;
 use crate::plan::RecordedResource;
 
 pub use any::AnyStore;
-pub use ledger::{ResourceLedger, ResourceRecord};
+pub use ledger::{Lineage, ResourceLedger, ResourceRecord};
 pub use local::LocalStore;
 pub use location::{StateLocation, default_state_location};
 pub use lock::{ClusterLock, LockError, LockRecord};
@@ -70,6 +70,8 @@ pub enum StateError {
         "`{url}` is not a state store location: use file:///path, a directory path, or s3://bucket/prefix"
     )]
     BadLocation { url: String },
+    #[error("the system's random number generator failed: {0}")]
+    Random(String),
 }
 
 /// Object storage of small files, with atomic replacement of each object.

@@ -9,15 +9,43 @@ use rafter::apply::{self, ApplyOptions, ApplyReport, Recorder, RetryPolicy, Sile
 use rafter::aws::AwsProvisioner;
 use rafter::graph::{Address, ResourceGraph};
 use rafter::plan::{self, RecordedResource};
-use rafter::state::StateError;
+use rafter::state::{Lineage, StateError};
 
-/// What a state store would hold, in memory.
-#[derive(Default)]
-pub struct Memory(pub Mutex<Vec<RecordedResource>>);
+/// What a state store would hold, in memory: the records, and the lineage idempotency
+/// tokens are derived from (as `resources.json` keeps it).
+pub struct Memory(pub Mutex<Vec<RecordedResource>>, pub Mutex<Lineage>);
+
+impl Default for Memory {
+    fn default() -> Self {
+        let incarnation = format!(
+            "{:032x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        Memory(
+            Mutex::default(),
+            Mutex::new(Lineage {
+                incarnation,
+                retired: Default::default(),
+            }),
+        )
+    }
+}
 
 impl Memory {
     pub fn records(&self) -> Vec<RecordedResource> {
         self.0.lock().unwrap().clone()
+    }
+
+    pub fn lineage(&self) -> Lineage {
+        self.1.lock().unwrap().clone()
+    }
+
+    /// A provisioner for `name` over `config` that derives its tokens from this record.
+    pub fn provisioner(&self, config: &aws_config::SdkConfig, name: &str) -> AwsProvisioner {
+        AwsProvisioner::new(config, name).with_lineage(self.lineage())
     }
 }
 
@@ -33,6 +61,13 @@ impl Recorder for Memory {
             .lock()
             .unwrap()
             .retain(|existing| &existing.address != address);
+        *self
+            .1
+            .lock()
+            .unwrap()
+            .retired
+            .entry(address.to_string())
+            .or_default() += 1;
         Ok(())
     }
 }
@@ -56,7 +91,7 @@ pub async fn converge(
     memory: &Memory,
 ) -> (ApplyReport, AwsProvisioner) {
     let recorded = memory.records();
-    let provisioner = AwsProvisioner::new(&super::moto::sdk_config(), name);
+    let provisioner = memory.provisioner(&super::moto::sdk_config(), name);
     let plan = plan::diff(name, graph, &recorded).unwrap();
     let report = apply::apply(
         graph,
@@ -75,7 +110,7 @@ pub async fn converge(
 /// Deletes everything `memory` holds, dependents first.
 pub async fn destroy(name: &str, memory: &Memory) -> (ApplyReport, AwsProvisioner) {
     let recorded = memory.records();
-    let provisioner = AwsProvisioner::new(&super::moto::sdk_config(), name);
+    let provisioner = memory.provisioner(&super::moto::sdk_config(), name);
     let plan = plan::diff::destroy_plan(name, &recorded).unwrap();
     let report = apply::apply(
         &ResourceGraph::new(),

@@ -139,3 +139,30 @@ pub fn process_env() -> Vec<(&'static str, String)> {
         ("AWS_EC2_METADATA_DISABLED", "true".into()),
     ]
 }
+
+/// The id of the emulator's public hosted zone `name`, made the first time a test of this
+/// binary asks (tests run in parallel and Route53 allows two zones of one name).
+pub async fn public_zone(name: &str) -> String {
+    static ZONES: tokio::sync::Mutex<Vec<(String, String)>> =
+        tokio::sync::Mutex::const_new(Vec::new());
+    let mut zones = ZONES.lock().await;
+    if let Some((_, id)) = zones.iter().find(|(zone, _)| zone == name) {
+        return id.clone();
+    }
+    let route53 = aws_sdk_route53::Client::new(&sdk_config());
+    let created = route53
+        .create_hosted_zone()
+        .name(name)
+        .caller_reference(format!("rafter-test-{name}-{}", std::process::id()))
+        .send()
+        .await
+        .unwrap();
+    let id = created
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    zones.push((name.to_string(), id.clone()));
+    id
+}

@@ -35,10 +35,19 @@
 //! gateway is deleted, deleting a subnet, a security group or the VPC, or detaching the
 //! internet gateway, answers `DependencyViolation` (their network interfaces linger on AWS).
 //!
+//! With [`FaultConfig::listing_lag`], for that long after a NAT gateway or a route table is
+//! created, describes of that kind by filter (not by id) do not list anything: AWS's
+//! describes are eventually consistent, so a lookup by tag right after a create can miss it.
+//!
+//! Always, as EC2 does: a request with a `ClientToken` it has answered before gets that
+//! answer again without being forwarded (nothing new is made), and the same token with other
+//! parameters gets `IdempotentParameterMismatch` ("Ensuring idempotency in Amazon EC2 API
+//! requests", EC2 developer guide); the emulator ignores tokens.
+//!
 //! And as S3-compatible servers and networks do: [`FaultConfig::ignore_conditions`] drops
 //! `If-None-Match` / `If-Match` before forwarding (a server that ignores conditional writes
 //! and answers 200), and [`FaultConfig::lose_first_answer_to`] forwards the first request
-//! whose path ends so and answers the client with a 500 instead (the write happened; its
+//! whose path ends so, or whose query `Action` is so, and answers the client with a 500 instead (the write happened; its
 //! answer was lost, so the SDK sends it again).
 //!
 //! Counters ([`FaultProxy::forwarded`], [`FaultProxy::faults`], [`FaultProxy::operations`])
@@ -79,8 +88,12 @@ pub struct FaultConfig {
     pub dependency_linger: Duration,
     /// Forward conditional writes without their conditions.
     pub ignore_conditions: bool,
-    /// The first request whose path ends with this takes effect, and its answer is lost.
+    /// The first request whose path ends with this, or whose `Action` is this, takes effect,
+    /// and its answer is lost.
     pub lose_first_answer_to: Option<&'static str>,
+    /// How long filtered describes of NAT gateways and route tables list nothing after one
+    /// was created.
+    pub listing_lag: Duration,
 }
 
 impl Default for FaultConfig {
@@ -95,6 +108,7 @@ impl Default for FaultConfig {
             dependency_linger: Duration::ZERO,
             ignore_conditions: false,
             lose_first_answer_to: None,
+            listing_lag: Duration::ZERO,
         }
     }
 }
@@ -125,6 +139,9 @@ impl std::ops::Sub for ProxyCounts {
     }
 }
 
+/// `(Action, ClientToken)` of an EC2 request.
+type TokenKey = (String, String);
+
 struct Shared {
     /// `host:port` of the emulator.
     upstream: String,
@@ -153,6 +170,14 @@ struct Shared {
     consistency_refusals: AtomicU64,
     /// Whether the answer named by `lose_first_answer_to` was lost already.
     first_answer_lost: std::sync::atomic::AtomicBool,
+    /// EC2 answers by `(Action, ClientToken)`, with the request body they answered.
+    client_tokens: Mutex<BTreeMap<TokenKey, (Vec<u8>, Response)>>,
+    /// Requests answered from `client_tokens` (replayed or refused as a mismatch).
+    token_answers: AtomicU64,
+    /// When a resource of a lagging listing (`Describe…` action) was last created.
+    lagging_since: Mutex<BTreeMap<&'static str, std::time::Instant>>,
+    /// Describes answered with an empty listing while it lagged.
+    lagging_answers: AtomicU64,
 }
 
 /// A running proxy; see the module documentation.
@@ -197,6 +222,10 @@ impl FaultProxy {
             interfaces_released: Mutex::new(None),
             dependency_refusals: AtomicU64::new(0),
             consistency_refusals: AtomicU64::new(0),
+            client_tokens: Mutex::new(BTreeMap::new()),
+            token_answers: AtomicU64::new(0),
+            lagging_since: Mutex::new(BTreeMap::new()),
+            lagging_answers: AtomicU64::new(0),
         });
         let accepting = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -274,6 +303,16 @@ impl FaultProxy {
     /// EC2 requests answered as if a new VPC were not visible yet.
     pub fn consistency_refusals(&self) -> u64 {
         self.shared.consistency_refusals.load(Ordering::SeqCst)
+    }
+
+    /// EC2 requests answered from an earlier answer to their `ClientToken`.
+    pub fn token_answers(&self) -> u64 {
+        self.shared.token_answers.load(Ordering::SeqCst)
+    }
+
+    /// Filtered describes answered with an empty listing because it lagged a create.
+    pub fn lagging_answers(&self) -> u64 {
+        self.shared.lagging_answers.load(Ordering::SeqCst)
     }
 
     /// Auto Scaling requests refused because an instance profile was still propagating.
@@ -517,21 +556,23 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             body: &body,
         };
         let path = target.split('?').next().unwrap_or_default();
+        let action = request.form_field("Action");
         let lose_this = shared
             .config
             .lose_first_answer_to
-            .is_some_and(|suffix| path.ends_with(suffix))
+            .is_some_and(|named| path.ends_with(named) || action.as_deref() == Some(named))
             && !shared.first_answer_lost.swap(true, Ordering::SeqCst);
-        let action = request.form_field("Action");
         let response = if let Some(refusal) = shared.propagating(&request, action.as_deref()) {
             refusal
         } else if let Some(unseen) = shared.vpc_not_yet_visible(action.as_deref()) {
             unseen
+        } else if let Some(unlisted) = shared.listing_lags(&request, action.as_deref()) {
+            unlisted
         } else if let Some(refused) = shared.interfaces_linger(action.as_deref()) {
             refused
         } else if lose_this {
             let number = shared.faults.fetch_add(1, Ordering::SeqCst);
-            if forward(&request, &shared.upstream).is_ok()
+            if shared.forward(&request, action.as_deref()).is_ok()
                 && let Ok(mut lost) = shared.lost.lock()
             {
                 *lost.entry(request.operation()).or_default() += 1;
@@ -540,14 +581,14 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
         } else if !target.starts_with("/moto-api") && shared.fault_now() {
             let number = shared.faults.fetch_add(1, Ordering::SeqCst);
             if shared.config.lose_answers
-                && forward(&request, &shared.upstream).is_ok()
+                && shared.forward(&request, action.as_deref()).is_ok()
                 && let Ok(mut lost) = shared.lost.lock()
             {
                 *lost.entry(request.operation()).or_default() += 1;
             }
             injected_error(&request, number)
         } else {
-            let response = match forward(&request, &shared.upstream) {
+            let response = match shared.forward(&request, action.as_deref()) {
                 Ok(response) => response,
                 Err(error) => {
                     eprintln!("fault proxy: {method} {target} upstream failed: {error}");
@@ -591,6 +632,76 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
 }
 
 impl Shared {
+    /// Forwards `request`, as EC2 would take it: an answered `ClientToken` is not forwarded
+    /// again (see the module documentation).
+    fn forward(&self, request: &Request<'_>, action: Option<&str>) -> io::Result<Response> {
+        let answer = self.forward_once(request, action)?;
+        if let Some(listing) = match action {
+            Some("CreateNatGateway") => Some("DescribeNatGateways"),
+            Some("CreateRouteTable") => Some("DescribeRouteTables"),
+            _ => None,
+        } && let Ok(mut lagging) = self.lagging_since.lock()
+        {
+            lagging.insert(listing, std::time::Instant::now());
+        }
+        Ok(answer)
+    }
+
+    fn forward_once(&self, request: &Request<'_>, action: Option<&str>) -> io::Result<Response> {
+        let token = match (action, request.protocol()) {
+            (Some(action), Protocol::Ec2Query) => request
+                .form_field("ClientToken")
+                .map(|token| (action.to_string(), token)),
+            _ => None,
+        };
+        let Some(token) = token else {
+            return forward(request, &self.upstream);
+        };
+        // Held while forwarding: a second request with the token waits for the first's answer.
+        let mut tokens = self
+            .client_tokens
+            .lock()
+            .map_err(|_| bad("client token table poisoned"))?;
+        if let Some((body, answer)) = tokens.get(&token) {
+            let number = self.token_answers.fetch_add(1, Ordering::SeqCst);
+            if body.as_slice() == request.body {
+                return Ok(answer.clone());
+            }
+            return Ok(ec2_error(
+                "IdempotentParameterMismatch",
+                "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
+                &format!("fault-proxy-token-{number}"),
+            ));
+        }
+        let answer = forward(request, &self.upstream)?;
+        if answer.status_line.split_whitespace().nth(1) == Some("200") {
+            tokens.insert(token, (request.body.to_vec(), answer.clone()));
+        }
+        Ok(answer)
+    }
+
+    /// An empty listing for a filtered describe that lags a create of its kind.
+    fn listing_lags(&self, request: &Request<'_>, action: Option<&str>) -> Option<Response> {
+        let (action, set) = match action? {
+            "DescribeNatGateways" => ("DescribeNatGateways", "natGatewaySet"),
+            "DescribeRouteTables" => ("DescribeRouteTables", "routeTableSet"),
+            _ => return None,
+        };
+        if !request.body_text().contains("Filter.") {
+            return None;
+        }
+        let since = *self.lagging_since.lock().ok()?.get(action)?;
+        if since.elapsed() >= self.config.listing_lag {
+            return None;
+        }
+        let number = self.lagging_answers.fetch_add(1, Ordering::SeqCst);
+        Some(ec2_listing(
+            action,
+            set,
+            &format!("fault-proxy-lag-{number}"),
+        ))
+    }
+
     /// EC2's refusal while the network interfaces of a deleted load balancer or NAT gateway
     /// still exist.
     fn interfaces_linger(&self, action: Option<&str>) -> Option<Response> {
@@ -627,17 +738,7 @@ impl Shared {
                 "The vpc ID does not exist",
                 &request_id,
             )),
-            "DescribeVpcs" => Some(Response {
-                status_line: "HTTP/1.1 200 OK".to_string(),
-                headers: vec![("Content-Type".into(), "text/xml;charset=UTF-8".into())],
-                body: format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeVpcsResponse \
-                     xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>{request_id}\
-                     </requestId><vpcSet/></DescribeVpcsResponse>"
-                )
-                .into_bytes(),
-                bodiless: false,
-            }),
+            "DescribeVpcs" => Some(ec2_listing("DescribeVpcs", "vpcSet", &request_id)),
             _ => {
                 self.consistency_refusals.fetch_sub(1, Ordering::SeqCst);
                 None
@@ -765,6 +866,7 @@ impl Request<'_> {
     }
 }
 
+#[derive(Clone)]
 struct Response {
     status_line: String,
     headers: Vec<(String, String)>,
@@ -872,6 +974,21 @@ fn status_of(start: &str) -> io::Result<u16> {
 }
 
 /// An EC2 client error (400), as EC2 sends it.
+/// An EC2 describe's answer that lists nothing.
+fn ec2_listing(action: &str, set: &str, request_id: &str) -> Response {
+    Response {
+        status_line: "HTTP/1.1 200 OK".to_string(),
+        headers: vec![("Content-Type".into(), "text/xml;charset=UTF-8".into())],
+        body: format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{action}Response \
+             xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>{request_id}\
+             </requestId><{set}/></{action}Response>"
+        )
+        .into_bytes(),
+        bodiless: false,
+    }
+}
+
 fn ec2_error(code: &str, message: &str, request_id: &str) -> Response {
     Response {
         status_line: "HTTP/1.1 400 Bad Request".to_string(),
