@@ -39,7 +39,9 @@
 //! created, describes of that kind by filter (not by id) do not list anything: AWS's
 //! describes are eventually consistent, so a lookup by tag right after a create can miss it.
 //!
-//! Always, as EC2 does: a request with a `ClientToken` it has answered before gets that
+//! Always, as EC2 does: `DeleteSecurityGroup` of a group another group's rule (inbound or
+//! outbound) refers to answers `DependencyViolation` ("resource sg-… has a dependent
+//! object"); the emulator deletes it anyway. And a request with a `ClientToken` it has answered before gets that
 //! answer again without being forwarded (nothing new is made), and the same token with other
 //! parameters gets `IdempotentParameterMismatch` ("Ensuring idempotency in Amazon EC2 API
 //! requests", EC2 developer guide); the emulator ignores tokens.
@@ -570,6 +572,8 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             unlisted
         } else if let Some(refused) = shared.interfaces_linger(action.as_deref()) {
             refused
+        } else if let Some(refused) = shared.group_referenced(&request, action.as_deref()) {
+            refused
         } else if lose_this {
             let number = shared.faults.fetch_add(1, Ordering::SeqCst);
             if shared.forward(&request, action.as_deref()).is_ok()
@@ -678,6 +682,40 @@ impl Shared {
             tokens.insert(token, (request.body.to_vec(), answer.clone()));
         }
         Ok(answer)
+    }
+
+    /// EC2's refusal to delete a group that another group's rule refers to.
+    fn group_referenced(&self, request: &Request<'_>, action: Option<&str>) -> Option<Response> {
+        if action? != "DeleteSecurityGroup" {
+            return None;
+        }
+        let group = request.form_field("GroupId")?;
+        let referring = ["ip-permission.group-id", "egress.ip-permission.group-id"]
+            .iter()
+            .flat_map(|filter| {
+                let body = format!(
+                    "Action=DescribeSecurityGroups&Version=2016-11-15&Filter.1.Name={filter}\
+                     &Filter.1.Value.1={group}"
+                );
+                let describe = Request {
+                    method: "POST",
+                    target: "/",
+                    head: request.head,
+                    body: body.as_bytes(),
+                };
+                forward(&describe, &self.upstream)
+                    .map(|answer| top_level_group_ids(&String::from_utf8_lossy(&answer.body)))
+                    .unwrap_or_default()
+            })
+            .any(|referrer| referrer != group);
+        referring.then(|| {
+            let number = self.dependency_refusals.fetch_add(1, Ordering::SeqCst);
+            ec2_error(
+                "DependencyViolation",
+                &format!("resource {group} has a dependent object"),
+                &format!("fault-proxy-dependency-{number}"),
+            )
+        })
     }
 
     /// An empty listing for a filtered describe that lags a create of its kind.
@@ -974,6 +1012,33 @@ fn status_of(start: &str) -> io::Result<u16> {
 }
 
 /// An EC2 client error (400), as EC2 sends it.
+/// The ids of the groups a `DescribeSecurityGroups` answer lists (not the groups their rules
+/// name): the `groupId` directly inside each outermost `item`.
+fn top_level_group_ids(xml: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut depth = 0usize;
+    let mut rest = xml;
+    while let Some(at) = rest.find('<') {
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("<item>") {
+            depth += 1;
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("</item>") {
+            depth = depth.saturating_sub(1);
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("<groupId>") {
+            let end = after.find('<').unwrap_or(after.len());
+            if depth == 1 {
+                ids.push(after[..end].to_string());
+            }
+            rest = &after[end..];
+        } else {
+            rest = &rest[1..];
+        }
+    }
+    ids
+}
+
 /// An EC2 describe's answer that lists nothing.
 fn ec2_listing(action: &str, set: &str, request_id: &str) -> Response {
     Response {

@@ -1,11 +1,15 @@
 //! Finding what is still tagged as the cluster's: one listing per kind (a tag-filtered
-//! describe where the API has one), with the ownership tag checked again on every result.
+//! describe where the API has one, every page of it), with the ownership tag checked again on
+//! every result.
+
+use std::time::Duration;
 
 use aws_sdk_autoscaling::types::Filter as GroupFilter;
 use aws_sdk_ec2::types::Filter;
+use futures_util::future::join_all;
 
-use super::{Found, LeftoverKind, LeftoverKind::Instance, LeftoverKind::Resource};
-use crate::apply::ProvisionError;
+use super::{Found, LeftoverKind, LeftoverKind::Instance, LeftoverKind::Resource, PHASES};
+use crate::apply::{ErrorClass, ProvisionError};
 use crate::aws::errors::AwsResultExt;
 use crate::aws::{Context, ec2, iam};
 use crate::graph::ResourceKind;
@@ -17,66 +21,70 @@ fn owned_filter(context: &Context) -> Filter {
 
 type Listing = Result<Vec<Found>, ProvisionError>;
 
-/// Everything tagged as this cluster's, by kind; kinds that could not be listed apart.
+/// Tries of a listing that fails transiently (throttled, a 5xx) before its kind is reported
+/// as unlisted, and the pause before the second; each next pause is twice as long.
+const LISTING_TRIES: u32 = 4;
+const FIRST_LISTING_PAUSE: Duration = Duration::from_millis(500);
+
+/// Everything tagged as this cluster's, by kind (all kinds listed at once); kinds that could
+/// not be listed apart.
 pub(super) async fn discover(
     context: &Context,
 ) -> (Vec<Found>, Vec<(LeftoverKind, ProvisionError)>) {
-    let listings: [(LeftoverKind, Listing); 15] = [
-        (
-            Resource(ResourceKind::AutoscalingGroup),
-            auto_scaling_groups(context).await,
-        ),
-        (Instance, instances(context).await),
-        (
-            Resource(ResourceKind::LoadBalancer),
-            load_balancers(context).await,
-        ),
-        (
-            Resource(ResourceKind::TargetGroup),
-            target_groups(context).await,
-        ),
-        (
-            Resource(ResourceKind::LaunchTemplate),
-            launch_templates(context).await,
-        ),
-        (Resource(ResourceKind::KeyPair), key_pairs(context).await),
-        (
-            Resource(ResourceKind::NatGateway),
-            nat_gateways(context).await,
-        ),
-        (
-            Resource(ResourceKind::ElasticIp),
-            elastic_ips(context).await,
-        ),
-        (
-            Resource(ResourceKind::InternetGateway),
-            internet_gateways(context).await,
-        ),
-        (
-            Resource(ResourceKind::RouteTable),
-            route_tables(context).await,
-        ),
-        (Resource(ResourceKind::Subnet), subnets(context).await),
-        (
-            Resource(ResourceKind::SecurityGroup),
-            security_groups(context).await,
-        ),
-        (Resource(ResourceKind::Vpc), vpcs(context).await),
-        (
-            Resource(ResourceKind::IamInstanceProfile),
-            instance_profiles(context).await,
-        ),
-        (Resource(ResourceKind::IamRole), roles(context).await),
-    ];
+    let listings = join_all(PHASES.iter().map(|kind| listed(context, *kind))).await;
     let mut found = Vec::new();
     let mut unlisted = Vec::new();
-    for (kind, listing) in listings {
+    for (kind, listing) in PHASES.into_iter().zip(listings) {
         match listing {
             Ok(listed) => found.extend(listed),
             Err(error) => unlisted.push((kind, error)),
         }
     }
     (found, unlisted)
+}
+
+/// One kind's listing, tried again while it fails transiently: the sweep's clients have the
+/// SDK's retries off, like every rafter client.
+async fn listed(context: &Context, kind: LeftoverKind) -> Listing {
+    let mut pause = FIRST_LISTING_PAUSE;
+    let mut tries = 1;
+    loop {
+        match list(context, kind).await {
+            Err(error) if error.class == ErrorClass::Transient && tries < LISTING_TRIES => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                tries += 1;
+            }
+            listing => return listing,
+        }
+    }
+}
+
+async fn list(context: &Context, kind: LeftoverKind) -> Listing {
+    let kind = match kind {
+        Instance => return instances(context).await,
+        Resource(kind) => kind,
+    };
+    match kind {
+        ResourceKind::AutoscalingGroup => auto_scaling_groups(context).await,
+        ResourceKind::LoadBalancer => load_balancers(context).await,
+        ResourceKind::TargetGroup => target_groups(context).await,
+        ResourceKind::LaunchTemplate => launch_templates(context).await,
+        ResourceKind::KeyPair => key_pairs(context).await,
+        ResourceKind::NatGateway => nat_gateways(context).await,
+        ResourceKind::ElasticIp => elastic_ips(context).await,
+        ResourceKind::InternetGateway => internet_gateways(context).await,
+        ResourceKind::RouteTable => route_tables(context).await,
+        ResourceKind::Subnet => subnets(context).await,
+        ResourceKind::SecurityGroup => security_groups(context).await,
+        ResourceKind::Vpc => vpcs(context).await,
+        ResourceKind::IamInstanceProfile => instance_profiles(context).await,
+        ResourceKind::IamRole => roles(context).await,
+        other => Err(ProvisionError::permanent(
+            "RafterModel",
+            format!("the sweep has no listing of {}", other.type_name()),
+        )),
+    }
 }
 
 fn ec2_owned(tags: &[aws_sdk_ec2::types::Tag], context: &Context) -> bool {
@@ -88,38 +96,40 @@ async fn auto_scaling_groups(context: &Context) -> Listing {
         .name(format!("tag:{CLUSTER_TAG}"))
         .values(&context.cluster)
         .build();
-    context.calls.read("autoscaling");
-    let listed = context
+    let mut pages = context
         .autoscaling
         .describe_auto_scaling_groups()
         .filters(filter)
-        .send()
-        .await
-        .aws()?;
-    Ok(listed
-        .auto_scaling_groups()
-        .iter()
-        .filter(|group| {
-            group
-                .tags()
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        context.calls.read("autoscaling");
+        found.extend(
+            page.aws()?
+                .auto_scaling_groups()
                 .iter()
-                .any(|tag| tag.key() == Some(CLUSTER_TAG) && tag.value() == Some(&context.cluster))
-        })
-        .filter_map(|group| {
-            Some(Found {
-                going: group.status().is_some(), // "Delete in progress"
-                ..Found::new(
-                    ResourceKind::AutoscalingGroup,
-                    group.auto_scaling_group_name()?,
-                )
-            })
-        })
-        .collect())
+                .filter(|group| {
+                    group.tags().iter().any(|tag| {
+                        tag.key() == Some(CLUSTER_TAG) && tag.value() == Some(&context.cluster)
+                    })
+                })
+                .filter_map(|group| {
+                    Some(Found {
+                        going: group.status().is_some(), // "Delete in progress"
+                        ..Found::new(
+                            ResourceKind::AutoscalingGroup,
+                            group.auto_scaling_group_name()?,
+                        )
+                    })
+                }),
+        );
+    }
+    Ok(found)
 }
 
 async fn instances(context: &Context) -> Listing {
-    context.calls.read("ec2");
-    let listed = context
+    let mut pages = context
         .ec2
         .describe_instances()
         .filters(owned_filter(context))
@@ -133,25 +143,30 @@ async fn instances(context: &Context) -> Listing {
                 .values("shutting-down")
                 .build(),
         )
-        .send()
-        .await
-        .aws()?;
-    Ok(listed
-        .reservations()
-        .iter()
-        .flat_map(|reservation| reservation.instances())
-        .filter(|instance| ec2_owned(instance.tags(), context))
-        .filter_map(|instance| {
-            let going = instance
-                .state()
-                .and_then(|state| state.name())
-                .is_some_and(|name| name.as_str() == "shutting-down");
-            Some(Found {
-                going,
-                ..Found::of(Instance, instance.instance_id()?)
-            })
-        })
-        .collect())
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        context.calls.read("ec2");
+        found.extend(
+            page.aws()?
+                .reservations()
+                .iter()
+                .flat_map(|reservation| reservation.instances())
+                .filter(|instance| ec2_owned(instance.tags(), context))
+                .filter_map(|instance| {
+                    let going = instance
+                        .state()
+                        .and_then(|state| state.name())
+                        .is_some_and(|name| name.as_str() == "shutting-down");
+                    Some(Found {
+                        going,
+                        ..Found::of(Instance, instance.instance_id()?)
+                    })
+                }),
+        );
+    }
+    Ok(found)
 }
 
 /// ARNs among `arns` that carry this cluster's tag (ELBv2 describes tags 20 at a time).
@@ -244,28 +259,34 @@ async fn target_groups(context: &Context) -> Listing {
         .collect())
 }
 
-async fn launch_templates(context: &Context) -> Listing {
-    context.calls.read("ec2");
-    let listed = context
-        .ec2
-        .describe_launch_templates()
-        .filters(owned_filter(context))
-        .send()
-        .await
-        .aws()?;
-    Ok(listed
-        .launch_templates()
-        .iter()
-        .filter(|template| ec2_owned(template.tags(), context))
-        .filter_map(|template| {
-            Some(Found::new(
-                ResourceKind::LaunchTemplate,
-                template.launch_template_id()?,
-            ))
-        })
-        .collect())
+/// Every page of a tag-filtered EC2 describe, each result checked again with `found`.
+macro_rules! ec2_pages {
+    ($context:expr, $request:expr, $items:ident, $found:expr) => {{
+        let mut pages = $request.into_paginator().send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            $context.calls.read("ec2");
+            found.extend(page.aws()?.$items().iter().filter_map($found));
+        }
+        Ok(found)
+    }};
 }
 
+async fn launch_templates(context: &Context) -> Listing {
+    let request = context
+        .ec2
+        .describe_launch_templates()
+        .filters(owned_filter(context));
+    ec2_pages!(context, request, launch_templates, |template| {
+        ec2_owned(template.tags(), context).then_some(())?;
+        Some(Found::new(
+            ResourceKind::LaunchTemplate,
+            template.launch_template_id()?,
+        ))
+    })
+}
+
+/// Key pairs and addresses are listed in one answer (their describes have no pages).
 async fn key_pairs(context: &Context) -> Listing {
     context.calls.read("ec2");
     let listed = context
@@ -284,29 +305,21 @@ async fn key_pairs(context: &Context) -> Listing {
 }
 
 async fn nat_gateways(context: &Context) -> Listing {
-    context.calls.read("ec2");
-    let listed = context
+    let request = context
         .ec2
         .describe_nat_gateways()
-        .filter(owned_filter(context))
-        .send()
-        .await
-        .aws()?;
-    Ok(listed
-        .nat_gateways()
-        .iter()
-        .filter(|gateway| ec2_owned(gateway.tags(), context))
-        .filter_map(|gateway| {
-            let state = gateway.state().map(|state| state.as_str()).unwrap_or("");
-            if matches!(state, "deleted" | "failed") {
-                return None;
-            }
-            Some(Found {
-                going: state == "deleting",
-                ..Found::new(ResourceKind::NatGateway, gateway.nat_gateway_id()?)
-            })
+        .filter(owned_filter(context));
+    ec2_pages!(context, request, nat_gateways, |gateway| {
+        ec2_owned(gateway.tags(), context).then_some(())?;
+        let state = gateway.state().map(|state| state.as_str()).unwrap_or("");
+        if matches!(state, "deleted" | "failed") {
+            return None;
+        }
+        Some(Found {
+            going: state == "deleting",
+            ..Found::new(ResourceKind::NatGateway, gateway.nat_gateway_id()?)
         })
-        .collect())
+    })
 }
 
 async fn elastic_ips(context: &Context) -> Listing {
@@ -332,102 +345,69 @@ async fn elastic_ips(context: &Context) -> Listing {
 }
 
 async fn internet_gateways(context: &Context) -> Listing {
-    context.calls.read("ec2");
-    let listed = context
+    let request = context
         .ec2
         .describe_internet_gateways()
-        .filters(owned_filter(context))
-        .send()
-        .await
-        .aws()?;
-    Ok(listed
-        .internet_gateways()
-        .iter()
-        .filter(|gateway| ec2_owned(gateway.tags(), context))
-        .filter_map(|gateway| {
-            Some(Found::new(
-                ResourceKind::InternetGateway,
-                gateway.internet_gateway_id()?,
-            ))
-        })
-        .collect())
+        .filters(owned_filter(context));
+    ec2_pages!(context, request, internet_gateways, |gateway| {
+        ec2_owned(gateway.tags(), context).then_some(())?;
+        Some(Found::new(
+            ResourceKind::InternetGateway,
+            gateway.internet_gateway_id()?,
+        ))
+    })
 }
 
 async fn route_tables(context: &Context) -> Listing {
-    context.calls.read("ec2");
-    let listed = context
+    let request = context
         .ec2
         .describe_route_tables()
-        .filters(owned_filter(context))
-        .send()
-        .await
-        .aws()?;
-    Ok(listed
-        .route_tables()
-        .iter()
-        .filter(|table| ec2_owned(table.tags(), context))
+        .filters(owned_filter(context));
+    ec2_pages!(context, request, route_tables, |table| {
+        ec2_owned(table.tags(), context).then_some(())?;
         // A VPC's main table goes with the VPC.
-        .filter(|table| !table.associations().iter().any(|a| a.main() == Some(true)))
-        .filter_map(|table| {
-            Some(Found::new(
-                ResourceKind::RouteTable,
-                table.route_table_id()?,
-            ))
-        })
-        .collect())
+        if table.associations().iter().any(|a| a.main() == Some(true)) {
+            return None;
+        }
+        Some(Found::new(
+            ResourceKind::RouteTable,
+            table.route_table_id()?,
+        ))
+    })
 }
 
 async fn subnets(context: &Context) -> Listing {
-    context.calls.read("ec2");
-    let listed = context
+    let request = context
         .ec2
         .describe_subnets()
-        .filters(owned_filter(context))
-        .send()
-        .await
-        .aws()?;
-    Ok(listed
-        .subnets()
-        .iter()
-        .filter(|subnet| ec2_owned(subnet.tags(), context))
-        .filter_map(|subnet| Some(Found::new(ResourceKind::Subnet, subnet.subnet_id()?)))
-        .collect())
+        .filters(owned_filter(context));
+    ec2_pages!(context, request, subnets, |subnet| {
+        ec2_owned(subnet.tags(), context).then_some(())?;
+        Some(Found::new(ResourceKind::Subnet, subnet.subnet_id()?))
+    })
 }
 
 async fn security_groups(context: &Context) -> Listing {
-    context.calls.read("ec2");
-    let listed = context
+    let request = context
         .ec2
         .describe_security_groups()
-        .filters(owned_filter(context))
-        .send()
-        .await
-        .aws()?;
-    Ok(listed
-        .security_groups()
-        .iter()
-        .filter(|group| ec2_owned(group.tags(), context))
+        .filters(owned_filter(context));
+    ec2_pages!(context, request, security_groups, |group| {
+        ec2_owned(group.tags(), context).then_some(())?;
         // A VPC's default group goes with the VPC.
-        .filter(|group| group.group_name() != Some("default"))
-        .filter_map(|group| Some(Found::new(ResourceKind::SecurityGroup, group.group_id()?)))
-        .collect())
+        if group.group_name() == Some("default") {
+            return None;
+        }
+        Some(Found::new(ResourceKind::SecurityGroup, group.group_id()?))
+    })
 }
 
 async fn vpcs(context: &Context) -> Listing {
-    context.calls.read("ec2");
-    let listed = context
-        .ec2
-        .describe_vpcs()
-        .filters(owned_filter(context))
-        .send()
-        .await
-        .aws()?;
-    Ok(listed
-        .vpcs()
-        .iter()
-        .filter(|vpc| ec2_owned(vpc.tags(), context))
-        .filter_map(|vpc| Some(Found::new(ResourceKind::Vpc, vpc.vpc_id()?)))
-        .collect())
+    let request = context.ec2.describe_vpcs().filters(owned_filter(context));
+    ec2_pages!(context, request, vpcs, |vpc| {
+        ec2_owned(vpc.tags(), context).then_some(())?;
+        Some(Found::new(ResourceKind::Vpc, vpc.vpc_id()?))
+    })
 }
 
 /// IAM lists without tags: names shaped like this cluster's are candidates, and each is

@@ -17,7 +17,7 @@ use futures_util::future::join_all;
 
 use super::errors::still_in_use;
 use super::{AwsProvisioner, outputs};
-use crate::apply::{ProvisionError, Provisioner};
+use crate::apply::{ErrorClass, ProvisionError, Provisioner};
 use crate::graph::{Address, ResourceKind};
 use crate::plan::RecordedResource;
 use discover::discover;
@@ -45,7 +45,7 @@ impl LeftoverKind {
 use LeftoverKind::{Instance, Resource};
 
 /// Kinds in the order they are deleted: whatever holds on to another goes first.
-const PHASES: [LeftoverKind; 15] = [
+pub(super) const PHASES: [LeftoverKind; 15] = [
     Resource(ResourceKind::AutoscalingGroup),
     Instance,
     Resource(ResourceKind::LoadBalancer),
@@ -188,14 +188,20 @@ impl AwsProvisioner {
             // still going (the network interfaces of a deleted load balancer or NAT gateway
             // linger for minutes, so their subnets, groups and VPC answer
             // `DependencyViolation`): worth more rounds, as kops keeps going while any
-            // dependency is still disappearing. Other failures, and kinds that could not be
-            // listed, do not keep the sweep going: with no network or no credentials it
-            // should say so at once, not after minutes.
+            // dependency is still disappearing. So do kinds that could not be listed for
+            // now (throttled, a 5xx after the listing's own tries) while others could. Other
+            // failures do not keep the sweep going, nor does a round where nothing could be
+            // listed: with no network or no credentials it should say so at once.
             if progress {
                 last_progress = Instant::now();
             }
-            let settling =
-                last_progress.elapsed() < policy.settle && errors.values().any(still_in_use);
+            let listing_blips = !unlisted.is_empty()
+                && unlisted.len() < PHASES.len()
+                && unlisted
+                    .iter()
+                    .all(|(_, error)| error.class == ErrorClass::Transient);
+            let settling = last_progress.elapsed() < policy.settle
+                && (errors.values().any(still_in_use) || listing_blips);
             let waiting = found.iter().any(|found| found.going) || settling;
             let nothing_left = errors.is_empty() && !waiting && unlisted.is_empty();
             if nothing_left || (!progress && !waiting) || started.elapsed() >= policy.deadline {

@@ -53,8 +53,9 @@ pub(super) async fn disassociate_route_table(
     Ok(())
 }
 
-/// A group another group's rule refers to cannot be deleted: drop this group's rules that
-/// refer to groups, so the cluster's groups can go in any order.
+/// A group another group's rule refers to cannot be deleted (`DependencyViolation`): drop
+/// this group's rules, inbound and outbound, that refer to groups, so the cluster's groups
+/// can go in any order.
 pub(super) async fn revoke_group_references(
     context: &Context,
     id: &str,
@@ -67,10 +68,41 @@ pub(super) async fn revoke_group_references(
         .send()
         .await
         .aws()?;
-    let referring: Vec<IpPermission> = described
-        .security_groups()
-        .iter()
-        .flat_map(|group| group.ip_permissions())
+    let groups = described.security_groups();
+    let inbound = referring(groups.iter().flat_map(|group| group.ip_permissions()));
+    let outbound = referring(
+        groups
+            .iter()
+            .flat_map(|group| group.ip_permissions_egress()),
+    );
+    if !inbound.is_empty() {
+        context.calls.write("ec2");
+        context
+            .ec2
+            .revoke_security_group_ingress()
+            .group_id(id)
+            .set_ip_permissions(Some(inbound))
+            .send()
+            .await
+            .aws()?;
+    }
+    if !outbound.is_empty() {
+        context.calls.write("ec2");
+        context
+            .ec2
+            .revoke_security_group_egress()
+            .group_id(id)
+            .set_ip_permissions(Some(outbound))
+            .send()
+            .await
+            .aws()?;
+    }
+    Ok(())
+}
+
+/// The rules among `permissions` that refer to other groups, as a revoke takes them.
+fn referring<'a>(permissions: impl Iterator<Item = &'a IpPermission>) -> Vec<IpPermission> {
+    permissions
         .filter(|permission| !permission.user_id_group_pairs().is_empty())
         .map(|permission| {
             IpPermission::builder()
@@ -80,20 +112,7 @@ pub(super) async fn revoke_group_references(
                 .set_user_id_group_pairs(Some(permission.user_id_group_pairs().to_vec()))
                 .build()
         })
-        .collect();
-    if referring.is_empty() {
-        return Ok(());
-    }
-    context.calls.write("ec2");
-    context
-        .ec2
-        .revoke_security_group_ingress()
-        .group_id(id)
-        .set_ip_permissions(Some(referring))
-        .send()
-        .await
-        .aws()
-        .map(drop)
+        .collect()
 }
 
 /// A role with inline policies cannot be deleted.
