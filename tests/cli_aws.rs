@@ -497,3 +497,86 @@ async fn delete_sweeps_by_tag_what_a_lost_state_file_no_longer_knows() {
     assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
     assert!(cli.state_object(name, "config.yaml").await.is_none());
 }
+
+/// An instance type a zone does not offer (the emulator carries AWS's offerings: `c8a.large`
+/// is not in eu-west-1c) is refused before anything is stored or created, naming the group,
+/// the zone and the zones that would work.
+#[tokio::test]
+async fn an_instance_type_a_zone_does_not_offer_is_refused_before_anything_is_made() {
+    let cli = Cli::new("unoffered").await;
+    let name = "unoffered.example.com";
+    let mut create = cli.create_args(name);
+    for zone in create.iter_mut() {
+        if *zone == "eu-west-1a" {
+            *zone = "eu-west-1c";
+        }
+    }
+    create.extend(["--node-size", "c8a.large", "--yes"]);
+    let refused = cli.run(&create);
+    let log = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(3), "{log}");
+    assert!(
+        log.contains(
+            "nodes-workers.unoffered.example.com: instance type c8a.large is not offered in \
+             eu-west-1c (it is in eu-west-1a, eu-west-1b)"
+        ),
+        "{log}"
+    );
+    assert!(
+        !log.contains("control-plane-eu-west-1c"),
+        "t3.medium is offered: {log}"
+    );
+    assert!(cli.state_object(name, "config.yaml").await.is_none());
+    assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
+}
+
+/// `create --yes` waits for the groups' instances. When Auto Scaling cannot launch them
+/// (the proxy answers as AWS does when a zone has no capacity), the run fails after its
+/// `--capacity-timeout`, naming each group short of instances and AWS's reason, and releases
+/// the lock; once capacity is there, `update --yes` waits and succeeds.
+#[tokio::test]
+async fn create_waits_for_instances_and_names_what_aws_could_not_launch() {
+    let cli = Cli::new("capacity").await;
+    let name = "capacity.example.com";
+    let proxy = common::proxy::FaultProxy::start(
+        &common::moto::moto().endpoint,
+        common::proxy::FaultConfig {
+            insufficient_capacity: Some(("t3.medium", "eu-west-1a")),
+            ..Default::default()
+        },
+    );
+    let mut create = cli.create_args(name);
+    create.extend(["--yes", "--capacity-timeout", "2s"]);
+    let short = cli
+        .command(&create)
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .output()
+        .unwrap();
+    let log = stderr(&short);
+    assert_eq!(short.status.code(), Some(1), "{log}");
+    assert!(log.contains("+ aws_vpc.main created"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "control-plane-eu-west-1a.{name}: 0 of 1 instance(s) in service; the last launch \
+             failed: We currently do not have sufficient t3.medium capacity in the Availability \
+             Zone you requested (eu-west-1a)"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("nodes-workers.{name}: 0 of")),
+        "{log}"
+    );
+    assert!(cli.state_object(name, "lock").await.is_none(), "{log}");
+
+    let updated = cli.run(&["update", "cluster", name, "--yes"]);
+    let log = stderr(&updated);
+    assert!(updated.status.success(), "{log}");
+    assert!(
+        log.contains("Every group has its instances in service."),
+        "{log}"
+    );
+
+    let deleted = cli.run(&["delete", "cluster", name, "--yes"]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+}

@@ -7,6 +7,7 @@
 
 pub mod attrs;
 pub mod calls;
+pub mod capacity;
 pub mod compute;
 pub mod dns;
 pub mod ec2;

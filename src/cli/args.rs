@@ -152,6 +152,10 @@ pub struct CreateClusterArgs {
     /// Only show the plan: do not store the spec either
     #[arg(long, conflicts_with = "yes")]
     pub dry_run: bool,
+    /// How long `--yes` waits for the auto-scaling groups' instances to be in service
+    /// (e.g. 10m; 0s: do not wait)
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub capacity_timeout: String,
     /// Plan output format
     #[arg(short, long, value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,
@@ -183,6 +187,10 @@ pub struct UpdateClusterArgs {
     /// Break a lock whose lease has run out (a live lock is never broken)
     #[arg(long)]
     pub force_unlock: bool,
+    /// How long `--yes` waits for the auto-scaling groups' instances to be in service
+    /// (e.g. 10m; 0s: do not wait)
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub capacity_timeout: String,
     #[arg(short, long, value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,
     #[command(flatten)]

@@ -85,6 +85,8 @@ pub struct Applied<'a, S: StateStore> {
     /// The records after the apply.
     pub records: Vec<RecordedResource>,
     pub lock: ClusterLock<'a, S>,
+    /// What applied, for what comes after under the same lock.
+    pub provisioner: AwsProvisioner,
 }
 
 /// Applies under the cluster lock, which it takes and hands back held.
@@ -132,6 +134,7 @@ pub async fn apply_with_lock<'a, S: StateStore>(
         report,
         records,
         lock,
+        provisioner,
     })
 }
 
@@ -194,12 +197,14 @@ fn print_summary(report: &ApplyReport, provisioner: &AwsProvisioner) {
 }
 
 /// Publishes the node groups' bundles (once the apply succeeded: the API's address is known
-/// then), releases the lock, then turns a failed apply into a failure.
+/// then), waits up to `capacity_timeout` for the groups' instances, releases the lock, then
+/// turns a failed apply or a group short of instances into a failure.
 pub async fn finish<S: StateStore>(
     store: &ClusterStore<S>,
-    applied: Applied<'_, S>,
+    mut applied: Applied<'_, S>,
     spec: &rafter::spec::Cluster,
     verb: &str,
+    capacity_timeout: Duration,
 ) -> anyhow::Result<()> {
     let cluster = spec.metadata.name.as_str();
     if applied.report.succeeded() {
@@ -221,8 +226,19 @@ pub async fn finish<S: StateStore>(
             }
         );
     }
+    let waited = if applied.report.succeeded() {
+        super::aws_capacity::wait_for_instances(
+            &applied.provisioner,
+            &applied.records,
+            capacity_timeout,
+            &mut applied.lock,
+        )
+        .await
+    } else {
+        Ok(())
+    };
     applied.lock.release().await.map_err(locked)?;
-    failure_of(&applied.report, cluster, verb).map_or(Ok(()), Err)
+    failure_of(&applied.report, cluster, verb).map_or(waited, Err)
 }
 
 /// A failed apply as a failure naming every resource and AWS error code.

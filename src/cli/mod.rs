@@ -4,7 +4,9 @@
 
 mod args;
 mod aws_apply;
+mod aws_capacity;
 mod commands;
+mod durations;
 mod failure;
 mod host_progress;
 mod output;

@@ -11,6 +11,7 @@ pub mod iam;
 pub mod loadbalancer;
 pub mod naming;
 pub mod network;
+pub mod placements;
 pub mod pod_network;
 pub mod security;
 

@@ -39,6 +39,11 @@
 //! created, describes of that kind by filter (not by id) do not list anything: AWS's
 //! describes are eventually consistent, so a lookup by tag right after a create can miss it.
 //!
+//! With [`FaultConfig::insufficient_capacity`] (an instance type and a zone), Auto Scaling
+//! launches nothing: `DescribeAutoScalingGroups` lists no instances in any group, and
+//! `DescribeScalingActivities` answers with a failed launch whose reason is AWS's
+//! `InsufficientInstanceCapacity` text; the emulator launches every instance at once.
+//!
 //! Always, as EC2 does: `DeleteSecurityGroup` of a group another group's rule (inbound or
 //! outbound) refers to answers `DependencyViolation` ("resource sg-… has a dependent
 //! object"); the emulator deletes it anyway. And a request with a `ClientToken` it has answered before gets that
@@ -96,6 +101,9 @@ pub struct FaultConfig {
     /// How long filtered describes of NAT gateways and route tables list nothing after one
     /// was created.
     pub listing_lag: Duration,
+    /// `(instance type, zone)`: no group gets instances, and each one's last launch failed
+    /// for want of that type in that zone.
+    pub insufficient_capacity: Option<(&'static str, &'static str)>,
 }
 
 impl Default for FaultConfig {
@@ -111,6 +119,7 @@ impl Default for FaultConfig {
             ignore_conditions: false,
             lose_first_answer_to: None,
             listing_lag: Duration::ZERO,
+            insufficient_capacity: None,
         }
     }
 }
@@ -570,6 +579,8 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             unseen
         } else if let Some(unlisted) = shared.listing_lags(&request, action.as_deref()) {
             unlisted
+        } else if let Some(failed) = shared.failed_launches(&request, action.as_deref()) {
+            failed
         } else if let Some(refused) = shared.interfaces_linger(action.as_deref()) {
             refused
         } else if let Some(refused) = shared.group_referenced(&request, action.as_deref()) {
@@ -604,6 +615,13 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
                 }
             };
             shared.forwarded.fetch_add(1, Ordering::SeqCst);
+            let response = if shared.config.insufficient_capacity.is_some()
+                && action.as_deref() == Some("DescribeAutoScalingGroups")
+            {
+                without_instances(response)
+            } else {
+                response
+            };
             if action.as_deref() == Some("AddRoleToInstanceProfile")
                 && let Ok(mut changed) = shared.profile_changed.lock()
             {
@@ -715,6 +733,40 @@ impl Shared {
                 &format!("resource {group} has a dependent object"),
                 &format!("fault-proxy-dependency-{number}"),
             )
+        })
+    }
+
+    /// Auto Scaling's record of a launch that failed for want of capacity.
+    fn failed_launches(&self, request: &Request<'_>, action: Option<&str>) -> Option<Response> {
+        let (instance_type, zone) = self.config.insufficient_capacity?;
+        if action? != "DescribeScalingActivities" {
+            return None;
+        }
+        let group = request
+            .form_field("AutoScalingGroupName")
+            .unwrap_or_default()
+            .replace("%2F", "/");
+        let reason = format!(
+            "We currently do not have sufficient {instance_type} capacity in the Availability Zone you requested ({zone}). Our system will be working on provisioning additional capacity. You can currently get {instance_type} capacity by not specifying an Availability Zone in your request or choosing other Availability Zones. Launching EC2 instance failed."
+        );
+        let body = format!(
+            "<DescribeScalingActivitiesResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
+             <DescribeScalingActivitiesResult><Activities><member>\
+             <ActivityId>f9f2d65b-0000-0000-0000-000000000000</ActivityId>\
+             <AutoScalingGroupName>{group}</AutoScalingGroupName>\
+             <Description>Launching a new EC2 instance.  Status Reason: {reason}</Description>\
+             <Cause>At 2026-12-01T00:00:00Z an instance was started in response to a difference between desired and actual capacity, increasing the capacity from 0 to 1.</Cause>\
+             <StartTime>2026-12-01T00:00:01Z</StartTime><EndTime>2026-12-01T00:00:02Z</EndTime>\
+             <StatusCode>Failed</StatusCode><StatusMessage>{reason}</StatusMessage>\
+             <Progress>100</Progress></member></Activities></DescribeScalingActivitiesResult>\
+             <ResponseMetadata><RequestId>fault-proxy-capacity</RequestId></ResponseMetadata>\
+             </DescribeScalingActivitiesResponse>"
+        );
+        Some(Response {
+            status_line: "HTTP/1.1 200 OK".to_string(),
+            headers: vec![("Content-Type".into(), "text/xml".into())],
+            body: body.into_bytes(),
+            bodiless: false,
         })
     }
 
@@ -1012,6 +1064,19 @@ fn status_of(start: &str) -> io::Result<u16> {
 }
 
 /// An EC2 client error (400), as EC2 sends it.
+/// An Auto Scaling groups' listing with every group's instances taken out.
+fn without_instances(mut response: Response) -> Response {
+    let mut body = String::from_utf8_lossy(&response.body).into_owned();
+    while let Some(start) = body.find("<Instances>") {
+        let Some(length) = body[start..].find("</Instances>") else {
+            break;
+        };
+        body.replace_range(start..start + length + "</Instances>".len(), "<Instances/>");
+    }
+    response.body = body.into_bytes();
+    response
+}
+
 /// The ids of the groups a `DescribeSecurityGroups` answer lists (not the groups their rules
 /// name): the `groupId` directly inside each outermost `item`.
 fn top_level_group_ids(xml: &str) -> Vec<String> {

@@ -12,6 +12,8 @@ use crate::cli::args::{CreateClusterArgs, SpecArgs};
 use crate::cli::aws_apply::{
     ApplyRequest, apply_with_lock, aws_region, finish, require_state_in_s3,
 };
+use crate::cli::aws_capacity::check_offerings;
+use crate::cli::durations::wait_duration;
 use crate::cli::failure::{EXIT_CLUSTER_STATE, Failure};
 use crate::cli::ssh_apply::{self, HostRequest};
 use crate::cli::{output, settings};
@@ -43,6 +45,7 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
         ))
         .into());
     }
+    let capacity_timeout = wait_duration(&args.capacity_timeout)?;
     let on_hosts = cluster.spec.provider == Provider::Ssh;
     let region = if args.yes && !on_hosts {
         require_state_in_s3(cluster)?;
@@ -57,6 +60,9 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
     if args.dry_run {
         eprintln!("Dry run: nothing was stored or created.");
         return Ok(());
+    }
+    if let Some(region) = region {
+        check_offerings(name, region, &graph).await?;
     }
     let yaml = spec::to_yaml(cluster)?;
     store
@@ -97,6 +103,7 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
         apply_with_lock(&store, request).await?,
         cluster,
         "create",
+        capacity_timeout,
     )
     .await
 }

@@ -7,16 +7,14 @@ use rafter::kubeconfig::{self, Credential, Entry};
 use rafter::pki::{ClusterPki, LeafSpec};
 use rafter::spec::{Cluster, Provider};
 use rafter::state::{AnyStore, ClusterStore};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::cli::args::ExportKubeconfigArgs;
+use crate::cli::durations::parse_duration;
 use crate::cli::failure::{EXIT_FAILURE, EXIT_USAGE, Failure};
 use crate::cli::settings;
 
 use super::stored_cluster;
-
-/// Longest admin credential: a leaf certificate's lifetime.
-const LONGEST: Duration = Duration::days(365);
 
 pub async fn run(state: Option<&str>, args: ExportKubeconfigArgs) -> anyhow::Result<()> {
     let store = settings::open_store(state).await?;
@@ -137,67 +135,4 @@ async fn api_server(
             ))
             .into()
         })
-}
-
-/// `18h`, `30m`, `7d`, `1h30m`: days, hours, minutes, seconds.
-pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
-    let bad = || {
-        Failure::new(EXIT_USAGE, format!("`{text}` is not a duration"))
-            .hint("write it like 18h, 30m, 7d or 1h30m (at most 365d)")
-    };
-    let mut total = Duration::ZERO;
-    let mut digits = String::new();
-    for character in text.chars() {
-        if character.is_ascii_digit() {
-            digits.push(character);
-            continue;
-        }
-        let count: i64 = digits.parse().map_err(|_| bad())?;
-        digits.clear();
-        let unit_seconds: i64 = match character {
-            'd' => 86_400,
-            'h' => 3_600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(bad().into()),
-        };
-        // Checked: an absurd count is a bad duration, never an overflow.
-        let part = count
-            .checked_mul(unit_seconds)
-            .map(Duration::seconds)
-            .ok_or_else(bad)?;
-        total = total.checked_add(part).ok_or_else(bad)?;
-    }
-    if !digits.is_empty() || total <= Duration::ZERO || total > LONGEST {
-        return Err(bad().into());
-    }
-    Ok(total)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_kops_flags() {
-        assert_eq!(parse_duration("18h").unwrap(), Duration::hours(18));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::minutes(90));
-        assert_eq!(parse_duration("7d").unwrap(), Duration::days(7));
-        for bad in [
-            "",
-            "18",
-            "h",
-            "0h",
-            "-1h",
-            "18x",
-            "400d",
-            "99999999999999999999h",
-            // Each of these panicked once (time's constructors overflow).
-            "106751991167301d",
-            "9223372036854775807d",
-            "9223372036854775807s9223372036854775807s",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -10,8 +10,8 @@ use time::format_description::well_known::Rfc3339;
 use crate::cli::args::GetCredentialsArgs;
 use crate::cli::settings;
 
-use super::export_kubeconfig::parse_duration;
 use super::stored_cluster;
+use crate::cli::durations::parse_duration;
 
 pub async fn run(state: Option<&str>, args: GetCredentialsArgs) -> anyhow::Result<()> {
     let store = settings::open_store(state).await?;

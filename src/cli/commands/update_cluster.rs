@@ -9,6 +9,8 @@ use crate::cli::args::UpdateClusterArgs;
 use crate::cli::aws_apply::{
     ApplyRequest, apply_with_lock, aws_region, finish, require_state_in_s3,
 };
+use crate::cli::aws_capacity::check_offerings;
+use crate::cli::durations::wait_duration;
 use crate::cli::failure::{EXIT_INVALID_SPEC, Failure};
 use crate::cli::ssh_apply::{self, HostRequest};
 use crate::cli::{output, settings};
@@ -73,6 +75,8 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
     if args.yes {
         let region = aws_region(&prepared.cluster)?;
         require_state_in_s3(&prepared.cluster)?;
+        let capacity_timeout = wait_duration(&args.capacity_timeout)?;
+        check_offerings(name, region, &graph).await?;
         if args.file.is_some() {
             store
                 .replace_spec(name, &spec::to_yaml(&prepared.cluster)?)
@@ -92,6 +96,7 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
             apply_with_lock(&store, request).await?,
             &prepared.cluster,
             "update",
+            capacity_timeout,
         )
         .await;
     }
