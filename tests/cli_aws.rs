@@ -580,3 +580,61 @@ async fn create_waits_for_instances_and_names_what_aws_could_not_launch() {
     let deleted = cli.run(&["delete", "cluster", name, "--yes"]);
     assert!(deleted.status.success(), "{}", stderr(&deleted));
 }
+
+/// The state bucket lives in another region than the environment names. S3 refuses requests
+/// signed for the wrong region (the proxy answers as S3 does: 301 with the bucket's region
+/// in `x-amz-bucket-region`); rafter asks the bucket where it is and talks to that region.
+#[tokio::test]
+async fn a_state_bucket_in_another_region_is_found() {
+    let config = aws_sdk_s3::config::Builder::from(&common::moto::sdk_config())
+        .region(aws_sdk_s3::config::Region::new("eu-central-1"))
+        .force_path_style(true)
+        .build();
+    let frankfurt = aws_sdk_s3::Client::from_conf(config);
+    let bucket = format!("rafter-frankfurt-{}", std::process::id());
+    frankfurt
+        .create_bucket()
+        .bucket(&bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuCentral1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let proxy = common::proxy::FaultProxy::start(
+        &common::moto::moto().endpoint,
+        common::proxy::FaultConfig {
+            bucket_regions: true,
+            ..Default::default()
+        },
+    );
+    let cli = Cli {
+        state: format!("s3://{bucket}/state"),
+        bucket: bucket.clone(),
+        ..Cli::new("frankfurt-unused").await
+    };
+    let name = "frankfurt.example.com";
+    let created = cli
+        .command(&cli.create_args(name))
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(cli.state_object(name, "config.yaml").await.is_some());
+
+    // The proxy does refuse a client that does not ask: the test proves something.
+    let eu_west = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&proxy.sdk_config())
+            .force_path_style(true)
+            .build(),
+    );
+    let refused = eu_west
+        .get_object()
+        .bucket(&bucket)
+        .key(format!("state/{name}/config.yaml"))
+        .send()
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+}

@@ -28,6 +28,12 @@ impl S3Store {
     /// A store configured from the standard AWS chain (env, profiles, SSO, IMDS).
     /// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` point it elsewhere (path-style addressing is
     /// used then, as S3-compatible servers and emulators expect).
+    ///
+    /// The bucket may live in another region than the environment names (or than
+    /// `us-east-1`, when it names none): S3 then refuses every request (`301
+    /// PermanentRedirect`, or `400 AuthorizationHeaderMalformed`). One `HeadBucket` asks
+    /// where it is (S3 answers with `x-amz-bucket-region`, even on those errors), and the
+    /// client is made for that region.
     pub async fn from_environment(bucket: &str, prefix: &str) -> Self {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let mut builder = aws_sdk_s3::config::Builder::from(&config);
@@ -39,7 +45,17 @@ impl S3Store {
         if custom_endpoint {
             builder = builder.force_path_style(true);
         }
-        Self::new(Client::from_conf(builder.build()), bucket, prefix)
+        let client = Client::from_conf(builder.clone().build());
+        let configured = client.config().region().map(|region| region.to_string());
+        let client = match bucket_region(&client, bucket).await {
+            Some(region) if Some(&region) != configured.as_ref() => Client::from_conf(
+                builder
+                    .region(aws_sdk_s3::config::Region::new(region))
+                    .build(),
+            ),
+            _ => client,
+        };
+        Self::new(client, bucket, prefix)
     }
 
     fn object_key(&self, key: &str) -> Result<String, StateError> {
@@ -62,6 +78,19 @@ impl S3Store {
             source: Box::new(error),
         }
     }
+}
+
+/// The region S3 says `bucket` is in, from `HeadBucket`'s `x-amz-bucket-region` (sent with
+/// its answer and with its refusals alike); `None` when S3 could not be asked.
+async fn bucket_region(client: &Client, bucket: &str) -> Option<String> {
+    match client.head_bucket().bucket(bucket).send().await {
+        Ok(answer) => answer.bucket_region().map(str::to_string),
+        Err(error) => error
+            .raw_response()
+            .and_then(|response| response.headers().get("x-amz-bucket-region"))
+            .map(str::to_string),
+    }
+    .filter(|region| !region.is_empty())
 }
 
 /// True for S3's answer to a failed `If-Match` / `If-None-Match`.

@@ -44,6 +44,10 @@
 //! `DescribeScalingActivities` answers with a failed launch whose reason is AWS's
 //! `InsufficientInstanceCapacity` text; the emulator launches every instance at once.
 //!
+//! With [`FaultConfig::bucket_regions`], S3 requests signed for another region than their
+//! bucket's are refused as S3 refuses them: `301 PermanentRedirect` with the bucket's region
+//! in `x-amz-bucket-region` (the emulator serves every bucket from every region).
+//!
 //! Always, as EC2 does: `DeleteSecurityGroup` of a group another group's rule (inbound or
 //! outbound) refers to answers `DependencyViolation` ("resource sg-… has a dependent
 //! object"); the emulator deletes it anyway. And a request with a `ClientToken` it has answered before gets that
@@ -104,6 +108,8 @@ pub struct FaultConfig {
     /// `(instance type, zone)`: no group gets instances, and each one's last launch failed
     /// for want of that type in that zone.
     pub insufficient_capacity: Option<(&'static str, &'static str)>,
+    /// Refuse S3 requests signed for another region than the bucket's.
+    pub bucket_regions: bool,
 }
 
 impl Default for FaultConfig {
@@ -120,6 +126,7 @@ impl Default for FaultConfig {
             lose_first_answer_to: None,
             listing_lag: Duration::ZERO,
             insufficient_capacity: None,
+            bucket_regions: false,
         }
     }
 }
@@ -581,6 +588,8 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             unlisted
         } else if let Some(failed) = shared.failed_launches(&request, action.as_deref()) {
             failed
+        } else if let Some(redirect) = shared.wrong_bucket_region(&request) {
+            redirect
         } else if let Some(refused) = shared.interfaces_linger(action.as_deref()) {
             refused
         } else if let Some(refused) = shared.group_referenced(&request, action.as_deref()) {
@@ -734,6 +743,68 @@ impl Shared {
                 &format!("fault-proxy-dependency-{number}"),
             )
         })
+    }
+
+    /// S3's refusal of a request signed for another region than its bucket's.
+    fn wrong_bucket_region(&self, request: &Request<'_>) -> Option<Response> {
+        if !self.config.bucket_regions || request.protocol() != Protocol::S3 {
+            return None;
+        }
+        let (path, query) = request
+            .target
+            .split_once('?')
+            .unwrap_or((request.target, ""));
+        let bucket = path.trim_start_matches('/').split('/').next()?;
+        // Listing buckets, making one, and asking where one is work from any region.
+        let bucket_root = path.trim_start_matches('/').trim_end_matches('/') == bucket;
+        if bucket.is_empty()
+            || query
+                .split('&')
+                .any(|pair| pair == "location" || pair == "location=")
+            || (bucket_root && request.method == "PUT")
+        {
+            return None;
+        }
+        let signed_for = request.signing_region()?;
+        let location = Request {
+            method: "GET",
+            target: &format!("/{bucket}?location"),
+            head: request.head,
+            body: &[],
+        };
+        let answer = forward(&location, &self.upstream).ok()?;
+        let text = String::from_utf8_lossy(&answer.body);
+        let region = text
+            .split("<LocationConstraint")
+            .nth(1)
+            .and_then(|rest| rest.split_once('>'))
+            .map(|(_, rest)| rest.split('<').next().unwrap_or_default())
+            .filter(|region| !region.is_empty())
+            .unwrap_or("us-east-1")
+            .to_string();
+        if region == signed_for {
+            return None;
+        }
+        let mut refusal = Response {
+            status_line: "HTTP/1.1 301 Moved Permanently".to_string(),
+            headers: vec![
+                ("Content-Type".into(), "application/xml".into()),
+                ("x-amz-bucket-region".into(), region.clone()),
+            ],
+            body: format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>PermanentRedirect</Code>\
+                 <Message>The bucket you are attempting to access must be addressed using the \
+                 specified endpoint. Please send all future requests to this endpoint.</Message>\
+                 <Endpoint>{bucket}.s3.{region}.amazonaws.com</Endpoint><Bucket>{bucket}</Bucket>\
+                 <RequestId>fault-proxy-region</RequestId></Error>"
+            )
+            .into_bytes(),
+            bodiless: false,
+        };
+        if request.method == "HEAD" {
+            refusal.body.clear();
+        }
+        Some(refusal)
     }
 
     /// Auto Scaling's record of a launch that failed for want of capacity.
@@ -925,6 +996,14 @@ impl Request<'_> {
         } else {
             Protocol::S3
         }
+    }
+
+    /// The region of the SigV4 credential scope (`Credential=AKID/date/REGION/service/…`).
+    fn signing_region(&self) -> Option<String> {
+        let authorization = self.head.header("authorization")?;
+        let scope = authorization.split("Credential=").nth(1)?;
+        let scope = scope.split([',', ' ']).next()?;
+        scope.split('/').nth(2).map(ToString::to_string)
     }
 
     /// The service of the SigV4 credential scope (`Credential=AKID/date/region/SERVICE/…`).
