@@ -479,7 +479,8 @@ async fn dev_cluster_is_deleted_through_faults() {
 
 /// AWS's first `create --yes` almost always meets this: Auto Scaling refuses a launch
 /// template whose instance profile got its role seconds ago. The proxy answers as AWS does
-/// for two seconds after each `AddRoleToInstanceProfile`; one run still creates every group.
+/// for two seconds after each `AddRoleToInstanceProfile` (and, before that, IAM does not know
+/// a role made a second ago); one run still creates every group.
 #[tokio::test]
 async fn auto_scaling_waits_out_a_new_instance_profile() {
     let name = "faults-profile.example.com";
@@ -488,6 +489,7 @@ async fn auto_scaling_waits_out_a_new_instance_profile() {
     let proxy = FaultProxy::start(
         &common::moto::moto().endpoint,
         FaultConfig {
+            role_propagation: Duration::from_secs(1),
             profile_propagation: Duration::from_secs(2),
             ..FaultConfig::default()
         },
@@ -500,6 +502,13 @@ async fn auto_scaling_waits_out_a_new_instance_profile() {
         "Auto Scaling never refused a new profile: the test proves nothing"
     );
     let codes = retries.codes();
+    assert!(
+        codes
+            .iter()
+            .any(|retry| retry.starts_with("aws_iam_instance_profile.")
+                && retry.ends_with("NoSuchEntity")),
+        "IAM never refused a new role: the test proves nothing: {codes:?}"
+    );
     assert!(
         codes
             .iter()

@@ -259,13 +259,25 @@ async fn ensure_instance_profile(
             .role_name(role)
             .send()
             .await
-            .aws()?;
+            .aws()
+            .map_err(role_not_yet_visible)?;
     }
     Ok(outputs([
         ("id", name.to_string()),
         ("name", name.to_string()),
         ("arn", profile.arn().to_string()),
     ]))
+}
+
+/// The role a profile is given was made by this apply moments before (the graph orders it
+/// first), so IAM's `NoSuchEntity` for it is IAM's eventual consistency, not a missing role:
+/// retried, as the Terraform AWS provider retries `AddRoleToInstanceProfile`.
+fn role_not_yet_visible(error: ProvisionError) -> ProvisionError {
+    if error.code == "NoSuchEntity" {
+        ProvisionError::transient(&error.code, error.message)
+    } else {
+        error
+    }
 }
 
 /// A profile holding a role cannot be deleted: let go of the role first.

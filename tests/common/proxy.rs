@@ -27,6 +27,10 @@
 //! `CreateAutoScalingGroup` and `UpdateAutoScalingGroup` for that long with AWS's own
 //! `ValidationError` ("… Invalid IAM Instance Profile name").
 //!
+//! With [`FaultConfig::role_propagation`], a new role is, for that long after `CreateRole`,
+//! unknown to `AddRoleToInstanceProfile`, which answers IAM's `NoSuchEntity` ("The role with
+//! name … cannot be found.").
+//!
 //! With [`FaultConfig::vpc_consistency`], a new VPC is, for that long after `CreateVpc`, not
 //! yet visible: `ModifyVpcAttribute` answers `InvalidVpcID.NotFound` and `DescribeVpcs` does
 //! not list it (AWS's eventual consistency, which the emulator does not have).
@@ -92,6 +96,8 @@ pub struct FaultConfig {
     /// How long after the last `AddRoleToInstanceProfile` Auto Scaling refuses launch
     /// templates with AWS's propagation error (zero: never).
     pub profile_propagation: Duration,
+    /// How long after the last `CreateRole` `AddRoleToInstanceProfile` does not know it.
+    pub role_propagation: Duration,
     /// How long a new VPC stays invisible to `ModifyVpcAttribute` and `DescribeVpcs`.
     pub vpc_consistency: Duration,
     /// How long a deleted load balancer's or NAT gateway's interfaces keep their subnets,
@@ -120,6 +126,7 @@ impl Default for FaultConfig {
             seed: 1,
             lose_answers: false,
             profile_propagation: Duration::ZERO,
+            role_propagation: Duration::ZERO,
             vpc_consistency: Duration::ZERO,
             dependency_linger: Duration::ZERO,
             ignore_conditions: false,
@@ -182,6 +189,8 @@ struct Shared {
     interfaces_released: Mutex<Option<std::time::Instant>>,
     /// Deletes refused while interfaces lingered.
     dependency_refusals: AtomicU64,
+    /// When the last `CreateRole` was forwarded.
+    role_created: Mutex<Option<std::time::Instant>>,
     /// When the last `CreateVpc` was forwarded.
     vpc_created: Mutex<Option<std::time::Instant>>,
     /// EC2 requests answered as if a new VPC were not visible yet.
@@ -237,6 +246,7 @@ impl FaultProxy {
             propagation_refusals: AtomicU64::new(0),
             first_answer_lost: std::sync::atomic::AtomicBool::new(false),
             vpc_created: Mutex::new(None),
+            role_created: Mutex::new(None),
             interfaces_released: Mutex::new(None),
             dependency_refusals: AtomicU64::new(0),
             consistency_refusals: AtomicU64::new(0),
@@ -582,6 +592,8 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             && !shared.first_answer_lost.swap(true, Ordering::SeqCst);
         let response = if let Some(refusal) = shared.propagating(&request, action.as_deref()) {
             refusal
+        } else if let Some(unknown) = shared.role_not_yet_known(&request, action.as_deref()) {
+            unknown
         } else if let Some(unseen) = shared.vpc_not_yet_visible(action.as_deref()) {
             unseen
         } else if let Some(unlisted) = shared.listing_lags(&request, action.as_deref()) {
@@ -642,6 +654,11 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             ) && let Ok(mut released) = shared.interfaces_released.lock()
             {
                 *released = Some(std::time::Instant::now());
+            }
+            if action.as_deref() == Some("CreateRole")
+                && let Ok(mut created) = shared.role_created.lock()
+            {
+                *created = Some(std::time::Instant::now());
             }
             if action.as_deref() == Some("CreateVpc")
                 && let Ok(mut created) = shared.vpc_created.lock()
@@ -905,6 +922,26 @@ impl Shared {
                 None
             }
         }
+    }
+
+    /// IAM's answer to `AddRoleToInstanceProfile` naming a role made moments ago.
+    fn role_not_yet_known(&self, request: &Request<'_>, action: Option<&str>) -> Option<Response> {
+        if action? != "AddRoleToInstanceProfile" {
+            return None;
+        }
+        let created = (*self.role_created.lock().ok()?)?;
+        if created.elapsed() >= self.config.role_propagation {
+            return None;
+        }
+        let number = self.propagation_refusals.fetch_add(1, Ordering::SeqCst);
+        let role = request.form_field("RoleName").unwrap_or_default();
+        Some(query_error(
+            404,
+            "Not Found",
+            "NoSuchEntity",
+            &format!("The role with name {role} cannot be found."),
+            &format!("fault-proxy-role-{number}"),
+        ))
     }
 
     /// AWS's answer to an Auto Scaling group naming a launch template whose instance profile
