@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::apply::{Memory, options};
-use common::inventory::tagged_leftovers;
+use common::inventory::{tagged_counts, tagged_leftovers, wanted_counts};
 use common::proxy::{FaultConfig, FaultProxy};
 use rafter::apply::{self, ApplyReport, ErrorClass, ProvisionError, Reporter};
 use rafter::apply::{ApplyOptions, RetryPolicy};
@@ -143,52 +143,6 @@ where
         }
     }
     panic!("did not converge in {MAX_RUNS} runs: {reports:#?}");
-}
-
-/// What carries the cluster's tag, counted by kind, from the shared inventory.
-async fn tagged_counts(name: &str) -> BTreeMap<ResourceKind, usize> {
-    let mut counts = wanted_counts(&ResourceGraph::new());
-    for leftover in tagged_leftovers(name).await {
-        let kind = match leftover.split(' ').next().unwrap_or_default() {
-            "vpc" => ResourceKind::Vpc,
-            "subnet" => ResourceKind::Subnet,
-            "nat" => ResourceKind::NatGateway,
-            "igw" => ResourceKind::InternetGateway,
-            "rtb" => ResourceKind::RouteTable,
-            "eip" => ResourceKind::ElasticIp,
-            "sg" => ResourceKind::SecurityGroup,
-            "key" => ResourceKind::KeyPair,
-            "lt" => ResourceKind::LaunchTemplate,
-            "asg" => ResourceKind::AutoscalingGroup,
-            _ => continue,
-        };
-        *counts.entry(kind).or_default() += 1;
-    }
-    counts
-}
-
-fn wanted_counts(graph: &ResourceGraph) -> BTreeMap<ResourceKind, usize> {
-    let mut counts: BTreeMap<ResourceKind, usize> = [
-        ResourceKind::Vpc,
-        ResourceKind::Subnet,
-        ResourceKind::NatGateway,
-        ResourceKind::InternetGateway,
-        ResourceKind::RouteTable,
-        ResourceKind::ElasticIp,
-        ResourceKind::SecurityGroup,
-        ResourceKind::KeyPair,
-        ResourceKind::LaunchTemplate,
-        ResourceKind::AutoscalingGroup,
-    ]
-    .into_iter()
-    .map(|kind| (kind, 0))
-    .collect();
-    for node in graph.nodes() {
-        if let Some(count) = counts.get_mut(&node.address.kind) {
-            *count += 1;
-        }
-    }
-    counts
 }
 
 /// Two requests on one kept-alive connection, the second with a chunked body: both reach the

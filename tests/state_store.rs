@@ -376,3 +376,46 @@ async fn the_resource_record_keeps_its_lineage_across_runs() {
     assert_ne!(again.lineage().await.incarnation, lineage.incarnation);
     assert!(again.lineage().await.retired.is_empty());
 }
+
+/// A write of `resources.json` that took effect but whose answer was lost: the S3 client
+/// sends it again and meets a version it did not expect (412). The record recognises its
+/// own bytes and goes on, instead of failing the apply with "changed by someone else".
+#[tokio::test]
+async fn a_record_write_whose_answer_was_lost_is_recognised_as_ours() {
+    use rafter::apply::Recorder;
+    use rafter::graph::{Address, ResourceKind};
+    use rafter::plan::RecordedResource;
+    use rafter::state::{ClusterStore, ResourceLedger};
+
+    let (store, _, proxy) = s3_store_through(
+        "lost-record",
+        common::proxy::FaultConfig {
+            lose_first_answer_to: Some("PUT /c.example.com/resources.json"),
+            ..Default::default()
+        },
+    )
+    .await;
+    let store = ClusterStore::new(store);
+    let ledger = ResourceLedger::open(&store, "c.example.com").await.unwrap();
+    let vpc = RecordedResource {
+        address: Address::new(ResourceKind::Vpc, "main"),
+        outputs: [("id".to_string(), "vpc-1".to_string())].into(),
+        attributes: Vec::new(),
+        dependencies: Vec::new(),
+    };
+    ledger.record(vpc.clone()).await.expect("the write is ours");
+    assert_eq!(
+        proxy.lost().get("s3 PUT /clusters"),
+        Some(&1),
+        "{:?}",
+        proxy.lost()
+    );
+    // The next write compares against the version that landed.
+    let subnet = RecordedResource {
+        address: Address::new(ResourceKind::Subnet, "a"),
+        ..vpc
+    };
+    ledger.record(subnet).await.unwrap();
+    let reopened = ResourceLedger::open(&store, "c.example.com").await.unwrap();
+    assert_eq!(reopened.resources().await.len(), 2);
+}

@@ -5,6 +5,7 @@
 use aws_sdk_autoscaling::types::Filter as GroupFilter;
 use aws_sdk_ec2::types::Filter;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use rafter::graph::ResourceKind;
 
 const CLUSTER_TAG: &str = "rafter.dev/cluster";
 
@@ -253,4 +254,52 @@ pub async fn tagged_leftovers(name: &str) -> Vec<String> {
         }
     }
     left
+}
+
+/// What carries the cluster's tag, counted by kind (EC2 and Auto Scaling kinds).
+pub async fn tagged_counts(name: &str) -> std::collections::BTreeMap<ResourceKind, usize> {
+    let mut counts = wanted_counts(&rafter::graph::ResourceGraph::new());
+    for leftover in tagged_leftovers(name).await {
+        let kind = match leftover.split(' ').next().unwrap_or_default() {
+            "vpc" => ResourceKind::Vpc,
+            "subnet" => ResourceKind::Subnet,
+            "nat" => ResourceKind::NatGateway,
+            "igw" => ResourceKind::InternetGateway,
+            "rtb" => ResourceKind::RouteTable,
+            "eip" => ResourceKind::ElasticIp,
+            "sg" => ResourceKind::SecurityGroup,
+            "key" => ResourceKind::KeyPair,
+            "lt" => ResourceKind::LaunchTemplate,
+            "asg" => ResourceKind::AutoscalingGroup,
+            _ => continue,
+        };
+        *counts.entry(kind).or_default() += 1;
+    }
+    counts
+}
+
+pub fn wanted_counts(
+    graph: &rafter::graph::ResourceGraph,
+) -> std::collections::BTreeMap<ResourceKind, usize> {
+    let mut counts: std::collections::BTreeMap<ResourceKind, usize> = [
+        ResourceKind::Vpc,
+        ResourceKind::Subnet,
+        ResourceKind::NatGateway,
+        ResourceKind::InternetGateway,
+        ResourceKind::RouteTable,
+        ResourceKind::ElasticIp,
+        ResourceKind::SecurityGroup,
+        ResourceKind::KeyPair,
+        ResourceKind::LaunchTemplate,
+        ResourceKind::AutoscalingGroup,
+    ]
+    .into_iter()
+    .map(|kind| (kind, 0))
+    .collect();
+    for node in graph.nodes() {
+        if let Some(count) = counts.get_mut(&node.address.kind) {
+            *count += 1;
+        }
+    }
+    counts
 }

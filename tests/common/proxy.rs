@@ -106,7 +106,7 @@ pub struct FaultConfig {
     /// Forward conditional writes without their conditions.
     pub ignore_conditions: bool,
     /// The first request whose path ends with this, or whose `Action` is this, takes effect,
-    /// and its answer is lost.
+    /// and its answer is lost; `PUT /suffix` names the method too.
     pub lose_first_answer_to: Option<&'static str>,
     /// How long filtered describes of NAT gateways and route tables list nothing after one
     /// was created.
@@ -585,11 +585,15 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
         };
         let path = target.split('?').next().unwrap_or_default();
         let action = request.form_field("Action");
-        let lose_this = shared
-            .config
-            .lose_first_answer_to
-            .is_some_and(|named| path.ends_with(named) || action.as_deref() == Some(named))
-            && !shared.first_answer_lost.swap(true, Ordering::SeqCst);
+        let lose_this = shared.config.lose_first_answer_to.is_some_and(|named| {
+            // `METHOD suffix`, a path suffix, or a query `Action`.
+            let (wanted_method, named) = match named.split_once(' ') {
+                Some((wanted, named)) => (Some(wanted), named),
+                None => (None, named),
+            };
+            wanted_method.is_none_or(|wanted| wanted.eq_ignore_ascii_case(&method))
+                && (path.ends_with(named) || action.as_deref() == Some(named))
+        }) && !shared.first_answer_lost.swap(true, Ordering::SeqCst);
         let response = if let Some(refusal) = shared.propagating(&request, action.as_deref()) {
             refusal
         } else if let Some(unknown) = shared.role_not_yet_known(&request, action.as_deref()) {
