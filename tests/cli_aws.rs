@@ -638,3 +638,84 @@ async fn a_state_bucket_in_another_region_is_found() {
         .await;
     assert!(refused.is_err(), "{refused:?}");
 }
+
+/// `ha-aws` through everything the proxy knows of AWS at once: throttling and failures with
+/// lost answers, a role and a profile that propagate, a VPC that is not visible at first,
+/// describes that lag creates, a NAT gateway's lost answer, and interfaces that linger after
+/// deletes. `create --yes` succeeds in one run with exactly one of everything, and
+/// `delete --yes` leaves nothing behind.
+#[tokio::test]
+async fn ha_cluster_is_created_in_one_run_and_deleted_through_what_aws_does() {
+    common::moto::public_zone("example.com").await;
+    let cli = Cli::new("everything").await;
+    let name = "everything.example.com";
+    let proxy = common::proxy::FaultProxy::start(
+        &common::moto::moto().endpoint,
+        common::proxy::FaultConfig {
+            fault_rate: 0.05,
+            seed: 0x5eed_0023,
+            lose_answers: true,
+            role_propagation: Duration::from_secs(1),
+            profile_propagation: Duration::from_secs(2),
+            vpc_consistency: Duration::from_secs(1),
+            listing_lag: Duration::from_secs(3),
+            lose_first_answer_to: Some("CreateNatGateway"),
+            dependency_linger: Duration::from_secs(3),
+            ..Default::default()
+        },
+    );
+    let key = cli.key_file.path().to_str().unwrap();
+    let create = [
+        "create",
+        "cluster",
+        "--name",
+        name,
+        "--profile",
+        "ha-aws",
+        "--zones",
+        "eu-west-1a,eu-west-1b,eu-west-1c",
+        "--dns-zone",
+        "example.com",
+        "--ssh-public-key",
+        key,
+        "--yes",
+    ];
+    let created = cli
+        .command(&create)
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .output()
+        .unwrap();
+    let log = stderr(&created);
+    assert!(created.status.success(), "{log}");
+    assert!(
+        proxy.faults() > 0,
+        "nothing failed: the test proves nothing"
+    );
+    assert!(
+        proxy.lost().contains_key("ec2 CreateNatGateway"),
+        "{:?}",
+        proxy.lost()
+    );
+
+    let mut sources = common::example_sources("ha-aws");
+    sources.flags.name = Some(name.into());
+    sources.flags.ssh_public_key = Some(common::EXAMPLE_PUBLIC_KEY.into());
+    let graph =
+        rafter::model::build_graph(&rafter::spec::load(&sources, None).unwrap().cluster).unwrap();
+    assert_eq!(
+        common::inventory::tagged_counts(name).await,
+        common::inventory::wanted_counts(&graph),
+        "one of everything; lost answers: {:?}",
+        proxy.lost()
+    );
+
+    let deleted = cli
+        .command(&["delete", "cluster", name, "--yes"])
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .output()
+        .unwrap();
+    let log = stderr(&deleted);
+    assert!(deleted.status.success(), "{log}");
+    assert!(proxy.dependency_refusals() > 0, "nothing lingered: {log}");
+    assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
+}
