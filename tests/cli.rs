@@ -2,6 +2,8 @@
 
 mod common;
 
+use rafter::state::ForceUnlock;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -405,7 +407,7 @@ fn a_held_lock_stops_delete_and_is_never_broken_while_live() {
             "demo.example.com",
             "update cluster",
             lease,
-            false,
+            &ForceUnlock::Never,
         ))
         .unwrap();
     for args in [
@@ -757,4 +759,34 @@ fn absurd_durations_are_usage_errors_not_panics() {
         assert!(said.contains("is not a duration"), "{said}");
         assert!(!said.contains("panicked"), "{said}");
     }
+}
+
+/// A spec file that never ends (or is far too big) is refused after reading at most the limit,
+/// and a bucket that does not exist is said in words, with what to do: no SDK debug dump.
+#[test]
+fn endless_files_and_missing_buckets_are_said_in_words() {
+    let rafter = Rafter::new();
+    let endless = rafter.run(&["create", "cluster", "-f", "/dev/zero", "--dry-run"]);
+    let said = stderr(&endless);
+    assert_eq!(endless.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("cannot read spec file /dev/zero")
+            && said.contains("it is larger than 4194304 bytes: is it the right file?"),
+        "{said}"
+    );
+
+    let missing = rafter.run(&[
+        "get",
+        "clusters",
+        "--state",
+        "s3://rafter-no-such-bucket/prefix",
+    ]);
+    let said = stderr(&missing);
+    assert_eq!(missing.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("S3 answered NoSuchBucket: The specified bucket does not exist; create the bucket rafter-no-such-bucket, or point --state (RAFTER_STATE) at one that exists"),
+        "{said}"
+    );
+    assert!(!said.contains("Error {"), "a debug dump: {said}");
+    assert!(!said.contains("aws_request_id"), "a debug dump: {said}");
 }

@@ -3,6 +3,8 @@
 
 mod common;
 
+use rafter::state::ForceUnlock;
+
 use std::time::Duration;
 
 use rafter::state::{
@@ -102,12 +104,24 @@ async fn conformance(store: &impl StateStore) {
 
 async fn lock_behaviour(store: &impl StateStore) {
     let lease = Duration::from_secs(600);
-    let lock = ClusterLock::acquire(store, "c.example.com", "update cluster", lease, false)
-        .await
-        .unwrap();
-    let refused = ClusterLock::acquire(store, "c.example.com", "update cluster", lease, true)
-        .await
-        .unwrap_err();
+    let lock = ClusterLock::acquire(
+        store,
+        "c.example.com",
+        "update cluster",
+        lease,
+        &ForceUnlock::Never,
+    )
+    .await
+    .unwrap();
+    let refused = ClusterLock::acquire(
+        store,
+        "c.example.com",
+        "update cluster",
+        lease,
+        &ForceUnlock::IfExpired,
+    )
+    .await
+    .unwrap_err();
     match &refused {
         LockError::Held {
             holder,
@@ -129,9 +143,15 @@ async fn lock_behaviour(store: &impl StateStore) {
         "a live lock is never broken, even with --force-unlock"
     );
     lock.release().await.unwrap();
-    let again = ClusterLock::acquire(store, "c.example.com", "delete cluster", lease, false)
-        .await
-        .unwrap();
+    let again = ClusterLock::acquire(
+        store,
+        "c.example.com",
+        "delete cluster",
+        lease,
+        &ForceUnlock::Never,
+    )
+    .await
+    .unwrap();
     again.release().await.unwrap();
 
     // An expired lock is broken only when asked, and its old holder then finds out.
@@ -140,22 +160,34 @@ async fn lock_behaviour(store: &impl StateStore) {
         "d.example.com",
         "update cluster",
         Duration::from_secs(1),
-        false,
+        &ForceUnlock::Never,
     )
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let held = ClusterLock::acquire(store, "d.example.com", "update cluster", lease, false)
-        .await
-        .unwrap_err();
+    let held = ClusterLock::acquire(
+        store,
+        "d.example.com",
+        "update cluster",
+        lease,
+        &ForceUnlock::Never,
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(held, LockError::Held { expired: true, .. }),
         "{held}"
     );
     assert!(held.hint().unwrap().contains("--force-unlock"));
-    let breaker = ClusterLock::acquire(store, "d.example.com", "update cluster", lease, true)
-        .await
-        .unwrap();
+    let breaker = ClusterLock::acquire(
+        store,
+        "d.example.com",
+        "update cluster",
+        lease,
+        &ForceUnlock::IfExpired,
+    )
+    .await
+    .unwrap();
     assert!(matches!(stale.renew().await, Err(LockError::Lost { .. })));
     breaker.release().await.unwrap();
 }
@@ -168,7 +200,7 @@ async fn lock_race<S: StateStore>(store: &S) {
             "race.example.com",
             "update cluster",
             Duration::from_secs(600),
-            false,
+            &ForceUnlock::Never,
         )
     });
     let results = futures::future::join_all(attempts).await;
@@ -268,7 +300,7 @@ async fn a_store_that_ignores_conditional_writes_is_refused_for_locking() {
         "c.example.com",
         "update cluster",
         Duration::from_secs(60),
-        false,
+        &ForceUnlock::Never,
     )
     .await
     .unwrap_err();
@@ -290,7 +322,7 @@ async fn a_store_that_ignores_conditional_writes_is_refused_for_locking() {
         "c.example.com",
         "update cluster",
         Duration::from_secs(60),
-        false,
+        &ForceUnlock::Never,
     )
     .await
     .unwrap();
@@ -314,7 +346,7 @@ async fn a_lock_whose_answer_was_lost_is_recognised_as_ours() {
         "c.example.com",
         "update cluster",
         Duration::from_secs(60),
-        false,
+        &ForceUnlock::Never,
     )
     .await
     .expect("the run holds the lock it wrote");
@@ -418,4 +450,127 @@ async fn a_record_write_whose_answer_was_lost_is_recognised_as_ours() {
     ledger.record(subnet).await.unwrap();
     let reopened = ResourceLedger::open(&store, "c.example.com").await.unwrap();
     assert_eq!(reopened.resources().await.len(), 2);
+}
+
+/// A lock left by a run of this machine that is gone (killed, its machine rebooted) is
+/// broken by the next run at once, which can say why; one of another machine never is; a live
+/// lock is broken only when the user names it, and its holder then finds out.
+#[tokio::test]
+async fn a_gone_holders_lock_is_broken_and_a_live_one_only_by_its_id() {
+    use rafter::state::holder::Holder;
+    use rafter::state::{Broken, LockRecord};
+
+    let directory = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(directory.path());
+    let lease = Duration::from_secs(600);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let left_by = |process: Holder| LockRecord {
+        id: "left-behind".into(),
+        holder: process.describe(),
+        process,
+        operation: "create cluster".into(),
+        acquired_unix: now,
+        renewed_unix: now,
+        lease_seconds: 900,
+    };
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    let here = Holder::this_process();
+    let dead = Holder {
+        pid: dead_pid,
+        ..here.clone()
+    };
+    store
+        .write(
+            "gone.example.com/lock",
+            &serde_json::to_vec(&left_by(dead)).unwrap(),
+        )
+        .await
+        .unwrap();
+    let lock = ClusterLock::acquire(
+        &store,
+        "gone.example.com",
+        "update cluster",
+        lease,
+        &ForceUnlock::Never,
+    )
+    .await
+    .expect("a gone holder's lock is broken");
+    let (held, reason) = lock.broken().unwrap();
+    assert_eq!(held.id, "left-behind");
+    assert!(matches!(reason, Broken::HolderGone(_)), "{reason}");
+    assert!(
+        reason.to_string().contains("no process with its id"),
+        "{reason}"
+    );
+    lock.release().await.unwrap();
+
+    // Another machine's run cannot be proven gone.
+    let elsewhere = Holder {
+        host: "build-7".into(),
+        pid: dead_pid,
+        ..here.clone()
+    };
+    store
+        .write(
+            "elsewhere.example.com/lock",
+            &serde_json::to_vec(&left_by(elsewhere)).unwrap(),
+        )
+        .await
+        .unwrap();
+    let refused = ClusterLock::acquire(
+        &store,
+        "elsewhere.example.com",
+        "update cluster",
+        lease,
+        &ForceUnlock::IfExpired,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        refused.to_string().contains("lock left-behind"),
+        "{refused}"
+    );
+    assert!(
+        refused
+            .hint()
+            .unwrap()
+            .contains("--force-unlock=left-behind"),
+        "{:?}",
+        refused.hint()
+    );
+
+    // A live lock: another id does not break it, its own id does.
+    let mut live = ClusterLock::acquire(
+        &store,
+        "live.example.com",
+        "update cluster",
+        lease,
+        &ForceUnlock::Never,
+    )
+    .await
+    .unwrap();
+    let id = live.record().id.clone();
+    let wrong = ForceUnlock::Id("not-this-one".into());
+    assert!(
+        ClusterLock::acquire(&store, "live.example.com", "delete cluster", lease, &wrong)
+            .await
+            .is_err()
+    );
+    let breaker = ClusterLock::acquire(
+        &store,
+        "live.example.com",
+        "delete cluster",
+        lease,
+        &ForceUnlock::Id(id),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(breaker.broken(), Some((_, Broken::Named))));
+    assert!(matches!(live.renew().await, Err(LockError::Lost { .. })));
+    breaker.release().await.unwrap();
 }

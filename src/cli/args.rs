@@ -184,9 +184,10 @@ pub struct UpdateClusterArgs {
     /// Apply the plan
     #[arg(long)]
     pub yes: bool,
-    /// Break a lock whose lease has run out (a live lock is never broken)
-    #[arg(long)]
-    pub force_unlock: bool,
+    /// Break a lock whose lease has run out; with =ID, break that lock even if live (the id
+    /// the refusal printed). A lock whose holder ran here and is gone is broken anyway.
+    #[arg(long, value_name = "ID", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub force_unlock: Option<String>,
     /// How long `--yes` waits for the auto-scaling groups' instances to be in service
     /// (e.g. 10m; 0s: do not wait)
     #[arg(long, value_name = "DURATION", default_value = "10m")]
@@ -216,9 +217,10 @@ pub struct DeleteClusterArgs {
     /// Really delete
     #[arg(long)]
     pub yes: bool,
-    /// Break a lock whose lease has run out (a live lock is never broken)
-    #[arg(long)]
-    pub force_unlock: bool,
+    /// Break a lock whose lease has run out; with =ID, break that lock even if live (the id
+    /// the refusal printed). A lock whose holder ran here and is gone is broken anyway.
+    #[arg(long, value_name = "ID", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub force_unlock: Option<String>,
 }
 
 #[derive(Debug, Args)]

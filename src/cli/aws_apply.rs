@@ -15,8 +15,8 @@ use rafter::state::{ClusterLock, ClusterStore, ResourceLedger, StateStore};
 use rafter::spec::{Cluster, Provider};
 
 use super::failure::{EXIT_FAILURE, EXIT_NOT_AVAILABLE, Failure};
+use super::locked;
 use super::progress::Progress;
-use super::{LOCK_LEASE, locked};
 
 /// How often a running apply renews its lock (well inside the lease).
 const RENEW_EVERY: Duration = Duration::from_secs(60);
@@ -29,7 +29,7 @@ pub struct ApplyRequest<'a> {
     pub operation: &'a str,
     pub graph: &'a ResourceGraph,
     pub plan: &'a dyn Fn(&[RecordedResource]) -> anyhow::Result<Plan>,
-    pub force_unlock: bool,
+    pub force_unlock: rafter::state::ForceUnlock,
 }
 
 /// The AWS region to apply in; bare-host clusters cannot be applied here yet.
@@ -94,15 +94,13 @@ pub async fn apply_with_lock<'a, S: StateStore>(
     store: &'a ClusterStore<S>,
     request: ApplyRequest<'_>,
 ) -> anyhow::Result<Applied<'a, S>> {
-    let mut lock = ClusterLock::acquire(
+    let mut lock = super::acquire_lock(
         store.store(),
         request.cluster,
         request.operation,
-        LOCK_LEASE,
-        request.force_unlock,
+        &request.force_unlock,
     )
-    .await
-    .map_err(locked)?;
+    .await?;
     let ledger = ResourceLedger::open(store, request.cluster).await?;
     let recorded = ledger.resources().await;
     // Planned again under the lock: what another run applied meanwhile counts.

@@ -23,6 +23,36 @@ pub use failure::Failure;
 /// How long a command's cluster lock lasts without renewal.
 pub const LOCK_LEASE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
+/// `--force-unlock[=ID]` as the lock takes it: absent, bare (a lock whose lease ran out), or
+/// naming one lock.
+pub fn force_unlock(flag: &Option<String>) -> rafter::state::ForceUnlock {
+    use rafter::state::ForceUnlock;
+    match flag.as_deref() {
+        None => ForceUnlock::Never,
+        Some("") => ForceUnlock::IfExpired,
+        Some(id) => ForceUnlock::Id(id.to_string()),
+    }
+}
+
+/// Takes the cluster's lock for `operation`, saying so when it broke one left behind.
+pub async fn acquire_lock<'a, S: rafter::state::StateStore>(
+    store: &'a S,
+    cluster: &str,
+    operation: &str,
+    force: &rafter::state::ForceUnlock,
+) -> anyhow::Result<rafter::state::ClusterLock<'a, S>> {
+    let lock = rafter::state::ClusterLock::acquire(store, cluster, operation, LOCK_LEASE, force)
+        .await
+        .map_err(locked)?;
+    if let Some((held, reason)) = lock.broken() {
+        eprintln!(
+            "warning: broke the lock of cluster {cluster} held by {} for `{}` (lock {}): {reason}",
+            held.holder, held.operation, held.id
+        );
+    }
+    Ok(lock)
+}
+
 /// A lock held by someone else, as a failure with its hint.
 pub fn locked(error: rafter::state::LockError) -> anyhow::Error {
     use rafter::state::LockError;

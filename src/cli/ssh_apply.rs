@@ -6,13 +6,13 @@ use std::collections::BTreeSet;
 
 use rafter::hosts::{self, Phase, Report, RunOptions};
 use rafter::spec::Cluster;
-use rafter::state::{ClusterLock, ClusterStore, StateStore};
+use rafter::state::{ClusterStore, StateStore};
 
 use super::args::HostArgs;
 use super::aws_apply::renewing;
 use super::failure::{EXIT_FAILURE, EXIT_USAGE, Failure};
 use super::host_progress::HostProgress;
-use super::{LOCK_LEASE, locked};
+use super::locked;
 
 /// What a bare-host run is asked to do.
 pub struct HostRequest<'a> {
@@ -21,7 +21,7 @@ pub struct HostRequest<'a> {
     pub apply: bool,
     /// `create cluster`, `update cluster`: shown to anyone who finds the lock held.
     pub operation: &'a str,
-    pub force_unlock: bool,
+    pub force_unlock: rafter::state::ForceUnlock,
     pub args: &'a HostArgs,
 }
 
@@ -52,15 +52,13 @@ pub async fn run<S: StateStore>(
     // A preview changes nothing and takes no lock.
     let mut lock = match request.apply {
         true => Some(
-            ClusterLock::acquire(
+            super::acquire_lock(
                 store.store(),
                 name,
                 request.operation,
-                LOCK_LEASE,
-                request.force_unlock,
+                &request.force_unlock,
             )
-            .await
-            .map_err(locked)?,
+            .await?,
         ),
         false => None,
     };

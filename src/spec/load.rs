@@ -61,6 +61,32 @@ pub enum LoadError {
     Invalid(#[from] InvalidSpec),
 }
 
+/// The largest spec file read: a cluster spec is a few kilobytes; this leaves room for many
+/// hosts and asset overrides, and stops `-f /dev/zero` (or a wrong, huge file) at once.
+pub const SPEC_FILE_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// A text file of at most `limit` bytes; a longer one (or an endless one) is an error that
+/// says so, after reading no more than the limit.
+pub fn read_text_file(path: &Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it is larger than {limit} bytes: is it the right file?"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "it is not UTF-8 text: is it the right file?",
+        )
+    })
+}
+
 /// Builds the merged source tree of a spec from its layers.
 pub fn merge_sources(sources: &SpecSources) -> Result<Node, LoadError> {
     if sources.profile.is_none() && sources.file.is_none() && sources.flags.name.is_none() {
@@ -71,7 +97,7 @@ pub fn merge_sources(sources: &SpecSources) -> Result<Node, LoadError> {
         document.overlay(profile_layer(name)?);
     }
     if let Some(path) = &sources.file {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::ReadFile {
+        let text = read_text_file(path, SPEC_FILE_LIMIT).map_err(|source| LoadError::ReadFile {
             path: path.clone(),
             source,
         })?;
@@ -108,7 +134,7 @@ fn profile_layer(name: &str) -> Result<Node, LoadError> {
         .extension()
         .is_some_and(|extension| extension == "yaml" || extension == "yml")
     {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::ReadFile {
+        let text = read_text_file(path, SPEC_FILE_LIMIT).map_err(|source| LoadError::ReadFile {
             path: path.to_path_buf(),
             source,
         })?;

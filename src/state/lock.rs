@@ -1,9 +1,12 @@
 //! The cluster-wide lock: one writer at a time, built on conditional writes.
 //!
 //! Acquiring writes `<cluster>/lock` only if it is absent (S3 `If-None-Match: *`), so of any
-//! number of concurrent runs exactly one wins. A lock carries its holder and a lease; one
-//! whose lease has run out may be broken, but only when asked to (`--force-unlock`), and
-//! only by replacing the exact version that was read (`If-Match`), never silently.
+//! number of concurrent runs exactly one wins. A lock carries its holder and a lease. It is
+//! broken only by replacing the exact version that was read (`If-Match`), and only when:
+//! its holder ran on this machine and is provably gone (see [`super::holder`]; said, not
+//! silent), or its lease has run out and the user asks (`--force-unlock`), or the user names
+//! that very lock (`--force-unlock=ID`, the id every refusal prints, as Terraform's
+//! `force-unlock` takes one).
 //!
 //! All of that rests on the store refusing a conditional write it cannot honour. Some
 //! S3-compatible servers ignore `If-None-Match` and answer 200: every acquisition first
@@ -17,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::holder::{Gone, Holder};
 use super::{Precondition, StateError, StateStore, layout};
 
 /// What the lock object says.
@@ -26,6 +30,9 @@ pub struct LockRecord {
     pub id: String,
     /// `user@host (pid N)`.
     pub holder: String,
+    /// The holder in detail, to tell whether it is gone (absent in older locks).
+    #[serde(default)]
+    pub process: Holder,
     /// The command that holds it, e.g. `update cluster`.
     pub operation: String,
     pub acquired_unix: u64,
@@ -40,11 +47,23 @@ impl LockRecord {
     }
 }
 
+/// Which held lock a run may break, besides one whose holder is provably gone.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ForceUnlock {
+    #[default]
+    Never,
+    /// One whose lease has run out (`--force-unlock`).
+    IfExpired,
+    /// This very lock, live or not (`--force-unlock=ID`).
+    Id(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("cluster {cluster} is locked by {holder} for `{operation}` (taken {age}s ago{})", if *.expired { ", lease expired" } else { "" })]
+    #[error("cluster {cluster} is locked by {holder} for `{operation}` (lock {id}, taken {age}s ago{})", if *.expired { ", lease expired" } else { "" })]
     Held {
         cluster: String,
+        id: String,
         holder: String,
         operation: String,
         age: u64,
@@ -70,14 +89,18 @@ impl LockError {
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
         match self {
-            LockError::Held { expired: true, .. } => Some(
-                "its lease ran out: if that run is really gone, run again with --force-unlock"
-                    .to_string(),
-            ),
-            LockError::Held { expired: false, .. } => Some(
-                "wait for that run to finish; a lock can be broken only after its lease runs out"
-                    .to_string(),
-            ),
+            LockError::Held {
+                expired: true, id, ..
+            } => Some(format!(
+                "its lease ran out: if that run is really gone, run again with --force-unlock \
+                 (or --force-unlock={id})"
+            )),
+            LockError::Held {
+                expired: false, id, ..
+            } => Some(format!(
+                "wait for that run to finish; if you know it is gone (its machine is), run again \
+                 with --force-unlock={id}"
+            )),
             LockError::Corrupt { cluster, .. } => Some(format!(
                 "inspect and delete {cluster}/lock in the state store"
             )),
@@ -95,14 +118,6 @@ fn now_unix() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
         .unwrap_or(0)
-}
-
-fn this_holder() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_string());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_string())
-        .unwrap_or_else(|_| "unknown-host".to_string());
-    format!("{user}@{host} (pid {})", std::process::id())
 }
 
 fn unique_id() -> String {
@@ -146,6 +161,31 @@ pub struct ClusterLock<'a, S: StateStore> {
     cluster: String,
     record: LockRecord,
     version: String,
+    /// The lock this one replaced, and why it could be.
+    broke: Option<(LockRecord, Broken)>,
+}
+
+/// Why a run broke the lock it found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Broken {
+    /// Its holder ran on this machine and is gone.
+    HolderGone(Gone),
+    /// Its lease had run out and the user asked.
+    Expired,
+    /// The user named it.
+    Named,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Broken::HolderGone(gone) => write!(formatter, "that run is gone: {gone}"),
+            Broken::Expired => {
+                formatter.write_str("its lease had run out and --force-unlock asked")
+            }
+            Broken::Named => formatter.write_str("--force-unlock named it"),
+        }
+    }
 }
 
 impl<S: StateStore> std::fmt::Debug for ClusterLock<'_, S> {
@@ -158,20 +198,22 @@ impl<S: StateStore> std::fmt::Debug for ClusterLock<'_, S> {
 }
 
 impl<'a, S: StateStore> ClusterLock<'a, S> {
-    /// Takes the cluster's lock, or says who holds it. With `force_unlock`, a lock whose
-    /// lease has run out is replaced; a live one never is.
+    /// Takes the cluster's lock, or says who holds it. A lock whose holder is provably gone
+    /// is replaced (see [`ClusterLock::broken`]); otherwise only what `force` allows is.
     pub async fn acquire(
         store: &'a S,
         cluster: &str,
         operation: &str,
         lease: Duration,
-        force_unlock: bool,
+        force: &ForceUnlock,
     ) -> Result<Self, LockError> {
         probe_conditional_writes(store, cluster).await?;
         let now = now_unix();
+        let process = Holder::this_process();
         let record = LockRecord {
             id: unique_id(),
-            holder: this_holder(),
+            holder: process.describe(),
+            process: process.clone(),
             operation: operation.to_string(),
             acquired_unix: now,
             renewed_unix: now,
@@ -189,6 +231,7 @@ impl<'a, S: StateStore> ClusterLock<'a, S> {
                     cluster: cluster.to_string(),
                     record,
                     version,
+                    broke: None,
                 });
             }
             Err(StateError::PreconditionFailed { .. }) => {}
@@ -202,6 +245,7 @@ impl<'a, S: StateStore> ClusterLock<'a, S> {
                 cluster: cluster.to_string(),
                 record,
                 version,
+                broke: None,
             });
         };
         let held: LockRecord =
@@ -216,10 +260,17 @@ impl<'a, S: StateStore> ClusterLock<'a, S> {
                 cluster: cluster.to_string(),
                 record,
                 version: current.version,
+                broke: None,
             });
         }
         let expired = held.expired_at(now);
-        if force_unlock && expired {
+        let breakable = match (held.process.gone_seen_from(&process), force) {
+            (Some(gone), _) => Some(Broken::HolderGone(gone)),
+            (None, ForceUnlock::Id(id)) if *id == held.id => Some(Broken::Named),
+            (None, ForceUnlock::IfExpired) if expired => Some(Broken::Expired),
+            _ => None,
+        };
+        if let Some(reason) = breakable {
             let version = store
                 .write_if(&key, &body, Precondition::Version(current.version))
                 .await
@@ -235,10 +286,12 @@ impl<'a, S: StateStore> ClusterLock<'a, S> {
                 cluster: cluster.to_string(),
                 record,
                 version,
+                broke: Some((held, reason)),
             });
         }
         Err(LockError::Held {
             cluster: cluster.to_string(),
+            id: held.id,
             holder: held.holder,
             operation: held.operation,
             age: now.saturating_sub(held.acquired_unix),
@@ -248,6 +301,11 @@ impl<'a, S: StateStore> ClusterLock<'a, S> {
 
     pub fn record(&self) -> &LockRecord {
         &self.record
+    }
+
+    /// The lock this run found and replaced, and why it could: for the run to say so.
+    pub fn broken(&self) -> Option<&(LockRecord, Broken)> {
+        self.broke.as_ref()
     }
 
     /// Extends the lease. Fails with [`LockError::Lost`] if someone broke the lock meanwhile.

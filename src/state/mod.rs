@@ -6,6 +6,7 @@
 //! the cluster lock.
 
 pub mod any;
+pub mod holder;
 pub mod layout;
 pub mod ledger;
 pub mod local;
@@ -21,7 +22,7 @@ pub use any::AnyStore;
 pub use ledger::{Lineage, ResourceLedger, ResourceRecord};
 pub use local::LocalStore;
 pub use location::{StateLocation, default_state_location};
-pub use lock::{ClusterLock, LockError, LockRecord};
+pub use lock::{Broken, ClusterLock, ForceUnlock, LockError, LockRecord};
 pub use s3::S3Store;
 
 #[derive(Debug, thiserror::Error)]

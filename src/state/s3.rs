@@ -69,14 +69,69 @@ impl S3Store {
 
     fn error<E>(&self, operation: &'static str, key: &str, error: SdkError<E>) -> StateError
     where
-        E: std::error::Error + Send + Sync + 'static,
+        E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
     {
         StateError::S3 {
             operation,
             bucket: self.bucket.clone(),
             key: key.to_string(),
-            source: Box::new(error),
+            source: Box::new(S3Failure::from_sdk(&error, &self.bucket)),
         }
+    }
+}
+
+/// What S3 (or the way to it) answered, in words: its code and message, and what to do about
+/// the common ones; never the SDK's debug rendering of the error.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+pub struct S3Failure {
+    text: String,
+}
+
+impl S3Failure {
+    fn from_sdk<E>(error: &SdkError<E>, bucket: &str) -> Self
+    where
+        E: std::error::Error + ProvideErrorMetadata + 'static,
+    {
+        let text = match (error.code(), error.message()) {
+            (Some(code), message) => {
+                let advice = match code {
+                    "NoSuchBucket" => format!(
+                        "; create the bucket {bucket}, or point --state (RAFTER_STATE) at one \
+                         that exists"
+                    ),
+                    "AccessDenied"
+                    | "Forbidden"
+                    | "InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch" => format!(
+                        "; check the AWS credentials in use, and that they may read and write \
+                         s3://{bucket}"
+                    ),
+                    "PermanentRedirect" | "AuthorizationHeaderMalformed" => {
+                        "; the bucket is in another region: set AWS_REGION to it".to_string()
+                    }
+                    _ => String::new(),
+                };
+                format!(
+                    "S3 answered {code}: {}{advice}",
+                    message.unwrap_or("(no message)")
+                )
+            }
+            (None, _) => {
+                // No answer from S3: the network, the endpoint or the credentials chain.
+                let mut parts = vec![error.to_string()];
+                let mut source = std::error::Error::source(error);
+                while let Some(cause) = source {
+                    let part = cause.to_string();
+                    if !parts.iter().any(|seen| seen.contains(&part)) {
+                        parts.push(part);
+                    }
+                    source = cause.source();
+                }
+                parts.join(": ")
+            }
+        };
+        Self { text }
     }
 }
 

@@ -77,7 +77,7 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
             cluster,
             apply: true,
             operation: "create cluster",
-            force_unlock: false,
+            force_unlock: rafter::state::ForceUnlock::Never,
             args: &args.hosts,
         };
         return ssh_apply::run(&store, request).await;
@@ -96,7 +96,7 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
         operation: "create cluster",
         graph: &graph,
         plan: &planner,
-        force_unlock: false,
+        force_unlock: rafter::state::ForceUnlock::Never,
     };
     finish(
         &store,
@@ -124,7 +124,8 @@ fn spec_sources(args: &SpecArgs) -> anyhow::Result<SpecSources> {
         .ssh_public_key
         .as_ref()
         .map(|path| {
-            std::fs::read_to_string(path)
+            // An OpenSSH public key is well under a kilobyte (RSA 16384 bits: about 2.8 KiB).
+            rafter::spec::load::read_text_file(path, 64 * 1024)
                 .map(|key| key.trim().to_string())
                 .with_context(|| format!("cannot read the SSH public key {}", path.display()))
         })

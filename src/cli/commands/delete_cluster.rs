@@ -7,14 +7,13 @@ use rafter::model::naming::CLUSTER_TAG;
 use rafter::plan::RecordedResource;
 use rafter::plan::diff::destroy_plan;
 use rafter::spec::Provider;
-use rafter::state::ClusterLock;
 
 use crate::cli::args::{DeleteClusterArgs, PlanFormat};
 use crate::cli::aws_apply::{
     ApplyRequest, apply_with_lock, aws_config, aws_region, failure_of, renewing,
 };
 use crate::cli::failure::{EXIT_FAILURE, Failure};
-use crate::cli::{LOCK_LEASE, locked, output, settings};
+use crate::cli::{acquire_lock, force_unlock, locked, output, settings};
 
 use super::stored_cluster;
 
@@ -56,7 +55,7 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
             operation: "delete cluster",
             graph: &nothing,
             plan: &planner,
-            force_unlock: args.force_unlock,
+            force_unlock: force_unlock(&args.force_unlock),
         };
         let applied = apply_with_lock(&store, request).await?;
         let left = applied.records.len();
@@ -74,15 +73,13 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
         });
         (applied.lock, failure)
     } else {
-        let lock = ClusterLock::acquire(
+        let lock = acquire_lock(
             store.store(),
             name,
             "delete cluster",
-            LOCK_LEASE,
-            args.force_unlock,
+            &force_unlock(&args.force_unlock),
         )
-        .await
-        .map_err(locked)?;
+        .await?;
         (lock, None)
     };
     // Swept even when the recorded delete failed: a leftover may be what blocked it.

@@ -72,7 +72,7 @@ async fn resolve_lookups<'a, S: StateStore>(
         operation: "export terraform",
         graph: &lookups,
         plan: &planner,
-        force_unlock: false,
+        force_unlock: rafter::state::ForceUnlock::Never,
     };
     let applied = apply_with_lock(store, request).await?;
     if !applied.report.succeeded() {

@@ -60,7 +60,7 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
             cluster: &prepared.cluster,
             apply: args.yes,
             operation: "update cluster",
-            force_unlock: args.force_unlock,
+            force_unlock: crate::cli::force_unlock(&args.force_unlock),
             args: &args.hosts,
         };
         ssh_apply::run(&store, request).await?;
@@ -89,7 +89,7 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
             operation: "update cluster",
             graph: &graph,
             plan: &planner,
-            force_unlock: args.force_unlock,
+            force_unlock: crate::cli::force_unlock(&args.force_unlock),
         };
         return finish(
             &store,
