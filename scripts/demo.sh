@@ -9,7 +9,10 @@ out=${1:-$(mktemp -d -t rafter-demo.XXXXXX)}
 export RAFTER_STATE="$out/state"
 
 cargo build --quiet --manifest-path "$repo/Cargo.toml"
-rafter="$repo/target/debug/rafter"
+# Wherever cargo puts it (CARGO_TARGET_DIR, build.target-dir), not only ./target.
+target_dir=$(cargo metadata --quiet --format-version 1 --no-deps --manifest-path "$repo/Cargo.toml" |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+rafter="${target_dir:-$repo/target}/debug/rafter"
 
 "$rafter" create cluster --name demo.example.com --profile ha-aws \
   --zones eu-west-1a,eu-west-1b,eu-west-1c --dns-zone example.com

@@ -790,3 +790,93 @@ fn endless_files_and_missing_buckets_are_said_in_words() {
     assert!(!said.contains("Error {"), "a debug dump: {said}");
     assert!(!said.contains("aws_request_id"), "a debug dump: {said}");
 }
+
+/// Input mistakes get an answer written for people, with the right exit code: an empty spec
+/// file (3), nothing given at all (2, a usage error), a file past the YAML parser's limits
+/// (3), an S3 prefix with `..` in it (1, taken literally by S3 otherwise).
+#[test]
+fn input_mistakes_are_said_plainly() {
+    let rafter = Rafter::new();
+    let directory = tempfile::tempdir().unwrap();
+    let empty = directory.path().join("empty.yaml");
+    std::fs::write(&empty, "").unwrap();
+    let refused = rafter.run(&[
+        "create",
+        "cluster",
+        "-f",
+        empty.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    let said = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains(
+            "is empty: it should hold one YAML mapping with apiVersion, kind, metadata and spec"
+        ),
+        "{said}"
+    );
+
+    let nothing = rafter.run(&["create", "cluster"]);
+    let said = stderr(&nothing);
+    assert_eq!(nothing.status.code(), Some(2), "{said}");
+    assert!(said.contains("no spec given"), "{said}");
+
+    let nodes = directory.path().join("nodes.yaml");
+    let many = vec!["1"; 300_000].join(",");
+    std::fs::write(
+        &nodes,
+        format!("apiVersion: rafter.dev/v1alpha1\nlist: [{many}]\n"),
+    )
+    .unwrap();
+    let refused = rafter.run(&[
+        "create",
+        "cluster",
+        "-f",
+        nodes.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    let said = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains(
+            "it is larger or deeper than any cluster spec (the parser's limit on nodes was reached)"
+        ),
+        "{said}"
+    );
+    assert!(!said.contains("Nodes {"), "a debug dump: {said}");
+
+    let dotted = rafter.run(&["get", "clusters", "--state", "s3://bucket/a/../b"]);
+    let said = stderr(&dotted);
+    assert_eq!(dotted.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("an S3 prefix may not have `.`, `..` or empty parts"),
+        "{said}"
+    );
+}
+
+/// One cluster whose stored spec is corrupt does not hide the others: `get clusters` prints
+/// them, lists it as unreadable, says why on stderr, and exits 1.
+#[test]
+fn a_corrupt_cluster_is_listed_as_unreadable_among_the_good_ones() {
+    let rafter = Rafter::new();
+    assert!(rafter.run(&HA).status.success());
+    assert!(rafter.run(&EDGE).status.success());
+    std::fs::write(
+        rafter.state.path().join("edge.example.com/config.yaml"),
+        "spec: [this is not a cluster",
+    )
+    .unwrap();
+    let listed = rafter.run(&["get", "clusters"]);
+    let (out, said) = (stdout(&listed), stderr(&listed));
+    assert_eq!(listed.status.code(), Some(1), "{out}{said}");
+    assert!(out.contains("demo.example.com  aws"), "{out}");
+    assert!(out.contains("edge.example.com  (unreadable)"), "{out}");
+    assert!(
+        said.contains("warning: cluster edge.example.com cannot be read"),
+        "{said}"
+    );
+    assert!(
+        said.contains("1 of 2 clusters in") && said.contains("cannot be read: edge.example.com"),
+        "{said}"
+    );
+}

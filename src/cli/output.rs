@@ -39,10 +39,17 @@ pub fn report_error(error: &anyhow::Error) -> u8 {
                 .is_some()
             || matches!(
                 cause.downcast_ref::<LoadError>(),
-                Some(LoadError::Invalid(_) | LoadError::Syntax(_))
+                Some(LoadError::Invalid(_) | LoadError::Syntax(_) | LoadError::EmptyFile { .. })
             )
         {
             exit_code = EXIT_INVALID_SPEC;
+        }
+        // Nothing to build a spec from is a usage error, like a missing argument.
+        if matches!(
+            cause.downcast_ref::<LoadError>(),
+            Some(LoadError::NothingGiven)
+        ) {
+            exit_code = super::failure::EXIT_USAGE;
         }
     }
     for cause in error.chain().skip(1) {

@@ -57,6 +57,10 @@ pub enum LoadError {
     },
     #[error("no spec given: pass -f FILE, or --profile with --name and --zones")]
     NothingGiven,
+    #[error(
+        "spec file {path} is empty: it should hold one YAML mapping with apiVersion, kind, metadata and spec (`rafter get cluster NAME -o yaml` prints one)"
+    )]
+    EmptyFile { path: PathBuf },
     #[error(transparent)]
     Invalid(#[from] InvalidSpec),
 }
@@ -101,10 +105,22 @@ pub fn merge_sources(sources: &SpecSources) -> Result<Node, LoadError> {
             path: path.clone(),
             source,
         })?;
-        document.overlay(parse_yaml(&text, &path.display().to_string())?);
+        document.overlay(parse_spec_file(&text, path)?);
     }
     apply_flags(&mut document, &sources.flags);
     Ok(document)
+}
+
+/// A spec file's tree; an empty one (or one holding only `null`) is refused by name rather
+/// than read as "every field missing".
+fn parse_spec_file(text: &str, path: &Path) -> Result<Node, LoadError> {
+    let node = parse_yaml(text, &path.display().to_string())?;
+    if matches!(node.value, NodeValue::Null) {
+        return Err(LoadError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(node)
 }
 
 /// Parses a stored spec (as written by rafter) into its source tree.
@@ -138,7 +154,7 @@ fn profile_layer(name: &str) -> Result<Node, LoadError> {
             path: path.to_path_buf(),
             source,
         })?;
-        return Ok(parse_yaml(&text, name)?);
+        return parse_spec_file(&text, path);
     }
     let suggestion = did_you_mean(name, profile_names())
         .map(|close| format!("; did you mean `{close}`?"))
@@ -371,6 +387,20 @@ fn describe_decode_error(path: FieldPath, message: &str) -> Diagnostic {
         let field = words.first().copied().unwrap_or_default();
         return Diagnostic::error(path.key(field), "required field is missing")
             .with_hint(format!("add `{field}:`"));
+    }
+    if message.starts_with("invalid type: floating point")
+        && (message.ends_with("expected u32") || message.ends_with("expected u16"))
+    {
+        let value = words.first().copied().unwrap_or_default();
+        let largest = if message.ends_with("u16") {
+            u64::from(u16::MAX)
+        } else {
+            u64::from(u32::MAX)
+        };
+        return Diagnostic::error(
+            path,
+            format!("`{value}` is not a whole number from 0 to {largest}"),
+        );
     }
     if message.starts_with("invalid type: ") {
         let described = message

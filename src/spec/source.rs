@@ -284,17 +284,24 @@ impl Node {
 
 /// Parses one YAML document into a [`Node`] tree, with origins in `path`.
 pub fn parse_yaml(text: &str, path: &str) -> Result<Node, YamlSyntaxError> {
-    let spanned: Spanned<RawNode> = serde_saphyr::from_str(text).map_err(|error| {
-        let (line, column) = error
-            .location()
-            .map_or((0, 0), |location| (location.line(), location.column()));
-        YamlSyntaxError {
-            path: path.to_string(),
-            line,
-            column,
-            message: clean_syntax_message(&error.to_string()),
-        }
-    })?;
+    // YAML 1.2 as the README promises: only `true`/`false` are booleans (`zone: no` is the
+    // string "no"), and `0755` is not octal.
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        legacy_octal_numbers: false,
+    };
+    let spanned: Spanned<RawNode> =
+        serde_saphyr::from_str_with_options(text, options).map_err(|error| {
+            let (line, column) = error
+                .location()
+                .map_or((0, 0), |location| (location.line(), location.column()));
+            YamlSyntaxError {
+                path: path.to_string(),
+                line,
+                column,
+                message: clean_syntax_message(&error.to_string()),
+            }
+        })?;
     let file: Arc<str> = Arc::from(path);
     Ok(spanned_to_node(spanned, &file))
 }
@@ -310,11 +317,29 @@ fn clean_syntax_message(message: &str) -> String {
             .map_or(without_prefix, |(_, text)| text),
         None => without_prefix,
     };
-    without_position
+    let message = without_position
         .split(", set DuplicateKeyPolicy")
         .next()
-        .unwrap_or(without_position)
-        .to_string()
+        .unwrap_or(without_position);
+    if message.starts_with("multiple YAML documents detected") {
+        return "a spec file holds one YAML document, and this one has more (after a `---` line)"
+            .to_string();
+    }
+    if let Some(breach) = message.strip_prefix("budget breached: ") {
+        // `Nodes { nodes: 250001 }`: name the limit in words, not in the parser's Debug form.
+        let limit = breach.split([' ', '{']).next().unwrap_or(breach);
+        let words: String = limit
+            .chars()
+            .flat_map(|character| {
+                let space = character.is_uppercase().then_some(' ');
+                space.into_iter().chain(character.to_lowercase())
+            })
+            .collect();
+        return format!(
+            "it is larger or deeper than any cluster spec (the parser's limit on{words} was reached): is it the right file?"
+        );
+    }
+    message.to_string()
 }
 
 /// The YAML text could not be parsed at all.

@@ -438,12 +438,19 @@ fn validate_networks(spec: &ClusterSpec, out: &mut Vec<Diagnostic>) {
         );
     } else {
         let capacity = 1u64 << (24 - pod_prefix);
+        // A control-plane count that is itself wrong is reported on its own field, not
+        // blamed on the pod range as well.
+        let control_plane = if CONTROL_PLANE_SIZES.contains(&spec.control_plane.count) {
+            u64::from(spec.control_plane.count)
+        } else {
+            0
+        };
         let most_nodes: u64 = spec
             .node_groups
             .iter()
             .map(|group| u64::from(group.max_size))
             .sum::<u64>()
-            + u64::from(spec.control_plane.count);
+            + control_plane;
         if most_nodes > capacity {
             out.push(Diagnostic::error(
                 path("spec.networking.podCidr"),

@@ -20,9 +20,20 @@ impl StateLocation {
                     url: url.to_string(),
                 });
             }
+            let prefix = prefix.trim_end_matches('/');
+            // S3 takes keys literally: `a/../b` would be a folder named `..`, not `b`.
+            if !prefix.is_empty()
+                && prefix
+                    .split('/')
+                    .any(|segment| matches!(segment, "" | "." | ".."))
+            {
+                return Err(StateError::BadS3Prefix {
+                    url: url.to_string(),
+                });
+            }
             return Ok(StateLocation::S3 {
                 bucket: bucket.to_string(),
-                prefix: prefix.trim_end_matches('/').to_string(),
+                prefix: prefix.to_string(),
             });
         }
         if let Some(path) = url.strip_prefix("file://") {
@@ -74,7 +85,15 @@ mod tests {
                 prefix: "a/b".into()
             }
         );
-        for bad in ["", "s3://", "gs://x", "file://"] {
+        for bad in [
+            "",
+            "s3://",
+            "gs://x",
+            "file://",
+            "s3://bucket/a/../b",
+            "s3://bucket/./a",
+            "s3://bucket/a//b",
+        ] {
             assert!(StateLocation::parse(bad).is_err(), "{bad}");
         }
     }

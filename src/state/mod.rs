@@ -71,6 +71,10 @@ pub enum StateError {
         "`{url}` is not a state store location: use file:///path, a directory path, or s3://bucket/prefix"
     )]
     BadLocation { url: String },
+    #[error(
+        "`{url}`: an S3 prefix may not have `.`, `..` or empty parts (S3 takes keys literally); write the prefix as it should be, e.g. s3://bucket/clusters"
+    )]
+    BadS3Prefix { url: String },
     #[error("the system's random number generator failed: {0}")]
     Random(String),
 }

@@ -3,6 +3,7 @@
 use rafter::spec::{self, Cluster, Provider};
 
 use crate::cli::args::{GetClustersArgs, ListFormat};
+use crate::cli::failure::{EXIT_FAILURE, Failure};
 use crate::cli::settings;
 
 use super::stored_cluster;
@@ -10,11 +11,17 @@ use super::stored_cluster;
 pub async fn run(state: Option<&str>, args: GetClustersArgs) -> anyhow::Result<()> {
     let store = settings::open_store(state).await?;
     let mut clusters = Vec::new();
+    // One cluster whose stored spec cannot be read does not hide the others: it is listed as
+    // unreadable, said on stderr, and the command fails after printing the rest.
+    let mut unreadable = Vec::new();
     for name in store.list_clusters().await? {
-        clusters.push(stored_cluster::load(&store, &name).await?.cluster);
+        match stored_cluster::load(&store, &name).await {
+            Ok(stored) => clusters.push(stored.cluster),
+            Err(error) => unreadable.push((name, error)),
+        }
     }
     match args.output {
-        ListFormat::Table => print!("{}", table(&clusters)),
+        ListFormat::Table => print!("{}", table(&clusters, &unreadable)),
         ListFormat::Json => println!("{}", serde_json::to_string_pretty(&clusters)?),
         ListFormat::Yaml => {
             for cluster in &clusters {
@@ -22,13 +29,31 @@ pub async fn run(state: Option<&str>, args: GetClustersArgs) -> anyhow::Result<(
             }
         }
     }
-    if clusters.is_empty() {
+    if clusters.is_empty() && unreadable.is_empty() {
         eprintln!("No clusters in {}.", store.url());
+    }
+    for (name, error) in &unreadable {
+        eprintln!("warning: cluster {name} cannot be read: {error:#}");
+    }
+    if !unreadable.is_empty() {
+        let names: Vec<&str> = unreadable.iter().map(|(name, _)| name.as_str()).collect();
+        return Err(Failure::new(
+            EXIT_FAILURE,
+            format!(
+                "{} of {} clusters in {} cannot be read: {}",
+                unreadable.len(),
+                unreadable.len() + clusters.len(),
+                store.url(),
+                names.join(", ")
+            ),
+        )
+        .hint("`rafter get cluster NAME` shows where its spec is wrong; fix or restore its config.yaml")
+        .into());
     }
     Ok(())
 }
 
-fn table(clusters: &[Cluster]) -> String {
+fn table(clusters: &[Cluster], unreadable: &[(String, anyhow::Error)]) -> String {
     let mut rows = vec![
         [
             "NAME",
@@ -67,6 +92,12 @@ fn table(clusters: &[Cluster]) -> String {
             spec.node_groups.len().to_string(),
             spec.kubernetes_version.clone(),
         ]);
+    }
+    for (name, _) in unreadable {
+        let mut row = [name.clone(), "(unreadable)".to_string()]
+            .into_iter()
+            .chain(std::iter::repeat_n("-".to_string(), 5));
+        rows.push(std::array::from_fn(|_| row.next().unwrap_or_default()));
     }
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
