@@ -438,3 +438,66 @@ async fn adopted_load_balancer_settings_are_brought_to_the_spec() {
     let (deleted, _) = destroy(name, &second).await;
     assert!(deleted.succeeded(), "{deleted:#?}");
 }
+
+/// The state record lost, then an update with another node instance type: the launch
+/// templates are adopted by their tags, and what they launch is compared with the spec.
+/// The nodes' template gets a new version with the new type (it used to keep the old one,
+/// recorded as if it had the new); the control plane's, unchanged, gets no new version.
+#[tokio::test]
+async fn an_adopted_launch_template_is_brought_to_the_spec() {
+    let name = "adopted-template.example.com";
+    let mut sources = common::example_sources("dev-aws");
+    sources.flags.name = Some(name.into());
+    let first = Memory::default();
+    let (report, _) = converge(name, &graph_for(&sources), &first).await;
+    assert!(report.succeeded(), "{report:#?}");
+
+    sources.flags.node_size = Some("t3.large".into());
+    let lost = Memory::default(); // resources.json gone: everything is adopted by its tags
+    let (report, _) = converge(name, &graph_for(&sources), &lost).await;
+    assert!(report.succeeded(), "{report:#?}");
+
+    let ec2 = aws_sdk_ec2::Client::new(&common::moto::sdk_config());
+    let template = |group: &'static str| {
+        let ec2 = ec2.clone();
+        async move {
+            let found = ec2
+                .describe_launch_templates()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("launch-template-name")
+                        .values(format!("{group}.{name}"))
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            let template = found.launch_templates()[0].clone();
+            let latest = ec2
+                .describe_launch_template_versions()
+                .launch_template_id(template.launch_template_id().unwrap())
+                .versions("$Latest")
+                .send()
+                .await
+                .unwrap();
+            let data = latest.launch_template_versions()[0]
+                .launch_template_data()
+                .unwrap()
+                .clone();
+            (
+                template.latest_version_number().unwrap(),
+                data.instance_type().unwrap().as_str().to_string(),
+            )
+        }
+    };
+    assert_eq!(template("nodes-workers").await, (2, "t3.large".to_string()));
+    assert_eq!(
+        template("control-plane-eu-west-1a").await,
+        (1, "t3.medium".to_string()),
+        "an unchanged template gets no new version"
+    );
+    let again = plan::diff(name, &graph_for(&sources), &lost.records()).unwrap();
+    assert!(!again.summary.has_changes(), "{:?}", again.summary);
+    let deleted = common::apply::destroy(name, &lost).await.0;
+    assert!(deleted.succeeded(), "{deleted:#?}");
+}

@@ -11,7 +11,8 @@ use aws_sdk_ec2::types::{
     LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
     LaunchTemplateInstanceNetworkInterfaceSpecificationRequest,
-    LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType, VolumeType,
+    LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType,
+    ResponseLaunchTemplateData, VolumeType,
 };
 
 use super::attrs::Attrs;
@@ -299,12 +300,124 @@ async fn ensure_launch_template(
         let id = existing
             .launch_template_id()
             .ok_or_else(|| missing("DescribeLaunchTemplates"))?;
-        return Ok(template_outputs(
-            id,
-            existing.latest_version_number().unwrap_or(1),
-        ));
+        let latest = existing.latest_version_number().unwrap_or(1);
+        // Adopted (an earlier run made it, or the record was lost): what it launches is what
+        // its newest version says, which may be an older spec's; bring it to this one.
+        let live = latest_template_data(context, id).await?;
+        let wanted = template_data(attrs)?;
+        if live.is_some_and(|live| template_differences(&live, &wanted).is_empty()) {
+            return Ok(template_outputs(id, latest));
+        }
+        return add_template_version(context, address, id, latest, attrs).await;
     }
     create_launch_template(context, address, attrs, name).await
+}
+
+/// The data of a launch template's newest version (`None` if it has none to read).
+async fn latest_template_data(
+    context: &Context,
+    id: &str,
+) -> Result<Option<ResponseLaunchTemplateData>, ProvisionError> {
+    context.calls.read(EC2);
+    let versions = context
+        .ec2
+        .describe_launch_template_versions()
+        .launch_template_id(id)
+        .versions("$Latest")
+        .send()
+        .await
+        .aws()?;
+    Ok(versions
+        .launch_template_versions()
+        .first()
+        .and_then(|version| version.launch_template_data())
+        .cloned())
+}
+
+/// The settings rafter makes on which a template's `live` data differs from `wanted`, by
+/// name (empty: the template launches what rafter would).
+fn template_differences(
+    live: &ResponseLaunchTemplateData,
+    wanted: &RequestLaunchTemplateData,
+) -> Vec<&'static str> {
+    let sorted = |groups: &[String]| {
+        let mut groups = groups.to_vec();
+        groups.sort();
+        groups
+    };
+    let live_interface = live.network_interfaces().first();
+    let wanted_interface = wanted.network_interfaces().first();
+    let live_volume = live
+        .block_device_mappings()
+        .first()
+        .and_then(|device| device.ebs());
+    let wanted_volume = wanted
+        .block_device_mappings()
+        .first()
+        .and_then(|device| device.ebs());
+    let live_metadata = live.metadata_options();
+    let wanted_metadata = wanted.metadata_options();
+    let checks = [
+        ("image_id", live.image_id() == wanted.image_id()),
+        (
+            "instance_type",
+            live.instance_type() == wanted.instance_type(),
+        ),
+        ("key_name", live.key_name() == wanted.key_name()),
+        ("user_data", live.user_data() == wanted.user_data()),
+        (
+            "iam_instance_profile",
+            live.iam_instance_profile()
+                .and_then(|profile| profile.arn())
+                == wanted
+                    .iam_instance_profile()
+                    .and_then(|profile| profile.arn()),
+        ),
+        (
+            "security_groups",
+            live_interface.map(|interface| sorted(interface.groups()))
+                == wanted_interface.map(|interface| sorted(interface.groups())),
+        ),
+        (
+            "associate_public_ip_address",
+            live_interface.and_then(|interface| interface.associate_public_ip_address())
+                == wanted_interface.and_then(|interface| interface.associate_public_ip_address()),
+        ),
+        (
+            "volume_size",
+            live_volume.and_then(|volume| volume.volume_size())
+                == wanted_volume.and_then(|volume| volume.volume_size()),
+        ),
+        (
+            "volume_type",
+            live_volume.and_then(|volume| volume.volume_type())
+                == wanted_volume.and_then(|volume| volume.volume_type()),
+        ),
+        (
+            "encrypted",
+            live_volume.and_then(|volume| volume.encrypted())
+                == wanted_volume.and_then(|volume| volume.encrypted()),
+        ),
+        (
+            "http_tokens",
+            live_metadata
+                .and_then(|metadata| metadata.http_tokens())
+                .map(|tokens| tokens.as_str())
+                == wanted_metadata
+                    .and_then(|metadata| metadata.http_tokens())
+                    .map(|tokens| tokens.as_str()),
+        ),
+        (
+            "http_put_response_hop_limit",
+            live_metadata.and_then(|metadata| metadata.http_put_response_hop_limit())
+                == wanted_metadata.and_then(|metadata| metadata.http_put_response_hop_limit()),
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, same)| !same)
+        .map(|(name, _)| name)
+        .collect()
 }
 
 async fn create_launch_template(
@@ -346,19 +459,33 @@ async fn new_template_version(
         .outputs
         .get("id")
         .ok_or_else(|| missing("the launch template's state"))?;
-    // The version it replaces is part of the request: going back to an earlier template's
-    // settings is a new version, not the earlier one.
     let replaced = recorded
         .outputs
         .get("latest_version")
-        .map_or("", String::as_str);
+        .and_then(|version| version.parse().ok())
+        .unwrap_or(0);
+    add_template_version(context, &recorded.address, id, replaced, attrs).await
+}
+
+/// A new version of template `id` with `attrs`' data, made the default (groups launch
+/// `$Latest` anyway), the template's tags brought to `attrs`' too.
+async fn add_template_version(
+    context: &Context,
+    address: &Address,
+    id: &str,
+    replaced: i64,
+    attrs: Attrs<'_>,
+) -> Result<Outputs, ProvisionError> {
+    // The version it replaces is part of the request: going back to an earlier template's
+    // settings is a new version, not the earlier one.
+    let replaced = replaced.to_string();
     let request = format!("{:?}", attrs.0);
     context.calls.write(EC2);
     let created = context
         .ec2
         .create_launch_template_version()
         .launch_template_id(id)
-        .set_client_token(context.client_token(&recorded.address, &[id, replaced, &request]))
+        .set_client_token(context.client_token(address, &[id, &replaced, &request]))
         .launch_template_data(template_data(attrs)?)
         .send()
         .await
@@ -376,7 +503,7 @@ async fn new_template_version(
         .send()
         .await
         .aws()?;
-    retag(context, id, attrs, &recorded.address).await?;
+    retag(context, id, attrs, address).await?;
     Ok(template_outputs(id, version))
 }
 
@@ -525,5 +652,48 @@ async fn delete_group(context: &Context, name: &str) -> Result<(), ProvisionErro
             Ok(())
         }
         Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ec2::types::{InstanceType, LaunchTemplateInstanceNetworkInterfaceSpecification};
+
+    #[test]
+    fn a_template_differs_only_where_what_it_launches_differs() {
+        let wanted = RequestLaunchTemplateData::builder()
+            .image_id("ami-1")
+            .instance_type(InstanceType::T3Medium)
+            .user_data("Ym9vdA==")
+            .network_interfaces(
+                LaunchTemplateInstanceNetworkInterfaceSpecificationRequest::builder()
+                    .groups("sg-b")
+                    .groups("sg-a")
+                    .build(),
+            )
+            .build();
+        let live = |instance_type: InstanceType, groups: [&str; 2]| {
+            ResponseLaunchTemplateData::builder()
+                .image_id("ami-1")
+                .instance_type(instance_type)
+                .user_data("Ym9vdA==")
+                .network_interfaces(
+                    LaunchTemplateInstanceNetworkInterfaceSpecification::builder()
+                        .groups(groups[0])
+                        .groups(groups[1])
+                        .build(),
+                )
+                .build()
+        };
+        // The groups' order is AWS's business.
+        assert_eq!(
+            template_differences(&live(InstanceType::T3Medium, ["sg-a", "sg-b"]), &wanted),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            template_differences(&live(InstanceType::T3Large, ["sg-a", "sg-c"]), &wanted),
+            vec!["instance_type", "security_groups"]
+        );
     }
 }
