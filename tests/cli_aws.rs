@@ -736,3 +736,121 @@ async fn ha_cluster_is_created_in_one_run_and_deleted_through_what_aws_does() {
     assert!(proxy.dependency_refusals() > 0, "nothing lingered: {log}");
     assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
 }
+
+/// A subnet and a launch template deleted behind rafter's back (as in the console): the
+/// plan shows each as deleted outside rafter, to be created again; `update --yes` creates
+/// them (and replaces or updates what referred to them) instead of retrying `…NotFound` for
+/// ten minutes; the next plan has nothing to do; `--refresh=false` plans against the record.
+#[tokio::test]
+async fn resources_deleted_outside_rafter_are_created_again() {
+    // Three zones: the emulator refuses a load balancer's subnets in fewer (AWS allows one
+    // for a network load balancer).
+    common::moto::public_zone("example.com").await;
+    let cli = Cli::new("drift").await;
+    let name = "drift.example.com";
+    let key = cli.key_file.path().to_str().unwrap();
+    let create = [
+        "create",
+        "cluster",
+        "--name",
+        name,
+        "--profile",
+        "ha-aws",
+        "--zones",
+        "eu-west-1a,eu-west-1b,eu-west-1c",
+        "--dns-zone",
+        "example.com",
+        "--ssh-public-key",
+        key,
+        "--yes",
+    ];
+    let created = cli.run(&create);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let before = inventory(name).await;
+
+    let record: serde_json::Value =
+        serde_json::from_slice(&cli.state_object(name, "resources.json").await.unwrap()).unwrap();
+    let id_of = |kind: &str| {
+        record["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|resource| resource["address"]["kind"] == kind)
+            .map(|resource| {
+                (
+                    resource["address"]["name"].as_str().unwrap().to_string(),
+                    resource["outputs"]["id"].as_str().unwrap().to_string(),
+                )
+            })
+            .unwrap_or_else(|| panic!("no {kind} in {record}"))
+    };
+    let (subnet_name, subnet) = id_of("subnet");
+    let (template_name, template) = id_of("launch_template");
+    let ec2 = aws_sdk_ec2::Client::new(&common::moto::sdk_config());
+    ec2.delete_launch_template()
+        .launch_template_id(&template)
+        .send()
+        .await
+        .unwrap();
+    ec2.delete_subnet().subnet_id(&subnet).send().await.unwrap();
+
+    let offline = cli.run(&["update", "cluster", name, "--refresh=false"]);
+    assert!(
+        String::from_utf8_lossy(&offline.stdout).contains("No changes"),
+        "{}",
+        String::from_utf8_lossy(&offline.stdout)
+    );
+    let preview = cli.run(&["update", "cluster", name]);
+    let (plan, log) = (String::from_utf8_lossy(&preview.stdout), stderr(&preview));
+    assert!(preview.status.success(), "{log}");
+    for address in [
+        format!("aws_subnet.{subnet_name}"),
+        format!("aws_launch_template.{template_name}"),
+    ] {
+        assert!(
+            plan.contains(&format!(
+                "{address} will be created (it was deleted outside rafter)"
+            )),
+            "{plan}"
+        );
+        assert!(
+            log.contains(&format!("note: {address} was deleted outside rafter")),
+            "{log}"
+        );
+    }
+
+    let json = cli.run(&["update", "cluster", name, "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let drifted: Vec<&str> = json["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| change["drift"] == "vanished")
+        .map(|change| change["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        drifted,
+        [
+            format!("aws_subnet.{subnet_name}"),
+            format!("aws_launch_template.{template_name}")
+        ]
+    );
+
+    let repaired = cli.run(&[
+        "update",
+        "cluster",
+        name,
+        "--yes",
+        "--capacity-timeout",
+        "0s",
+    ]);
+    let log = stderr(&repaired);
+    assert!(repaired.status.success(), "{log}");
+    let again = cli.run(&["update", "cluster", name]);
+    let plan = String::from_utf8_lossy(&again.stdout);
+    assert!(plan.contains("No changes"), "{plan}{}", stderr(&again));
+    assert_eq!(inventory(name).await, before);
+
+    let deleted = cli.run(&["delete", "cluster", name, "--yes"]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+}

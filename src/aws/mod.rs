@@ -14,6 +14,7 @@ pub mod ec2;
 pub mod errors;
 pub mod iam;
 pub mod loadbalancer;
+pub mod refresh;
 pub mod sweep;
 pub mod tokens;
 

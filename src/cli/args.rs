@@ -192,6 +192,10 @@ pub struct UpdateClusterArgs {
     /// (e.g. 10m; 0s: do not wait)
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub capacity_timeout: String,
+    /// Check which recorded AWS resources still exist before planning (false: plan against
+    /// the record alone, without AWS calls)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub refresh: bool,
     #[arg(short, long, value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,
     #[command(flatten)]

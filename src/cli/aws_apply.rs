@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
-use rafter::apply::{self, ApplyOptions, ApplyReport};
+use rafter::apply::{self, ApplyOptions, ApplyReport, Recorder};
 use rafter::aws::AwsProvisioner;
 use rafter::bootstrap::ApiLoadBalancerNames;
-use rafter::graph::ResourceGraph;
+use rafter::graph::{Address, ResourceGraph};
 use rafter::plan::{Action, Plan, RecordedResource};
 use rafter::state::{ClusterLock, ClusterStore, ResourceLedger, StateStore};
 
@@ -21,6 +21,10 @@ use super::progress::Progress;
 /// How often a running apply renews its lock (well inside the lease).
 const RENEW_EVERY: Duration = Duration::from_secs(60);
 
+/// Plans against the records of what exists, given the recorded resources a refresh found
+/// deleted outside rafter.
+pub type Planner<'a> = dyn Fn(&[RecordedResource], &[Address]) -> anyhow::Result<Plan> + 'a;
+
 /// What to apply: the desired graph, and how to plan it against what is recorded.
 pub struct ApplyRequest<'a> {
     pub cluster: &'a str,
@@ -28,8 +32,10 @@ pub struct ApplyRequest<'a> {
     /// `update cluster`, `delete cluster`, …: shown to anyone who finds the lock held.
     pub operation: &'a str,
     pub graph: &'a ResourceGraph,
-    pub plan: &'a dyn Fn(&[RecordedResource]) -> anyhow::Result<Plan>,
+    pub plan: &'a Planner<'a>,
     pub force_unlock: rafter::state::ForceUnlock,
+    /// Look for recorded resources deleted outside rafter first (see [`vanished`]).
+    pub refresh: bool,
 }
 
 /// The AWS region to apply in; bare-host clusters cannot be applied here yet.
@@ -102,11 +108,21 @@ pub async fn apply_with_lock<'a, S: StateStore>(
     )
     .await?;
     let ledger = ResourceLedger::open(store, request.cluster).await?;
+    let config = aws_config(request.region).await;
+    let gone = match request.refresh {
+        true => vanished(&config, request.cluster, &ledger.resources().await).await?,
+        false => Vec::new(),
+    };
+    // Forgotten before the apply, so each is created again under a new idempotency token
+    // (its old token would bring back the deleted one).
+    for address in &gone {
+        ledger.forget(address).await?;
+    }
     let recorded = ledger.resources().await;
     // Planned again under the lock: what another run applied meanwhile counts.
-    let plan = (request.plan)(&recorded)?;
-    let provisioner = AwsProvisioner::new(&aws_config(request.region).await, request.cluster)
-        .with_lineage(ledger.lineage().await);
+    let plan = (request.plan)(&recorded, &gone)?;
+    let provisioner =
+        AwsProvisioner::new(&config, request.cluster).with_lineage(ledger.lineage().await);
     let operations = plan
         .changes
         .iter()
@@ -134,6 +150,28 @@ pub async fn apply_with_lock<'a, S: StateStore>(
         lock,
         provisioner,
     })
+}
+
+/// The recorded resources that were deleted outside rafter, each said on stderr.
+pub async fn vanished(
+    config: &aws_config::SdkConfig,
+    cluster: &str,
+    recorded: &[RecordedResource],
+) -> anyhow::Result<Vec<Address>> {
+    let reader = AwsProvisioner::new(config, cluster);
+    let gone = rafter::aws::refresh::vanished(&reader.context, recorded)
+        .await
+        .map_err(|error| {
+            Failure::new(
+                EXIT_FAILURE,
+                format!("cannot check which recorded resources of cluster {cluster} still exist: {error}"),
+            )
+            .hint("fix the cause, or plan against the record alone with --refresh=false")
+        })?;
+    for address in &gone {
+        eprintln!("note: {address} was deleted outside rafter; it will be created again");
+    }
+    Ok(gone)
 }
 
 /// Runs `work` while renewing `lock`'s lease. A lock broken meanwhile means another run may

@@ -66,6 +66,24 @@ pub struct ResourceChange {
     pub attributes: Vec<Field>,
     /// For updates and replaces: what differs.
     pub changes: Vec<AttributeChange>,
+    /// What about the resource changed outside rafter, which this change repairs.
+    pub drift: Option<Drift>,
+}
+
+/// A difference between what rafter recorded and what exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Drift {
+    /// Recorded, but deleted outside rafter: it is created again.
+    Vanished,
+}
+
+impl Drift {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Drift::Vanished => "it was deleted outside rafter",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -130,6 +148,7 @@ pub fn diff(
                 action: Action::Read,
                 attributes,
                 changes: Vec::new(),
+                drift: None,
             });
             continue;
         }
@@ -141,6 +160,7 @@ pub fn diff(
                 action: Action::Create,
                 attributes,
                 changes: Vec::new(),
+                drift: None,
             });
             continue;
         };
@@ -170,6 +190,7 @@ pub fn diff(
             action,
             attributes,
             changes: attribute_changes,
+            drift: None,
         });
     }
     for resource in delete_order(recorded) {
@@ -180,6 +201,7 @@ pub fn diff(
                 action: Action::Delete,
                 attributes: resource.attributes.clone(),
                 changes: Vec::new(),
+                drift: None,
             });
         }
     }
@@ -188,6 +210,29 @@ pub fn diff(
         changes,
         summary,
     })
+}
+
+/// Plans as [`diff`] does, against the records of what still exists: each of `vanished` (found
+/// gone by a refresh) is left out of `recorded`, so it is created again, and its creation
+/// is marked as repairing that drift. What refers to it takes its new id.
+pub fn diff_refreshed(
+    cluster: &str,
+    desired: &ResourceGraph,
+    recorded: &[RecordedResource],
+    vanished: &[Address],
+) -> Result<Plan, GraphError> {
+    let existing: Vec<RecordedResource> = recorded
+        .iter()
+        .filter(|record| !vanished.contains(&record.address))
+        .cloned()
+        .collect();
+    let mut plan = diff(cluster, desired, &existing)?;
+    for change in &mut plan.changes {
+        if change.action == Action::Create && vanished.contains(&change.address) {
+            change.drift = Some(Drift::Vanished);
+        }
+    }
+    Ok(plan)
 }
 
 /// A plan that deletes everything recorded, dependents first.

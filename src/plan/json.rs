@@ -18,7 +18,7 @@ pub fn render(plan: &Plan) -> Json {
 }
 
 fn change_json(change: &ResourceChange) -> Json {
-    json!({
+    let mut rendered = json!({
         "address": change.address.to_string(),
         "type": change.address.kind.type_name(),
         "name": change.address.name,
@@ -37,7 +37,11 @@ fn change_json(change: &ResourceChange) -> Json {
                 "forces_replacement": attribute.forces_replacement,
             })
         }).collect::<Vec<_>>(),
-    })
+    });
+    if let (Some(drift), Some(object)) = (change.drift, rendered.as_object_mut()) {
+        object.insert("drift".to_string(), json!(drift));
+    }
+    rendered
 }
 
 fn fields_json(fields: &[Field]) -> Json {

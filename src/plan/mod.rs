@@ -5,4 +5,7 @@ pub mod diff;
 pub mod json;
 pub mod text;
 
-pub use diff::{Action, AttributeChange, Plan, RecordedResource, ResourceChange, Summary, diff};
+pub use diff::{
+    Action, AttributeChange, Drift, Plan, RecordedResource, ResourceChange, Summary, diff,
+    diff_refreshed,
+};

@@ -76,9 +76,13 @@ pub fn render(plan: &Plan, color: Color) -> String {
 fn render_change(out: &mut String, change: &ResourceChange, painter: &Painter) {
     let address = &change.address;
     let symbol = change.action.symbol();
+    let drift = change
+        .drift
+        .map(|drift| format!(" ({})", drift.describe()))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "  # {} will be {}",
+        "  # {} will be {}{drift}",
         painter.bold(&address.to_string()),
         change.action.verb()
     );

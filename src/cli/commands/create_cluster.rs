@@ -89,7 +89,9 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
         );
         return Ok(());
     };
-    let planner = |recorded: &[RecordedResource]| Ok(plan::diff(name, &graph, recorded)?);
+    let planner = |recorded: &[RecordedResource], gone: &[rafter::graph::Address]| {
+        Ok(plan::diff_refreshed(name, &graph, recorded, gone)?)
+    };
     let request = ApplyRequest {
         cluster: name,
         region,
@@ -97,6 +99,7 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
         graph: &graph,
         plan: &planner,
         force_unlock: rafter::state::ForceUnlock::Never,
+        refresh: true,
     };
     finish(
         &store,

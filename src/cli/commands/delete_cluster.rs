@@ -47,7 +47,10 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
     // The state goes under the same lock as the resources, so no run can slip in between
     // and create what the deleted state would then lose track of.
     let (mut lock, mut failure) = if plan.summary.delete > 0 {
-        let planner = |recorded: &[RecordedResource]| Ok(destroy_plan(name, recorded)?);
+        // Deleting what is already gone succeeds: no refresh needed.
+        let planner = |recorded: &[RecordedResource], _: &[rafter::graph::Address]| {
+            Ok(destroy_plan(name, recorded)?)
+        };
         let nothing = ResourceGraph::new();
         let request = ApplyRequest {
             cluster: name,
@@ -56,6 +59,7 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
             graph: &nothing,
             plan: &planner,
             force_unlock: force_unlock(&args.force_unlock),
+            refresh: false,
         };
         let applied = apply_with_lock(&store, request).await?;
         let left = applied.records.len();

@@ -58,7 +58,7 @@ async fn resolve_lookups<'a, S: StateStore>(
     let name = cluster.metadata.name.as_str();
     let lookups = graph.filtered(|node| node.address.kind.is_lookup());
     // Planned against the recorded lookups only: nothing else recorded is touched.
-    let planner = |recorded: &[RecordedResource]| {
+    let planner = |recorded: &[RecordedResource], _: &[rafter::graph::Address]| {
         let recorded_lookups: Vec<RecordedResource> = recorded
             .iter()
             .filter(|record| record.address.kind.is_lookup())
@@ -73,6 +73,8 @@ async fn resolve_lookups<'a, S: StateStore>(
         graph: &lookups,
         plan: &planner,
         force_unlock: rafter::state::ForceUnlock::Never,
+        // Only lookups are applied: nothing recorded is touched.
+        refresh: false,
     };
     let applied = apply_with_lock(store, request).await?;
     if !applied.report.succeeded() {

@@ -1,5 +1,6 @@
 //! `rafter update cluster`: plan the changes that bring a cluster to its (possibly new) spec.
 
+use rafter::graph::Address;
 use rafter::model::build_graph;
 use rafter::model::compute::{ControlPlaneSlot, control_plane_slots};
 use rafter::plan::{self, RecordedResource};
@@ -7,7 +8,7 @@ use rafter::spec::{self, Cluster, Provider, SpecSources};
 
 use crate::cli::args::UpdateClusterArgs;
 use crate::cli::aws_apply::{
-    ApplyRequest, apply_with_lock, aws_region, finish, require_state_in_s3,
+    ApplyRequest, apply_with_lock, aws_config, aws_region, finish, require_state_in_s3, vanished,
 };
 use crate::cli::aws_capacity::check_offerings;
 use crate::cli::durations::wait_duration;
@@ -48,7 +49,18 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
     output::print_warnings(&prepared.warnings);
     let recorded = store.read_resources(name).await?;
     let graph = build_graph(&prepared.cluster)?;
-    let plan = plan::diff(name, &graph, &recorded)?;
+    // A preview shows what a refresh finds; with --yes the apply refreshes under the lock.
+    let gone = if prepared.cluster.spec.provider == Provider::Aws
+        && args.refresh
+        && !args.yes
+        && !recorded.is_empty()
+    {
+        let config = aws_config(aws_region(&prepared.cluster)?).await;
+        vanished(&config, name, &recorded).await?
+    } else {
+        Vec::new()
+    };
+    let plan = plan::diff_refreshed(name, &graph, &recorded, &gone)?;
     output::print_plan(&plan, args.output);
     if prepared.cluster.spec.provider == Provider::Ssh {
         if args.yes && args.file.is_some() {
@@ -82,7 +94,9 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
                 .replace_spec(name, &spec::to_yaml(&prepared.cluster)?)
                 .await?;
         }
-        let planner = |recorded: &[RecordedResource]| Ok(plan::diff(name, &graph, recorded)?);
+        let planner = |recorded: &[RecordedResource], gone: &[Address]| {
+            Ok(plan::diff_refreshed(name, &graph, recorded, gone)?)
+        };
         let request = ApplyRequest {
             cluster: name,
             region,
@@ -90,6 +104,7 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
             graph: &graph,
             plan: &planner,
             force_unlock: crate::cli::force_unlock(&args.force_unlock),
+            refresh: args.refresh,
         };
         return finish(
             &store,
