@@ -363,8 +363,14 @@ async fn the_sweep_lists_through_throttling() {
             ..Default::default()
         },
     );
+    // Long enough to wait out a kind whose listing failed all its tries in one round (a
+    // role listing is several requests, and its tries back off for 3.5 s).
+    let patient = SweepPolicy {
+        settle: Duration::from_secs(30),
+        ..quick()
+    };
     let report = AwsProvisioner::new(&proxy.sdk_config(), name)
-        .sweep(quick())
+        .sweep(patient)
         .await;
     assert!(
         proxy.faults() > 0,

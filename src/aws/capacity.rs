@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_autoscaling::types::{LifecycleState, ScalingActivityStatusCode};
 use aws_sdk_ec2::types::LocationType;
 
-use super::Context;
 use super::errors::AwsResultExt;
+use super::{Context, compute};
 use crate::apply::ProvisionError;
 use crate::model::placements::Placement;
 
@@ -188,38 +188,26 @@ pub async fn capacities(
     context: &Context,
     groups: &[String],
 ) -> Result<Vec<GroupCapacity>, ProvisionError> {
-    let mut found = Vec::new();
-    // Auto Scaling takes at most 100 names per request.
-    for names in groups.chunks(100) {
-        let mut pages = context
-            .autoscaling
-            .describe_auto_scaling_groups()
-            .set_auto_scaling_group_names(Some(names.to_vec()))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            context.calls.read("autoscaling");
-            for group in page.aws()?.auto_scaling_groups() {
-                let in_service = group
-                    .instances()
-                    .iter()
-                    .filter(|instance| {
-                        instance.lifecycle_state() == Some(&LifecycleState::InService)
-                            && instance.health_status() == Some("Healthy")
-                    })
-                    .count();
-                found.push(GroupCapacity {
-                    group: group
-                        .auto_scaling_group_name()
-                        .unwrap_or_default()
-                        .to_string(),
-                    desired: usize::try_from(group.desired_capacity().unwrap_or(0)).unwrap_or(0),
-                    in_service,
-                    last_failure: None,
-                });
-            }
-        }
-    }
+    let mut found: Vec<GroupCapacity> = compute::groups_named(context, groups)
+        .await?
+        .iter()
+        .map(|group| GroupCapacity {
+            group: group
+                .auto_scaling_group_name()
+                .unwrap_or_default()
+                .to_string(),
+            desired: usize::try_from(group.desired_capacity().unwrap_or(0)).unwrap_or(0),
+            in_service: group
+                .instances()
+                .iter()
+                .filter(|instance| {
+                    instance.lifecycle_state() == Some(&LifecycleState::InService)
+                        && instance.health_status() == Some("Healthy")
+                })
+                .count(),
+            last_failure: None,
+        })
+        .collect();
     for capacity in found.iter_mut().filter(|capacity| !capacity.reached()) {
         capacity.last_failure = last_failure(context, &capacity.group).await?;
     }

@@ -31,6 +31,28 @@ fn missing(operation: &str) -> ProvisionError {
     ProvisionError::permanent("MissingId", format!("{operation} returned no id"))
 }
 
+/// The auto-scaling groups named `names` that exist (every page; at most 100 names a
+/// request, as Auto Scaling takes).
+pub(crate) async fn groups_named(
+    context: &Context,
+    names: &[String],
+) -> Result<Vec<aws_sdk_autoscaling::types::AutoScalingGroup>, ProvisionError> {
+    let mut found = Vec::new();
+    for names in names.chunks(100) {
+        let mut pages = context
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .set_auto_scaling_group_names(Some(names.to_vec()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            context.calls.read(AUTOSCALING);
+            found.extend(page.aws()?.auto_scaling_groups().iter().cloned());
+        }
+    }
+    Ok(found)
+}
+
 pub async fn create(
     context: &Context,
     address: &Address,

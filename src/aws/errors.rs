@@ -32,7 +32,7 @@ const RETRYABLE_CODES: &[&str] = &[
 ];
 
 /// Still in use, or not yet in the right state: succeeds once what the resource depends on
-/// has settled or gone (the delete sweep waits these out too).
+/// has settled or gone (transient, so the delete sweep waits these out too).
 const STILL_IN_USE_CODES: &[&str] = &[
     "DependencyViolation",
     "IncorrectState",
@@ -42,11 +42,6 @@ const STILL_IN_USE_CODES: &[&str] = &[
     "ConcurrentModification",
     "OperationAborted",
 ];
-
-/// Whether `error` is refused only until something it depends on settles or goes.
-pub fn still_in_use(error: &ProvisionError) -> bool {
-    STILL_IN_USE_CODES.contains(&error.code.as_str())
-}
 
 /// An answer AWS gives while something just made propagates, or while the other side
 /// settles: transient although its code alone would say otherwise. Matched on the code and

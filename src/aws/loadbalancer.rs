@@ -68,6 +68,46 @@ async fn owned(context: &Context, arn: &str) -> Result<bool, ProvisionError> {
         .any(|tag| tag.key() == Some(CLUSTER_TAG) && tag.value() == Some(&context.cluster)))
 }
 
+/// The ARNs of every load balancer in the region (every page).
+pub(crate) async fn all_load_balancer_arns(
+    context: &Context,
+) -> Result<Vec<String>, ProvisionError> {
+    let mut pages = context
+        .elb
+        .describe_load_balancers()
+        .into_paginator()
+        .send();
+    let mut arns = Vec::new();
+    while let Some(page) = pages.next().await {
+        context.calls.read(SERVICE);
+        arns.extend(
+            page.aws()?
+                .load_balancers()
+                .iter()
+                .filter_map(|balancer| balancer.load_balancer_arn().map(str::to_string)),
+        );
+    }
+    Ok(arns)
+}
+
+/// The ARNs of every target group in the region (every page).
+pub(crate) async fn all_target_group_arns(
+    context: &Context,
+) -> Result<Vec<String>, ProvisionError> {
+    let mut pages = context.elb.describe_target_groups().into_paginator().send();
+    let mut arns = Vec::new();
+    while let Some(page) = pages.next().await {
+        context.calls.read(SERVICE);
+        arns.extend(
+            page.aws()?
+                .target_groups()
+                .iter()
+                .filter_map(|group| group.target_group_arn().map(str::to_string)),
+        );
+    }
+    Ok(arns)
+}
+
 pub async fn create(
     context: &Context,
     kind: ResourceKind,

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::Filter;
 
-use super::Context;
 use super::errors::AwsResultExt;
+use super::{Context, compute, loadbalancer};
 use crate::apply::ProvisionError;
 use crate::graph::{Address, ResourceKind};
 use crate::model::naming::CLUSTER_TAG;
@@ -35,7 +35,7 @@ pub async fn vanished(
     let mut by_kind: BTreeMap<ResourceKind, Vec<(&Address, &str)>> = BTreeMap::new();
     for record in recorded {
         if let Some(id) = record.outputs.get("id")
-            && checked(record.address.kind)
+            && record.address.kind.stands_alone()
         {
             by_kind
                 .entry(record.address.kind)
@@ -61,26 +61,6 @@ pub async fn vanished(
         .collect();
     missing = missing_now(context, &again).await?;
     Ok(missing.into_iter().collect())
-}
-
-fn checked(kind: ResourceKind) -> bool {
-    matches!(
-        kind,
-        ResourceKind::Vpc
-            | ResourceKind::Subnet
-            | ResourceKind::InternetGateway
-            | ResourceKind::ElasticIp
-            | ResourceKind::NatGateway
-            | ResourceKind::RouteTable
-            | ResourceKind::SecurityGroup
-            | ResourceKind::KeyPair
-            | ResourceKind::LaunchTemplate
-            | ResourceKind::AutoscalingGroup
-            | ResourceKind::LoadBalancer
-            | ResourceKind::TargetGroup
-            | ResourceKind::IamRole
-            | ResourceKind::IamInstanceProfile
-    )
 }
 
 async fn missing_now(
@@ -277,67 +257,24 @@ async fn addresses(context: &Context, ids: &[String]) -> Found {
 }
 
 async fn auto_scaling_groups(context: &Context, names: &[String]) -> Found {
-    let mut found = BTreeSet::new();
-    // Auto Scaling takes at most 100 names per request.
-    for names in names.chunks(100) {
-        let mut pages = context
-            .autoscaling
-            .describe_auto_scaling_groups()
-            .set_auto_scaling_group_names(Some(names.to_vec()))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            context.calls.read("autoscaling");
-            found.extend(
-                page.aws()?
-                    .auto_scaling_groups()
-                    .iter()
-                    // A group being deleted is as good as gone.
-                    .filter(|group| group.status().is_none())
-                    .filter_map(|group| group.auto_scaling_group_name().map(str::to_string)),
-            );
-        }
-    }
-    Ok(found)
+    Ok(compute::groups_named(context, names)
+        .await?
+        .iter()
+        // A group being deleted is as good as gone.
+        .filter(|group| group.status().is_none())
+        .filter_map(|group| group.auto_scaling_group_name().map(str::to_string))
+        .collect())
 }
 
-/// ELBv2 fails a whole describe by ARNs when one is missing: list them all instead.
+/// ELBv2 fails a whole describe by ARNs when one is missing: they are all listed instead.
 async fn load_balancers(context: &Context, arns: &[String]) -> Found {
-    let mut pages = context
-        .elb
-        .describe_load_balancers()
-        .into_paginator()
-        .send();
-    let mut found = BTreeSet::new();
-    while let Some(page) = pages.next().await {
-        context.calls.read("elasticloadbalancing");
-        found.extend(
-            page.aws()?
-                .load_balancers()
-                .iter()
-                .filter_map(|balancer| balancer.load_balancer_arn())
-                .filter(|arn| arns.iter().any(|wanted| wanted == arn))
-                .map(str::to_string),
-        );
-    }
-    Ok(found)
+    let all = loadbalancer::all_load_balancer_arns(context).await?;
+    Ok(all.into_iter().filter(|arn| arns.contains(arn)).collect())
 }
 
 async fn target_groups(context: &Context, arns: &[String]) -> Found {
-    let mut pages = context.elb.describe_target_groups().into_paginator().send();
-    let mut found = BTreeSet::new();
-    while let Some(page) = pages.next().await {
-        context.calls.read("elasticloadbalancing");
-        found.extend(
-            page.aws()?
-                .target_groups()
-                .iter()
-                .filter_map(|group| group.target_group_arn())
-                .filter(|arn| arns.iter().any(|wanted| wanted == arn))
-                .map(str::to_string),
-        );
-    }
-    Ok(found)
+    let all = loadbalancer::all_target_group_arns(context).await?;
+    Ok(all.into_iter().filter(|arn| arns.contains(arn)).collect())
 }
 
 /// IAM has no batch describe: one `GetRole` per role (a cluster has a handful).

@@ -112,6 +112,68 @@ impl ResourceKind {
         )
     }
 
+    /// Exists in AWS on its own, not as part of another resource (a route is part of its
+    /// table, a rule of its group, a policy of its role, a listener of its load balancer, a
+    /// record of its zone), and is not a lookup or a host. These are what a refresh checks
+    /// for existence and what the delete sweep lists: when one goes, what is part of it goes
+    /// along.
+    pub fn stands_alone(self) -> bool {
+        match self {
+            ResourceKind::Vpc
+            | ResourceKind::Subnet
+            | ResourceKind::InternetGateway
+            | ResourceKind::ElasticIp
+            | ResourceKind::NatGateway
+            | ResourceKind::RouteTable
+            | ResourceKind::SecurityGroup
+            | ResourceKind::IamRole
+            | ResourceKind::IamInstanceProfile
+            | ResourceKind::KeyPair
+            | ResourceKind::LaunchTemplate
+            | ResourceKind::AutoscalingGroup
+            | ResourceKind::LoadBalancer
+            | ResourceKind::TargetGroup => true,
+            ResourceKind::Route
+            | ResourceKind::RouteTableAssociation
+            | ResourceKind::SecurityGroupIngressRule
+            | ResourceKind::SecurityGroupEgressRule
+            | ResourceKind::IamRolePolicy
+            | ResourceKind::Image
+            | ResourceKind::Listener
+            | ResourceKind::HostedZone
+            | ResourceKind::DnsRecord
+            | ResourceKind::SshHost => false,
+        }
+    }
+
+    /// Every kind, in declaration order.
+    pub const ALL: [ResourceKind; 24] = [
+        ResourceKind::Vpc,
+        ResourceKind::Subnet,
+        ResourceKind::InternetGateway,
+        ResourceKind::ElasticIp,
+        ResourceKind::NatGateway,
+        ResourceKind::RouteTable,
+        ResourceKind::Route,
+        ResourceKind::RouteTableAssociation,
+        ResourceKind::SecurityGroup,
+        ResourceKind::SecurityGroupIngressRule,
+        ResourceKind::SecurityGroupEgressRule,
+        ResourceKind::IamRole,
+        ResourceKind::IamRolePolicy,
+        ResourceKind::IamInstanceProfile,
+        ResourceKind::KeyPair,
+        ResourceKind::Image,
+        ResourceKind::LaunchTemplate,
+        ResourceKind::AutoscalingGroup,
+        ResourceKind::LoadBalancer,
+        ResourceKind::TargetGroup,
+        ResourceKind::Listener,
+        ResourceKind::HostedZone,
+        ResourceKind::DnsRecord,
+        ResourceKind::SshHost,
+    ];
+
     /// Looked up, never created or deleted (Terraform `data` sources).
     pub fn is_lookup(self) -> bool {
         matches!(self, ResourceKind::Image | ResourceKind::HostedZone)

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 use super::{Found, LeftoverKind, LeftoverKind::Instance, LeftoverKind::Resource, PHASES};
 use crate::apply::{ErrorClass, ProvisionError};
 use crate::aws::errors::AwsResultExt;
-use crate::aws::{Context, ec2, iam};
+use crate::aws::{Context, ec2, iam, loadbalancer};
 use crate::graph::ResourceKind;
 use crate::model::naming::{CLUSTER_TAG, Naming};
 
@@ -218,21 +218,7 @@ async fn elb_owned_among(
 }
 
 async fn load_balancers(context: &Context) -> Listing {
-    let mut pages = context
-        .elb
-        .describe_load_balancers()
-        .into_paginator()
-        .send();
-    let mut arns = Vec::new();
-    while let Some(page) = pages.next().await {
-        context.calls.read("elasticloadbalancing");
-        arns.extend(
-            page.aws()?
-                .load_balancers()
-                .iter()
-                .filter_map(|balancer| balancer.load_balancer_arn().map(str::to_string)),
-        );
-    }
+    let arns = loadbalancer::all_load_balancer_arns(context).await?;
     Ok(elb_owned(context, arns)
         .await?
         .iter()
@@ -241,17 +227,7 @@ async fn load_balancers(context: &Context) -> Listing {
 }
 
 async fn target_groups(context: &Context) -> Listing {
-    let mut pages = context.elb.describe_target_groups().into_paginator().send();
-    let mut arns = Vec::new();
-    while let Some(page) = pages.next().await {
-        context.calls.read("elasticloadbalancing");
-        arns.extend(
-            page.aws()?
-                .target_groups()
-                .iter()
-                .filter_map(|group| group.target_group_arn().map(str::to_string)),
-        );
-    }
+    let arns = loadbalancer::all_target_group_arns(context).await?;
     Ok(elb_owned(context, arns)
         .await?
         .iter()

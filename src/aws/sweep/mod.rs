@@ -15,7 +15,6 @@ mod release;
 
 use futures_util::future::join_all;
 
-use super::errors::still_in_use;
 use super::{AwsProvisioner, outputs};
 use crate::apply::{ErrorClass, ProvisionError, Provisioner};
 use crate::graph::{Address, ResourceKind};
@@ -188,10 +187,11 @@ impl AwsProvisioner {
             // still going (the network interfaces of a deleted load balancer or NAT gateway
             // linger for minutes, so their subnets, groups and VPC answer
             // `DependencyViolation`): worth more rounds, as kops keeps going while any
-            // dependency is still disappearing. So do kinds that could not be listed for
-            // now (throttled, a 5xx after the listing's own tries) while others could. Other
-            // failures do not keep the sweep going, nor does a round where nothing could be
-            // listed: with no network or no credentials it should say so at once.
+            // dependency is still disappearing. So do deletes refused for now (throttled, a
+            // 5xx: every transient class), and kinds that could not be listed for now while
+            // others could. Lasting failures do not keep the sweep going, nor does a round
+            // where nothing could be listed: with no network or no credentials it should say
+            // so at once.
             if progress {
                 last_progress = Instant::now();
             }
@@ -201,7 +201,10 @@ impl AwsProvisioner {
                     .iter()
                     .all(|(_, error)| error.class == ErrorClass::Transient);
             let settling = last_progress.elapsed() < policy.settle
-                && (errors.values().any(still_in_use) || listing_blips);
+                && (errors
+                    .values()
+                    .any(|error| error.class == ErrorClass::Transient)
+                    || listing_blips);
             let waiting = found.iter().any(|found| found.going) || settling;
             let nothing_left = errors.is_empty() && !waiting && unlisted.is_empty();
             if nothing_left || (!progress && !waiting) || started.elapsed() >= policy.deadline {
@@ -253,5 +256,23 @@ impl AwsProvisioner {
             dependencies: Vec::new(),
         };
         self.delete(&recorded).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_lists_exactly_the_kinds_that_stand_alone() {
+        for kind in ResourceKind::ALL {
+            assert_eq!(
+                PHASES.contains(&Resource(kind)),
+                kind.stands_alone(),
+                "{}",
+                kind.type_name()
+            );
+        }
+        assert!(PHASES.contains(&Instance));
     }
 }
