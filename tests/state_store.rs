@@ -329,6 +329,41 @@ async fn a_store_that_ignores_conditional_writes_is_refused_for_locking() {
     lock.release().await.unwrap();
 }
 
+/// The probe's first create-only write lands and its answer is lost; the S3 client's retry
+/// meets it (412). The probe's key is the run's own, so that is its own write, not a store
+/// that changed under it: the lock is taken.
+#[tokio::test]
+async fn a_probe_whose_answer_was_lost_is_recognised_as_ours() {
+    let (store, _, proxy) = s3_store_through(
+        "lost-probe",
+        common::proxy::FaultConfig {
+            lose_first_answer_to: Some("PUT /c.example.com/lock-probes/"),
+            ..Default::default()
+        },
+    )
+    .await;
+    let lock = ClusterLock::acquire(
+        &store,
+        "c.example.com",
+        "update cluster",
+        Duration::from_secs(60),
+        &ForceUnlock::Never,
+    )
+    .await
+    .expect("the probe's lost answer is not another writer");
+    assert_eq!(
+        proxy.lost().get("s3 PUT /clusters"),
+        Some(&1),
+        "{:?}",
+        proxy.lost()
+    );
+    lock.release().await.unwrap();
+    assert_eq!(
+        store.list("c.example.com").await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
 #[tokio::test]
 async fn a_lock_whose_answer_was_lost_is_recognised_as_ours() {
     // The lock's PUT takes effect but its answer is lost; the S3 client sends it again and
@@ -573,4 +608,35 @@ async fn a_gone_holders_lock_is_broken_and_a_live_one_only_by_its_id() {
     assert!(matches!(breaker.broken(), Some((_, Broken::Named))));
     assert!(matches!(live.renew().await, Err(LockError::Lost { .. })));
     breaker.release().await.unwrap();
+}
+
+/// A new cluster's spec whose create-only write landed but lost its answer is the run's own
+/// (its retry met it); another spec under that name is still refused.
+#[tokio::test]
+async fn a_spec_write_whose_answer_was_lost_is_recognised_as_ours() {
+    use rafter::state::ClusterStore;
+
+    let (store, _, proxy) = s3_store_through(
+        "lost-spec",
+        common::proxy::FaultConfig {
+            lose_first_answer_to: Some("PUT /s.example.com/config.yaml"),
+            ..Default::default()
+        },
+    )
+    .await;
+    let store = ClusterStore::new(store);
+    store
+        .create_spec("s.example.com", "kind: Cluster\n")
+        .await
+        .expect("the spec that landed is this run's");
+    assert_eq!(
+        proxy.lost().get("s3 PUT /clusters"),
+        Some(&1),
+        "{:?}",
+        proxy.lost()
+    );
+    assert!(matches!(
+        store.create_spec("s.example.com", "kind: Other\n").await,
+        Err(StateError::PreconditionFailed { .. })
+    ));
 }

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aws_sdk_ec2::types::Filter;
+use futures_util::future::join_all;
 
 use super::errors::AwsResultExt;
 use super::{Context, compute, loadbalancer};
@@ -27,7 +28,7 @@ use crate::plan::RecordedResource;
 /// How long before a resource found missing is looked for again.
 const SECOND_LOOK: Duration = Duration::from_secs(2);
 
-/// The recorded resources (of the kinds listed above) that do not exist any more.
+/// The recorded resources of the kinds that stand alone that do not exist any more.
 pub async fn vanished(
     context: &Context,
     recorded: &[RecordedResource],
@@ -67,10 +68,15 @@ async fn missing_now(
     context: &Context,
     by_kind: &BTreeMap<ResourceKind, Vec<(&Address, &str)>>,
 ) -> Result<BTreeSet<Address>, ProvisionError> {
-    let mut missing = BTreeSet::new();
-    for (kind, records) in by_kind {
+    // Every kind at once: one round trip's wait, not one per kind.
+    let listed = join_all(by_kind.iter().map(|(kind, records)| {
         let ids: Vec<String> = records.iter().map(|(_, id)| id.to_string()).collect();
-        let existing = existing(context, *kind, &ids).await?;
+        async move { existing(context, *kind, &ids).await }
+    }))
+    .await;
+    let mut missing = BTreeSet::new();
+    for ((_, records), existing) in by_kind.iter().zip(listed) {
+        let existing = existing?;
         missing.extend(
             records
                 .iter()

@@ -107,22 +107,14 @@ pub async fn apply_with_lock<'a, S: StateStore>(
         &request.force_unlock,
     )
     .await?;
-    let ledger = ResourceLedger::open(store, request.cluster).await?;
-    let config = aws_config(request.region).await;
-    let gone = match request.refresh {
-        true => vanished(&config, request.cluster, &ledger.resources().await).await?,
-        false => Vec::new(),
+    // What fails before the apply starts gives the lock back at once.
+    let (ledger, recorded, plan, provisioner) = match prepare(store, &request).await {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            let _ = lock.release().await;
+            return Err(error);
+        }
     };
-    // Forgotten before the apply, so each is created again under a new idempotency token
-    // (its old token would bring back the deleted one).
-    for address in &gone {
-        ledger.forget(address).await?;
-    }
-    let recorded = ledger.resources().await;
-    // Planned again under the lock: what another run applied meanwhile counts.
-    let plan = (request.plan)(&recorded, &gone)?;
-    let provisioner =
-        AwsProvisioner::new(&config, request.cluster).with_lineage(ledger.lineage().await);
     let operations = plan
         .changes
         .iter()
@@ -150,6 +142,36 @@ pub async fn apply_with_lock<'a, S: StateStore>(
         lock,
         provisioner,
     })
+}
+
+/// Under the lock: the record, refreshed (what vanished forgotten), the plan against it, and
+/// a provisioner whose idempotency tokens follow the refreshed record.
+async fn prepare<'a, S: StateStore>(
+    store: &'a ClusterStore<S>,
+    request: &ApplyRequest<'_>,
+) -> anyhow::Result<(
+    ResourceLedger<'a, S>,
+    Vec<RecordedResource>,
+    Plan,
+    AwsProvisioner,
+)> {
+    let ledger = ResourceLedger::open(store, request.cluster).await?;
+    let config = aws_config(request.region).await;
+    let gone = match request.refresh {
+        true => vanished(&config, request.cluster, &ledger.resources().await).await?,
+        false => Vec::new(),
+    };
+    // Forgotten before the apply, so each is created again under a new idempotency token
+    // (its old token would bring back the deleted one).
+    for address in &gone {
+        ledger.forget(address).await?;
+    }
+    let recorded = ledger.resources().await;
+    // Planned again under the lock: what another run applied meanwhile counts.
+    let plan = (request.plan)(&recorded, &gone)?;
+    let provisioner =
+        AwsProvisioner::new(&config, request.cluster).with_lineage(ledger.lineage().await);
+    Ok((ledger, recorded, plan, provisioner))
 }
 
 /// The recorded resources that were deleted outside rafter, each said on stderr.

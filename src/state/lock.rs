@@ -142,7 +142,14 @@ async fn probe_conditional_writes<S: StateStore>(
     cluster: &str,
 ) -> Result<(), LockError> {
     let key = layout::lock_probe_key(cluster, &unique_id());
-    store.write_if(&key, b"probe", Precondition::Absent).await?;
+    match store.write_if(&key, b"probe", Precondition::Absent).await {
+        Ok(_) => {}
+        // The key is this run's own: the write landed and its answer was lost, and the S3
+        // client's retry met it.
+        Err(StateError::PreconditionFailed { .. })
+            if store.read(&key).await?.as_deref() == Some(b"probe".as_slice()) => {}
+        Err(error) => return Err(error.into()),
+    }
     let again = store.write_if(&key, b"probe", Precondition::Absent).await;
     store.delete(&key).await?;
     match again {

@@ -189,16 +189,25 @@ impl<S: StateStore> ClusterStore<S> {
     }
 
     /// Stores the spec of a new cluster; fails with [`StateError::PreconditionFailed`] if a
-    /// cluster of that name exists, even when two creates race.
+    /// cluster of that name exists with another spec, even when two creates race.
     pub async fn create_spec(&self, cluster: &str, yaml: &str) -> Result<(), StateError> {
-        self.store
-            .write_if(
-                &layout::spec_key(cluster),
-                yaml.as_bytes(),
-                Precondition::Absent,
-            )
+        let key = layout::spec_key(cluster);
+        match self
+            .store
+            .write_if(&key, yaml.as_bytes(), Precondition::Absent)
             .await
-            .map(|_| ())
+        {
+            Ok(_) => Ok(()),
+            // The write landed and its answer was lost, and the S3 client's retry met it: the
+            // spec there is exactly this one (a racing run storing the very same spec is as
+            // good; its lock then orders the two applies).
+            Err(StateError::PreconditionFailed { .. })
+                if self.store.read(&key).await?.as_deref() == Some(yaml.as_bytes()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Replaces the stored spec of an existing cluster (atomically).

@@ -105,8 +105,9 @@ pub struct FaultConfig {
     pub dependency_linger: Duration,
     /// Forward conditional writes without their conditions.
     pub ignore_conditions: bool,
-    /// The first request whose path ends with this, or whose `Action` is this, takes effect,
-    /// and its answer is lost; `PUT /suffix` names the method too.
+    /// The first request whose path ends with this (or lies under it, for a name ending in
+    /// `/`), or whose `Action` is this, takes effect, and its answer is lost; `PUT /suffix`
+    /// names the method too.
     pub lose_first_answer_to: Option<&'static str>,
     /// How long filtered describes of NAT gateways and route tables list nothing after one
     /// was created.
@@ -591,8 +592,10 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
                 Some((wanted, named)) => (Some(wanted), named),
                 None => (None, named),
             };
+            // A name ending in `/` stands for any path under it.
+            let under = named.ends_with('/') && path.contains(named);
             wanted_method.is_none_or(|wanted| wanted.eq_ignore_ascii_case(&method))
-                && (path.ends_with(named) || action.as_deref() == Some(named))
+                && (under || path.ends_with(named) || action.as_deref() == Some(named))
         }) && !shared.first_answer_lost.swap(true, Ordering::SeqCst);
         let response = if let Some(refusal) = shared.propagating(&request, action.as_deref()) {
             refusal
