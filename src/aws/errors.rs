@@ -173,9 +173,13 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// A delete of something already gone succeeded: the `…NotFound` codes of EC2 and ELB,
-/// IAM's `NoSuchEntity` and Route53's `NoSuchHostedZone`.
+/// EC2's `…NotFoundException` for launch templates, IAM's `NoSuchEntity` and Route53's
+/// `NoSuchHostedZone`. (A delete whose answer was lost, and which was sent again, meets
+/// exactly these.)
 pub fn gone_is_fine(error: ProvisionError) -> Result<(), ProvisionError> {
-    let gone = error.code.ends_with("NotFound") || error.code.starts_with("NoSuch");
+    let gone = error.code.ends_with("NotFound")
+        || error.code.ends_with("NotFoundException")
+        || error.code.starts_with("NoSuch");
     if gone { Ok(()) } else { Err(error) }
 }
 
@@ -196,6 +200,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delete_of_what_is_gone_succeeds_under_every_services_code() {
+        for code in [
+            "InvalidSubnetID.NotFound",
+            "InvalidLaunchTemplateName.NotFoundException",
+            "LoadBalancerNotFound",
+            "NoSuchEntity",
+            "NoSuchHostedZone",
+        ] {
+            assert!(
+                gone_is_fine(ProvisionError::permanent(code, "gone")).is_ok(),
+                "{code}"
+            );
+        }
+        assert!(gone_is_fine(ProvisionError::permanent("DependencyViolation", "held")).is_err());
+    }
 
     #[test]
     fn throttling_server_errors_and_unreached_requests_are_transient() {
