@@ -62,6 +62,25 @@ impl Cli {
         ]
     }
 
+    /// `create cluster` of the `ha-aws` profile in three zones, its DNS names in the
+    /// emulator's `example.com` (see [`common::moto::public_zone`]).
+    fn ha_create_args<'a>(&'a self, name: &'a str) -> Vec<&'a str> {
+        vec![
+            "create",
+            "cluster",
+            "--name",
+            name,
+            "--profile",
+            "ha-aws",
+            "--zones",
+            "eu-west-1a,eu-west-1b,eu-west-1c",
+            "--dns-zone",
+            "example.com",
+            "--ssh-public-key",
+            self.key_file.path().to_str().unwrap(),
+        ]
+    }
+
     async fn put_state_object(&self, name: &str, file: &str, data: &[u8]) {
         common::moto::s3_client()
             .put_object()
@@ -681,22 +700,8 @@ async fn ha_cluster_is_created_in_one_run_and_deleted_through_what_aws_does() {
             ..Default::default()
         },
     );
-    let key = cli.key_file.path().to_str().unwrap();
-    let create = [
-        "create",
-        "cluster",
-        "--name",
-        name,
-        "--profile",
-        "ha-aws",
-        "--zones",
-        "eu-west-1a,eu-west-1b,eu-west-1c",
-        "--dns-zone",
-        "example.com",
-        "--ssh-public-key",
-        key,
-        "--yes",
-    ];
+    let mut create = cli.ha_create_args(name);
+    create.push("--yes");
     let created = cli
         .command(&create)
         .env("AWS_ENDPOINT_URL", proxy.endpoint())
@@ -748,22 +753,8 @@ async fn resources_deleted_outside_rafter_are_created_again() {
     common::moto::public_zone("example.com").await;
     let cli = Cli::new("drift").await;
     let name = "drift.example.com";
-    let key = cli.key_file.path().to_str().unwrap();
-    let create = [
-        "create",
-        "cluster",
-        "--name",
-        name,
-        "--profile",
-        "ha-aws",
-        "--zones",
-        "eu-west-1a,eu-west-1b,eu-west-1c",
-        "--dns-zone",
-        "example.com",
-        "--ssh-public-key",
-        key,
-        "--yes",
-    ];
+    let mut create = cli.ha_create_args(name);
+    create.push("--yes");
     let created = cli.run(&create);
     assert!(created.status.success(), "{}", stderr(&created));
     let before = inventory(name).await;
