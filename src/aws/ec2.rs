@@ -18,6 +18,26 @@ use crate::graph::{Address, ResourceKind};
 use crate::model::naming::{CLUSTER_TAG, cloud_tags};
 use crate::plan::RecordedResource;
 
+/// Every page of an EC2 describe (`$request`, a fluent builder with a paginator), each item
+/// of `$items` mapped or dropped by `$keep`, counted as reads: a `Result<Vec<_>, _>`.
+macro_rules! ec2_every_page {
+    ($context:expr, $request:expr, $items:ident, $keep:expr) => {{
+        let mut pages = $request.into_paginator().send();
+        let mut kept = Vec::new();
+        while let Some(page) = pages.next().await {
+            $context.calls.read("ec2");
+            kept.extend(
+                $crate::aws::errors::AwsResultExt::aws(page)?
+                    .$items()
+                    .iter()
+                    .filter_map($keep),
+            );
+        }
+        Ok::<_, $crate::apply::ProvisionError>(kept)
+    }};
+}
+pub(crate) use ec2_every_page;
+
 const SERVICE: &str = "ec2";
 
 pub(super) fn filter(name: &str, value: &str) -> Filter {

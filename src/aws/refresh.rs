@@ -18,6 +18,7 @@ use std::time::Duration;
 use aws_sdk_ec2::types::Filter;
 use futures_util::future::join_all;
 
+use super::ec2::ec2_every_page;
 use super::errors::AwsResultExt;
 use super::{Context, compute, loadbalancer};
 use crate::apply::ProvisionError;
@@ -126,29 +127,20 @@ fn ids_filter(name: &str, ids: &[String]) -> Filter {
     builder.build()
 }
 
-/// Every page of an EC2 describe filtered by ids, the ids it lists.
-macro_rules! listed_ids {
-    ($context:expr, $request:expr, $items:ident, $id:expr) => {{
-        let mut pages = $request.into_paginator().send();
-        let mut found = BTreeSet::new();
-        while let Some(page) = pages.next().await {
-            $context.calls.read("ec2");
-            found.extend(page.aws()?.$items().iter().filter_map($id));
-        }
-        Ok(found)
-    }};
-}
-
 type Found = Result<BTreeSet<String>, ProvisionError>;
+
+fn ids_of(listed: Result<Vec<String>, ProvisionError>) -> Found {
+    listed.map(|ids| ids.into_iter().collect())
+}
 
 async fn vpcs(context: &Context, ids: &[String]) -> Found {
     let request = context
         .ec2
         .describe_vpcs()
         .filters(ids_filter("vpc-id", ids));
-    listed_ids!(context, request, vpcs, |vpc| vpc
+    ids_of(ec2_every_page!(context, request, vpcs, |vpc| vpc
         .vpc_id()
-        .map(str::to_string))
+        .map(str::to_string)))
 }
 
 async fn subnets(context: &Context, ids: &[String]) -> Found {
@@ -156,9 +148,9 @@ async fn subnets(context: &Context, ids: &[String]) -> Found {
         .ec2
         .describe_subnets()
         .filters(ids_filter("subnet-id", ids));
-    listed_ids!(context, request, subnets, |subnet| subnet
+    ids_of(ec2_every_page!(context, request, subnets, |subnet| subnet
         .subnet_id()
-        .map(str::to_string))
+        .map(str::to_string)))
 }
 
 async fn internet_gateways(context: &Context, ids: &[String]) -> Found {
@@ -166,35 +158,27 @@ async fn internet_gateways(context: &Context, ids: &[String]) -> Found {
         .ec2
         .describe_internet_gateways()
         .filters(ids_filter("internet-gateway-id", ids));
-    listed_ids!(context, request, internet_gateways, |gateway| gateway
-        .internet_gateway_id()
-        .map(str::to_string))
+    ids_of(ec2_every_page!(
+        context,
+        request,
+        internet_gateways,
+        |gateway| gateway.internet_gateway_id().map(str::to_string)
+    ))
 }
 
 async fn nat_gateways(context: &Context, ids: &[String]) -> Found {
-    // A deleted or failed gateway is listed for a while, and is as good as gone.
     let request = context
         .ec2
         .describe_nat_gateways()
         .filter(ids_filter("nat-gateway-id", ids));
-    let mut pages = request.into_paginator().send();
-    let mut found = BTreeSet::new();
-    while let Some(page) = pages.next().await {
-        context.calls.read("ec2");
-        found.extend(
-            page.aws()?
-                .nat_gateways()
-                .iter()
-                .filter(|gateway| {
-                    !matches!(
-                        gateway.state().map(|state| state.as_str()),
-                        Some("deleting" | "deleted" | "failed")
-                    )
-                })
-                .filter_map(|gateway| gateway.nat_gateway_id().map(str::to_string)),
-        );
-    }
-    Ok(found)
+    // A deleted or failed gateway is listed for a while, and is as good as gone.
+    ids_of(ec2_every_page!(context, request, nat_gateways, |gateway| {
+        let state = gateway.state().map(|state| state.as_str());
+        if matches!(state, Some("deleting" | "deleted" | "failed")) {
+            return None;
+        }
+        gateway.nat_gateway_id().map(str::to_string)
+    }))
 }
 
 async fn route_tables(context: &Context, ids: &[String]) -> Found {
@@ -202,9 +186,9 @@ async fn route_tables(context: &Context, ids: &[String]) -> Found {
         .ec2
         .describe_route_tables()
         .filters(ids_filter("route-table-id", ids));
-    listed_ids!(context, request, route_tables, |table| table
-        .route_table_id()
-        .map(str::to_string))
+    ids_of(ec2_every_page!(context, request, route_tables, |table| {
+        table.route_table_id().map(str::to_string)
+    }))
 }
 
 async fn security_groups(context: &Context, ids: &[String]) -> Found {
@@ -212,9 +196,12 @@ async fn security_groups(context: &Context, ids: &[String]) -> Found {
         .ec2
         .describe_security_groups()
         .filters(ids_filter("group-id", ids));
-    listed_ids!(context, request, security_groups, |group| group
-        .group_id()
-        .map(str::to_string))
+    ids_of(ec2_every_page!(
+        context,
+        request,
+        security_groups,
+        |group| group.group_id().map(str::to_string)
+    ))
 }
 
 /// `DescribeLaunchTemplates` has no id filter (and fails on a missing id asked by name):
@@ -224,9 +211,12 @@ async fn launch_templates(context: &Context, _ids: &[String]) -> Found {
         &format!("tag:{CLUSTER_TAG}"),
         std::slice::from_ref(&context.cluster),
     ));
-    listed_ids!(context, request, launch_templates, |template| template
-        .launch_template_id()
-        .map(str::to_string))
+    ids_of(ec2_every_page!(
+        context,
+        request,
+        launch_templates,
+        |template| template.launch_template_id().map(str::to_string)
+    ))
 }
 
 /// Key pairs and addresses come in one answer (their describes have no pages).

@@ -153,20 +153,11 @@ impl<'a, S: StateStore> ResourceLedger<'a, S> {
             Some(version) => Precondition::Version(version.clone()),
             None => Precondition::Absent,
         };
-        let store = self.store.store();
-        let version = match store.write_if(&self.key, &bytes, precondition).await {
-            Ok(version) => version,
-            // The write may have landed and only its answer been lost, so that the client's
-            // retry of it was refused: the object then holds exactly these bytes (they carry
-            // this write's generation), and it is ours.
-            Err(refused @ StateError::PreconditionFailed { .. }) => {
-                match store.read_versioned(&self.key).await? {
-                    Some(landed) if landed.data == bytes => landed.version,
-                    _ => return Err(refused),
-                }
-            }
-            Err(other) => return Err(other),
-        };
+        let version = self
+            .store
+            .store()
+            .write_if(&self.key, &bytes, precondition)
+            .await?;
         *current = Current {
             record: next,
             version: Some(version),

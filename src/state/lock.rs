@@ -12,8 +12,8 @@
 //! S3-compatible servers ignore `If-None-Match` and answer 200: every acquisition first
 //! proves the store refuses a second create-only write of a probe object, and refuses to
 //! lock on a store that does not. A write whose answer was lost (and that the S3 client sent
-//! again, meeting its own object) is recognised by the lock's id, not reported as another
-//! holder's.
+//! again, meeting its own object) is recognised by the store itself: the lock's bytes carry
+//! its unique id, so only this run's write can hold them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -142,15 +142,12 @@ async fn probe_conditional_writes<S: StateStore>(
     cluster: &str,
 ) -> Result<(), LockError> {
     let key = layout::lock_probe_key(cluster, &unique_id());
-    match store.write_if(&key, b"probe", Precondition::Absent).await {
-        Ok(_) => {}
-        // The key is this run's own: the write landed and its answer was lost, and the S3
-        // client's retry met it.
-        Err(StateError::PreconditionFailed { .. })
-            if store.read(&key).await?.as_deref() == Some(b"probe".as_slice()) => {}
-        Err(error) => return Err(error.into()),
-    }
-    let again = store.write_if(&key, b"probe", Precondition::Absent).await;
+    store.write_if(&key, b"probe", Precondition::Absent).await?;
+    // Other bytes: a store may take a refused write of the very bytes already there as its
+    // own resent write (see `S3Store::write_if`), which would hide the refusal this needs.
+    let again = store
+        .write_if(&key, b"probe again", Precondition::Absent)
+        .await;
     store.delete(&key).await?;
     match again {
         Err(StateError::PreconditionFailed { .. }) => Ok(()),
@@ -260,16 +257,6 @@ impl<'a, S: StateStore> ClusterLock<'a, S> {
                 cluster: cluster.to_string(),
                 source,
             })?;
-        if held.id == record.id {
-            // Our own write: its answer was lost and the request sent again met it.
-            return Ok(Self {
-                store,
-                cluster: cluster.to_string(),
-                record,
-                version: current.version,
-                broke: None,
-            });
-        }
         let expired = held.expired_at(now);
         let breakable = match (held.process.gone_seen_from(&process), force) {
             (Some(gone), _) => Some(Broken::HolderGone(gone)),
@@ -337,24 +324,7 @@ impl<'a, S: StateStore> ClusterLock<'a, S> {
                 self.record = record;
                 Ok(())
             }
-            Err(StateError::PreconditionFailed { .. }) => {
-                // Our own renewal, whose answer was lost and which was sent again, is ours.
-                match self
-                    .store
-                    .read_versioned(&layout::lock_key(&self.cluster))
-                    .await?
-                {
-                    Some(current)
-                        if serde_json::from_slice::<LockRecord>(&current.data)
-                            .is_ok_and(|stored| stored == record) =>
-                    {
-                        self.version = current.version;
-                        self.record = record;
-                        Ok(())
-                    }
-                    _ => Err(self.lost().await),
-                }
-            }
+            Err(StateError::PreconditionFailed { .. }) => Err(self.lost().await),
             Err(error) => Err(error.into()),
         }
     }

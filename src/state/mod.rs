@@ -189,25 +189,17 @@ impl<S: StateStore> ClusterStore<S> {
     }
 
     /// Stores the spec of a new cluster; fails with [`StateError::PreconditionFailed`] if a
-    /// cluster of that name exists with another spec, even when two creates race.
+    /// cluster of that name exists, even when two creates race (in S3, one that holds this
+    /// very spec counts as this write's: see [`S3Store`]'s `write_if`).
     pub async fn create_spec(&self, cluster: &str, yaml: &str) -> Result<(), StateError> {
-        let key = layout::spec_key(cluster);
-        match self
-            .store
-            .write_if(&key, yaml.as_bytes(), Precondition::Absent)
+        self.store
+            .write_if(
+                &layout::spec_key(cluster),
+                yaml.as_bytes(),
+                Precondition::Absent,
+            )
             .await
-        {
-            Ok(_) => Ok(()),
-            // The write landed and its answer was lost, and the S3 client's retry met it: the
-            // spec there is exactly this one (a racing run storing the very same spec is as
-            // good; its lock then orders the two applies).
-            Err(StateError::PreconditionFailed { .. })
-                if self.store.read(&key).await?.as_deref() == Some(yaml.as_bytes()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(error),
-        }
+            .map(|_| ())
     }
 
     /// Replaces the stored spec of an existing cluster (atomically).

@@ -334,10 +334,20 @@ impl StateStore for S3Store {
         };
         match request.send().await {
             Ok(output) => Ok(output.e_tag().unwrap_or_default().to_string()),
-            Err(error) if is_precondition_failure(&error) => Err(StateError::PreconditionFailed {
-                store: self.url(),
-                key: key.to_string(),
-            }),
+            // The S3 client resends a request whose answer was lost; if the first one landed,
+            // the resend meets its own object and is refused. An object holding exactly
+            // these bytes is this write's outcome (whoever wrote it, the state it describes
+            // is the one asked for), so it is taken as written. Callers that must see a
+            // second create-only write refused (the lock probe) write other bytes.
+            Err(error) if is_precondition_failure(&error) => {
+                match self.read_versioned(key).await? {
+                    Some(landed) if landed.data == data => Ok(landed.version),
+                    _ => Err(StateError::PreconditionFailed {
+                        store: self.url(),
+                        key: key.to_string(),
+                    }),
+                }
+            }
             Err(error) => Err(self.error("PutObject", &object_key, error)),
         }
     }

@@ -10,6 +10,7 @@ use futures_util::future::join_all;
 
 use super::{Found, LeftoverKind, LeftoverKind::Instance, LeftoverKind::Resource, PHASES};
 use crate::apply::{ErrorClass, ProvisionError};
+use crate::aws::ec2::ec2_every_page;
 use crate::aws::errors::AwsResultExt;
 use crate::aws::{Context, ec2, iam, loadbalancer};
 use crate::graph::ResourceKind;
@@ -235,25 +236,12 @@ async fn target_groups(context: &Context) -> Listing {
         .collect())
 }
 
-/// Every page of a tag-filtered EC2 describe, each result checked again with `found`.
-macro_rules! ec2_pages {
-    ($context:expr, $request:expr, $items:ident, $found:expr) => {{
-        let mut pages = $request.into_paginator().send();
-        let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            $context.calls.read("ec2");
-            found.extend(page.aws()?.$items().iter().filter_map($found));
-        }
-        Ok(found)
-    }};
-}
-
 async fn launch_templates(context: &Context) -> Listing {
     let request = context
         .ec2
         .describe_launch_templates()
         .filters(owned_filter(context));
-    ec2_pages!(context, request, launch_templates, |template| {
+    ec2_every_page!(context, request, launch_templates, |template| {
         ec2_owned(template.tags(), context).then_some(())?;
         Some(Found::new(
             ResourceKind::LaunchTemplate,
@@ -285,7 +273,7 @@ async fn nat_gateways(context: &Context) -> Listing {
         .ec2
         .describe_nat_gateways()
         .filter(owned_filter(context));
-    ec2_pages!(context, request, nat_gateways, |gateway| {
+    ec2_every_page!(context, request, nat_gateways, |gateway| {
         ec2_owned(gateway.tags(), context).then_some(())?;
         let state = gateway.state().map(|state| state.as_str()).unwrap_or("");
         if matches!(state, "deleted" | "failed") {
@@ -325,7 +313,7 @@ async fn internet_gateways(context: &Context) -> Listing {
         .ec2
         .describe_internet_gateways()
         .filters(owned_filter(context));
-    ec2_pages!(context, request, internet_gateways, |gateway| {
+    ec2_every_page!(context, request, internet_gateways, |gateway| {
         ec2_owned(gateway.tags(), context).then_some(())?;
         Some(Found::new(
             ResourceKind::InternetGateway,
@@ -339,7 +327,7 @@ async fn route_tables(context: &Context) -> Listing {
         .ec2
         .describe_route_tables()
         .filters(owned_filter(context));
-    ec2_pages!(context, request, route_tables, |table| {
+    ec2_every_page!(context, request, route_tables, |table| {
         ec2_owned(table.tags(), context).then_some(())?;
         // A VPC's main table goes with the VPC.
         if table.associations().iter().any(|a| a.main() == Some(true)) {
@@ -357,7 +345,7 @@ async fn subnets(context: &Context) -> Listing {
         .ec2
         .describe_subnets()
         .filters(owned_filter(context));
-    ec2_pages!(context, request, subnets, |subnet| {
+    ec2_every_page!(context, request, subnets, |subnet| {
         ec2_owned(subnet.tags(), context).then_some(())?;
         Some(Found::new(ResourceKind::Subnet, subnet.subnet_id()?))
     })
@@ -368,7 +356,7 @@ async fn security_groups(context: &Context) -> Listing {
         .ec2
         .describe_security_groups()
         .filters(owned_filter(context));
-    ec2_pages!(context, request, security_groups, |group| {
+    ec2_every_page!(context, request, security_groups, |group| {
         ec2_owned(group.tags(), context).then_some(())?;
         // A VPC's default group goes with the VPC.
         if group.group_name() == Some("default") {
@@ -380,7 +368,7 @@ async fn security_groups(context: &Context) -> Listing {
 
 async fn vpcs(context: &Context) -> Listing {
     let request = context.ec2.describe_vpcs().filters(owned_filter(context));
-    ec2_pages!(context, request, vpcs, |vpc| {
+    ec2_every_page!(context, request, vpcs, |vpc| {
         ec2_owned(vpc.tags(), context).then_some(())?;
         Some(Found::new(ResourceKind::Vpc, vpc.vpc_id()?))
     })
