@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod aws;
+pub mod backup;
 pub mod bootstrap;
 pub mod graph;
 pub mod hosts;

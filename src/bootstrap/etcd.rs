@@ -22,6 +22,8 @@ pub const PKI_DIR: &str = "/etc/kubernetes/pki/etcd";
 pub const DATA_DIR: &str = "/var/lib/etcd";
 /// Where the asset list unpacks etcd's release (`etcd`, `etcdctl`, `etcdutl`).
 pub const INSTALL_DIR: &str = "/opt/etcd";
+/// etcd's offline tool (snapshot status and restore), from the same release.
+pub const ETCDUTL: &str = "/opt/etcd/etcdutl";
 pub const UNIT_FILE: &str = "/etc/systemd/system/etcd.service";
 pub const INITIAL_CLUSTER_FILE: &str = "/etc/etcd/initial-cluster.env";
 /// Where an AWS control-plane node keeps rafter's AWS helpers and its peer script.

@@ -21,6 +21,19 @@ use crate::templates;
 /// The group the bootstrap token authenticates as.
 const BOOTSTRAP_GROUP: &str = "system:bootstrappers:rafter:nodes";
 const PKI: &str = "/etc/kubernetes/pki";
+/// Where the kubelet finds static pods: it acts on a file here the moment it changes.
+pub const STATIC_POD_DIR: &str = "/etc/kubernetes/manifests";
+/// The control plane's static pods; each one's template, manifest and image share its name.
+pub const CONTROL_PLANE_COMPONENTS: [&str; 3] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
+
+/// The static pod manifest of `component`.
+pub fn static_pod_manifest(component: &str) -> String {
+    format!("{STATIC_POD_DIR}/{component}.yaml")
+}
 /// The kubelet client certificate an AWS control-plane node issues itself at boot.
 const KUBELET_CLIENT_CERT: &str = "/var/lib/kubelet/pki/rafter-kubelet-client.crt";
 const KUBELET_CLIENT_KEY: &str = "/var/lib/kubelet/pki/rafter-kubelet-client.key";
@@ -420,12 +433,7 @@ pub fn node_files(
                 minijinja::context! { install_dir => etcd::INSTALL_DIR, pki_dir => etcd::PKI_DIR },
             )?,
         );
-        // Each component's template, manifest and image share its name.
-        for component in [
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kube-scheduler",
-        ] {
+        for component in CONTROL_PLANE_COMPONENTS {
             let manifest = templates::render(
                 &format!("node/{component}.yaml"),
                 minijinja::context! {
@@ -439,10 +447,7 @@ pub fn node_files(
                     pod_cidr,
                 },
             )?;
-            files.restricted(
-                &format!("/etc/kubernetes/manifests/{component}.yaml"),
-                manifest,
-            );
+            files.restricted(&static_pod_manifest(component), manifest);
         }
         files.config(
             "/etc/kubernetes/audit-policy.yaml",

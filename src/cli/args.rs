@@ -38,6 +38,65 @@ pub enum Command {
     /// Write a cluster out in another form
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Take a backup now
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Bring a cluster back from a backup (shows the plan; --yes restores)
+    #[command(subcommand)]
+    Restore(RestoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Snapshot the cluster's etcd into the state store, verify it, and apply retention
+    Etcd(BackupEtcdArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RestoreCommand {
+    /// Restore every etcd member from one backup (every write after it is lost)
+    Etcd(RestoreEtcdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupEtcdArgs {
+    pub name: String,
+    /// Verify an existing backup (restore it into a scratch etcd) instead of taking one
+    #[arg(long, value_name = "BACKUP")]
+    pub verify: Option<String>,
+    /// Store the new backup without verifying it
+    #[arg(long, conflicts_with = "verify")]
+    pub no_verify: bool,
+    /// Break a lock whose lease has run out; with =ID, break that lock even if live (the id
+    /// the refusal printed). A lock whose holder ran here and is gone is broken anyway.
+    #[arg(long, value_name = "ID", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub force_unlock: Option<String>,
+    #[command(flatten)]
+    pub hosts: HostArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreEtcdArgs {
+    pub name: String,
+    /// The backup to restore (an id from `rafter get backups NAME`)
+    #[arg(long, value_name = "BACKUP")]
+    pub from: String,
+    /// Restore (without it, only show the plan)
+    #[arg(long)]
+    pub yes: bool,
+    /// Break a lock whose lease has run out; with =ID, break that lock even if live (the id
+    /// the refusal printed). A lock whose holder ran here and is gone is broken anyway.
+    #[arg(long, value_name = "ID", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub force_unlock: Option<String>,
+    #[command(flatten)]
+    pub hosts: HostArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GetBackupsArgs {
+    pub name: String,
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub output: ListFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +119,8 @@ pub enum GetCommand {
     Cluster(GetClusterArgs),
     /// List a cluster's certificate authorities and when they expire
     Certificates(GetCertificatesArgs),
+    /// List a cluster's etcd backups: age, revision, size, and whether each was verified
+    Backups(GetBackupsArgs),
     /// Print a short-lived admin credential for kubectl (the plugin `export kubeconfig --exec` sets up)
     Credentials(GetCredentialsArgs),
 }

@@ -12,9 +12,12 @@
 
 pub mod apply;
 pub mod assets;
+pub mod connect;
 pub mod etcd;
 pub mod facts;
 pub mod inventory;
+pub mod restore;
+pub mod snapshot;
 
 pub use apply::{HostReport, Observer, Phase, Report, RunOptions, run};
 

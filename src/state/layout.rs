@@ -20,6 +20,9 @@
 //! <cluster>/node-groups/<group>/bundle.sh    a node group's files (no CA key)  that group only
 //! <cluster>/node-status/control-plane/<member>/<host>   how an instance's boot went   control plane (write)
 //! <cluster>/node-status/node-groups/<group>/<host>      how an instance's boot went   that group (write)
+//! <cluster>/backups/etcd/<id>/snapshot.db    an etcd snapshot (every secret)   user only
+//! <cluster>/backups/etcd/<id>/backup.json    what the snapshot holds           user only
+//! <cluster>/operations/<operation>.json      a day-two operation's journal     user only
 //! ```
 
 /// Keys written by rafter itself, relative to the cluster's part of the store.
@@ -32,6 +35,14 @@ const NODE_GROUPS_DIR: &str = "node-groups";
 const BUNDLE_FILE: &str = "bundle.sh";
 /// Where instances report how their first boot went, one object per instance.
 const NODE_STATUS_DIR: &str = "node-status";
+
+/// Where etcd snapshots are kept, one directory per backup.
+const ETCD_BACKUPS_DIR: &str = "backups/etcd";
+const SNAPSHOT_FILE: &str = "snapshot.db";
+/// A backup's record, written after its snapshot: a backup without one is incomplete.
+const BACKUP_RECORD_FILE: &str = "backup.json";
+/// Journals of day-two operations (a restore, an upgrade), one per operation.
+const OPERATIONS_DIR: &str = "operations";
 
 /// Where AWS control-plane members publish their addresses: one object per member.
 pub const ETCD_PEERS_DIR: &str = "etcd-peers";
@@ -76,6 +87,29 @@ pub fn pki_key(cluster: &str, object: &str) -> String {
 /// The leaf certificates kept for one node.
 pub fn node_leaves_key(cluster: &str, node: &str) -> String {
     pki_key(cluster, &format!("nodes/{node}.json"))
+}
+
+/// The prefix under which every etcd backup of the cluster is kept.
+pub fn etcd_backups_prefix(cluster: &str) -> String {
+    under(cluster, ETCD_BACKUPS_DIR)
+}
+
+/// The snapshot of backup `id`.
+pub fn etcd_backup_snapshot_key(cluster: &str, id: &str) -> String {
+    under(cluster, &format!("{ETCD_BACKUPS_DIR}/{id}/{SNAPSHOT_FILE}"))
+}
+
+/// The record of backup `id` (see [`BACKUP_RECORD_FILE`]).
+pub fn etcd_backup_record_key(cluster: &str, id: &str) -> String {
+    under(
+        cluster,
+        &format!("{ETCD_BACKUPS_DIR}/{id}/{BACKUP_RECORD_FILE}"),
+    )
+}
+
+/// The journal of day-two operation `operation` (`restore-etcd`, …).
+pub fn operation_journal_key(cluster: &str, operation: &str) -> String {
+    under(cluster, &format!("{OPERATIONS_DIR}/{operation}.json"))
 }
 
 /// What a node's bundle belongs to, which decides where it is kept and who may read it.

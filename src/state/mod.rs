@@ -7,6 +7,7 @@
 
 pub mod any;
 pub mod holder;
+pub mod journal;
 pub mod layout;
 pub mod ledger;
 pub mod local;

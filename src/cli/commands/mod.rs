@@ -1,19 +1,24 @@
 //! One file per command, named verb_noun.
 
+mod backup_etcd;
 mod create_cluster;
 mod delete_cluster;
+mod etcd_hosts;
 mod export_bootstrap;
 mod export_kubeconfig;
 mod export_terraform;
+mod get_backups;
 mod get_certificates;
 mod get_cluster;
 mod get_clusters;
 mod get_credentials;
+mod restore_etcd;
 mod stored_cluster;
 mod update_cluster;
 
 use super::args::{
-    Cli, Command, CreateCommand, DeleteCommand, ExportCommand, GetCommand, UpdateCommand,
+    BackupCommand, Cli, Command, CreateCommand, DeleteCommand, ExportCommand, GetCommand,
+    RestoreCommand, UpdateCommand,
 };
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -23,6 +28,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Update(UpdateCommand::Cluster(args)) => update_cluster::run(state, args).await,
         Command::Get(GetCommand::Clusters(args)) => get_clusters::run(state, args).await,
         Command::Get(GetCommand::Cluster(args)) => get_cluster::run(state, args).await,
+        Command::Get(GetCommand::Backups(args)) => get_backups::run(state, args).await,
         Command::Get(GetCommand::Certificates(args)) => get_certificates::run(state, args).await,
         Command::Get(GetCommand::Credentials(args)) => get_credentials::run(state, args).await,
         Command::Delete(DeleteCommand::Cluster(args)) => delete_cluster::run(state, args).await,
@@ -31,5 +37,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             export_kubeconfig::run(state, args).await
         }
         Command::Export(ExportCommand::Bootstrap(args)) => export_bootstrap::run(state, args).await,
+        Command::Backup(BackupCommand::Etcd(args)) => backup_etcd::run(state, args).await,
+        Command::Restore(RestoreCommand::Etcd(args)) => restore_etcd::run(state, args).await,
     }
 }

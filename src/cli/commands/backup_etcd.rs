@@ -1,0 +1,196 @@
+//! `rafter backup etcd NAME`: a snapshot from the leading member, stored in the state store
+//! with its record, verified by a restore into a scratch etcd, then retention applied.
+//! `--verify ID` verifies a stored backup again instead.
+
+use rafter::backup::{BackupRecord, catalog, record, retention};
+use rafter::hosts::connect::ControlPlane;
+use rafter::hosts::snapshot;
+use rafter::state::{AnyStore, ClusterStore};
+use time::OffsetDateTime;
+
+use crate::cli::args::BackupEtcdArgs;
+use crate::cli::aws_apply::renewing;
+use crate::cli::failure::{EXIT_FAILURE, Failure};
+use crate::cli::{acquire_lock, force_unlock, locked, settings};
+
+use super::{etcd_hosts, stored_cluster};
+
+const COMMAND: &str = "backup etcd";
+
+pub async fn run(state: Option<&str>, args: BackupEtcdArgs) -> anyhow::Result<()> {
+    let store = settings::open_store(state).await?;
+    let name = args.name.as_str();
+    let cluster = stored_cluster::load(&store, name).await?.cluster;
+    etcd_hosts::require_bare_hosts(&cluster, COMMAND)?;
+    // A stored backup is checked before anything else is touched.
+    let existing = match &args.verify {
+        Some(id) => {
+            let record = catalog::read_record(store.store(), name, id).await?;
+            let snapshot = catalog::snapshot(store.store(), name, &record).await?;
+            Some((record, snapshot))
+        }
+        None => None,
+    };
+    let mut lock = acquire_lock(
+        store.store(),
+        name,
+        COMMAND,
+        &force_unlock(&args.force_unlock),
+    )
+    .await?;
+    let hosts = etcd_hosts::connect(&cluster, &args.hosts, false, COMMAND).await;
+    let outcome = match hosts {
+        Ok(hosts) => {
+            let work = async {
+                match existing {
+                    Some((record, snapshot)) => {
+                        verify_stored(&store, name, &hosts, record, &snapshot).await
+                    }
+                    None => take(&store, name, &hosts, !args.no_verify).await,
+                }
+            };
+            let outcome = renewing(&mut lock, work).await;
+            hosts.close().await;
+            outcome.and_then(|done| done)
+        }
+        Err(error) => Err(error),
+    };
+    lock.release().await.map_err(locked)?;
+    outcome
+}
+
+/// Takes, stores, verifies (unless told not to) and applies retention.
+async fn take(
+    store: &ClusterStore<AnyStore>,
+    name: &str,
+    hosts: &ControlPlane,
+    verify: bool,
+) -> anyhow::Result<()> {
+    let (asker, session) = &hosts.sessions[0];
+    let (leader_url, version) = snapshot::leader(session).await?;
+    let members = rafter::bootstrap::control_plane_members(
+        &stored_cluster::load(store, name).await?.cluster,
+    )?;
+    let leader = members
+        .iter()
+        .find(|member| member.client_url() == leader_url)
+        .map(|member| member.name.clone())
+        .ok_or_else(|| {
+            Failure::new(
+                EXIT_FAILURE,
+                format!("etcd's leader ({leader_url}, as {} sees it) is not a control-plane host of the spec", asker.name()),
+            )
+        })?;
+    let session = hosts.session(&leader).ok_or_else(|| {
+        Failure::new(
+            EXIT_FAILURE,
+            format!("etcd's leader {leader} cannot be reached over SSH"),
+        )
+        .hint(
+            "bring it back, or wait for etcd to elect a reachable leader, and run the backup again",
+        )
+    })?;
+    eprintln!("Taking a snapshot of cluster {name}'s etcd from its leader {leader}…");
+    let taken = snapshot::take(session, &version).await?;
+    let mut backup = BackupRecord::new(
+        OffsetDateTime::now_utc(),
+        &leader,
+        &taken.bytes,
+        taken.facts,
+    );
+    catalog::save(store.store(), name, &backup, &taken.bytes).await?;
+    eprintln!(
+        "Stored backup {} of cluster {name}: revision {}, {} keys, {} bytes, from member {leader}.",
+        backup.id,
+        backup.facts.revision,
+        backup
+            .facts
+            .keys
+            .map_or_else(|| "uncounted".to_string(), |keys| keys.to_string()),
+        backup.size
+    );
+    let verified = match verify {
+        true => {
+            backup.verification =
+                Some(snapshot::verify(session, &backup, &taken.bytes, &now_text()).await?);
+            catalog::update_record(store.store(), name, &backup).await?;
+            Some(report_verification(&backup))
+        }
+        false => None,
+    };
+    apply_retention(store, name, &backup.id).await?;
+    println!("{}", backup.id);
+    verified.unwrap_or(Ok(()))
+}
+
+async fn verify_stored(
+    store: &ClusterStore<AnyStore>,
+    name: &str,
+    hosts: &ControlPlane,
+    mut backup: BackupRecord,
+    bytes: &[u8],
+) -> anyhow::Result<()> {
+    let (_, session) = &hosts.sessions[0];
+    backup.verification = Some(snapshot::verify(session, &backup, bytes, &now_text()).await?);
+    catalog::update_record(store.store(), name, &backup).await?;
+    report_verification(&backup)
+}
+
+/// Says how a verification went; a failed one fails the command.
+fn report_verification(backup: &BackupRecord) -> anyhow::Result<()> {
+    let Some(verification) = &backup.verification else {
+        return Ok(());
+    };
+    match &verification.problem {
+        None => {
+            eprintln!(
+                "Verified backup {}: restored into a scratch etcd on {}, it serves revision {} with {} keys.",
+                backup.id,
+                verification.on,
+                backup.facts.revision,
+                backup
+                    .facts
+                    .keys
+                    .map_or_else(|| "its".to_string(), |keys| keys.to_string())
+            );
+            Ok(())
+        }
+        Some(problem) => Err(Failure::new(
+            EXIT_FAILURE,
+            format!("backup {} failed verification: {problem}", backup.id),
+        )
+        .hint("do not restore from it; take a new backup (`rafter backup etcd NAME`)")
+        .into()),
+    }
+}
+
+/// Deletes what retention no longer keeps, and what interrupted backups left.
+async fn apply_retention(
+    store: &ClusterStore<AnyStore>,
+    name: &str,
+    new_backup: &str,
+) -> anyhow::Result<()> {
+    let catalog = catalog::list(store.store(), name).await?;
+    let taken: Vec<(String, i64)> = catalog
+        .backups
+        .iter()
+        .map(|backup| (backup.id.clone(), backup.taken_at_unix))
+        .collect();
+    let mut gone = retention::expired(&taken, OffsetDateTime::now_utc().unix_timestamp());
+    gone.retain(|id| id != new_backup);
+    for id in gone.iter().chain(&catalog.incomplete) {
+        catalog::delete(store.store(), name, id).await?;
+    }
+    if !gone.is_empty() {
+        eprintln!(
+            "Retention removed {} older backup(s): {}.",
+            gone.len(),
+            gone.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn now_text() -> String {
+    record::rfc3339(OffsetDateTime::now_utc())
+}

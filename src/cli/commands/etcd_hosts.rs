@@ -1,0 +1,53 @@
+//! What the etcd day-two commands (`backup etcd`, `restore etcd`) share: they run on bare
+//! hosts, over SSH to the control-plane hosts.
+
+use rafter::hosts::connect::{self, ControlPlane};
+use rafter::spec::{Cluster, Provider};
+
+use crate::cli::args::HostArgs;
+use crate::cli::failure::{EXIT_FAILURE, EXIT_NOT_AVAILABLE, Failure};
+
+/// Refuses AWS clusters, whose members are reached through the state store, not SSH.
+pub fn require_bare_hosts(cluster: &Cluster, command: &str) -> anyhow::Result<()> {
+    match cluster.spec.provider {
+        Provider::Ssh => Ok(()),
+        Provider::Aws => Err(Failure::new(
+            EXIT_NOT_AVAILABLE,
+            format!(
+                "`rafter {command}` works on bare-host clusters (provider: ssh) only: on AWS, etcd backups are not built yet"
+            ),
+        )
+        .hint("README.md, \"What works today\", says what is planned for AWS clusters")
+        .into()),
+    }
+}
+
+/// The control-plane hosts; with `every_host`, one that cannot be reached is a failure.
+pub async fn connect(
+    cluster: &Cluster,
+    args: &HostArgs,
+    every_host: bool,
+    command: &str,
+) -> anyhow::Result<ControlPlane> {
+    let hosts = connect::control_plane(cluster, args.accept_new_host_keys).await?;
+    let name = &cluster.metadata.name;
+    if hosts.sessions.is_empty() || (every_host && !hosts.unreachable.is_empty()) {
+        let unreachable: Vec<String> = hosts
+            .unreachable
+            .iter()
+            .map(|(host, why)| format!("{host} ({why})"))
+            .collect();
+        hosts.close().await;
+        return Err(Failure::new(
+            EXIT_FAILURE,
+            format!(
+                "`rafter {command}` needs {} control-plane host(s) of cluster {name}; cannot reach {}",
+                if every_host { "every" } else { "one of the" },
+                unreachable.join(", ")
+            ),
+        )
+        .hint("bring the hosts back (or fix spec.ssh) and run the command again; nothing was changed")
+        .into());
+    }
+    Ok(hosts)
+}
