@@ -44,6 +44,18 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("node/aws.sh", include_str!("../templates/node/aws.sh.j2")),
     (
+        "node/etcd-backup.sh",
+        include_str!("../templates/node/etcd-backup.sh.j2"),
+    ),
+    (
+        "node/etcd-backup.service",
+        include_str!("../templates/node/etcd-backup.service.j2"),
+    ),
+    (
+        "node/etcd-backup.timer",
+        include_str!("../templates/node/etcd-backup.timer.j2"),
+    ),
+    (
         "node/etcd-peers.sh",
         include_str!("../templates/node/etcd-peers.sh.j2"),
     ),

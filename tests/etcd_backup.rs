@@ -1,5 +1,6 @@
-//! etcd backups and restores on the bare-host test bed (real sshd, systemd and etcd): a
-//! backup is taken from the leader and verified by a restore into a scratch etcd; after every
+//! etcd backups and restores on the bare-host test bed (real sshd, systemd and etcd): the
+//! members' timers back up from the leader only and rafter pulls what they took; a backup is
+//! taken from the leader and verified by a restore into a scratch etcd; after every
 //! member lost its data, a restore (interrupted once, then run again) brings back exactly
 //! what the backup held, as one healthy cluster that takes writes; damaged backups are named
 //! and refused.
@@ -137,12 +138,61 @@ fn every_member_lost_then_restored_from_a_verified_backup_and_damaged_backups_ar
     put_many(&testbed, "/registry/before/", 40);
     let everything_before = count(&testbed, "");
     let revision_before = revision(&testbed);
+
+    // The members' timers: only the leader takes a backup, and none again without writes.
+    let waiting = |host: &str| -> usize {
+        testbed
+            .ssh_ok(
+                host,
+                "ls /var/lib/rafter/etcd-backups 2>/dev/null | grep -c '^2' || true",
+            )
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    for round in 0..2 {
+        for (host, _) in HOSTS {
+            assert_eq!(
+                testbed
+                    .ssh_ok(host, "systemctl is-enabled rafter-etcd-backup.timer")
+                    .trim(),
+                "enabled"
+            );
+            testbed.ssh_ok(host, "systemctl start rafter-etcd-backup.service");
+        }
+        let counts: Vec<usize> = HOSTS.iter().map(|(host, _)| waiting(host)).collect();
+        assert_eq!(counts.iter().sum::<usize>(), 1, "round {round}: {counts:?}");
+    }
+
+    // A backup now pulls the scheduled one into the store first.
     let (stdout, said) = rafter.ok(&["backup", "etcd", CLUSTER]);
     let id = stdout.trim().to_string();
+    assert!(said.contains("Pulled 1 scheduled backup(s)"), "{said}");
     assert!(said.contains(&format!("Verified backup {id}")), "{said}");
+    assert_eq!(
+        HOSTS.iter().map(|(host, _)| waiting(host)).sum::<usize>(),
+        0
+    );
     let backups = rafter.backups();
-    assert_eq!(backups.len(), 1, "{backups:?}");
-    let backup = &backups[0];
+    assert_eq!(backups.len(), 2, "{backups:?}");
+    let scheduled = backups
+        .iter()
+        .find(|backup| backup["id"] != id.as_str())
+        .unwrap();
+    assert_eq!(
+        scheduled["keys"].as_u64(),
+        Some(everything_before),
+        "{scheduled}"
+    );
+    assert!(
+        scheduled["revision"].as_i64().unwrap() >= revision_before,
+        "{scheduled}"
+    );
+    assert!(scheduled["verification"].is_null(), "{scheduled}");
+    let backup = backups
+        .iter()
+        .find(|backup| backup["id"] == id.as_str())
+        .unwrap();
     assert_eq!(backup["id"], id.as_str());
     assert!(
         backup["revision"].as_i64().unwrap() >= revision_before,

@@ -29,6 +29,13 @@ pub const INITIAL_CLUSTER_FILE: &str = "/etc/etcd/initial-cluster.env";
 /// Where an AWS control-plane node keeps rafter's AWS helpers and its peer script.
 pub const AWS_HELPERS: &str = "/usr/local/lib/rafter/aws.sh";
 pub const PEERS_SCRIPT: &str = "/usr/local/lib/rafter/etcd-peers.sh";
+/// The scheduled backup of a control-plane member, and where a bare host keeps its backups
+/// until rafter pulls them.
+pub const BACKUP_SCRIPT: &str = "/usr/local/lib/rafter/etcd-backup.sh";
+pub const BACKUP_SPOOL: &str = "/var/lib/rafter/etcd-backups";
+/// How many backups a bare host keeps waiting for rafter to pull them (two hours at the
+/// default interval).
+pub const BACKUPS_KEPT_ON_HOST: u32 = 8;
 /// `etcdctl` against the local member with the node's health-check client certificate.
 pub const ETCDCTL: &str = "/usr/local/lib/rafter/etcdctl";
 
@@ -97,6 +104,8 @@ impl EtcdMember {
 pub struct PeerDiscovery {
     /// `s3://bucket/prefix/<cluster>/etcd-peers`: one object per member, holding its address.
     pub peers_url: String,
+    /// `s3://bucket/prefix/<cluster>/backups/etcd`: where the leader puts scheduled backups.
+    pub backups_url: String,
 }
 
 /// A new cluster's members start together from the full list; a member added to a running

@@ -224,6 +224,9 @@ pub fn select_node(
                 initial_state: InitialState::New,
                 discovery: Some(PeerDiscovery {
                     peers_url: layout::etcd_peers_url(spec.config_base.as_deref().unwrap_or("")),
+                    backups_url: layout::etcd_backups_url(
+                        spec.config_base.as_deref().unwrap_or(""),
+                    ),
                 }),
             })
         }

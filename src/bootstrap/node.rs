@@ -416,6 +416,9 @@ pub fn node_files(
         if let Some(initial_cluster) = etcd_files.initial_cluster {
             files.config(etcd::INITIAL_CLUSTER_FILE, initial_cluster);
         }
+        if cluster.spec.etcd.backup_interval_minutes > 0 {
+            etcd_backup_files(&mut files, cluster, this, discovery.as_ref())?;
+        }
         if let Some(discovery) = discovery {
             peer_discovery_files(
                 &mut files,
@@ -555,6 +558,7 @@ pub fn node_files(
                 architectures,
                 apply_addons => applies_addons,
                 etcd_discovery => boots_named,
+                etcd_backups => control_plane && spec.etcd.backup_interval_minutes > 0,
                 peers_script => etcd::PEERS_SCRIPT,
                 kubelet_cert => KUBELET_CLIENT_CERT,
                 kubelet_key => KUBELET_CLIENT_KEY,
@@ -567,6 +571,53 @@ pub fn node_files(
         )?,
     );
     Ok(files.0)
+}
+
+/// A control-plane member's scheduled backup: the script, and the timer that runs it every
+/// `spec.etcd.backupIntervalMinutes`. Through the state store on AWS (`discovery`), else
+/// kept on the host for rafter to pull.
+fn etcd_backup_files(
+    files: &mut Files,
+    cluster: &Cluster,
+    this: &EtcdMember,
+    discovery: Option<&PeerDiscovery>,
+) -> Result<(), BootstrapError> {
+    let name = &cluster.metadata.name;
+    files.script(
+        etcd::BACKUP_SCRIPT,
+        templates::render(
+            "node/etcd-backup.sh",
+            minijinja::context! {
+                cluster => name,
+                member => this.name,
+                member_quoted => crate::ssh::shell_quote(&this.name),
+                backups_url => discovery.map(|discovery| discovery.backups_url.as_str()),
+                aws_helpers => etcd::AWS_HELPERS,
+                etcdctl => etcd::ETCDCTL,
+                etcdutl => etcd::ETCDUTL,
+                spool => etcd::BACKUP_SPOOL,
+                keep => etcd::BACKUPS_KEPT_ON_HOST,
+            },
+        )?,
+    );
+    files.config(
+        "/etc/systemd/system/rafter-etcd-backup.service",
+        templates::render(
+            "node/etcd-backup.service",
+            minijinja::context! { cluster => name, script => etcd::BACKUP_SCRIPT },
+        )?,
+    );
+    files.config(
+        "/etc/systemd/system/rafter-etcd-backup.timer",
+        templates::render(
+            "node/etcd-backup.timer",
+            minijinja::context! {
+                cluster => name,
+                interval => cluster.spec.etcd.backup_interval_minutes,
+            },
+        )?,
+    );
+    Ok(())
 }
 
 /// What an AWS control-plane member needs to find the others at boot: the AWS helpers, the

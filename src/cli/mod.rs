@@ -7,6 +7,7 @@ mod aws_apply;
 mod aws_capacity;
 mod commands;
 mod durations;
+mod etcd_hosts;
 mod failure;
 mod host_progress;
 mod output;

@@ -42,6 +42,8 @@ pub enum HostsError {
     Asset(#[from] crate::bootstrap::assets::AssetError),
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 impl From<SshError> for HostsError {

@@ -5,11 +5,14 @@
 
 use serde::Deserialize;
 
-use crate::backup::{BackupRecord, SnapshotFacts, Verification};
-use crate::bootstrap::etcd::{ETCDCTL, ETCDUTL, INSTALL_DIR};
+use crate::backup::record::sha256_hex;
+use crate::backup::{BackupError, BackupRecord, SnapshotFacts, Verification, catalog};
+use crate::bootstrap::etcd::{BACKUP_SPOOL, ETCDCTL, ETCDUTL, INSTALL_DIR};
 use crate::ssh::{Session, shell_quote};
+use crate::state::StateStore;
 
 use super::HostsError;
+use super::connect::ControlPlane;
 
 /// Where a member writes a snapshot before rafter reads it (root only, removed after).
 const WORK_DIR: &str = "/var/lib/rafter/etcd-backup";
@@ -151,6 +154,110 @@ pub async fn take(session: &Session, version: &str) -> Result<Taken, HostsError>
     // The snapshot holds every Secret of the cluster: it does not stay on the host.
     let _ = session.run_as_root(&format!("rm -rf {dir}"), b"").await;
     result
+}
+
+/// What pulling the backups members took on schedule found.
+#[derive(Debug, Default)]
+pub struct Pulled {
+    /// Backups now in the state store.
+    pub stored: Vec<String>,
+    /// Backups of a revision the store already had, dropped.
+    pub duplicates: Vec<String>,
+    /// What could not be pulled, host by host: left on the host for the next pull.
+    pub problems: Vec<String>,
+}
+
+/// Moves the backups each member's timer left on its host ([`BACKUP_SPOOL`]) into the state
+/// store: a backup whose snapshot does not match its record stays on its host and is
+/// reported; one of a revision the store has is dropped.
+pub async fn pull(
+    store: &impl StateStore,
+    cluster: &str,
+    hosts: &ControlPlane,
+) -> Result<Pulled, HostsError> {
+    let mut pulled = Pulled::default();
+    let mut revisions: std::collections::BTreeSet<i64> = catalog::list(store, cluster)
+        .await?
+        .backups
+        .iter()
+        .map(|backup| backup.facts.revision)
+        .collect();
+    let spool = shell_quote(BACKUP_SPOOL);
+    for (entry, session) in &hosts.sessions {
+        let host = entry.name();
+        let listed = session
+            .run_checked(
+                "list the backups waiting on the host",
+                &format!(
+                    "cd {spool} 2>/dev/null || exit 0; for dir in 2*/; do [ -f \"$dir/backup.json\" ] && printf '%s\\n' \"${{dir%/}}\"; done; true"
+                ),
+                b"",
+            )
+            .await?
+            .stdout_text();
+        for id in listed
+            .lines()
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+        {
+            let dir = shell_quote(&format!("{BACKUP_SPOOL}/{id}"));
+            match pull_one(store, cluster, session, id, &dir, &revisions).await {
+                Ok(PullOne::Stored(revision)) => {
+                    revisions.insert(revision);
+                    pulled.stored.push(id.to_string());
+                }
+                Ok(PullOne::Duplicate) => pulled.duplicates.push(id.to_string()),
+                Err(problem) => {
+                    pulled
+                        .problems
+                        .push(format!("{host}: backup {id}: {problem}"));
+                    continue;
+                }
+            }
+            session
+                .run_checked("remove a pulled backup", &format!("rm -rf {dir}"), b"")
+                .await?;
+        }
+    }
+    Ok(pulled)
+}
+
+enum PullOne {
+    Stored(i64),
+    Duplicate,
+}
+
+async fn pull_one(
+    store: &impl StateStore,
+    cluster: &str,
+    session: &Session,
+    id: &str,
+    dir: &str,
+    revisions: &std::collections::BTreeSet<i64>,
+) -> Result<PullOne, String> {
+    let read = |file: &'static str| async move {
+        session
+            .run_checked("read a waiting backup", &format!("cat {dir}/{file}"), b"")
+            .await
+            .map(|output| output.stdout)
+            .map_err(|error| error.to_string())
+    };
+    let record: BackupRecord = serde_json::from_slice(&read("backup.json").await?)
+        .map_err(|error| format!("its record cannot be read ({error})"))?;
+    if record.id != id {
+        return Err(format!("its record names backup {}", record.id));
+    }
+    if revisions.contains(&record.facts.revision) {
+        return Ok(PullOne::Duplicate);
+    }
+    let snapshot = read("snapshot.db").await?;
+    if snapshot.len() as u64 != record.size || sha256_hex(&snapshot) != record.sha256 {
+        return Err("its snapshot does not match its record".to_string());
+    }
+    match catalog::save(store, cluster, &record, &snapshot).await {
+        Ok(()) => Ok(PullOne::Stored(record.facts.revision)),
+        Err(BackupError::Exists { .. }) => Ok(PullOne::Duplicate),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 /// Exit codes of the verification script, for what went wrong where.

@@ -46,6 +46,8 @@ pub struct ClusterSpec {
     pub dns: Option<Dns>,
     pub api_server: ApiServer,
     pub control_plane: ControlPlane,
+    /// The control plane's etcd: how often its members back it up.
+    pub etcd: Etcd,
     pub node_groups: Vec<NodeGroup>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bastion: Option<Bastion>,
@@ -73,6 +75,7 @@ impl Default for ClusterSpec {
             dns: None,
             api_server: ApiServer::default(),
             control_plane: ControlPlane::default(),
+            etcd: Etcd::default(),
             node_groups: Vec::new(),
             bastion: None,
             ssh_access: SshAccess::default(),
@@ -234,6 +237,22 @@ impl Default for ControlPlane {
 }
 
 pub const DEFAULT_IMAGE: &str = "debian-12";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Etcd {
+    /// Every this many minutes the leading member snapshots etcd into the cluster's backups
+    /// (a systemd timer on each control-plane node); 0 turns scheduled backups off.
+    pub backup_interval_minutes: u32,
+}
+
+impl Default for Etcd {
+    fn default() -> Self {
+        Self {
+            backup_interval_minutes: 15,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -216,6 +216,7 @@ fn validate_aws(cluster: &Cluster, out: &mut Vec<Diagnostic>) {
         path("spec.controlPlane.image"),
         out,
     );
+    check_backup_interval(spec.etcd.backup_interval_minutes, out);
     validate_node_groups(spec, out);
     validate_networks(spec, out);
     if let Some(bastion) = &spec.bastion {
@@ -703,6 +704,21 @@ fn check_volume(size_gb: u32, field: FieldPath, out: &mut Vec<Diagnostic>) {
             field,
             format!("root volume of {size_gb} GiB: must be between 8 and 16384"),
         ));
+    }
+}
+
+/// Scheduled backups: off (0), or from every 5 minutes to once a day.
+fn check_backup_interval(minutes: u32, out: &mut Vec<Diagnostic>) {
+    if minutes != 0 && !(5..=1440).contains(&minutes) {
+        out.push(
+            Diagnostic::error(
+                path("spec.etcd.backupIntervalMinutes"),
+                format!(
+                    "a backup every {minutes} minute(s): must be between 5 and 1440, or 0 for none"
+                ),
+            )
+            .with_hint("15 (the default) is what kops' etcd-manager does"),
+        );
     }
 }
 

@@ -20,8 +20,8 @@
 //! <cluster>/node-groups/<group>/bundle.sh    a node group's files (no CA key)  that group only
 //! <cluster>/node-status/control-plane/<member>/<host>   how an instance's boot went   control plane (write)
 //! <cluster>/node-status/node-groups/<group>/<host>      how an instance's boot went   that group (write)
-//! <cluster>/backups/etcd/<id>/snapshot.db    an etcd snapshot (every secret)   user only
-//! <cluster>/backups/etcd/<id>/backup.json    what the snapshot holds           user only
+//! <cluster>/backups/etcd/<id>/snapshot.db    an etcd snapshot (every secret)   user; control plane (write)
+//! <cluster>/backups/etcd/<id>/backup.json    what the snapshot holds           user; control plane (write)
 //! <cluster>/operations/<operation>.json      a day-two operation's journal     user only
 //! ```
 
@@ -92,6 +92,11 @@ pub fn node_leaves_key(cluster: &str, node: &str) -> String {
 /// The prefix under which every etcd backup of the cluster is kept.
 pub fn etcd_backups_prefix(cluster: &str) -> String {
     under(cluster, ETCD_BACKUPS_DIR)
+}
+
+/// Where control-plane members put scheduled backups, from the cluster's `configBase`.
+pub fn etcd_backups_url(config_base: &str) -> String {
+    format!("{}/{ETCD_BACKUPS_DIR}", config_base.trim_end_matches('/'))
 }
 
 /// The snapshot of backup `id`.
@@ -213,7 +218,9 @@ pub struct NodeGrant {
 
 impl NodeGrant {
     /// Control-plane members read their bundles (all members share one role, and every
-    /// member's bundle holds the same CA keys) and read and write the address records.
+    /// member's bundle holds the same CA keys), read and write the address records, and
+    /// write scheduled etcd backups: never read or list them, so a backup is no way into
+    /// the store, and never delete them.
     pub fn control_plane() -> Self {
         Self {
             holder: "ControlPlane",
@@ -221,6 +228,7 @@ impl NodeGrant {
             write: vec![
                 ETCD_PEERS_DIR.to_string(),
                 format!("{NODE_STATUS_DIR}/{CONTROL_PLANE_DIR}"),
+                ETCD_BACKUPS_DIR.to_string(),
             ],
         }
     }

@@ -2,7 +2,7 @@
 //! with its record, verified by a restore into a scratch etcd, then retention applied.
 //! `--verify ID` verifies a stored backup again instead.
 
-use rafter::backup::{BackupRecord, catalog, record, retention};
+use rafter::backup::{BackupError, BackupRecord, catalog, record, retention};
 use rafter::hosts::connect::ControlPlane;
 use rafter::hosts::snapshot;
 use rafter::state::{AnyStore, ClusterStore};
@@ -13,7 +13,8 @@ use crate::cli::aws_apply::renewing;
 use crate::cli::failure::{EXIT_FAILURE, Failure};
 use crate::cli::{acquire_lock, force_unlock, locked, settings};
 
-use super::{etcd_hosts, stored_cluster};
+use super::stored_cluster;
+use crate::cli::etcd_hosts;
 
 const COMMAND: &str = "backup etcd";
 
@@ -66,6 +67,7 @@ async fn take(
     hosts: &ControlPlane,
     verify: bool,
 ) -> anyhow::Result<()> {
+    etcd_hosts::pull_scheduled_backups(store.store(), name, hosts).await?;
     let (asker, session) = &hosts.sessions[0];
     let (leader_url, version) = snapshot::leader(session).await?;
     let members = rafter::bootstrap::control_plane_members(
@@ -98,7 +100,18 @@ async fn take(
         &taken.bytes,
         taken.facts,
     );
-    catalog::save(store.store(), name, &backup, &taken.bytes).await?;
+    // Another backup of the same second (a member's timer) keeps its id; this one gets a suffix.
+    let base = backup.id.clone();
+    let mut suffix = 0;
+    loop {
+        match catalog::save(store.store(), name, &backup, &taken.bytes).await {
+            Err(BackupError::Exists { .. }) if suffix < 9 => {
+                suffix += 1;
+                backup.id = format!("{base}-{suffix}");
+            }
+            other => break other?,
+        }
+    }
     eprintln!(
         "Stored backup {} of cluster {name}: revision {}, {} keys, {} bytes, from member {leader}.",
         backup.id,

@@ -3,7 +3,6 @@
 mod backup_etcd;
 mod create_cluster;
 mod delete_cluster;
-mod etcd_hosts;
 mod export_bootstrap;
 mod export_kubeconfig;
 mod export_terraform;

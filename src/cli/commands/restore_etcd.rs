@@ -15,7 +15,8 @@ use crate::cli::aws_apply::renewing;
 use crate::cli::failure::{EXIT_FAILURE, Failure};
 use crate::cli::{acquire_lock, force_unlock, locked, settings};
 
-use super::{etcd_hosts, stored_cluster};
+use super::stored_cluster;
+use crate::cli::etcd_hosts;
 
 const COMMAND: &str = "restore etcd";
 

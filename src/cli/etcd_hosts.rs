@@ -51,3 +51,24 @@ pub async fn connect(
     }
     Ok(hosts)
 }
+
+/// Moves the backups the members' timers left on their hosts into the state store, saying
+/// what it moved and what it could not.
+pub async fn pull_scheduled_backups<S: rafter::state::StateStore>(
+    store: &S,
+    name: &str,
+    hosts: &ControlPlane,
+) -> anyhow::Result<()> {
+    let pulled = rafter::hosts::snapshot::pull(store, name, hosts).await?;
+    if !pulled.stored.is_empty() {
+        eprintln!(
+            "Pulled {} scheduled backup(s) of cluster {name} from its control-plane hosts: {}.",
+            pulled.stored.len(),
+            pulled.stored.join(", ")
+        );
+    }
+    for problem in &pulled.problems {
+        eprintln!("warning: a scheduled backup was left on its host: {problem}");
+    }
+    Ok(())
+}
