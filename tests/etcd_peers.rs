@@ -1,7 +1,8 @@
-//! The AWS control plane's `etcd-peers.sh hosts`, run for real against the AWS API emulator's
-//! S3 and the metadata stand-in: `/etc/hosts` names every member at the address it
-//! published, follows a changed address, and keeps what it knew when the store fails, so a
-//! live member is never dropped because one request failed.
+//! The AWS control plane's etcd scripts, run for real against the AWS API emulator's S3 and
+//! the metadata stand-in. `etcd-peers.sh hosts`: `/etc/hosts` names every member at the
+//! address it published, follows a changed address, and keeps what it knew when the store
+//! fails, so a live member is never dropped because one request failed. `etcd-backup.sh`:
+//! the leader's scheduled backup lands where rafter's catalog reads it, whole.
 
 mod common;
 
@@ -16,9 +17,8 @@ use time::OffsetDateTime;
 
 const MARK: &str = "# rafter etcd member of prod.example.com";
 
-/// `etcd-peers.sh` and `aws.sh` of the first `ha-aws` member, written to `dir`, the first
-/// sourcing the second from there.
-async fn rendered_scripts(dir: &Path) -> std::path::PathBuf {
+/// The files of the first `ha-aws` control-plane member.
+async fn rendered_files(dir: &Path) -> Vec<rafter::bootstrap::NodeFile> {
     let cluster = common::example_cluster("ha-aws");
     let store = LocalStore::new(dir.join("state"));
     let name = &cluster.metadata.name;
@@ -38,15 +38,24 @@ async fn rendered_scripts(dir: &Path) -> std::path::PathBuf {
         now,
     )
     .unwrap();
-    let content = |path: &str| {
-        rendered
-            .files
-            .iter()
-            .find(|file| file.path == path)
-            .unwrap_or_else(|| panic!("{path} missing"))
-            .content
-            .clone()
-    };
+    rendered.files
+}
+
+/// The content of the file at `path`.
+fn content(files: &[rafter::bootstrap::NodeFile], path: &str) -> String {
+    files
+        .iter()
+        .find(|file| file.path == path)
+        .unwrap_or_else(|| panic!("{path} missing"))
+        .content
+        .clone()
+}
+
+/// `etcd-peers.sh` and `aws.sh` of the first `ha-aws` member, written to `dir`, the first
+/// sourcing the second from there.
+async fn rendered_scripts(dir: &Path) -> std::path::PathBuf {
+    let files = rendered_files(dir).await;
+    let content = |path: &str| content(&files, path);
     let helpers = dir.join("aws.sh");
     std::fs::write(&helpers, content(bootstrap::etcd::AWS_HELPERS)).unwrap();
     let peers = dir.join("etcd-peers.sh");
@@ -98,16 +107,7 @@ fn members(hosts: &str) -> Vec<&str> {
 async fn hosts_follow_published_addresses_and_survive_a_failing_store() {
     let moto = common::moto::moto();
     let s3 = common::moto::s3_client();
-    s3.create_bucket()
-        .bucket("rafter-state-example")
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    state_bucket(&s3).await;
     let dir = tempfile::tempdir().unwrap();
     let script = rendered_scripts(dir.path()).await;
     let hosts_file = dir.path().join("hosts");
@@ -147,4 +147,168 @@ async fn hosts_follow_published_addresses_and_survive_a_failing_store() {
         "{moved}"
     );
     assert_eq!(members(&moved).len(), 3, "{moved}");
+}
+
+/// Makes the example's state bucket (a test beside may have made it already).
+async fn state_bucket(s3: &aws_sdk_s3::Client) {
+    let _ = s3
+        .create_bucket()
+        .bucket("rafter-state-example")
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await;
+}
+
+#[tokio::test]
+async fn the_leaders_scheduled_backup_lands_whole_where_rafter_reads_it() {
+    use common::etcd::{Member, etcd_bin};
+    let moto = common::moto::moto();
+    let s3 = common::moto::s3_client();
+    state_bucket(&s3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = rendered_files(dir.path()).await;
+
+    // A one-member etcd on loopback stands for this member (it leads), reached through an
+    // etcdctl wrapper where the node has its TLS one.
+    let client = "http://127.0.0.1:32479";
+    let peer = "http://127.0.0.1:32480";
+    let _etcd = Member(
+        Command::new(etcd_bin("etcd"))
+            .args(["--data-dir", dir.path().join("etcd").to_str().unwrap()])
+            .args([
+                "--listen-client-urls",
+                client,
+                "--advertise-client-urls",
+                client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                peer,
+                "--initial-advertise-peer-urls",
+                peer,
+            ])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let etcdctl = dir.path().join("etcdctl");
+    std::fs::write(
+        &etcdctl,
+        format!(
+            "#!/bin/sh\nexec {} --endpoints={client} \"$@\"\n",
+            etcd_bin("etcdctl").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &etcdctl,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let put = |key: &str| {
+        let status = Command::new(&etcdctl)
+            .args(["put", key, "value"])
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !Command::new(&etcdctl)
+        .args(["endpoint", "health"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the local etcd never came up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for i in 0..25 {
+        put(&format!("/registry/key-{i}"));
+    }
+
+    let helpers = dir.path().join("aws.sh");
+    std::fs::write(&helpers, content(&files, bootstrap::etcd::AWS_HELPERS)).unwrap();
+    let spool = dir.path().join("spool");
+    let script = dir.path().join("etcd-backup.sh");
+    std::fs::write(
+        &script,
+        content(&files, bootstrap::etcd::BACKUP_SCRIPT)
+            .replace(
+                &format!("source {}", bootstrap::etcd::AWS_HELPERS),
+                &format!("source {}", helpers.display()),
+            )
+            .replace(bootstrap::etcd::ETCDCTL, etcdctl.to_str().unwrap())
+            .replace(
+                bootstrap::etcd::ETCDUTL,
+                etcd_bin("etcdutl").to_str().unwrap(),
+            )
+            .replace(bootstrap::etcd::BACKUP_SPOOL, spool.to_str().unwrap()),
+    )
+    .unwrap();
+    let imds = Imds::start("127.0.0.1");
+    let run = || {
+        let output = Command::new("bash")
+            .arg(&script)
+            .env("RAFTER_IMDS_ENDPOINT", &imds.endpoint)
+            .env("RAFTER_S3_ENDPOINT", &moto.endpoint)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{said}");
+        said
+    };
+
+    let said = run();
+    assert!(said.contains("taken at revision"), "{said}");
+    let store = rafter::state::S3Store::new(s3.clone(), "rafter-state-example", "clusters");
+    let catalog = rafter::backup::catalog::list(&store, "prod.example.com")
+        .await
+        .unwrap();
+    assert_eq!(catalog.backups.len(), 1, "{catalog:?}");
+    let backup = &catalog.backups[0];
+    assert_eq!(backup.member, "eu-west-1a");
+    assert_eq!(backup.facts.keys, Some(25));
+    assert_eq!(backup.facts.revision, 26);
+    assert_eq!(backup.facts.etcd_version, "3.5.1");
+    assert!(backup.verification.is_none());
+    // The snapshot is whole: its size and digest are the record's.
+    let snapshot = rafter::backup::catalog::snapshot(&store, "prod.example.com", backup)
+        .await
+        .unwrap();
+    assert!(!snapshot.is_empty());
+    assert!(
+        std::fs::read_dir(&spool).unwrap().all(|entry| !entry
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with('2')),
+        "nothing is kept on an AWS node"
+    );
+
+    // Nothing written since: no second backup.
+    let said = run();
+    assert!(
+        said.contains("nothing written since the last backup"),
+        "{said}"
+    );
+    put("/registry/one-more");
+    run();
+    let catalog = rafter::backup::catalog::list(&store, "prod.example.com")
+        .await
+        .unwrap();
+    assert_eq!(catalog.backups.len(), 2, "{catalog:?}");
 }

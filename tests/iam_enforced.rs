@@ -398,6 +398,19 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
         .send()
         .await
         .unwrap();
+    // A backup taken on schedule: every Secret of the cluster, readable by no instance.
+    for object in ["snapshot.db", "backup.json"] {
+        s3(&admin)
+            .put_object()
+            .bucket(BUCKET)
+            .key(format!(
+                "{PREFIX}/{CLUSTER}/backups/etcd/20261201T000000Z/{object}"
+            ))
+            .body(b"etcd snapshot".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
     let listed = s3(&admin)
         .list_objects_v2()
         .bucket(BUCKET)
@@ -416,6 +429,7 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
         })
         .collect();
     for secret in [
+        "backups/etcd/20261201T000000Z/snapshot.db",
         "pki/ca.pem",
         "pki/etcd-ca.pem",
         "pki/bootstrap-token.pem",
@@ -452,6 +466,12 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
             "{role} reads exactly its own part of {keys:?}"
         );
 
+        // The leading member puts its scheduled backups; no worker can (nor read any).
+        assert_eq!(
+            may_write(&client, "backups/etcd/20261201T001500Z/snapshot.db").await,
+            role.starts_with("control-plane"),
+            "{role} writing a backup"
+        );
         let publishes = may_write(&client, "etcd-peers/eu-west-1b").await;
         assert_eq!(
             publishes,
