@@ -20,3 +20,4 @@ pub mod ssh;
 pub mod state;
 pub mod templates;
 pub mod terraform;
+pub mod validate;

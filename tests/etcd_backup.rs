@@ -1,4 +1,5 @@
-//! etcd backups and restores on the bare-host test bed (real sshd, systemd and etcd): the
+//! `validate cluster`, etcd backups and restores on the bare-host test bed (real sshd,
+//! systemd and etcd): validation names a stopped member and `--wait` sees it back; the
 //! members' timers back up from the leader only and rafter pulls what they took; a backup is
 //! taken from the leader and verified by a restore into a scratch etcd; after every
 //! member lost its data, a restore (interrupted once, then run again) brings back exactly
@@ -133,6 +134,59 @@ fn every_member_lost_then_restored_from_a_verified_backup_and_damaged_backups_ar
         "--skip-phases",
         "addons",
     ]);
+
+    // validate: healthy; a member stopped is named; `--wait` passes once it is back.
+    let (report, _) = rafter.ok(&["validate", "cluster", CLUSTER]);
+    assert!(
+        report.contains(&format!("Cluster {CLUSTER} is healthy")),
+        "{report}"
+    );
+    testbed.ssh_ok("r-3", "systemctl stop etcd");
+    let output = rafter.run(&["validate", "cluster", CLUSTER, "-o", "json"]);
+    assert_eq!(output.status.code(), Some(7), "not healthy is exit 7");
+    let found: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(found["healthy"], false);
+    let findings: Vec<(String, String, String)> = found["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|finding| {
+            (
+                finding["area"].as_str().unwrap().to_string(),
+                finding["subject"].as_str().unwrap().to_string(),
+                finding["problem"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        findings.contains(&("host".into(), "r-3".into(), "etcd is inactive".into())),
+        "{findings:?}"
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|(area, subject, problem)| area == "etcd"
+                && subject == "r-3"
+                && problem.starts_with("does not answer")),
+        "{findings:?}"
+    );
+    assert!(
+        findings.iter().all(|(_, subject, _)| subject == "r-3"),
+        "{findings:?}"
+    );
+    let waiting = rafter
+        .command(&["validate", "cluster", CLUSTER, "--wait", "90s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    testbed.ssh_ok("r-3", "systemctl start etcd");
+    let waited = waiting.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&waited.stderr);
+    assert!(waited.status.success(), "{said}");
+    assert!(said.contains("Not healthy yet"), "{said}");
+    assert!(String::from_utf8_lossy(&waited.stdout).contains("is healthy"));
 
     // Keys written before the backup are in it.
     put_many(&testbed, "/registry/before/", 40);
@@ -337,6 +391,11 @@ fn every_member_lost_then_restored_from_a_verified_backup_and_damaged_backups_ar
             .ssh("r-2", "ls -d /var/lib/etcd.rafter/before-restore-*")
             .status
             .success()
+    );
+    let (report, _) = rafter.ok(&["validate", "cluster", CLUSTER]);
+    assert!(
+        report.contains("3 members healthy, one cluster"),
+        "{report}"
     );
     // A rerun of update finds the hosts as rafter left them.
     rafter.ok(&[

@@ -38,12 +38,33 @@ pub enum Command {
     /// Write a cluster out in another form
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Check that a cluster is healthy (with --wait, until it is)
+    #[command(subcommand)]
+    Validate(ValidateCommand),
     /// Take a backup now
     #[command(subcommand)]
     Backup(BackupCommand),
     /// Bring a cluster back from a backup (shows the plan; --yes restores)
     #[command(subcommand)]
     Restore(RestoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ValidateCommand {
+    /// Hosts, etcd and cloud resources checked against the spec, each problem with its fix
+    Cluster(ValidateClusterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateClusterArgs {
+    pub name: String,
+    /// Check again until the cluster passes 3 times in a row, for at most this long (e.g. 10m)
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    pub wait: String,
+    #[arg(short, long, value_enum, default_value_t = PlanFormat::Text)]
+    pub output: PlanFormat,
+    #[command(flatten)]
+    pub hosts: HostArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,7 +1,7 @@
 //! What the etcd day-two commands (`backup etcd`, `restore etcd`) share: they run on bare
 //! hosts, over SSH to the control-plane hosts.
 
-use rafter::hosts::connect::{self, ControlPlane};
+use rafter::hosts::connect::{self, Connected};
 use rafter::spec::{Cluster, Provider};
 
 use crate::cli::args::HostArgs;
@@ -28,7 +28,7 @@ pub async fn connect(
     args: &HostArgs,
     every_host: bool,
     command: &str,
-) -> anyhow::Result<ControlPlane> {
+) -> anyhow::Result<Connected> {
     let hosts = connect::control_plane(cluster, args.accept_new_host_keys).await?;
     let name = &cluster.metadata.name;
     if hosts.sessions.is_empty() || (every_host && !hosts.unreachable.is_empty()) {
@@ -57,7 +57,7 @@ pub async fn connect(
 pub async fn pull_scheduled_backups<S: rafter::state::StateStore>(
     store: &S,
     name: &str,
-    hosts: &ControlPlane,
+    hosts: &Connected,
 ) -> anyhow::Result<()> {
     let pulled = rafter::hosts::snapshot::pull(store, name, hosts).await?;
     if !pulled.stored.is_empty() {

@@ -13,6 +13,8 @@ pub const EXIT_CLUSTER_STATE: u8 = 4;
 pub const EXIT_NOT_AVAILABLE: u8 = 5;
 /// Another run holds the cluster's lock.
 pub const EXIT_LOCKED: u8 = 6;
+/// `validate cluster` found problems (with `--wait`: still, when the time ran out).
+pub const EXIT_UNHEALTHY: u8 = 7;
 
 /// An error with a message, an optional hint, and an exit code.
 #[derive(Debug)]

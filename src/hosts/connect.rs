@@ -1,5 +1,5 @@
-//! Connecting to a bare-host cluster's control-plane hosts for a day-two operation (backup,
-//! restore): every host at once, unreachable ones named apart from refusals (a changed host
+//! Connecting to a bare-host cluster's hosts for a day-two operation (backup, restore,
+//! validate): every host at once, unreachable ones named apart from refusals (a changed host
 //! key or refused authentication stops the operation).
 
 use futures_util::future::join_all;
@@ -10,14 +10,14 @@ use crate::ssh::Session;
 use super::HostsError;
 use super::inventory::{self, HostEntry};
 
-/// The control-plane hosts that answered, in spec order, and those that did not.
-pub struct ControlPlane {
+/// The hosts that answered, control plane first in spec order, and those that did not.
+pub struct Connected {
     pub sessions: Vec<(HostEntry, Session)>,
     /// Host name and why it could not be reached.
     pub unreachable: Vec<(String, String)>,
 }
 
-impl ControlPlane {
+impl Connected {
     /// The session of host `name`.
     pub fn session(&self, name: &str) -> Option<&Session> {
         self.sessions
@@ -36,14 +36,31 @@ impl ControlPlane {
     }
 }
 
+/// The control-plane hosts.
 pub async fn control_plane(
     cluster: &Cluster,
     accept_new_host_keys: bool,
-) -> Result<ControlPlane, HostsError> {
+) -> Result<Connected, HostsError> {
+    connect(cluster, accept_new_host_keys, HostEntry::is_control_plane).await
+}
+
+/// Every host of the spec.
+pub async fn every_host(
+    cluster: &Cluster,
+    accept_new_host_keys: bool,
+) -> Result<Connected, HostsError> {
+    connect(cluster, accept_new_host_keys, |_| true).await
+}
+
+async fn connect(
+    cluster: &Cluster,
+    accept_new_host_keys: bool,
+    which: impl Fn(&HostEntry) -> bool,
+) -> Result<Connected, HostsError> {
     let options = inventory::connect_options(cluster, accept_new_host_keys)?;
     let entries: Vec<HostEntry> = inventory::hosts(cluster)
         .into_iter()
-        .filter(HostEntry::is_control_plane)
+        .filter(|entry| which(entry))
         .collect();
     let attempts = join_all(
         entries
@@ -51,7 +68,7 @@ pub async fn control_plane(
             .map(|entry| Session::connect(&entry.target, &options)),
     )
     .await;
-    let mut connected = ControlPlane {
+    let mut connected = Connected {
         sessions: Vec::new(),
         unreachable: Vec::new(),
     };

@@ -38,15 +38,119 @@ async fn etcdctl(session: &Session, what: &str, args: &str) -> Result<String, Ho
     Ok(output.stdout_text())
 }
 
+/// The header etcd puts on every answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Header {
+    #[serde(default)]
+    pub cluster_id: u64,
+    #[serde(default)]
+    pub member_id: u64,
+    #[serde(default)]
+    pub revision: i64,
+}
+
+/// One member's `etcdctl endpoint status -w json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EndpointStatus {
+    #[serde(rename = "Endpoint")]
+    pub endpoint: String,
+    #[serde(rename = "Status")]
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub header: Header,
+    #[serde(default)]
+    pub leader: u64,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub raft_index: u64,
+    #[serde(default)]
+    pub raft_applied_index: u64,
+    /// What the member reports wrong with itself (alarms, a lost leader).
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+impl Status {
+    pub fn leads(&self) -> bool {
+        self.leader != 0 && self.header.member_id == self.leader
+    }
+}
+
+/// Every member's status, as the member on `session`'s host finds the cluster.
+pub async fn cluster_status(session: &Session) -> Result<Vec<EndpointStatus>, HostsError> {
+    let json = etcdctl(
+        session,
+        "etcdctl endpoint status --cluster",
+        "endpoint status --cluster -w json",
+    )
+    .await?;
+    parse(session, "etcdctl endpoint status", &json)
+}
+
+/// The status of the member at `client_url`, asked from `session`'s host; `Err` with what
+/// etcdctl said when it does not answer.
+pub async fn endpoint_status(
+    session: &Session,
+    client_url: &str,
+) -> Result<Result<Status, String>, HostsError> {
+    let output = session
+        .run_as_root(
+            &format!(
+                "{ETCDCTL} --dial-timeout=3s --command-timeout=5s endpoint status -w json --endpoints={}",
+                shell_quote(client_url)
+            ),
+            b"",
+        )
+        .await?;
+    if !output.success() {
+        let said = output.stderr_text();
+        return Ok(Err(said
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or("no answer")
+            .to_string()));
+    }
+    let mut statuses: Vec<EndpointStatus> =
+        parse(session, "etcdctl endpoint status", &output.stdout_text())?;
+    Ok(statuses
+        .pop()
+        .map(|status| status.status)
+        .ok_or_else(|| "etcdctl printed no status".to_string()))
+}
+
+/// The alarms raised in the cluster (`NOSPACE`, `CORRUPT`), one line each.
+pub async fn alarms(session: &Session) -> Result<Vec<String>, HostsError> {
+    Ok(etcdctl(session, "etcdctl alarm list", "alarm list")
+        .await?
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    session: &Session,
+    what: &str,
+    json: &str,
+) -> Result<T, HostsError> {
+    serde_json::from_str(json).map_err(|error| {
+        HostsError::Etcd(format!(
+            "{}: {what} printed something unexpected ({error})",
+            session.target().describe()
+        ))
+    })
+}
+
 /// The members, as the member on `session`'s host sees them.
 pub async fn members(session: &Session) -> Result<Vec<Member>, HostsError> {
     let json = etcdctl(session, "etcdctl member list", "member list -w json").await?;
-    let list: MemberList = serde_json::from_str(&json).map_err(|error| {
-        HostsError::Etcd(format!(
-            "{}: etcdctl member list printed something unexpected ({error})",
-            session.target().describe()
-        ))
-    })?;
+    let list: MemberList = parse(session, "etcdctl member list", &json)?;
     Ok(list.members)
 }
 

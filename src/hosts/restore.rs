@@ -20,7 +20,7 @@ use crate::bootstrap::node::{CONTROL_PLANE_COMPONENTS, STATIC_POD_DIR, static_po
 use crate::ssh::{Session, shell_quote};
 
 use super::HostsError;
-use super::connect::ControlPlane;
+use super::connect::Connected;
 use super::etcd;
 
 /// The journal's name for a restore.
@@ -100,7 +100,7 @@ pub async fn bumps_revisions(session: &Session) -> Result<bool, HostsError> {
 pub struct Restore<'a> {
     pub cluster_name: &'a str,
     pub members: &'a [EtcdMember],
-    pub hosts: &'a ControlPlane,
+    pub hosts: &'a Connected,
     pub backup: &'a BackupRecord,
     pub snapshot: &'a [u8],
     /// The journal's id: names the data moved aside and the new cluster's token.

@@ -11,8 +11,8 @@ use crate::bootstrap::etcd::{BACKUP_SPOOL, ETCDCTL, ETCDUTL, INSTALL_DIR};
 use crate::ssh::{Session, shell_quote};
 use crate::state::StateStore;
 
-use super::HostsError;
-use super::connect::ControlPlane;
+use super::connect::Connected;
+use super::{HostsError, etcd};
 
 /// Where a member writes a snapshot before rafter reads it (root only, removed after).
 const WORK_DIR: &str = "/var/lib/rafter/etcd-backup";
@@ -20,31 +20,6 @@ const WORK_DIR: &str = "/var/lib/rafter/etcd-backup";
 /// verification holds a lock on the host).
 const SCRATCH_CLIENT_PORT: u16 = 12379;
 const SCRATCH_PEER_PORT: u16 = 12380;
-
-#[derive(Deserialize)]
-struct Header {
-    #[serde(default)]
-    member_id: u64,
-    #[serde(default)]
-    revision: i64,
-}
-
-#[derive(Deserialize)]
-struct EndpointStatus {
-    #[serde(rename = "Endpoint")]
-    endpoint: String,
-    #[serde(rename = "Status")]
-    status: StatusBody,
-}
-
-#[derive(Deserialize)]
-struct StatusBody {
-    header: Header,
-    #[serde(default)]
-    leader: u64,
-    #[serde(default)]
-    version: String,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,7 +30,7 @@ struct FileStatus {
 
 #[derive(Deserialize)]
 struct Range {
-    header: Header,
+    header: etcd::Header,
     #[serde(default)]
     count: u64,
 }
@@ -70,20 +45,10 @@ fn unexpected(session: &Session, what: &str, error: serde_json::Error) -> HostsE
 /// The client URL of the member that leads, as a member on `session`'s host sees the
 /// cluster, and the version it runs.
 pub async fn leader(session: &Session) -> Result<(String, String), HostsError> {
-    let output = session
-        .run_checked(
-            "etcdctl endpoint status --cluster",
-            &format!("{ETCDCTL} --command-timeout=10s endpoint status --cluster -w json"),
-            b"",
-        )
-        .await?;
-    let statuses: Vec<EndpointStatus> = serde_json::from_str(&output.stdout_text())
-        .map_err(|error| unexpected(session, "etcdctl endpoint status", error))?;
-    statuses
+    etcd::cluster_status(session)
+        .await?
         .into_iter()
-        .find(|status| {
-            status.status.leader != 0 && status.status.header.member_id == status.status.leader
-        })
+        .find(|status| status.status.leads())
         .map(|status| (status.endpoint, status.status.version))
         .ok_or_else(|| {
             HostsError::Etcd(format!(
@@ -173,7 +138,7 @@ pub struct Pulled {
 pub async fn pull(
     store: &impl StateStore,
     cluster: &str,
-    hosts: &ControlPlane,
+    hosts: &Connected,
 ) -> Result<Pulled, HostsError> {
     let mut pulled = Pulled::default();
     let mut revisions: std::collections::BTreeSet<i64> = catalog::list(store, cluster)
@@ -394,11 +359,10 @@ mod tests {
     #[test]
     fn etcdctl_json_is_read_as_etcd_prints_it() {
         let printed = r#"[{"Endpoint":"https://10.0.0.1:2379","Status":{"header":{"cluster_id":14443903163313418560,"member_id":11417610130673999598,"revision":4,"raft_term":2},"version":"3.5.1","dbSize":28672,"leader":11417610130673999598,"raftIndex":7}}]"#;
-        let statuses: Vec<EndpointStatus> = serde_json::from_str(printed).unwrap();
-        assert_eq!(
-            statuses[0].status.leader,
-            statuses[0].status.header.member_id
-        );
+        let statuses: Vec<etcd::EndpointStatus> = serde_json::from_str(printed).unwrap();
+        assert!(statuses[0].status.leads());
+        assert_eq!(statuses[0].status.raft_index, 7);
+        assert_eq!(statuses[0].status.header.cluster_id, 14_443_903_163_313_418_560);
         let range: Range =
             serde_json::from_str(r#"{"header":{"revision":4},"kvs":[],"more":true,"count":2}"#)
                 .unwrap();

@@ -3,7 +3,7 @@
 //! `--verify ID` verifies a stored backup again instead.
 
 use rafter::backup::{BackupError, BackupRecord, catalog, record, retention};
-use rafter::hosts::connect::ControlPlane;
+use rafter::hosts::connect::Connected;
 use rafter::hosts::snapshot;
 use rafter::state::{AnyStore, ClusterStore};
 use time::OffsetDateTime;
@@ -64,7 +64,7 @@ pub async fn run(state: Option<&str>, args: BackupEtcdArgs) -> anyhow::Result<()
 async fn take(
     store: &ClusterStore<AnyStore>,
     name: &str,
-    hosts: &ControlPlane,
+    hosts: &Connected,
     verify: bool,
 ) -> anyhow::Result<()> {
     etcd_hosts::pull_scheduled_backups(store.store(), name, hosts).await?;
@@ -139,7 +139,7 @@ async fn take(
 async fn verify_stored(
     store: &ClusterStore<AnyStore>,
     name: &str,
-    hosts: &ControlPlane,
+    hosts: &Connected,
     mut backup: BackupRecord,
     bytes: &[u8],
 ) -> anyhow::Result<()> {

@@ -14,10 +14,11 @@ mod get_credentials;
 mod restore_etcd;
 mod stored_cluster;
 mod update_cluster;
+mod validate_cluster;
 
 use super::args::{
     BackupCommand, Cli, Command, CreateCommand, DeleteCommand, ExportCommand, GetCommand,
-    RestoreCommand, UpdateCommand,
+    RestoreCommand, UpdateCommand, ValidateCommand,
 };
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -36,6 +37,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             export_kubeconfig::run(state, args).await
         }
         Command::Export(ExportCommand::Bootstrap(args)) => export_bootstrap::run(state, args).await,
+        Command::Validate(ValidateCommand::Cluster(args)) => {
+            validate_cluster::run(state, args).await
+        }
         Command::Backup(BackupCommand::Etcd(args)) => backup_etcd::run(state, args).await,
         Command::Restore(RestoreCommand::Etcd(args)) => restore_etcd::run(state, args).await,
     }

@@ -5,7 +5,7 @@
 
 use futures_util::future::join_all;
 use rafter::backup::{BackupRecord, catalog, record};
-use rafter::hosts::connect::ControlPlane;
+use rafter::hosts::connect::Connected;
 use rafter::hosts::restore::{self, OPERATION, Restore, Step};
 use rafter::state::journal::Journal;
 use time::OffsetDateTime;
@@ -158,7 +158,7 @@ fn refuse_other_restore(
 }
 
 /// The hosts whose etcd release cannot bump revisions at a restore.
-async fn hosts_without_revision_bump(hosts: &ControlPlane) -> anyhow::Result<Vec<String>> {
+async fn hosts_without_revision_bump(hosts: &Connected) -> anyhow::Result<Vec<String>> {
     let answers = join_all(hosts.sessions.iter().map(|(entry, session)| async move {
         (
             entry.name().to_string(),
