@@ -845,3 +845,171 @@ async fn resources_deleted_outside_rafter_are_created_again() {
     let deleted = cli.run(&["delete", "cluster", name, "--yes"]);
     assert!(deleted.status.success(), "{}", stderr(&deleted));
 }
+
+/// The host names of the instances in service in the cluster's groups, as their boot reports
+/// name them.
+async fn running_hostnames(name: &str) -> Vec<String> {
+    let config = common::moto::sdk_config();
+    let groups = aws_sdk_autoscaling::Client::new(&config)
+        .describe_auto_scaling_groups()
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<String> = groups
+        .auto_scaling_groups()
+        .iter()
+        .filter(|group| {
+            group
+                .auto_scaling_group_name()
+                .unwrap_or_default()
+                .ends_with(name)
+        })
+        .flat_map(|group| group.instances())
+        .filter_map(|instance| instance.instance_id().map(str::to_string))
+        .collect();
+    let described = aws_sdk_ec2::Client::new(&config)
+        .describe_instances()
+        .set_instance_ids(Some(ids))
+        .send()
+        .await
+        .unwrap();
+    described
+        .reservations()
+        .iter()
+        .flat_map(|reservation| reservation.instances())
+        .map(|instance| {
+            instance
+                .private_dns_name()
+                .unwrap()
+                .split('.')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn validate_reads_the_groups_the_targets_and_each_instances_boot_report() {
+    let cli = Cli::new("validate").await;
+    let name = "validate.example.com";
+    let mut create = cli.create_args(name);
+    create.push("--yes");
+    let created = cli.run(&create);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let validate = |cli: &Cli| {
+        let output = cli.run(&["validate", "cluster", name, "-o", "json"]);
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("{}", stderr(&output)));
+        (output.status.code(), json)
+    };
+    let problems = |json: &serde_json::Value| -> Vec<String> {
+        json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|finding| {
+                format!(
+                    "{} {}: {}",
+                    finding["area"].as_str().unwrap(),
+                    finding["subject"].as_str().unwrap(),
+                    finding["problem"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+
+    // Just made: no instance has reported its boot, and etcd has not formed.
+    let hosts = running_hostnames(name).await;
+    assert_eq!(
+        hosts.len(),
+        2,
+        "a control-plane instance and a worker: {hosts:?}"
+    );
+    let (code, json) = validate(&cli);
+    assert_eq!(code, Some(7), "{json}");
+    let found = problems(&json);
+    for host in &hosts {
+        assert!(
+            found
+                .iter()
+                .any(|problem| problem.starts_with(&format!("host {host} ("))
+                    && problem.ends_with("has not reported its boot")),
+            "{found:?}"
+        );
+    }
+    assert!(
+        found
+            .iter()
+            .any(|problem| problem
+                .starts_with("etcd etcd: has not formed yet (its record says: new")),
+        "{found:?}"
+    );
+    assert!(
+        json["passed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|check| check.as_str().unwrap().contains(": 1 of 1 in service")),
+        "{json}"
+    );
+
+    // The instances report, one of them a failed boot; the control plane records etcd formed.
+    let report = |host: &str, state: &str, detail: &str| {
+        format!(
+            "{{\"host\":\"{host}\",\"state\":\"{state}\",\"detail\":\"{detail}\",\"at\":\"2026-12-01T06:00:00Z\"}}\n"
+        )
+    };
+    for host in &hosts[1..] {
+        cli.put_state_object(
+            name,
+            &format!("node-status/node-groups/any/{host}"),
+            report(host, "done", "").as_bytes(),
+        )
+        .await;
+    }
+    let failing = &hosts[0];
+    cli.put_state_object(
+        name,
+        &format!("node-status/control-plane/any/{failing}"),
+        report(
+            failing,
+            "failed",
+            "the bundle exited with 1: journalctl -u rafter-first-boot",
+        )
+        .as_bytes(),
+    )
+    .await;
+    cli.put_state_object(name, "etcd-peers/_formed", b"formed\n")
+        .await;
+    let (code, json) = validate(&cli);
+    assert_eq!(code, Some(7), "{json}");
+    let found = problems(&json);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with(&format!("host {failing} (i-")),
+        "{found:?}"
+    );
+    assert!(
+        found[0].contains("its boot is failed: the bundle exited with 1"),
+        "{found:?}"
+    );
+
+    // Its boot finished on a retry: healthy.
+    cli.put_state_object(
+        name,
+        &format!("node-status/control-plane/any/{failing}"),
+        report(failing, "done", "").as_bytes(),
+    )
+    .await;
+    let (code, json) = validate(&cli);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["healthy"], true);
+    let passed = json["passed"].to_string();
+    assert!(passed.contains("target(s) healthy"), "{passed}");
+    assert!(passed.contains("2 instance(s) finished their boot"), "{passed}");
+    assert!(passed.contains("etcd: formed"), "{passed}");
+
+    let deleted = cli.run(&["delete", "cluster", name, "--yes"]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+}

@@ -12,6 +12,7 @@ pub mod compute;
 pub mod dns;
 pub mod ec2;
 pub mod errors;
+pub mod health;
 pub mod iam;
 pub mod loadbalancer;
 pub mod refresh;

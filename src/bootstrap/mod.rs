@@ -372,6 +372,11 @@ pub async fn booted_members(
 /// predate the record) saw the cluster formed; `new` before.
 const FORMED: &str = "formed";
 
+/// Whether the formed record's bytes say the etcd cluster formed.
+pub fn record_says_formed(record: &[u8]) -> bool {
+    record.starts_with(FORMED.as_bytes())
+}
+
 /// Whether a new control plane's members should still form a new etcd cluster: not once a
 /// member recorded that the cluster formed ([`layout::ETCD_FORMED_RECORD`]), nor once a
 /// majority of them have published an address (they do so right before starting etcd; what
@@ -391,7 +396,7 @@ pub async fn etcd_formed(
     let record = store.read(&key).await?;
     if record
         .as_ref()
-        .is_some_and(|record| record.starts_with(FORMED.as_bytes()))
+        .is_some_and(|record| record_says_formed(record))
     {
         return Ok(true);
     }

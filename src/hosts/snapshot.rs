@@ -362,7 +362,10 @@ mod tests {
         let statuses: Vec<etcd::EndpointStatus> = serde_json::from_str(printed).unwrap();
         assert!(statuses[0].status.leads());
         assert_eq!(statuses[0].status.raft_index, 7);
-        assert_eq!(statuses[0].status.header.cluster_id, 14_443_903_163_313_418_560);
+        assert_eq!(
+            statuses[0].status.header.cluster_id,
+            14_443_903_163_313_418_560
+        );
         let range: Range =
             serde_json::from_str(r#"{"header":{"revision":4},"kvs":[],"more":true,"count":2}"#)
                 .unwrap();

@@ -117,6 +117,11 @@ pub fn operation_journal_key(cluster: &str, operation: &str) -> String {
     under(cluster, &format!("{OPERATIONS_DIR}/{operation}.json"))
 }
 
+/// The prefix of every instance's boot report.
+pub fn node_status_prefix(cluster: &str) -> String {
+    under(cluster, NODE_STATUS_DIR)
+}
+
 /// What a node's bundle belongs to, which decides where it is kept and who may read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BundleOwner<'a> {

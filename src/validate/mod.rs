@@ -5,6 +5,7 @@
 //!
 //! The same checks are what `--wait` polls and what day-two operations gate on.
 
+pub mod aws;
 pub mod hosts;
 
 use serde::Serialize;

@@ -5,12 +5,15 @@
 
 use std::time::{Duration, Instant};
 
+use rafter::aws::AwsProvisioner;
 use rafter::spec::{Cluster, Provider};
+use rafter::state::{AnyStore, ClusterStore};
 use rafter::validate::{self, Report};
 
 use crate::cli::args::{PlanFormat, ValidateClusterArgs};
+use crate::cli::aws_apply::{aws_config, aws_region};
 use crate::cli::durations::wait_duration;
-use crate::cli::failure::{EXIT_NOT_AVAILABLE, EXIT_UNHEALTHY, Failure};
+use crate::cli::failure::{EXIT_UNHEALTHY, Failure};
 use crate::cli::settings;
 
 use super::stored_cluster;
@@ -29,7 +32,7 @@ pub async fn run(state: Option<&str>, args: ValidateClusterArgs) -> anyhow::Resu
     let mut passes = 0;
     let mut last_count = None;
     let report = loop {
-        let report = check(&cluster, &args).await?;
+        let report = check(&store, &cluster, &args).await?;
         passes = if report.healthy() { passes + 1 } else { 0 };
         let done = wait.is_zero() || passes >= PASSES_IN_A_ROW;
         if done || started.elapsed() + PAUSE > wait {
@@ -66,7 +69,11 @@ pub async fn run(state: Option<&str>, args: ValidateClusterArgs) -> anyhow::Resu
     .into())
 }
 
-async fn check(cluster: &Cluster, args: &ValidateClusterArgs) -> anyhow::Result<Report> {
+async fn check(
+    store: &ClusterStore<AnyStore>,
+    cluster: &Cluster,
+    args: &ValidateClusterArgs,
+) -> anyhow::Result<Report> {
     match cluster.spec.provider {
         Provider::Ssh => {
             let hosts =
@@ -76,11 +83,15 @@ async fn check(cluster: &Cluster, args: &ValidateClusterArgs) -> anyhow::Result<
             hosts.close().await;
             Ok(report?)
         }
-        Provider::Aws => Err(Failure::new(
-            EXIT_NOT_AVAILABLE,
-            "`rafter validate cluster` checks bare-host clusters (provider: ssh) only so far",
-        )
-        .into()),
+        Provider::Aws => {
+            let config = aws_config(aws_region(cluster)?).await;
+            let provisioner = AwsProvisioner::new(&config, &cluster.metadata.name);
+            let recorded = store.read_resources(&cluster.metadata.name).await?;
+            Ok(
+                validate::aws::validate(&provisioner.context, store.store(), cluster, &recorded)
+                    .await?,
+            )
+        }
     }
 }
 
