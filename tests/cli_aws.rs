@@ -1007,7 +1007,10 @@ async fn validate_reads_the_groups_the_targets_and_each_instances_boot_report() 
     assert_eq!(json["healthy"], true);
     let passed = json["passed"].to_string();
     assert!(passed.contains("target(s) healthy"), "{passed}");
-    assert!(passed.contains("2 instance(s) finished their boot"), "{passed}");
+    assert!(
+        passed.contains("2 instance(s) finished their boot"),
+        "{passed}"
+    );
     assert!(passed.contains("etcd: formed"), "{passed}");
 
     let deleted = cli.run(&["delete", "cluster", name, "--yes"]);
