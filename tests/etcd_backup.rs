@@ -75,7 +75,7 @@ fn spec(testbed: &Testbed, assets: &str) -> String {
         .map(|(name, ip)| format!("    - {{ name: {name}, address: {ip}, role: controlPlane }}\n"))
         .collect();
     format!(
-        "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: {CLUSTER}\nspec:\n  provider: ssh\n  apiServer:\n    endpoint: 10.250.0.51:6443\n  ssh:\n    user: root\n    privateKeyFile: {}\n    knownHostsFile: {}\n  hosts:\n{hosts}{assets}",
+        "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: {CLUSTER}\nspec:\n  provider: ssh\n  apiServer:\n    endpoint: 10.250.0.51:16443\n  ssh:\n    user: root\n    privateKeyFile: {}\n    knownHostsFile: {}\n  hosts:\n{hosts}{assets}",
         testbed.key().display(),
         testbed.known_hosts().display(),
     )
@@ -111,12 +111,148 @@ fn put_many(testbed: &Testbed, prefix: &str, n: usize) {
     );
 }
 
+/// The port of the stand-in API server on r-1 (the spec's `apiServer.endpoint`); not 6443,
+/// which rafter's preflight keeps free for the real one.
+const API_PORT: u16 = 16443;
+const STANDIN_DIR: &str = "/root/kube-standin";
+
+/// Writes `content` to `path` on `host` (small files, through the command line).
+fn put_file(testbed: &Testbed, host: &str, path: &str, content: &[u8]) {
+    let encoded = aws_smithy_types::base64::encode(content);
+    testbed.ssh_ok(
+        host,
+        &format!("mkdir -p \"$(dirname {path})\" && echo {encoded} | base64 -d > {path}"),
+    );
+}
+
+/// The API server's answers: every host a Ready node, the control plane's static pods and
+/// CoreDNS running; `broken` makes r-2 NotReady and CoreDNS crash, and drops r-3's scheduler.
+fn api_answers(testbed: &Testbed, broken: bool) {
+    let node = |name: &str| {
+        let ready = !(broken && name == "r-2");
+        let condition = if ready {
+            serde_json::json!({"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"})
+        } else {
+            serde_json::json!({"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized"})
+        };
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "resourceVersion": "1042", "labels": {"kubernetes.io/hostname": name}},
+            "status": {"conditions": [
+                {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory"},
+                condition
+            ]}
+        })
+    };
+    let pod = |name: &str, node: &str, crashing: bool| {
+        let container = name.split('-').next().unwrap();
+        let state = if crashing {
+            serde_json::json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container=coredns"}})
+        } else {
+            serde_json::json!({"running": {"startedAt": "2026-12-01T06:00:00Z"}})
+        };
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "kube-system"},
+            "spec": {"nodeName": node, "containers": [{"name": container, "image": "registry.k8s.io/x:1"}]},
+            "status": {"phase": "Running", "containerStatuses": [{
+                "name": container, "ready": !crashing, "restartCount": if crashing { 7 } else { 0 },
+                "image": "registry.k8s.io/x:1", "imageID": "registry.k8s.io/x@sha256:00", "state": state
+            }]}
+        })
+    };
+    let nodes: Vec<serde_json::Value> = HOSTS.iter().map(|(name, _)| node(name)).collect();
+    let mut pods = Vec::new();
+    for (host, _) in HOSTS {
+        for component in [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ] {
+            if !(broken && host == "r-3" && component == "kube-scheduler") {
+                pods.push(pod(&format!("{component}-{host}"), host, false));
+            }
+        }
+    }
+    pods.push(pod("coredns-7db6d8ff4d-x2xk9", "r-1", broken));
+    let list = |kind: &str, items: Vec<serde_json::Value>| {
+        serde_json::to_vec(&serde_json::json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "1042"}, "items": items})).unwrap()
+    };
+    put_file(
+        testbed,
+        "r-1",
+        &format!("{STANDIN_DIR}/nodes.json"),
+        &list("NodeList", nodes),
+    );
+    put_file(
+        testbed,
+        "r-1",
+        &format!("{STANDIN_DIR}/pods.json"),
+        &list("PodList", pods),
+    );
+}
+
+/// Starts the stand-in API server on r-1 with a serving certificate from the cluster's CA.
+async fn start_api_standin(testbed: &Testbed, state: &std::path::Path) {
+    let store = rafter::state::LocalStore::new(state);
+    let now = time::OffsetDateTime::now_utc();
+    let pki = rafter::pki::ClusterPki::load_or_create(&store, CLUSTER, now)
+        .await
+        .unwrap();
+    let node = rafter::pki::leaf::NodeIdentity {
+        hostname: "r-1".to_string(),
+        ips: vec!["10.250.0.51".parse().unwrap()],
+    };
+    let serving = pki
+        .ca
+        .issue(
+            &rafter::pki::LeafSpec::api_server(&[], "100.64.0.1".parse().unwrap(), &node),
+            now,
+        )
+        .unwrap();
+    put_file(
+        testbed,
+        "r-1",
+        &format!("{STANDIN_DIR}/server.crt"),
+        serving.cert_pem.as_bytes(),
+    );
+    put_file(
+        testbed,
+        "r-1",
+        &format!("{STANDIN_DIR}/server.key"),
+        serving.key.expose().as_bytes(),
+    );
+    put_file(
+        testbed,
+        "r-1",
+        &format!("{STANDIN_DIR}/ca.crt"),
+        pki.ca.cert_pem.as_bytes(),
+    );
+    put_file(
+        testbed,
+        "r-1",
+        &format!("{STANDIN_DIR}/standin.py"),
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/kube-apiserver-standin.py"
+        ))
+        .unwrap(),
+    );
+    api_answers(testbed, false);
+    testbed.ssh_ok(
+        "r-1",
+        &format!(
+            "systemd-run --unit=kube-apiserver-standin python3 {STANDIN_DIR}/standin.py {API_PORT} {STANDIN_DIR}/server.crt {STANDIN_DIR}/server.key {STANDIN_DIR}/ca.crt {STANDIN_DIR} && sleep 1 && systemctl is-active kube-apiserver-standin"
+        ),
+    );
+}
+
 fn endpoints() -> String {
     HOSTS.map(|(_, ip)| format!("https://{ip}:2379")).join(",")
 }
 
-#[test]
-fn every_member_lost_then_restored_from_a_verified_backup_and_damaged_backups_are_refused() {
+#[tokio::test]
+async fn every_member_lost_then_restored_from_a_verified_backup_and_damaged_backups_are_refused() {
     let testbed = Testbed::fresh(&HOSTS);
     let rafter = Rafter {
         state: tempfile::tempdir().unwrap(),
@@ -135,12 +271,43 @@ fn every_member_lost_then_restored_from_a_verified_backup_and_damaged_backups_ar
         "addons",
     ]);
 
-    // validate: healthy; a member stopped is named; `--wait` passes once it is back.
+    // validate: healthy, as etcd, systemd and the API server (a stand-in) answer; what the
+    // API says is wrong is named; a member stopped is named; `--wait` sees it back.
+    start_api_standin(&testbed, rafter.state.path()).await;
     let (report, _) = rafter.ok(&["validate", "cluster", CLUSTER]);
     assert!(
         report.contains(&format!("Cluster {CLUSTER} is healthy")),
         "{report}"
     );
+    assert!(
+        report.contains("Kubernetes: 3 node(s) registered and Ready"),
+        "{report}"
+    );
+    assert!(
+        report.contains("Kubernetes: 10 kube-system pod(s) running"),
+        "{report}"
+    );
+    let asked = testbed.ssh_ok("r-1", &format!("cat {STANDIN_DIR}/requests.log"));
+    assert!(
+        asked.contains("/api/v1/nodes rafter:validate system:masters"),
+        "{asked}"
+    );
+    api_answers(&testbed, true);
+    let output = rafter.run(&["validate", "cluster", CLUSTER]);
+    assert_eq!(output.status.code(), Some(7));
+    let report = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "kubernetes node r-2: is not Ready (KubeletNotReady: container runtime network not ready",
+        "kubernetes pod kube-system/kube-scheduler-r-3: does not exist",
+        "kubernetes pod kube-system/coredns-7db6d8ff4d-x2xk9: container coredns is waiting: CrashLoopBackOff",
+    ] {
+        assert!(report.contains(expected), "{expected}\n{report}");
+    }
+    assert!(
+        report.contains("Cluster restore.example.com is not healthy: 3 problem(s)"),
+        "{report}"
+    );
+    api_answers(&testbed, false);
     testbed.ssh_ok("r-3", "systemctl stop etcd");
     let output = rafter.run(&["validate", "cluster", CLUSTER, "-o", "json"]);
     assert_eq!(output.status.code(), Some(7), "not healthy is exit 7");

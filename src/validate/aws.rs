@@ -14,7 +14,9 @@ use crate::plan::RecordedResource;
 use crate::spec::Cluster;
 use crate::state::{StateError, StateStore, layout};
 
+use super::kubernetes::Expected;
 use super::{Area, Report};
+use crate::model::compute::{ControlPlaneSlot, control_plane_slots};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AwsValidateError {
@@ -35,12 +37,13 @@ struct BootReport {
     at: String,
 }
 
+/// The report, and the nodes the cluster's instances in service should register as.
 pub async fn validate(
     context: &Context,
     store: &impl StateStore,
     cluster: &Cluster,
     recorded: &[RecordedResource],
-) -> Result<Report, AwsValidateError> {
+) -> Result<(Report, Expected), AwsValidateError> {
     let name = &cluster.metadata.name;
     let mut report = Report::default();
     let outputs = |kind: ResourceKind, output: &str| -> Vec<String> {
@@ -58,7 +61,7 @@ pub async fn validate(
             "has no auto-scaling groups recorded: it was never applied",
             format!("`rafter update cluster {name} --yes`"),
         );
-        return Ok(report);
+        return Ok((report, Expected::default()));
     }
 
     let (running, found) = health::instances(context, &groups).await?;
@@ -147,7 +150,31 @@ pub async fn validate(
             "control-plane members record it once their etcd is healthy: wait (`--wait`), or read the control-plane boot reports",
         ),
     }
-    Ok(report)
+    // Control-plane groups are the ones the model places the members in.
+    let member_groups: Vec<String> = control_plane_slots(
+        cluster.spec.control_plane.count,
+        &cluster.spec.networking.zones,
+    )
+    .iter()
+    .map(ControlPlaneSlot::group)
+    .collect();
+    let control_plane_groups: Vec<String> = recorded
+        .iter()
+        .filter(|record| {
+            record.address.kind == ResourceKind::AutoscalingGroup
+                && member_groups.contains(&record.address.name)
+        })
+        .filter_map(|record| record.outputs.get("name").cloned())
+        .collect();
+    let mut expected = Expected::default();
+    for instance in &running {
+        let node = instance.hostname.to_lowercase();
+        match control_plane_groups.contains(&instance.group) {
+            true => expected.control_plane.push(node),
+            false => expected.workers.push(node),
+        }
+    }
+    Ok((report, expected))
 }
 
 /// Every instance in service reported its boot done.

@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod hosts;
+pub mod kubernetes;
 
 use serde::Serialize;
 
@@ -19,6 +20,8 @@ pub enum Area {
     Etcd,
     /// Cloud resources: groups at size, load-balancer targets healthy.
     Infrastructure,
+    /// What the API server says: nodes registered and Ready, system pods running.
+    Kubernetes,
 }
 
 impl Area {
@@ -27,6 +30,7 @@ impl Area {
             Area::Host => "host",
             Area::Etcd => "etcd",
             Area::Infrastructure => "infrastructure",
+            Area::Kubernetes => "kubernetes",
         }
     }
 }
@@ -54,11 +58,11 @@ impl Report {
         self.findings.is_empty()
     }
 
-    fn pass(&mut self, check: impl Into<String>) {
+    pub(crate) fn pass(&mut self, check: impl Into<String>) {
         self.passed.push(check.into());
     }
 
-    fn find(
+    pub(crate) fn find(
         &mut self,
         area: Area,
         subject: impl Into<String>,

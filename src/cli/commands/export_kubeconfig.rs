@@ -104,7 +104,7 @@ pub async fn run(state: Option<&str>, args: ExportKubeconfigArgs) -> anyhow::Res
 
 /// On bare hosts the spec's shared endpoint; on AWS `api.<name>` (or `api.internal.<name>`)
 /// where the cluster has a DNS zone, else the API load balancer's own name, once it exists.
-async fn api_server(
+pub(super) async fn api_server(
     store: &ClusterStore<AnyStore>,
     cluster: &Cluster,
     internal: bool,

@@ -1,14 +1,17 @@
-//! `rafter validate cluster NAME [--wait D]`: the cluster's health, each problem on its own
-//! line with what to do. With `--wait`, checks again until the cluster passes
+//! `rafter validate cluster NAME [--wait D]`: the cluster's health (hosts or cloud, etcd,
+//! then Kubernetes through its API), each problem on its own line with what to do. With `--wait`, checks again until the cluster passes
 //! [`PASSES_IN_A_ROW`] times in a row or the time runs out. Exit codes tell "not healthy"
 //! (7) from "cannot check" (1).
 
 use std::time::{Duration, Instant};
 
 use rafter::aws::AwsProvisioner;
+use rafter::pki::{ClusterPki, LeafSpec};
 use rafter::spec::{Cluster, Provider};
 use rafter::state::{AnyStore, ClusterStore};
-use rafter::validate::{self, Report};
+use rafter::validate::kubernetes::{self, Expected};
+use rafter::validate::{self, Area, Finding, Report};
+use time::OffsetDateTime;
 
 use crate::cli::args::{PlanFormat, ValidateClusterArgs};
 use crate::cli::aws_apply::{aws_config, aws_region};
@@ -16,7 +19,11 @@ use crate::cli::durations::wait_duration;
 use crate::cli::failure::{EXIT_UNHEALTHY, Failure};
 use crate::cli::settings;
 
+use super::export_kubeconfig::api_server;
 use super::stored_cluster;
+
+/// How long validate's own admin certificate lasts: one check.
+const CREDENTIAL_VALIDITY: time::Duration = time::Duration::minutes(10);
 
 /// Passes in a row that count as healthy when waiting: one pass can be a moment between
 /// two failures (a member restarting, an election).
@@ -74,25 +81,75 @@ async fn check(
     cluster: &Cluster,
     args: &ValidateClusterArgs,
 ) -> anyhow::Result<Report> {
-    match cluster.spec.provider {
+    let (mut report, expected) = match cluster.spec.provider {
         Provider::Ssh => {
             let hosts =
                 rafter::hosts::connect::every_host(cluster, args.hosts.accept_new_host_keys)
                     .await?;
             let report = validate::hosts::validate(cluster, &hosts).await;
             hosts.close().await;
-            Ok(report?)
+            let (control_plane, workers) = rafter::hosts::inventory::hosts(cluster)
+                .into_iter()
+                .map(|entry| (entry.is_control_plane(), entry.name().to_string()))
+                .partition::<Vec<_>, _>(|(control_plane, _)| *control_plane);
+            let names =
+                |hosts: Vec<(bool, String)>| hosts.into_iter().map(|(_, name)| name).collect();
+            (
+                report?,
+                Expected {
+                    control_plane: names(control_plane),
+                    workers: names(workers),
+                },
+            )
         }
         Provider::Aws => {
             let config = aws_config(aws_region(cluster)?).await;
             let provisioner = AwsProvisioner::new(&config, &cluster.metadata.name);
             let recorded = store.read_resources(&cluster.metadata.name).await?;
-            Ok(
-                validate::aws::validate(&provisioner.context, store.store(), cluster, &recorded)
-                    .await?,
-            )
+            validate::aws::validate(&provisioner.context, store.store(), cluster, &recorded).await?
         }
-    }
+    };
+    kubernetes(store, cluster, &expected, &mut report).await?;
+    Ok(report)
+}
+
+/// The Kubernetes checks, with an admin certificate valid for [`CREDENTIAL_VALIDITY`].
+async fn kubernetes(
+    store: &ClusterStore<AnyStore>,
+    cluster: &Cluster,
+    expected: &Expected,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let name = &cluster.metadata.name;
+    let server = match api_server(store, cluster, false).await {
+        Ok(server) => server,
+        Err(error) => {
+            report.findings.push(Finding {
+                area: Area::Kubernetes,
+                subject: name.clone(),
+                problem: format!("has no API endpoint to ask: {error}"),
+                fix: format!("`rafter update cluster {name} --yes`"),
+            });
+            return Ok(());
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let pki = ClusterPki::load_or_create(store.store(), name, now).await?;
+    let credential = pki.ca.issue(
+        &LeafSpec {
+            validity: CREDENTIAL_VALIDITY,
+            ..LeafSpec::client("rafter:validate", Some("system:masters"))
+        },
+        now,
+    )?;
+    let access = kubernetes::Access {
+        server: &server,
+        ca_pem: &pki.ca.cert_pem,
+        cert_pem: &credential.cert_pem,
+        key_pem: credential.key.expose(),
+    };
+    kubernetes::validate(&access, expected, report).await;
+    Ok(())
 }
 
 fn print(name: &str, report: &Report, format: PlanFormat) -> anyhow::Result<()> {
