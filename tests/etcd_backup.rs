@@ -564,8 +564,8 @@ async fn every_member_lost_then_restored_from_a_verified_backup_and_damaged_back
         report.contains("3 members healthy, one cluster"),
         "{report}"
     );
-    // A rerun of update finds the hosts as rafter left them.
-    rafter.ok(&[
+    // A rerun of update finds the hosts as rafter left them, and ends with validate's checks.
+    let (_, said) = rafter.ok(&[
         "update",
         "cluster",
         CLUSTER,
@@ -573,6 +573,34 @@ async fn every_member_lost_then_restored_from_a_verified_backup_and_damaged_back
         "--skip-phases",
         "addons",
     ]);
+    assert!(
+        said.contains(&format!(
+            "Validated cluster {CLUSTER}: 5 checks of hosts and etcd passed."
+        )),
+        "{said}"
+    );
+    // A kubelet that cannot start (here a drop-in rafter does not own) fails the run at that
+    // gate, named, although every file and unit is as rafter renders them.
+    testbed.ssh_ok(
+        "r-2",
+        "mkdir -p /etc/systemd/system/kubelet.service.d && printf '[Service]\\nExecStart=\\nExecStart=/bin/false\\n' > /etc/systemd/system/kubelet.service.d/zz-broken.conf && systemctl daemon-reload && systemctl restart kubelet",
+    );
+    let output = rafter.run(&[
+        "update",
+        "cluster",
+        CLUSTER,
+        "--yes",
+        "--skip-phases",
+        "addons",
+    ]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(7), "{said}");
+    assert!(said.contains("was converged but is not healthy"), "{said}");
+    assert!(said.contains("host r-2: kubelet is "), "{said}");
+    testbed.ssh_ok(
+        "r-2",
+        "rm -r /etc/systemd/system/kubelet.service.d/zz-broken.conf && systemctl daemon-reload && systemctl restart kubelet",
+    );
 
     // A truncated snapshot is named, by verification and by restore, before any host is touched.
     let (stdout, _) = rafter.ok(&["backup", "etcd", CLUSTER]);

@@ -10,7 +10,7 @@ use rafter::state::{ClusterStore, StateStore};
 
 use super::args::HostArgs;
 use super::aws_apply::renewing;
-use super::failure::{EXIT_FAILURE, EXIT_USAGE, Failure};
+use super::failure::{EXIT_FAILURE, EXIT_UNHEALTHY, EXIT_USAGE, Failure};
 use super::host_progress::HostProgress;
 use super::locked;
 
@@ -112,7 +112,51 @@ pub async fn run<S: StateStore>(
         ))
         .into());
     }
+    // The same checks `validate cluster` makes of hosts and etcd, once the run converged
+    // every phase they look at (the Kubernetes checks wait for the add-ons: `validate`).
+    if report.applied && options.skip.iter().all(|phase| *phase == Phase::Addons) {
+        gate(cluster).await?;
+    }
     Ok(())
+}
+
+/// Fails the run, naming each problem, when the converged cluster is not healthy.
+async fn gate(cluster: &Cluster) -> anyhow::Result<()> {
+    let name = &cluster.metadata.name;
+    let hosts = rafter::hosts::connect::every_host(cluster, false).await?;
+    let report = rafter::validate::hosts::validate(cluster, &hosts).await;
+    hosts.close().await;
+    let report = report?;
+    if report.healthy() {
+        eprintln!(
+            "Validated cluster {name}: {} checks of hosts and etcd passed.",
+            report.passed.len()
+        );
+        return Ok(());
+    }
+    let problems: Vec<String> = report
+        .findings
+        .iter()
+        .map(|finding| {
+            format!(
+                "  {} {}: {}",
+                finding.area.name(),
+                finding.subject,
+                finding.problem
+            )
+        })
+        .collect();
+    Err(Failure::new(
+        EXIT_UNHEALTHY,
+        format!(
+            "cluster {name} was converged but is not healthy:\n{}",
+            problems.join("\n")
+        ),
+    )
+    .hint(format!(
+        "`rafter validate cluster {name}` says what to do about each; `--wait 5m` waits for it to settle"
+    ))
+    .into())
 }
 
 fn print_report(report: &Report) {
