@@ -394,6 +394,21 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
     // bundle that still says "new", while the other members are unreachable for a while
     // (their etcd stopped with SIGSTOP). It must wait and then join as a new member, never
     // start as the old one with an empty log.
+    // A writer on aws-a puts numbered keys throughout, and says which etcd acknowledged.
+    let writer = std::thread::spawn(|| {
+        let output = Testbed::open().ssh(
+            "aws-a",
+            &format!(
+                "rm -f /tmp/stop-writer; i=0; while [ ! -e /tmp/stop-writer ]; do i=$((i + 1)); \
+                 if {ETCDCTL} --command-timeout=2s put /writer/$i v$i >/dev/null 2>&1; then echo $i; fi; \
+                 sleep 0.05; done"
+            ),
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<String>>()
+    });
     world.testbed.stop("aws-b");
     let old_id = formed["eu-west-1b"].0.clone();
     let (host, address, member) = REPLACEMENT;
@@ -460,6 +475,51 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
         &format!("{ETCDCTL} get /rafter/boot --print-value-only --consistency=s"),
     );
     assert_eq!(value.trim(), "formed");
+    // No write etcd acknowledged while the member was replaced is lost: each is on the new
+    // member and on the others, with its value.
+    world.testbed.ssh_ok("aws-a", "touch /tmp/stop-writer");
+    let acknowledged = writer.join().unwrap();
+    assert!(
+        acknowledged.len() >= 20,
+        "the writer wrote throughout: {acknowledged:?}"
+    );
+    for reader in ["aws-a", "aws-c", host] {
+        eventually(&format!("every acknowledged write on {reader}"), || {
+            let stored = world.testbed.ssh_ok(
+                reader,
+                &format!("{ETCDCTL} get /writer/ --prefix --consistency=s -w json"),
+            );
+            let stored: serde_json::Value =
+                serde_json::from_str(&stored).map_err(|error| error.to_string())?;
+            let values: BTreeMap<String, String> = stored["kvs"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|kv| {
+                    let decode = |field: &str| {
+                        String::from_utf8(
+                            aws_smithy_types::base64::decode(kv[field].as_str().unwrap()).unwrap(),
+                        )
+                        .unwrap()
+                    };
+                    (decode("key"), decode("value"))
+                })
+                .collect();
+            let lost: Vec<&String> = acknowledged
+                .iter()
+                .filter(|i| values.get(&format!("/writer/{i}")) != Some(&format!("v{i}")))
+                .collect();
+            match lost.is_empty() {
+                true => Ok(()),
+                false => Err(format!(
+                    "{} of {} acknowledged writes missing: {lost:?}",
+                    lost.len(),
+                    acknowledged.len()
+                )),
+            }
+        });
+    }
 
     // Every instance is lost at once, before any `update` ran: the bundles still say "new".
     // The replacements must not form a new, empty cluster: the state store says the cluster
