@@ -1025,6 +1025,68 @@ async fn validate_reads_the_groups_the_targets_and_each_instances_boot_report() 
     );
     assert!(passed.contains("etcd: formed"), "{passed}");
 
+    // Backups the members put (they may not delete any) are pruned by the next apply.
+    let store = rafter::state::S3Store::new(common::moto::s3_client(), &cli.bucket, &cli.prefix);
+    let now = time::OffsetDateTime::now_utc();
+    let facts = rafter::backup::SnapshotFacts {
+        revision: 7,
+        keys: Some(3),
+        etcd_hash: 1,
+        etcd_version: "3.5.21".to_string(),
+    };
+    let mut kept = Vec::new();
+    let mut expired = String::new();
+    for (age_hours, keep) in [(100 * 24, false), (2, true), (0, true)] {
+        let record = rafter::backup::BackupRecord::new(
+            now - time::Duration::hours(age_hours) - time::Duration::minutes(30),
+            "eu-west-1a",
+            b"snapshot",
+            facts.clone(),
+        );
+        rafter::backup::catalog::save(&store, name, &record, b"snapshot")
+            .await
+            .unwrap();
+        match keep {
+            true => kept.push(record.id),
+            false => expired = record.id,
+        }
+    }
+    // A snapshot whose record never came: left alone for an hour (its member may be putting
+    // the record), removed after.
+    let leftover = |age: time::Duration| rafter::backup::record::backup_id(now - age);
+    let (fresh, stale) = (
+        leftover(time::Duration::minutes(5)),
+        leftover(time::Duration::hours(3)),
+    );
+    for id in [&fresh, &stale] {
+        cli.put_state_object(name, &format!("backups/etcd/{id}/snapshot.db"), b"half")
+            .await;
+    }
+    let updated = cli.run(&[
+        "update",
+        "cluster",
+        name,
+        "--yes",
+        "--capacity-timeout",
+        "0s",
+    ]);
+    let said = stderr(&updated);
+    assert!(updated.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "Retention removed 1 older backup(s) of cluster {name}: {expired}."
+        )),
+        "{said}"
+    );
+    let catalog = rafter::backup::catalog::list(&store, name).await.unwrap();
+    let listed: Vec<String> = catalog
+        .backups
+        .iter()
+        .map(|backup| backup.id.clone())
+        .collect();
+    assert_eq!(listed, kept);
+    assert_eq!(catalog.incomplete, [fresh]);
+
     let deleted = cli.run(&["delete", "cluster", name, "--yes"]);
     assert!(deleted.status.success(), "{}", stderr(&deleted));
 }

@@ -3,12 +3,12 @@
 //!
 //! A backup is written snapshot first, record last, and deleted record first: only a backup
 //! with a record is listed, and a snapshot left without one by an interrupted run is
-//! [`Catalog::incomplete`] until the next backup removes it.
+//! [`Catalog::incomplete`] until [`prune`] removes it an hour later.
 
 use crate::state::{Precondition, StateError, StateStore, layout};
 
-use super::record::sha256_hex;
-use super::{BackupError, BackupRecord};
+use super::record::{self, sha256_hex};
+use super::{BackupError, BackupRecord, retention};
 
 /// Every backup of a cluster, oldest first.
 #[derive(Debug, Default)]
@@ -160,6 +160,34 @@ pub async fn delete(store: &impl StateStore, cluster: &str, id: &str) -> Result<
         .delete(&layout::etcd_backup_snapshot_key(cluster, id))
         .await?;
     Ok(())
+}
+
+/// How old a snapshot without a record must be before it is taken for the leftover of an
+/// interrupted backup: a member may be between putting the snapshot and its record.
+const INCOMPLETE_AFTER: i64 = 3600;
+
+/// Applies retention at `now` (seconds since the epoch): deletes the backups
+/// [`retention::expired`] no longer keeps, and what backups interrupted more than an hour ago
+/// left. Returns the ids of the backups deleted (leftovers not counted).
+pub async fn prune(
+    store: &impl StateStore,
+    cluster: &str,
+    now: i64,
+) -> Result<Vec<String>, BackupError> {
+    let catalog = list(store, cluster).await?;
+    let taken: Vec<(String, i64)> = catalog
+        .backups
+        .iter()
+        .map(|backup| (backup.id.clone(), backup.taken_at_unix))
+        .collect();
+    let expired = retention::expired(&taken, now);
+    let leftovers = catalog.incomplete.iter().filter(|id| {
+        record::id_time(id).is_some_and(|taken| now.saturating_sub(taken) > INCOMPLETE_AFTER)
+    });
+    for id in expired.iter().chain(leftovers) {
+        delete(store, cluster, id).await?;
+    }
+    Ok(expired)
 }
 
 fn to_json(record: &BackupRecord) -> Vec<u8> {

@@ -104,6 +104,34 @@ pub fn backup_id(taken_at: OffsetDateTime) -> String {
     )
 }
 
+/// When the backup `id` was taken, in seconds since the epoch (`None` if it is not an id
+/// [`backup_id`] made, with or without a `-N` suffix).
+pub fn id_time(id: &str) -> Option<i64> {
+    let stamp = id.split('-').next()?;
+    let bytes = stamp.as_bytes();
+    if bytes.len() != 16 || bytes[8] != b'T' || bytes[15] != b'Z' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| stamp.get(range)?.parse::<u32>().ok();
+    let date = time::Date::from_calendar_date(
+        i32::try_from(number(0..4)?).ok()?,
+        time::Month::try_from(u8::try_from(number(4..6)?).ok()?).ok()?,
+        u8::try_from(number(6..8)?).ok()?,
+    )
+    .ok()?;
+    let clock = time::Time::from_hms(
+        u8::try_from(number(9..11)?).ok()?,
+        u8::try_from(number(11..13)?).ok()?,
+        u8::try_from(number(13..15)?).ok()?,
+    )
+    .ok()?;
+    Some(
+        time::PrimitiveDateTime::new(date, clock)
+            .assume_utc()
+            .unix_timestamp(),
+    )
+}
+
 pub fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
@@ -126,6 +154,10 @@ mod tests {
         assert!(backup_id(earlier) < backup_id(later));
         let offset = earlier.to_offset(time::UtcOffset::from_hms(5, 30, 0).unwrap());
         assert_eq!(backup_id(offset), backup_id(earlier), "always UTC");
+        assert_eq!(id_time("20251201T054418Z"), Some(1_764_567_858));
+        assert_eq!(id_time("20251201T054418Z-2"), Some(1_764_567_858));
+        assert_eq!(id_time("20251301T054418Z"), None, "no 13th month");
+        assert_eq!(id_time("latest"), None);
     }
 
     #[test]

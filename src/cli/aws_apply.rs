@@ -283,6 +283,10 @@ pub async fn finish<S: StateStore>(
                 "form a new etcd cluster"
             }
         );
+        // Backups the members put are pruned here: they may add backups, never delete them.
+        if let Err(error) = super::etcd_hosts::apply_retention(store.store(), cluster).await {
+            eprintln!("warning: etcd backup retention was not applied: {error:#}");
+        }
     }
     let waited = if applied.report.succeeded() {
         super::aws_capacity::wait_for_instances(

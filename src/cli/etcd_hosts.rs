@@ -1,5 +1,7 @@
 //! What the etcd day-two commands (`backup etcd`, `restore etcd`) share: they run on bare
-//! hosts, over SSH to the control-plane hosts.
+//! hosts, over SSH to the control-plane hosts; and backup retention, which every run that
+//! holds the lock applies (`backup etcd`, and `update cluster --yes` on AWS, whose members
+//! add backups but may not delete them).
 
 use rafter::hosts::connect::{self, Connected};
 use rafter::spec::{Cluster, Provider};
@@ -69,6 +71,27 @@ pub async fn pull_scheduled_backups<S: rafter::state::StateStore>(
     }
     for problem in &pulled.problems {
         eprintln!("warning: a scheduled backup was left on its host: {problem}");
+    }
+    Ok(())
+}
+
+/// Deletes what retention no longer keeps, saying so.
+pub async fn apply_retention<S: rafter::state::StateStore>(
+    store: &S,
+    name: &str,
+) -> anyhow::Result<()> {
+    let gone = rafter::backup::catalog::prune(
+        store,
+        name,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    )
+    .await?;
+    if !gone.is_empty() {
+        eprintln!(
+            "Retention removed {} older backup(s) of cluster {name}: {}.",
+            gone.len(),
+            gone.join(", ")
+        );
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! with its record, verified by a restore into a scratch etcd, then retention applied.
 //! `--verify ID` verifies a stored backup again instead.
 
-use rafter::backup::{BackupError, BackupRecord, catalog, record, retention};
+use rafter::backup::{BackupError, BackupRecord, catalog, record};
 use rafter::hosts::connect::Connected;
 use rafter::hosts::snapshot;
 use rafter::state::{AnyStore, ClusterStore};
@@ -131,7 +131,7 @@ async fn take(
         }
         false => None,
     };
-    apply_retention(store, name, &backup.id).await?;
+    etcd_hosts::apply_retention(store.store(), name).await?;
     println!("{}", backup.id);
     verified.unwrap_or(Ok(()))
 }
@@ -175,33 +175,6 @@ fn report_verification(backup: &BackupRecord) -> anyhow::Result<()> {
         .hint("do not restore from it; take a new backup (`rafter backup etcd NAME`)")
         .into()),
     }
-}
-
-/// Deletes what retention no longer keeps, and what interrupted backups left.
-async fn apply_retention(
-    store: &ClusterStore<AnyStore>,
-    name: &str,
-    new_backup: &str,
-) -> anyhow::Result<()> {
-    let catalog = catalog::list(store.store(), name).await?;
-    let taken: Vec<(String, i64)> = catalog
-        .backups
-        .iter()
-        .map(|backup| (backup.id.clone(), backup.taken_at_unix))
-        .collect();
-    let mut gone = retention::expired(&taken, OffsetDateTime::now_utc().unix_timestamp());
-    gone.retain(|id| id != new_backup);
-    for id in gone.iter().chain(&catalog.incomplete) {
-        catalog::delete(store.store(), name, id).await?;
-    }
-    if !gone.is_empty() {
-        eprintln!(
-            "Retention removed {} older backup(s): {}.",
-            gone.len(),
-            gone.join(", ")
-        );
-    }
-    Ok(())
 }
 
 fn now_text() -> String {
