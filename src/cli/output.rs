@@ -72,3 +72,21 @@ pub fn print_plan(plan: &rafter::plan::Plan, format: super::args::PlanFormat) {
         }
     }
 }
+
+/// Rows as aligned columns (two spaces apart, no trailing blanks), one line each.
+pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

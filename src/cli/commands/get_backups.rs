@@ -52,20 +52,7 @@ fn table(backups: &[rafter::backup::BackupRecord]) -> String {
             backup.verified_text(),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
-        .collect();
-    let mut text = String::new();
-    for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:width$}"))
-            .collect();
-        text.push_str(line.join("  ").trim_end());
-        text.push('\n');
-    }
-    text
+    crate::cli::output::table(&rows)
 }
 
 fn age(seconds: i64) -> String {

@@ -36,16 +36,6 @@ pub async fn run(state: Option<&str>, args: GetCertificatesArgs) -> anyhow::Resu
             },
         ]);
     }
-    let widths: Vec<usize> = (0..4)
-        .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
-        .collect();
-    for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:width$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
+    print!("{}", crate::cli::output::table(&rows));
     Ok(())
 }

@@ -99,18 +99,5 @@ fn table(clusters: &[Cluster], unreadable: &[(String, anyhow::Error)]) -> String
             .chain(std::iter::repeat_n("-".to_string(), 5));
         rows.push(std::array::from_fn(|_| row.next().unwrap_or_default()));
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:width$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::cli::output::table(&rows)
 }
