@@ -5,6 +5,7 @@
 use rafter::backup::{BackupError, BackupRecord, catalog, record};
 use rafter::hosts::connect::Connected;
 use rafter::hosts::snapshot;
+use rafter::spec::Cluster;
 use rafter::state::{AnyStore, ClusterStore};
 use time::OffsetDateTime;
 
@@ -47,7 +48,7 @@ pub async fn run(state: Option<&str>, args: BackupEtcdArgs) -> anyhow::Result<()
                     Some((record, snapshot)) => {
                         verify_stored(&store, name, &hosts, record, &snapshot).await
                     }
-                    None => take(&store, name, &hosts, !args.no_verify).await,
+                    None => take(&store, &cluster, &hosts, !args.no_verify).await,
                 }
             };
             let outcome = renewing(&mut lock, work).await;
@@ -63,16 +64,15 @@ pub async fn run(state: Option<&str>, args: BackupEtcdArgs) -> anyhow::Result<()
 /// Takes, stores, verifies (unless told not to) and applies retention.
 async fn take(
     store: &ClusterStore<AnyStore>,
-    name: &str,
+    cluster: &Cluster,
     hosts: &Connected,
     verify: bool,
 ) -> anyhow::Result<()> {
+    let name = cluster.metadata.name.as_str();
     etcd_hosts::pull_scheduled_backups(store.store(), name, hosts).await?;
     let (asker, session) = &hosts.sessions[0];
     let (leader_url, version) = snapshot::leader(session).await?;
-    let members = rafter::bootstrap::control_plane_members(
-        &stored_cluster::load(store, name).await?.cluster,
-    )?;
+    let members = rafter::bootstrap::control_plane_members(cluster)?;
     let leader = members
         .iter()
         .find(|member| member.client_url() == leader_url)

@@ -58,8 +58,26 @@ pub async fn run(state: Option<&str>, args: RestoreEtcdArgs) -> anyhow::Result<(
         }
         let mut lock =
             acquire_lock(store.store(), name, COMMAND, &force_unlock(&args.force_unlock)).await?;
+        // Read again under the lock: another run may have restored meanwhile.
+        let current = async {
+            let current = Journal::load(store.store(), name, OPERATION)
+                .await?
+                .filter(|journal| !journal.finished());
+            if let Some(journal) = &current {
+                refuse_other_restore(name, journal, &args.from, &steps)?;
+            }
+            anyhow::Ok(current)
+        }
+        .await;
+        let current = match current {
+            Ok(current) => current,
+            Err(error) => {
+                lock.release().await.map_err(locked)?;
+                return Err(error);
+            }
+        };
         let now = OffsetDateTime::now_utc();
-        let mut journal = unfinished.clone().unwrap_or_else(|| {
+        let mut journal = current.unwrap_or_else(|| {
             Journal::new(
                 OPERATION,
                 &backup.id,
