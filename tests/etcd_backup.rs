@@ -564,8 +564,9 @@ async fn every_member_lost_then_restored_from_a_verified_backup_and_damaged_back
         report.contains("3 members healthy, one cluster"),
         "{report}"
     );
-    // A rerun of update finds the hosts as rafter left them, and ends with validate's checks.
-    let (_, said) = rafter.ok(&[
+    // A rerun of update finds the hosts as rafter left them (its plan: the stored spec's
+    // hosts, unchanged), and ends with validate's checks.
+    let (plan, said) = rafter.ok(&[
         "update",
         "cluster",
         CLUSTER,
@@ -573,6 +574,12 @@ async fn every_member_lost_then_restored_from_a_verified_backup_and_damaged_back
         "--skip-phases",
         "addons",
     ]);
+    assert!(
+        plan.contains(&format!(
+            "No changes. Cluster {CLUSTER} matches its spec (3 resources)."
+        )),
+        "{plan}"
+    );
     assert!(
         said.contains(&format!(
             "Validated cluster {CLUSTER}: 5 checks of hosts and etcd passed."

@@ -212,6 +212,23 @@ pub fn diff(
     })
 }
 
+/// The resources of `graph` as if they were recorded as they are: what a bare-host
+/// cluster's stored spec says its hosts are. Hosts are not kept in `resources.json` (nothing
+/// in a cloud gives them ids); the stored spec is their record, so `update cluster` plans a
+/// new spec's hosts against the stored spec's.
+pub fn as_recorded(graph: &ResourceGraph) -> Vec<RecordedResource> {
+    graph
+        .nodes()
+        .iter()
+        .map(|node| RecordedResource {
+            address: node.address.clone(),
+            outputs: BTreeMap::new(),
+            attributes: node.resource.attributes(),
+            dependencies: node.dependencies(),
+        })
+        .collect()
+}
+
 /// Plans as [`diff`] does, against the records of what still exists: each of `vanished` (found
 /// gone by a refresh) is left out of `recorded`, so it is created again, and its creation
 /// is marked as repairing that drift. What refers to it takes its new id.
@@ -412,6 +429,15 @@ mod tests {
             .iter()
             .map(|change| (change.address.to_string(), change.action))
             .collect()
+    }
+
+    #[test]
+    fn a_graph_planned_against_itself_as_recorded_changes_nothing() {
+        let stored = graph("10.0.1.0/24", false);
+        let plan = diff("c", &stored, &as_recorded(&stored)).unwrap();
+        assert!(!plan.summary.has_changes(), "{plan:?}");
+        let edited = diff("c", &graph("10.0.2.0/24", false), &as_recorded(&stored)).unwrap();
+        assert!(edited.summary.has_changes(), "{edited:?}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
     let store = settings::open_store(state).await?;
     let name = &args.name;
     let stored = stored_cluster::load(&store, name).await?;
+    let stored_cluster = stored.cluster.clone();
     let prepared = match &args.file {
         None => stored,
         Some(file) => {
@@ -47,8 +48,12 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
         }
     };
     output::print_warnings(&prepared.warnings);
-    let recorded = store.read_resources(name).await?;
     let graph = build_graph(&prepared.cluster)?;
+    // Bare hosts are not recorded in resources.json: the stored spec says what they are.
+    let recorded = match prepared.cluster.spec.provider {
+        Provider::Ssh => plan::as_recorded(&build_graph(&stored_cluster)?),
+        Provider::Aws => store.read_resources(name).await?,
+    };
     // A preview shows what a refresh finds; with --yes the apply refreshes under the lock.
     let gone = if prepared.cluster.spec.provider == Provider::Aws
         && args.refresh
