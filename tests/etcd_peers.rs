@@ -305,6 +305,9 @@ async fn the_leaders_scheduled_backup_lands_whole_where_rafter_reads_it() {
         said.contains("nothing written since the last backup"),
         "{said}"
     );
+    // Backup ids are to the second (the timer runs every 5 minutes at most): the next one is
+    // taken in another second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     put("/registry/one-more");
     run();
     let catalog = rafter::backup::catalog::list(&store, "prod.example.com")
