@@ -559,11 +559,25 @@ async fn every_member_lost_then_restored_from_a_verified_backup_and_damaged_back
             .status
             .success()
     );
+    // ...and the snapshot it was sent is gone from every host.
+    for (host, _) in HOSTS {
+        assert_eq!(
+            testbed
+                .ssh_ok(host, "find /var/lib/etcd.rafter -name '*.db' | wc -l")
+                .trim(),
+            "0",
+            "{host} keeps a snapshot"
+        );
+    }
     let (report, _) = rafter.ok(&["validate", "cluster", CLUSTER]);
     assert!(
         report.contains("3 members healthy, one cluster"),
         "{report}"
     );
+    // The leader's timer took a backup of the restored cluster: the next update pulls it.
+    for (host, _) in HOSTS {
+        testbed.ssh_ok(host, "systemctl start rafter-etcd-backup.service");
+    }
     // A rerun of update finds the hosts as rafter left them (its plan: the stored spec's
     // hosts, unchanged), and ends with validate's checks.
     let (plan, said) = rafter.ok(&[
@@ -574,6 +588,7 @@ async fn every_member_lost_then_restored_from_a_verified_backup_and_damaged_back
         "--skip-phases",
         "addons",
     ]);
+    assert!(said.contains("Pulled 1 scheduled backup(s)"), "{said}");
     assert!(
         plan.contains(&format!(
             "No changes. Cluster {CLUSTER} matches its spec (3 resources)."

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use aws_sdk_autoscaling::types::{LifecycleState, ScalingActivityStatusCode};
+use aws_sdk_autoscaling::types::{AutoScalingGroup, LifecycleState, ScalingActivityStatusCode};
 use aws_sdk_ec2::types::LocationType;
 
 use super::errors::AwsResultExt;
@@ -188,8 +188,15 @@ pub async fn capacities(
     context: &Context,
     groups: &[String],
 ) -> Result<Vec<GroupCapacity>, ProvisionError> {
-    let mut found: Vec<GroupCapacity> = compute::groups_named(context, groups)
-        .await?
+    capacities_of(context, &compute::groups_named(context, groups).await?).await
+}
+
+/// As [`capacities`], of groups already described.
+pub async fn capacities_of(
+    context: &Context,
+    groups: &[AutoScalingGroup],
+) -> Result<Vec<GroupCapacity>, ProvisionError> {
+    let mut found: Vec<GroupCapacity> = groups
         .iter()
         .map(|group| GroupCapacity {
             group: group

@@ -2,10 +2,10 @@
 //! each target group with their health, and the instances each group has in service with
 //! the host names they boot with (the names their boot reports carry).
 
-use aws_sdk_autoscaling::types::LifecycleState;
+use aws_sdk_autoscaling::types::{AutoScalingGroup, LifecycleState};
 
+use super::Context;
 use super::errors::AwsResultExt;
-use super::{Context, compute};
 use crate::apply::ProvisionError;
 
 /// One target of a target group, as Elastic Load Balancing sees it.
@@ -66,19 +66,13 @@ pub struct RunningInstance {
     pub hostname: String,
 }
 
-/// The instances in service in `groups`, and the group names found (a recorded group that
-/// is missing is not among them).
+/// The instances in service in `groups` (as described).
 pub async fn instances(
     context: &Context,
-    groups: &[String],
-) -> Result<(Vec<RunningInstance>, Vec<String>), ProvisionError> {
-    let found = compute::groups_named(context, groups).await?;
-    let names: Vec<String> = found
-        .iter()
-        .filter_map(|group| group.auto_scaling_group_name().map(str::to_string))
-        .collect();
+    groups: &[AutoScalingGroup],
+) -> Result<Vec<RunningInstance>, ProvisionError> {
     let mut members: Vec<(String, String)> = Vec::new();
-    for group in &found {
+    for group in groups {
         for instance in group
             .instances()
             .iter()
@@ -125,5 +119,5 @@ pub async fn instances(
             });
         }
     }
-    Ok((running, names))
+    Ok(running)
 }

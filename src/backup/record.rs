@@ -32,12 +32,6 @@ pub struct Verification {
     pub problem: Option<String>,
 }
 
-impl Verification {
-    pub fn passed(&self) -> bool {
-        self.problem.is_none()
-    }
-}
-
 /// One backup: its snapshot is at `layout::etcd_backup_snapshot_key(cluster, id)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -69,6 +69,13 @@ pub async fn pull_scheduled_backups<S: rafter::state::StateStore>(
             pulled.stored.join(", ")
         );
     }
+    if !pulled.duplicates.is_empty() {
+        eprintln!(
+            "Dropped {} scheduled backup(s) of a revision already stored: {}.",
+            pulled.duplicates.len(),
+            pulled.duplicates.join(", ")
+        );
+    }
     for problem in &pulled.problems {
         eprintln!("warning: a scheduled backup was left on its host: {problem}");
     }

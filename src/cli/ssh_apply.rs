@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use rafter::hosts::connect::Connected;
 use rafter::hosts::{self, Phase, Report, RunOptions};
 use rafter::spec::Cluster;
 use rafter::state::{ClusterStore, StateStore};
@@ -85,6 +86,40 @@ pub async fn run<S: StateStore>(
             ))
     })?;
     print_report(&report);
+    // After a run that changed hosts, one connection to each host serves the pull of the
+    // backups the members took on schedule and the health gate below.
+    let hosts = match report.applied {
+        true => match rafter::hosts::connect::every_host(cluster, false).await {
+            Ok(hosts) => Some(hosts),
+            Err(error) => {
+                eprintln!("warning: cannot connect again to pull backups and validate: {error}");
+                None
+            }
+        },
+        false => None,
+    };
+    if let Some(hosts) = &hosts
+        && let Err(error) =
+            super::etcd_hosts::pull_scheduled_backups(store.store(), name, hosts).await
+    {
+        eprintln!("warning: the scheduled etcd backups were not pulled from the hosts: {error:#}");
+    }
+    let outcome = finish(cluster, &report, &options, hosts.as_ref()).await;
+    if let Some(hosts) = hosts {
+        hosts.close().await;
+    }
+    outcome
+}
+
+/// A run with unreachable hosts fails naming them; one that converged every phase the gate
+/// looks at passes through it.
+async fn finish(
+    cluster: &Cluster,
+    report: &Report,
+    options: &RunOptions,
+    hosts: Option<&Connected>,
+) -> anyhow::Result<()> {
+    let name = &cluster.metadata.name;
     let unreachable = report.unreachable();
     if !unreachable.is_empty() {
         let names: Vec<&str> = unreachable.iter().map(|host| host.name.as_str()).collect();
@@ -115,18 +150,22 @@ pub async fn run<S: StateStore>(
     // The same checks `validate cluster` makes of hosts and etcd, once the run converged
     // every phase they look at (the Kubernetes checks wait for the add-ons: `validate`).
     if report.applied && options.skip.iter().all(|phase| *phase == Phase::Addons) {
-        gate(cluster).await?;
+        let hosts = hosts.ok_or_else(|| {
+            Failure::new(
+                EXIT_FAILURE,
+                format!("cluster {name} was converged but its health could not be checked"),
+            )
+            .hint(format!("`rafter validate cluster {name}`"))
+        })?;
+        gate(cluster, hosts).await?;
     }
     Ok(())
 }
 
 /// Fails the run, naming each problem, when the converged cluster is not healthy.
-async fn gate(cluster: &Cluster) -> anyhow::Result<()> {
+async fn gate(cluster: &Cluster, hosts: &Connected) -> anyhow::Result<()> {
     let name = &cluster.metadata.name;
-    let hosts = rafter::hosts::connect::every_host(cluster, false).await?;
-    let report = rafter::validate::hosts::validate(cluster, &hosts).await;
-    hosts.close().await;
-    let report = report?;
+    let report = rafter::validate::hosts::validate(cluster, hosts).await?;
     if report.healthy() {
         eprintln!(
             "Validated cluster {name}: {} checks of hosts and etcd passed.",

@@ -134,7 +134,8 @@ pub async fn alarms(session: &Session) -> Result<Vec<String>, HostsError> {
         .collect())
 }
 
-fn parse<T: serde::de::DeserializeOwned>(
+/// etcd's JSON answer `json` to `what`, or an error naming the host.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
     session: &Session,
     what: &str,
     json: &str,

@@ -105,6 +105,8 @@ pub struct Restore<'a> {
     pub snapshot: &'a [u8],
     /// The journal's id: names the data moved aside and the new cluster's token.
     pub id: &'a str,
+    /// The hosts whose etcd release cannot bump revisions ([`bumps_revisions`]).
+    pub cannot_bump: &'a [String],
 }
 
 impl Restore<'_> {
@@ -169,7 +171,7 @@ impl Restore<'_> {
                 HostsError::Setup(format!("{host} is not an etcd member of the spec"))
             })?;
         let session = self.session(host)?;
-        let bump = bumps_revisions(session).await?;
+        let bump = !self.cannot_bump.iter().any(|name| name == host);
         let initial_cluster = self
             .members
             .iter()
@@ -191,20 +193,21 @@ aside="$keep/before-restore-{id}"; staging="$keep/restoring"; snapshot="$keep/re
 mkdir -p "$keep" "$aside"; chmod 700 "$keep"
 # One restore at a time on this host (a run killed mid-step may still be finishing it).
 exec 9>"$keep/restore.lock"; flock 9
+# The snapshot holds every Secret of the cluster: it does not stay, whatever happens.
+trap 'rm -f "$snapshot"; rm -rf "$staging"' EXIT
 cat > "$snapshot"
 if ! echo "{sha}  $snapshot" | sha256sum -c --quiet >/dev/null 2>&1; then
-  rm -f "$snapshot"; echo "the snapshot arrived damaged" >&2; exit 1
+  echo "the snapshot arrived damaged" >&2; exit 1
 fi
 rm -rf "$staging"
 {ETCDUTL} snapshot restore "$snapshot" --data-dir "$staging" --name {name} \
   --initial-cluster {initial_cluster} --initial-cluster-token {token} \
   --initial-advertise-peer-urls {peer} {bump_flags} >/dev/null
-rm -f "$snapshot"
 if [ -e "$data/member" ]; then
   if [ -e "$aside/member" ]; then rm -rf "$data/member"; else mv "$data/member" "$aside/member"; fi
 fi
 mkdir -p "$data"; chmod 700 "$data"
-mv "$staging/member" "$data/member"; rm -rf "$staging"
+mv "$staging/member" "$data/member"
 echo "$aside""#,
             id = self.id,
             sha = self.backup.sha256,

@@ -35,13 +35,6 @@ struct Range {
     count: u64,
 }
 
-fn unexpected(session: &Session, what: &str, error: serde_json::Error) -> HostsError {
-    HostsError::Etcd(format!(
-        "{}: {what} printed something unexpected ({error})",
-        session.target().describe()
-    ))
-}
-
 /// The client URL of the member that leads, as a member on `session`'s host sees the
 /// cluster, and the version it runs.
 pub async fn leader(session: &Session) -> Result<(String, String), HostsError> {
@@ -80,8 +73,8 @@ pub async fn take(session: &Session, version: &str) -> Result<Taken, HostsError>
                 b"",
             )
             .await?;
-        let status: FileStatus = serde_json::from_str(&status.stdout_text())
-            .map_err(|error| unexpected(session, "etcdutl snapshot status", error))?;
+        let status: FileStatus =
+            etcd::parse(session, "etcdutl snapshot status", &status.stdout_text())?;
         let bytes = session
             .run_checked("read the snapshot", &format!("cat {file}"), b"")
             .await?
@@ -99,8 +92,7 @@ pub async fn take(session: &Session, version: &str) -> Result<Taken, HostsError>
             .await?;
         let keys = match counted.success() {
             true => Some(
-                serde_json::from_str::<Range>(&counted.stdout_text())
-                    .map_err(|error| unexpected(session, "etcdctl get --count", error))?
+                etcd::parse::<Range>(session, "etcdctl get --count", &counted.stdout_text())?
                     .count,
             ),
             false => None,
@@ -148,7 +140,11 @@ pub async fn pull(
         .map(|backup| backup.facts.revision)
         .collect();
     let spool = shell_quote(BACKUP_SPOOL);
-    for (entry, session) in &hosts.sessions {
+    for (entry, session) in hosts
+        .sessions
+        .iter()
+        .filter(|(entry, _)| entry.is_control_plane())
+    {
         let host = entry.name();
         let listed = session
             .run_checked(
@@ -269,8 +265,7 @@ cat "$work/range.json""#,
     let host = session.target().name.clone();
     let problem = match output.status {
         Some(0) => {
-            let range: Range = serde_json::from_str(&output.stdout_text())
-                .map_err(|error| unexpected(session, "the scratch etcd", error))?;
+            let range: Range = etcd::parse(session, "the scratch etcd", &output.stdout_text())?;
             compare(record, range.header.revision, range.count)
         }
         Some(DAMAGED_IN_TRANSFER) => Some("it arrived on the host damaged".to_string()),

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 
 use crate::apply::ProvisionError;
-use crate::aws::{Context, capacity, health};
+use crate::aws::{Context, capacity, compute, health};
 use crate::graph::ResourceKind;
 use crate::plan::RecordedResource;
 use crate::spec::Cluster;
@@ -64,7 +64,13 @@ pub async fn validate(
         return Ok((report, Expected::default()));
     }
 
-    let (running, found) = health::instances(context, &groups).await?;
+    // One description of the groups serves the capacities and the instances.
+    let described = compute::groups_named(context, &groups).await?;
+    let found: Vec<String> = described
+        .iter()
+        .filter_map(|group| group.auto_scaling_group_name().map(str::to_string))
+        .collect();
+    let running = health::instances(context, &described).await?;
     for missing in groups.iter().filter(|group| !found.contains(group)) {
         report.find(
             Area::Infrastructure,
@@ -73,7 +79,7 @@ pub async fn validate(
             format!("`rafter update cluster {name} --yes` makes it again"),
         );
     }
-    for group in capacity::capacities(context, &found).await? {
+    for group in capacity::capacities_of(context, &described).await? {
         if group.reached() {
             report.pass(format!(
                 "{}: {} of {} in service",

@@ -93,6 +93,7 @@ pub async fn run(state: Option<&str>, args: RestoreEtcdArgs) -> anyhow::Result<(
             backup: &backup,
             snapshot: &snapshot,
             id: &journal.id.clone(),
+            cannot_bump: &cannot_bump,
         };
         let work = async {
             journal.save(store.store(), name).await?;
