@@ -151,7 +151,7 @@ impl World {
                 .upload("/root/bundle.sh", &self.bundle(member).await, 0o600)
                 .await
                 .unwrap();
-            "bash /root/bundle.sh --files-only && /usr/local/lib/rafter/bootstrap.sh preflight kernel assets containerd etcd kubelet"
+            "bash /root/bundle.sh --files-only && /usr/local/lib/rafter/bootstrap.sh preflight kernel assets containerd etcd control-plane kubelet"
         } else {
             session
                 .upload("/root/user-data.sh", &self.user_data(member), 0o700)

@@ -295,7 +295,7 @@ fn every_manifest_validates_strictly_for_the_clusters_version() {
         let root = dir.path().join(label.replace('/', "-"));
         write_tree(&root, &rendered.files);
         for file in &rendered.files {
-            let kubernetes_object = file.path.starts_with("/etc/kubernetes/manifests/")
+            let kubernetes_object = file.path.starts_with("/etc/kubernetes/rafter/manifests/")
                 || (file.path.starts_with("/etc/kubernetes/addons/")
                     && !file.path.ends_with("/calico.yaml"));
             if kubernetes_object {
@@ -521,8 +521,11 @@ fn aws_control_plane_members_are_named_ahead_and_addressed_at_boot() {
     assert!(initial.contains(&format!(
         "eu-west-1c=https://etcd-eu-west-1c.internal.{name}:2380"
     )));
-    let apiserver_manifest =
-        &file(&rendered, "/etc/kubernetes/manifests/kube-apiserver.yaml").content;
+    let apiserver_manifest = &file(
+        &rendered,
+        "/etc/kubernetes/rafter/manifests/kube-apiserver.yaml",
+    )
+    .content;
     assert!(
         !apiserver_manifest.contains("--advertise-address"),
         "the API server advertises the address the instance got"
@@ -649,6 +652,51 @@ fn the_bundle_writes_every_file_with_its_mode_and_a_rerun_changes_nothing() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, node_file.mode, "{}", node_file.path);
     }
+
+    // The kubelet acts on a static pod manifest the moment it appears: the bundle only
+    // stages them, and the `control-plane` step moves them in (one host at a time).
+    let live = root.join("etc/kubernetes/manifests");
+    assert!(
+        !live.exists(),
+        "the bundle wrote into the kubelet's directory"
+    );
+    let script = root.join("usr/local/lib/rafter/bootstrap.sh");
+    let moved = bash(&script, &root, &["control-plane"]);
+    assert!(moved.status.success(), "{moved:?}");
+    let said = String::from_utf8_lossy(&moved.stderr).into_owned();
+    for component in [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ] {
+        assert!(
+            said.contains(&format!("updated static pod {component}.yaml")),
+            "{said}"
+        );
+        let path = live.join(format!("{component}.yaml"));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            file(
+                &rendered,
+                &format!("/etc/kubernetes/rafter/manifests/{component}.yaml")
+            )
+            .content
+        );
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let quiet = bash(&script, &root, &["control-plane"]);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("updated"));
+    std::fs::write(live.join("kube-scheduler.yaml"), "edited by hand\n").unwrap();
+    let repaired = bash(&script, &root, &["control-plane"]);
+    let said = String::from_utf8_lossy(&repaired.stderr).into_owned();
+    assert!(
+        said.contains("updated static pod kube-scheduler.yaml"),
+        "{said}"
+    );
+    assert_eq!(said.matches("updated").count(), 1, "{said}");
 
     let again = bash(&bundle, &root, &["--check"]);
     assert!(again.status.success(), "a rerun changes nothing: {again:?}");
@@ -1035,8 +1083,11 @@ fn every_node_meets_the_kubelet_api_server_and_etcd_host_rules() {
 
         // A stacked API server talks to its own member, which listens there.
         if role == Role::ControlPlane {
-            let api_server =
-                &file(&rendered, "/etc/kubernetes/manifests/kube-apiserver.yaml").content;
+            let api_server = &file(
+                &rendered,
+                "/etc/kubernetes/rafter/manifests/kube-apiserver.yaml",
+            )
+            .content;
             let servers: Vec<&str> = api_server
                 .lines()
                 .filter_map(|line| line.trim().strip_prefix("- --etcd-servers="))

@@ -34,7 +34,7 @@ struct FileEntry {
     nodes: Needed,
     #[serde(default)]
     cni: Option<Cni>,
-    /// A version, or `kubernetes` for the cluster's.
+    /// A version, or `kubernetes` (`etcd`) for the cluster's Kubernetes (etcd) version.
     version: String,
     url: String,
     #[serde(default)]
@@ -125,6 +125,16 @@ pub fn file_names() -> Result<Vec<&'static str>, AssetError> {
         .collect())
 }
 
+/// The versions of file `name` whose digests the asset list pins.
+pub fn listed_versions(name: &str) -> Result<Vec<&'static str>, AssetError> {
+    Ok(asset_list()?
+        .files
+        .iter()
+        .filter(|file| file.name == name)
+        .flat_map(|file| file.sha256.keys().map(String::as_str))
+        .collect())
+}
+
 /// A version the asset list pins outside images (e.g. `cilium`).
 pub fn pinned_version(name: &str) -> Result<Option<&'static str>, AssetError> {
     Ok(asset_list()?.versions.get(name).map(String::as_str))
@@ -179,10 +189,10 @@ pub fn downloads(
 
 fn download(file: &FileEntry, cluster: &Cluster, arch: &str) -> Result<Download, AssetError> {
     let spec = &cluster.spec;
-    let version = if file.version == "kubernetes" {
-        spec.kubernetes_version.trim_start_matches('v').to_string()
-    } else {
-        file.version.clone()
+    let version = match file.version.as_str() {
+        "kubernetes" => spec.kubernetes_version.trim_start_matches('v').to_string(),
+        "etcd" => spec.etcd.version.trim_start_matches('v').to_string(),
+        pinned => pinned.to_string(),
     };
     let overridden = override_for(&spec.assets, &file.name);
     let url = match overridden.and_then(|entry| entry.url.as_deref()) {
@@ -295,6 +305,23 @@ mod tests {
             assert!(files.iter().any(|file| file.name == "kubelet"));
             assert!(!files.iter().any(|file| file.name == "kubectl"));
         }
+    }
+
+    #[test]
+    fn the_default_etcd_version_is_fully_pinned_and_follows_the_spec() {
+        let control_plane = NodeNeeds {
+            control_plane: true,
+            applies_addons: false,
+        };
+        let mut cluster = cluster(crate::spec::versions::DEFAULT_KUBERNETES_VERSION);
+        for (_, files) in downloads(&cluster, control_plane).unwrap() {
+            let etcd = files.iter().find(|file| file.name == "etcd").unwrap();
+            assert_eq!(etcd.version, crate::spec::versions::DEFAULT_ETCD_VERSION);
+            assert!(etcd.sha256.is_some());
+        }
+        cluster.spec.etcd.version = "3.4.23".to_string();
+        let message = downloads(&cluster, control_plane).unwrap_err().to_string();
+        assert!(message.contains("etcd 3.4.23 for amd64"), "{message}");
     }
 
     #[test]

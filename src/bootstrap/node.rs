@@ -30,9 +30,19 @@ pub const CONTROL_PLANE_COMPONENTS: [&str; 3] = [
     "kube-scheduler",
 ];
 
+/// Where the bundle leaves the static pod manifests: the kubelet does not watch it, so
+/// writing a new bundle to every control-plane host at once restarts nothing. The bootstrap's
+/// `control-plane` step moves them into [`STATIC_POD_DIR`], one host at a time.
+pub const STAGED_STATIC_POD_DIR: &str = "/etc/kubernetes/rafter/manifests";
+
 /// The static pod manifest of `component`.
 pub fn static_pod_manifest(component: &str) -> String {
     format!("{STATIC_POD_DIR}/{component}.yaml")
+}
+
+/// The staged manifest of `component` (see [`STAGED_STATIC_POD_DIR`]).
+pub fn staged_static_pod_manifest(component: &str) -> String {
+    format!("{STAGED_STATIC_POD_DIR}/{component}.yaml")
 }
 /// The kubelet client certificate an AWS control-plane node issues itself at boot.
 const KUBELET_CLIENT_CERT: &str = "/var/lib/kubelet/pki/rafter-kubelet-client.crt";
@@ -450,7 +460,7 @@ pub fn node_files(
                     pod_cidr,
                 },
             )?;
-            files.restricted(&static_pod_manifest(component), manifest);
+            files.restricted(&staged_static_pod_manifest(component), manifest);
         }
         files.config(
             "/etc/kubernetes/audit-policy.yaml",
@@ -556,6 +566,14 @@ pub fn node_files(
                 node_name,
                 kubernetes_version => spec.kubernetes_version,
                 architectures,
+                static_pods => if control_plane {
+                    CONTROL_PLANE_COMPONENTS
+                        .iter()
+                        .map(|component| (staged_static_pod_manifest(component), static_pod_manifest(component)))
+                        .collect()
+                } else {
+                    Vec::new()
+                },
                 apply_addons => applies_addons,
                 etcd_discovery => boots_named,
                 etcd_backups => control_plane && spec.etcd.backup_interval_minutes > 0,

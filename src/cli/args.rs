@@ -204,6 +204,9 @@ pub struct SpecArgs {
     pub control_plane_count: Option<u32>,
     #[arg(long, value_name = "VERSION")]
     pub kubernetes_version: Option<String>,
+    /// The etcd release of the control plane (default: the one rafter's asset list pins)
+    #[arg(long, value_name = "VERSION")]
+    pub etcd_version: Option<String>,
     /// Route53 zone for api.<name> and api.internal.<name>
     #[arg(long, value_name = "ZONE")]
     pub dns_zone: Option<String>,

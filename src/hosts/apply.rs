@@ -192,16 +192,24 @@ fn reported_warnings(stderr: &str) -> Vec<String> {
 }
 
 /// What one bootstrap run on a host reported.
-struct BootstrapOutput {
-    changes: Vec<String>,
-    warnings: Vec<String>,
+pub(crate) struct BootstrapOutput {
+    pub(crate) changes: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Runs bootstrap `steps` on `node`, returning what it reported.
 async fn bootstrap_run(node: &Node<'_>, steps: &str) -> Result<BootstrapOutput, HostsError> {
+    run_bootstrap(&node.session, steps).await
+}
+
+/// Runs the bootstrap `steps` (space-separated) on `session`'s host, returning what it
+/// reported.
+pub(crate) async fn run_bootstrap(
+    session: &Session,
+    steps: &str,
+) -> Result<BootstrapOutput, HostsError> {
     let command = format!("RAFTER_ASSET_CACHE={HOST_CACHE} {BOOTSTRAP} {steps}");
-    let output = node
-        .session
+    let output = session
         .run_checked(&format!("bootstrap.sh {steps}"), &command, b"")
         .await?;
     let stderr = output.stderr_text();
@@ -385,7 +393,7 @@ pub async fn run(
         // One at a time: at most one API server restarts at once.
         for node in nodes.iter().filter(|node| node.entry.is_control_plane()) {
             observer.event(node.name(), Phase::ControlPlane, "kubelet and static pods");
-            let changed = bootstrap_steps(node, "kubelet").await?;
+            let changed = bootstrap_steps(node, "control-plane kubelet").await?;
             report.host(node.name()).changes.extend(changed);
         }
         report.phases.push((Phase::ControlPlane, started.elapsed()));
@@ -440,13 +448,24 @@ async fn push_files(
     if sent > 0 {
         changes.push(format!("uploaded {sent} assets"));
     }
-    let bundle = rendered(node)?.bundle.as_bytes();
-    let output = node
-        .session
-        .run_checked("write the node's files", "bash -s -- --files-only", bundle)
-        .await?;
-    changes.extend(reported_changes(&output.stderr_text()));
+    changes.extend(write_bundle(&node.session, &rendered(node)?.bundle).await?);
     Ok(changes)
+}
+
+/// Writes the files of `bundle` that differ on `session`'s host (no service is touched);
+/// returns the files written.
+pub(crate) async fn write_bundle(
+    session: &Session,
+    bundle: &str,
+) -> Result<Vec<String>, HostsError> {
+    let output = session
+        .run_checked(
+            "write the node's files",
+            "bash -s -- --files-only",
+            bundle.as_bytes(),
+        )
+        .await?;
+    Ok(reported_changes(&output.stderr_text()))
 }
 
 fn rendered<'n>(node: &'n Node<'_>) -> Result<&'n RenderedNode, HostsError> {
@@ -459,19 +478,27 @@ fn local_assets(
     cluster: &Cluster,
     node: &Node<'_>,
 ) -> Result<Vec<bootstrap::assets::Download>, HostsError> {
-    let arch = asset_arch(&node.facts.arch).ok_or_else(|| {
+    host_local_assets(cluster, node.entry, &node.facts.arch)
+}
+
+/// The assets from the operator's disk that host `entry` (machine type `uname`) needs.
+pub(crate) fn host_local_assets(
+    cluster: &Cluster,
+    entry: &HostEntry,
+    uname: &str,
+) -> Result<Vec<bootstrap::assets::Download>, HostsError> {
+    let arch = asset_arch(uname).ok_or_else(|| {
         HostsError::Setup(format!(
-            "{}: machine type {} is not supported",
-            node.name(),
-            node.facts.arch
+            "{}: machine type {uname} is not supported",
+            entry.name()
         ))
     })?;
     let needs = NodeNeeds {
-        control_plane: node.entry.is_control_plane(),
+        control_plane: entry.is_control_plane(),
         applies_addons: false,
     };
     let mut downloads = assets::local_downloads(cluster, needs, arch)?;
-    if node.entry.is_control_plane() {
+    if entry.is_control_plane() {
         // The first control-plane host applies the add-ons: their assets too.
         let addons = assets::local_downloads(
             cluster,

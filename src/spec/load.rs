@@ -23,6 +23,7 @@ pub struct SpecFlags {
     pub node_count: Option<u32>,
     pub control_plane_count: Option<u32>,
     pub kubernetes_version: Option<String>,
+    pub etcd_version: Option<String>,
     pub dns_zone: Option<String>,
     pub network_cidr: Option<String>,
     pub node_size: Option<String>,
@@ -170,7 +171,9 @@ fn string_node(text: &str, origin: Origin) -> Node {
     Node::new(NodeValue::Str(text.to_string()), origin)
 }
 
-fn apply_flags(document: &mut Node, flags: &SpecFlags) {
+/// Sets the fields `flags` give on `document` (a spec's source tree), each remembered as
+/// coming from its flag.
+pub fn apply_flags(document: &mut Node, flags: &SpecFlags) {
     let set_str = |document: &mut Node, path: &str, flag: &'static str, value: &Option<String>| {
         if let Some(value) = value {
             document.set(
@@ -185,6 +188,12 @@ fn apply_flags(document: &mut Node, flags: &SpecFlags) {
         "spec.kubernetesVersion",
         "--kubernetes-version",
         &flags.kubernetes_version,
+    );
+    set_str(
+        document,
+        "spec.etcd.version",
+        "--etcd-version",
+        &flags.etcd_version,
     );
     set_str(document, "spec.dns.zone", "--dns-zone", &flags.dns_zone);
     set_str(

@@ -241,6 +241,9 @@ pub const DEFAULT_IMAGE: &str = "debian-12";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Etcd {
+    /// The etcd release the control-plane members run (`MAJOR.MINOR.PATCH`). Changed only
+    /// through `rafter upgrade cluster`, one minor at a time.
+    pub version: String,
     /// Every this many minutes the leading member snapshots etcd into the cluster's backups
     /// (a systemd timer on each control-plane node); 0 turns scheduled backups off.
     pub backup_interval_minutes: u32,
@@ -249,6 +252,7 @@ pub struct Etcd {
 impl Default for Etcd {
     fn default() -> Self {
         Self {
+            version: crate::spec::versions::DEFAULT_ETCD_VERSION.to_string(),
             backup_interval_minutes: 15,
         }
     }

@@ -10,7 +10,7 @@ use super::types::{
     ANYWHERE, API_VERSION, Cluster, ClusterSpec, HostRole, KIND, NatGateways, Provider, SubnetKind,
     Topology,
 };
-use super::versions::parse_kubernetes_version;
+use super::versions::{DEFAULT_ETCD_VERSION, parse_etcd_version, parse_kubernetes_version};
 
 /// AWS regions known when this rafter was built; others get a warning, not an error.
 pub const KNOWN_REGIONS: &[&str] = &[
@@ -161,7 +161,8 @@ fn validate_assets(cluster: &Cluster, out: &mut Vec<Diagnostic>) {
         }
     }
     // Only once the overrides are sound: every download has a digest.
-    let version_known = parse_kubernetes_version(&cluster.spec.kubernetes_version).is_ok();
+    let version_known = parse_kubernetes_version(&cluster.spec.kubernetes_version).is_ok()
+        && parse_etcd_version(&cluster.spec.etcd.version).is_ok();
     let overrides_sound = out
         .iter()
         .all(|diagnostic| !diagnostic.path.to_string().starts_with("spec.assets"));
@@ -171,10 +172,14 @@ fn validate_assets(cluster: &Cluster, out: &mut Vec<Diagnostic>) {
             applies_addons: true,
         };
         if let Err(error) = crate::bootstrap::assets::downloads(cluster, needs) {
-            out.push(Diagnostic::error(
-                path("spec.kubernetesVersion"),
-                error.to_string(),
-            ));
+            // The version field that chose the download without a digest.
+            let field = match &error {
+                crate::bootstrap::assets::AssetError::NoDigest { name, .. } if name == "etcd" => {
+                    "spec.etcd.version"
+                }
+                _ => "spec.kubernetesVersion",
+            };
+            out.push(Diagnostic::error(path(field), error.to_string()));
         }
     }
 }
@@ -216,6 +221,12 @@ fn validate_aws(cluster: &Cluster, out: &mut Vec<Diagnostic>) {
         path("spec.controlPlane.image"),
         out,
     );
+    if let Err(error) = parse_etcd_version(&spec.etcd.version) {
+        out.push(
+            Diagnostic::error(path("spec.etcd.version"), error.to_string())
+                .with_hint(format!("leave it out for etcd {DEFAULT_ETCD_VERSION}")),
+        );
+    }
     check_backup_interval(spec.etcd.backup_interval_minutes, out);
     validate_node_groups(spec, out);
     validate_networks(spec, out);

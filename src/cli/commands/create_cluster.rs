@@ -142,6 +142,7 @@ fn spec_sources(args: &SpecArgs) -> anyhow::Result<SpecSources> {
             node_count: args.node_count,
             control_plane_count: args.control_plane_count,
             kubernetes_version: args.kubernetes_version.clone(),
+            etcd_version: args.etcd_version.clone(),
             dns_zone: args.dns_zone.clone(),
             network_cidr: args.network_cidr.clone(),
             node_size: args.node_size.clone(),
