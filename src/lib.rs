@@ -20,4 +20,5 @@ pub mod ssh;
 pub mod state;
 pub mod templates;
 pub mod terraform;
+pub mod upgrade;
 pub mod validate;

@@ -32,6 +32,10 @@ pub struct Journal {
     pub steps: Vec<String>,
     /// The steps finished, in the order they finished.
     pub done: Vec<String>,
+    /// What the operation brings the cluster to, when that is more than `subject` says (an
+    /// upgrade's new spec, as YAML): a rerun continues towards it, whatever it is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 impl Journal {
@@ -49,6 +53,7 @@ impl Journal {
             started_at: started_at.to_string(),
             steps,
             done: Vec::new(),
+            target: None,
         }
     }
 

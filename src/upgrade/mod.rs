@@ -1,0 +1,14 @@
+//! `rafter upgrade cluster`, the pure part: which version changes are allowed
+//! ([`versions`]: Kubernetes' version skew policy, etcd's one-minor rule), and the ordered,
+//! journalled steps that carry them out ([`steps`]); and carrying them out on bare hosts
+//! ([`execute`]), an operation above [`crate::hosts`] and [`crate::validate`].
+
+pub mod execute;
+pub mod steps;
+pub mod versions;
+
+pub use steps::{Step, plan_steps, step_named};
+pub use versions::{Changes, Refusal, check};
+
+/// The journal's name in the state store (`<cluster>/operations/upgrade-cluster.json`).
+pub const OPERATION: &str = "upgrade-cluster";
