@@ -47,6 +47,42 @@ pub enum Command {
     /// Bring a cluster back from a backup (shows the plan; --yes restores)
     #[command(subcommand)]
     Restore(RestoreCommand),
+    /// Move a cluster to new Kubernetes or etcd versions, one host at a time (shows the
+    /// plan; --yes upgrades)
+    #[command(subcommand)]
+    Upgrade(UpgradeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpgradeCommand {
+    /// A quorum-checked, resumable rolling upgrade (bare hosts)
+    Cluster(UpgradeClusterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeClusterArgs {
+    pub name: String,
+    /// A spec overlaying the stored one: new versions and their spec.assets.files overrides
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The Kubernetes version to upgrade to (one minor at a time)
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
+    /// The etcd version to upgrade to (one minor at a time)
+    #[arg(long, value_name = "VERSION")]
+    pub etcd_version: Option<String>,
+    /// How many workers are upgraded at once
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_unavailable: u32,
+    /// Upgrade (without it, only show the plan)
+    #[arg(long)]
+    pub yes: bool,
+    /// Break a lock whose lease has run out; with =ID, break that lock even if live (the id
+    /// the refusal printed). A lock whose holder ran here and is gone is broken anyway.
+    #[arg(long, value_name = "ID", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub force_unlock: Option<String>,
+    #[command(flatten)]
+    pub hosts: HostArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,7 +16,7 @@ pub fn require_bare_hosts(cluster: &Cluster, command: &str) -> anyhow::Result<()
         Provider::Aws => Err(Failure::new(
             EXIT_NOT_AVAILABLE,
             format!(
-                "`rafter {command}` works on bare-host clusters (provider: ssh) only: on AWS, etcd backups are not built yet"
+                "`rafter {command}` works on bare-host clusters (provider: ssh) only: on AWS it is not built yet"
             ),
         )
         .hint("README.md, \"What works today\", says what is planned for AWS clusters")

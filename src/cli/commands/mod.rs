@@ -14,11 +14,12 @@ mod get_credentials;
 mod restore_etcd;
 mod stored_cluster;
 mod update_cluster;
+mod upgrade_cluster;
 mod validate_cluster;
 
 use super::args::{
     BackupCommand, Cli, Command, CreateCommand, DeleteCommand, ExportCommand, GetCommand,
-    RestoreCommand, UpdateCommand, ValidateCommand,
+    RestoreCommand, UpdateCommand, UpgradeCommand, ValidateCommand,
 };
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -42,5 +43,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backup(BackupCommand::Etcd(args)) => backup_etcd::run(state, args).await,
         Command::Restore(RestoreCommand::Etcd(args)) => restore_etcd::run(state, args).await,
+        Command::Upgrade(UpgradeCommand::Cluster(args)) => upgrade_cluster::run(state, args).await,
     }
 }

