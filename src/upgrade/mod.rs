@@ -3,6 +3,7 @@
 //! journalled steps that carry them out ([`steps`]); and carrying them out on bare hosts
 //! ([`execute`]), an operation above [`crate::hosts`] and [`crate::validate`].
 
+pub mod drain;
 pub mod execute;
 pub mod steps;
 pub mod versions;

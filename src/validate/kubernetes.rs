@@ -91,7 +91,8 @@ fn causes(error: &dyn std::error::Error) -> String {
     text
 }
 
-async fn client(access: &Access<'_>) -> Result<kube::Client, String> {
+/// A client for the API server `access` names, as the admin.
+pub async fn client(access: &Access<'_>) -> Result<kube::Client, String> {
     let data = |pem: &str| base64::encode(pem.as_bytes());
     let kubeconfig: Kubeconfig = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1",
@@ -100,20 +101,28 @@ async fn client(access: &Access<'_>) -> Result<kube::Client, String> {
             "server": access.server,
             "certificate-authority-data": data(access.ca_pem),
         }}],
-        "users": [{"name": "rafter-validate", "user": {
+        "users": [{"name": "rafter-admin", "user": {
             "client-certificate-data": data(access.cert_pem),
             "client-key-data": data(access.key_pem),
         }}],
-        "contexts": [{"name": "validate", "context": {"cluster": "cluster", "user": "rafter-validate"}}],
-        "current-context": "validate",
+        "contexts": [{"name": "admin", "context": {"cluster": "cluster", "user": "rafter-admin"}}],
+        "current-context": "admin",
     }))
     .map_err(|error| error.to_string())?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .map_err(|error| error.to_string())?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|error| error.to_string())?;
+    client_from(config)
+}
+
+/// A client from `config` with rafter's timeouts, and without kube's own retries: kube
+/// retries 429, 503 and 504 up to 15 times with a back-off growing to 1000 s, which would
+/// hide a PodDisruptionBudget's refusal (429) past any drain timeout and hold a validation
+/// far longer than `--wait`. Every caller here checks again on its own schedule.
+pub fn client_from(mut config: kube::Config) -> Result<kube::Client, String> {
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.read_timeout = Some(READ_TIMEOUT);
+    config.default_retry = false;
     kube::Client::try_from(config).map_err(|error| error.to_string())
 }
 
