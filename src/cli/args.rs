@@ -74,6 +74,13 @@ pub struct UpgradeClusterArgs {
     /// How many workers are upgraded at once
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_unavailable: u32,
+    /// Upgrade workers without cordoning and draining them first (when the API server cannot
+    /// be reached): their pods stop while the kubelet restarts
+    #[arg(long)]
+    pub no_drain: bool,
+    /// The longest one worker's drain may take before the upgrade stops (e.g. 10m)
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub drain_timeout: String,
     /// Upgrade (without it, only show the plan)
     #[arg(long)]
     pub yes: bool,

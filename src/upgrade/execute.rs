@@ -25,6 +25,7 @@ use crate::state::StateStore;
 use crate::validate::{self, Finding};
 
 use super::Step;
+use super::drain::{self, DrainError};
 
 /// Free space a host needs under /var for the new assets (etcd and Kubernetes binaries
 /// unpacked, plus their verified downloads): about 300 MiB today, with room to spare.
@@ -38,6 +39,8 @@ pub enum UpgradeError {
     Pki(#[from] PkiError),
     #[error("preflight refused the upgrade; nothing was changed:\n  {}", .0.join("\n  "))]
     Preflight(Vec<String>),
+    #[error("{0}\n(a node cordoned for the upgrade stays cordoned until its step passes)")]
+    Drain(#[from] DrainError),
     #[error("{what} did not pass within {within:?}; the cluster now:\n  {}", describe_findings(.findings))]
     Gate {
         what: String,
@@ -85,12 +88,24 @@ pub struct Preflight {
     pub machine: BTreeMap<String, String>,
 }
 
+/// How workers leave before their kubelet is replaced: through the Kubernetes API.
+pub struct Drainer {
+    pub client: kube::Client,
+    /// The longest one node's drain may take.
+    pub within: Duration,
+}
+
+/// Between two rounds of a drain's evictions.
+const DRAIN_INTERVAL: Duration = Duration::from_secs(5);
+
 /// One upgrade of a bare-host cluster to `target`.
 pub struct Upgrade<'a, S: StateStore> {
     pub store: &'a S,
     pub target: &'a Cluster,
     pub hosts: &'a Connected,
     pub gate: Gate,
+    /// `None`: workers are upgraded without being drained (their pods stop with the kubelet).
+    pub drain: Option<Drainer>,
 }
 
 /// The API server's health endpoint, as asked on its own host.
@@ -152,10 +167,32 @@ impl<S: StateStore> Upgrade<'_, S> {
                 .machine
                 .insert(entry.name().to_string(), found.arch);
         }
+        problems.extend(self.drain_check(remaining).await);
         if !problems.is_empty() {
             return Err(UpgradeError::Preflight(problems));
         }
         Ok(preflight)
+    }
+
+    /// When workers are to be drained: the API server answers for each of them.
+    async fn drain_check(&self, remaining: &[&Step]) -> Vec<String> {
+        let Some(drainer) = &self.drain else {
+            return Vec::new();
+        };
+        let mut problems = Vec::new();
+        let workers = remaining.iter().filter_map(|step| match step {
+            Step::Workers { hosts } => Some(hosts),
+            _ => None,
+        });
+        for host in workers.flatten() {
+            if let Err(error) = drain::node_known(&drainer.client, host).await {
+                problems.push(format!(
+                    "{error}; workers are drained through it before their kubelet is replaced (--no-drain upgrades them undrained: their pods stop with the kubelet)"
+                ));
+                break;
+            }
+        }
+        problems
     }
 
     /// Checks, before any step, what [`Self::check`] does; then puts the new assets on every
@@ -286,6 +323,8 @@ impl<S: StateStore> Upgrade<'_, S> {
             }
             Step::Workers { hosts } => {
                 let started = Instant::now();
+                let drained = self.drain_workers(hosts).await?;
+                let drain_time = started.elapsed();
                 let installed = join_all(
                     hosts
                         .iter()
@@ -299,14 +338,55 @@ impl<S: StateStore> Upgrade<'_, S> {
                     Ok(None)
                 })
                 .await?;
+                if let Some(drainer) = &self.drain {
+                    for host in &drained {
+                        drain::cordon(&drainer.client, host, false).await?;
+                    }
+                }
+                let drain_said = match &self.drain {
+                    None => "not drained (--no-drain)".to_string(),
+                    Some(_) if drained.is_empty() => {
+                        "no node registered: nothing to drain".to_string()
+                    }
+                    Some(_) => format!(
+                        "{} drained in {:.1} s and uncordoned after",
+                        drained.join(", "),
+                        drain_time.as_secs_f64()
+                    ),
+                };
                 Ok(format!(
-                    "{}: kubelet replaced; cluster healthy in {:.1} s",
+                    "{}: kubelet replaced; cluster healthy in {:.1} s; {drain_said}",
                     hosts.join(", "),
                     started.elapsed().as_secs_f64()
                 ))
             }
             Step::StoreSpec => Ok("nothing to do on the hosts".to_string()),
         }
+    }
+
+    /// Cordons and drains every registered node among `hosts` (together); returns those
+    /// cordoned. A node the API does not know has no pods to drain.
+    async fn drain_workers(&self, hosts: &[String]) -> Result<Vec<String>, UpgradeError> {
+        let Some(drainer) = &self.drain else {
+            return Ok(Vec::new());
+        };
+        let mut registered = Vec::new();
+        for host in hosts {
+            if drain::node_known(&drainer.client, host).await? {
+                drain::cordon(&drainer.client, host, true).await?;
+                registered.push(host.clone());
+            }
+        }
+        let drains = join_all(
+            registered
+                .iter()
+                .map(|host| drain::drain(&drainer.client, host, drainer.within, DRAIN_INTERVAL)),
+        )
+        .await;
+        for outcome in drains {
+            outcome?;
+        }
+        Ok(registered)
     }
 
     /// The new bundle written to `host` and the bootstrap `steps` run there.

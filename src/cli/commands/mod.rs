@@ -1,5 +1,6 @@
 //! One file per command, named verb_noun.
 
+mod admin_credential;
 mod backup_etcd;
 mod create_cluster;
 mod delete_cluster;

@@ -8,19 +8,27 @@ use rafter::spec::load::{SpecFlags, apply_flags, parse_stored};
 use rafter::spec::versions::parse_etcd_version;
 use rafter::spec::{self, Cluster, SpecSources};
 use rafter::state::journal::Journal;
-use rafter::state::{ClusterStore, StateStore};
-use rafter::upgrade::execute::{Gate, Upgrade};
+use rafter::state::{AnyStore, ClusterStore, StateStore};
+use rafter::upgrade::execute::{Drainer, Gate, Upgrade};
 use rafter::upgrade::{self, Changes, OPERATION, Step, plan_steps, step_named};
+use rafter::validate::kubernetes;
 use time::OffsetDateTime;
 
 use crate::cli::args::UpgradeClusterArgs;
 use crate::cli::aws_apply::renewing;
+use crate::cli::durations::wait_duration;
 use crate::cli::failure::{EXIT_FAILURE, EXIT_INVALID_SPEC, Failure};
 use crate::cli::{acquire_lock, etcd_hosts, force_unlock, locked, output, settings};
 
+use super::admin_credential::AdminCredential;
+use super::export_kubeconfig::api_server;
 use super::stored_cluster;
 
 const COMMAND: &str = "upgrade cluster";
+
+/// How long the upgrade's own admin certificate (held in memory only, for the drains)
+/// lasts: long enough for a large cluster's workers.
+const CREDENTIAL_VALIDITY: time::Duration = time::Duration::hours(12);
 
 pub async fn run(state: Option<&str>, args: UpgradeClusterArgs) -> anyhow::Result<()> {
     let store = settings::open_store(state).await?;
@@ -52,14 +60,24 @@ pub async fn run(state: Option<&str>, args: UpgradeClusterArgs) -> anyhow::Resul
         return Ok(());
     }
     let steps = steps_for(&target, &changes, args.max_unavailable as usize);
+    let drain = drainer(&store, &target, &args, &steps).await?;
     let hosts = connect::every_host(&target, args.hosts.accept_new_host_keys).await?;
     let outcome = async {
-        print_plan(name, &changes, &target, &steps, unfinished.as_ref());
+        let drain_within = drain.as_ref().map(|drainer| drainer.within);
+        print_plan(
+            name,
+            &changes,
+            &target,
+            &steps,
+            unfinished.as_ref(),
+            drain_within,
+        );
         let upgrade = Upgrade {
             store: store.store(),
             target: &target,
             hosts: &hosts,
             gate: Gate::default(),
+            drain,
         };
         let remaining: Vec<&Step> = steps
             .iter()
@@ -79,6 +97,35 @@ pub async fn run(state: Option<&str>, args: UpgradeClusterArgs) -> anyhow::Resul
     .await;
     hosts.close().await;
     outcome
+}
+
+/// The API access that drains workers, unless `--no-drain` or no worker has a step.
+async fn drainer(
+    store: &ClusterStore<AnyStore>,
+    target: &Cluster,
+    args: &UpgradeClusterArgs,
+    steps: &[Step],
+) -> anyhow::Result<Option<Drainer>> {
+    let workers_change = steps
+        .iter()
+        .any(|step| matches!(step, Step::Workers { .. }));
+    if args.no_drain || !workers_change {
+        return Ok(None);
+    }
+    let within = wait_duration(&args.drain_timeout)?;
+    let server = api_server(store, target, false).await?;
+    let credential =
+        AdminCredential::issue(store, target, server, "rafter:upgrade", CREDENTIAL_VALIDITY)
+            .await?;
+    let client = kubernetes::client(&credential.access())
+        .await
+        .map_err(|error| {
+            Failure::new(
+                EXIT_FAILURE,
+                format!("no API client for the drains: {error}"),
+            )
+        })?;
+    Ok(Some(Drainer { client, within }))
 }
 
 /// The spec the arguments ask for (`-f` and the version flags over the stored spec), if they
@@ -325,6 +372,7 @@ fn print_plan(
     target: &Cluster,
     steps: &[Step],
     unfinished: Option<&Journal>,
+    drain_within: Option<std::time::Duration>,
 ) {
     println!("Upgrade cluster {name}: {}.", changes.describe());
     let members = rafter::hosts::inventory::hosts(target)
@@ -346,6 +394,20 @@ fn print_plan(
         Gate::default().passes,
         Gate::default().within.as_secs()
     );
+    if steps
+        .iter()
+        .any(|step| matches!(step, Step::Workers { .. }))
+    {
+        match drain_within {
+            Some(within) => println!(
+                "Workers: cordoned and drained through the API (evictions honour PodDisruptionBudgets; at most {} s per node) before their kubelet is replaced, uncordoned after their gate.",
+                within.as_secs()
+            ),
+            None => println!(
+                "Workers: NOT drained (--no-drain): their pods stop while the kubelet restarts."
+            ),
+        }
+    }
     if let Some(journal) = unfinished {
         println!(
             "Continuing the upgrade started {} (its steps marked done are not repeated).",

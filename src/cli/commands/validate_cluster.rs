@@ -6,12 +6,10 @@
 use std::time::{Duration, Instant};
 
 use rafter::aws::AwsProvisioner;
-use rafter::pki::{ClusterPki, LeafSpec};
 use rafter::spec::{Cluster, Provider};
 use rafter::state::{AnyStore, ClusterStore};
 use rafter::validate::kubernetes::{self, Expected};
 use rafter::validate::{self, Area, Finding, Report};
-use time::OffsetDateTime;
 
 use crate::cli::args::{PlanFormat, ValidateClusterArgs};
 use crate::cli::aws_apply::{aws_config, aws_region};
@@ -19,6 +17,7 @@ use crate::cli::durations::wait_duration;
 use crate::cli::failure::{EXIT_UNHEALTHY, Failure};
 use crate::cli::settings;
 
+use super::admin_credential::AdminCredential;
 use super::export_kubeconfig::api_server;
 use super::stored_cluster;
 
@@ -133,21 +132,15 @@ async fn kubernetes(
             return Ok(());
         }
     };
-    let now = OffsetDateTime::now_utc();
-    let pki = ClusterPki::load_or_create(store.store(), name, now).await?;
-    let credential = pki.ca.issue(
-        &LeafSpec {
-            validity: CREDENTIAL_VALIDITY,
-            ..LeafSpec::client("rafter:validate", Some("system:masters"))
-        },
-        now,
-    )?;
-    let access = kubernetes::Access {
-        server: &server,
-        ca_pem: &pki.ca.cert_pem,
-        cert_pem: &credential.cert_pem,
-        key_pem: credential.key.expose(),
-    };
+    let credential = AdminCredential::issue(
+        store,
+        cluster,
+        server,
+        "rafter:validate",
+        CREDENTIAL_VALIDITY,
+    )
+    .await?;
+    let access = credential.access();
     kubernetes::validate(&access, expected, report).await;
     Ok(())
 }
