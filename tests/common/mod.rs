@@ -10,6 +10,7 @@ pub mod moto;
 pub mod proxy;
 pub mod testbed;
 pub mod tools;
+pub mod upgrade_bed;
 
 use rafter::graph::ResourceGraph;
 use rafter::model::build_graph;

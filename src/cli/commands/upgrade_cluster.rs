@@ -341,7 +341,7 @@ async fn execute<S: StateStore>(
                     store.replace_spec(name, &spec::to_yaml(target)?).await?;
                     "the new spec is stored".to_string()
                 }
-                _ => upgrade.run(step, &preflight).await.map_err(|error| {
+                _ => upgrade.run(step, &preflight).await.map(|done| done.to_string()).map_err(|error| {
                     Failure::new(
                         EXIT_FAILURE,
                         format!(
