@@ -41,11 +41,17 @@ pub enum UpgradeError {
     Preflight(Vec<String>),
     #[error("{0}\n(a node cordoned for the upgrade stays cordoned until its step passes)")]
     Drain(#[from] DrainError),
-    #[error("{what} did not pass within {within:?}; the cluster now:\n  {}", describe_findings(.findings))]
+    #[error(
+        "{what} did not pass within {within:?}; the cluster now:\n  {}\netcd's members, each asked on its host:\n  {}",
+        describe_findings(.findings),
+        .members.join("\n  ")
+    )]
     Gate {
         what: String,
         within: Duration,
         findings: Vec<Finding>,
+        /// Every member's state, one line each.
+        members: Vec<String>,
     },
 }
 
@@ -588,11 +594,42 @@ impl<S: StateStore> Upgrade<'_, S> {
                         what,
                         within: self.gate.within,
                         findings: report.findings,
+                        members: self.member_states().await,
                     });
                 }
             }
             tokio::time::sleep(self.gate.interval).await;
         }
+    }
+
+    /// Each etcd member's state as its own host's etcdctl sees it: version, leader or
+    /// follower, raft index, errors; or why it does not answer.
+    async fn member_states(&self) -> Vec<String> {
+        let Ok(members) = self.members() else {
+            return vec!["the spec names no etcd member".to_string()];
+        };
+        let asked = members.iter().map(|member| async move {
+            let name = &member.name;
+            let Some(session) = self.hosts.session(name) else {
+                return format!("{name}: not connected");
+            };
+            match etcd::endpoint_status(session, &member.client_url()).await {
+                Ok(Ok(status)) => format!(
+                    "{name}: etcd {}, {}, raft index {}{}",
+                    status.version,
+                    if status.leads() { "leader" } else { "follower" },
+                    status.raft_index,
+                    if status.errors.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", errors: {}", status.errors.join("; "))
+                    }
+                ),
+                Ok(Err(said)) => format!("{name}: does not answer ({said})"),
+                Err(error) => format!("{name}: cannot be asked ({error})"),
+            }
+        });
+        join_all(asked).await
     }
 }
 
