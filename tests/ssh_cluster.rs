@@ -277,17 +277,53 @@ fn a_bare_host_cluster_forms_converges_and_survives_a_host_down() {
     // A preview finds a deleted file and a stopped service, and changes nothing.
     testbed.ssh_ok("cp-3", "rm /etc/crictl.yaml");
     testbed.ssh_ok("worker-1", "systemctl stop kubelet");
+    // The drift is part of the plan on stdout, after the resources (none changed).
     let preview = rafter.run(&["update", "cluster", CLUSTER]);
     let said = stderr(&preview);
     assert!(preview.status.success(), "{said}");
+    let plan = String::from_utf8_lossy(&preview.stdout);
+    assert!(plan.contains("No changes."), "{plan}");
+    assert!(plan.contains("\nHosts (read over SSH):\n"), "{plan}");
     assert!(
-        said.contains("cp-3: would change 1 thing(s)\n  would write /etc/crictl.yaml (mode 644)"),
-        "{said}"
+        plan.contains(
+            "  cp-3: would change 1 thing(s)\n    would write /etc/crictl.yaml (mode 644)"
+        ),
+        "{plan}"
     );
-    assert!(said.contains("cp-1: up to date"), "{said}");
+    assert!(plan.contains("  cp-1: up to date"), "{plan}");
     assert!(
-        said.contains("worker-1: would change 1 thing(s)\n  would start kubelet (it is inactive)"),
-        "{said}"
+        plan.contains(
+            "  worker-1: would change 1 thing(s)\n    would start kubelet (it is inactive)"
+        ),
+        "{plan}"
+    );
+    assert!(
+        !said.contains("would change"),
+        "drift is said once, on stdout: {said}"
+    );
+    let json_preview = rafter.run(&["update", "cluster", CLUSTER, "-o", "json"]);
+    assert!(json_preview.status.success(), "{}", stderr(&json_preview));
+    let json: serde_json::Value = serde_json::from_slice(&json_preview.stdout).unwrap();
+    assert_eq!(json["applied"], false);
+    assert_eq!(json["resource_changes"].as_array().map(Vec::len), Some(0));
+    let host = |name: &str| {
+        json["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|host| host["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {json:#}"))
+            .clone()
+    };
+    assert_eq!(host("cp-1")["status"], "up_to_date");
+    assert_eq!(host("cp-3")["status"], "drifted");
+    assert_eq!(
+        host("cp-3")["changes"],
+        serde_json::json!(["would write /etc/crictl.yaml (mode 644)"])
+    );
+    assert_eq!(
+        host("worker-1")["changes"],
+        serde_json::json!(["would start kubelet (it is inactive)"])
     );
     assert!(
         !testbed

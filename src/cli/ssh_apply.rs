@@ -1,6 +1,7 @@
 //! Bare-host clusters from the command line: take the cluster lock (to apply), run the phases
 //! over SSH with per-host progress, and end with a summary of what changed on each host and
-//! how long each phase took.
+//! how long each phase took. A preview's per-host drift is part of the plan on stdout (and
+//! of its JSON), beside the cluster's resources.
 
 use std::collections::BTreeSet;
 
@@ -9,7 +10,7 @@ use rafter::hosts::{self, Phase, Report, RunOptions};
 use rafter::spec::Cluster;
 use rafter::state::{ClusterStore, StateStore};
 
-use super::args::HostArgs;
+use super::args::{HostArgs, PlanFormat};
 use super::aws_apply::renewing;
 use super::failure::{EXIT_FAILURE, EXIT_UNHEALTHY, EXIT_USAGE, Failure};
 use super::host_progress::HostProgress;
@@ -24,6 +25,10 @@ pub struct HostRequest<'a> {
     pub operation: &'a str,
     pub force_unlock: rafter::state::ForceUnlock,
     pub args: &'a HostArgs,
+    /// The cluster's resource plan, when the caller leaves printing it to the run: as JSON,
+    /// it is printed once the hosts were read, with their drift (`"hosts"`, `"etcd"`); as
+    /// text, the caller printed it already and the hosts' drift follows it on stdout.
+    pub plan: Option<(&'a rafter::plan::Plan, PlanFormat)>,
 }
 
 fn skipped_phases(args: &HostArgs) -> anyhow::Result<BTreeSet<Phase>> {
@@ -85,7 +90,7 @@ pub async fn run<S: StateStore>(
                 "what was done stays done; fix the cause and run `rafter update cluster {name} --yes` again"
             ))
     })?;
-    print_report(&report);
+    print_report(&report, request.plan);
     // After a run that changed hosts, one connection to each host serves the pull of the
     // backups the members took on schedule and the health gate below.
     let hosts = match report.applied {
@@ -198,35 +203,94 @@ async fn gate(cluster: &Cluster, hosts: &Connected) -> anyhow::Result<()> {
     .into())
 }
 
-fn print_report(report: &Report) {
+/// Each host's changes (a preview lists everything; an apply its first lines per host).
+fn host_lines(report: &Report) -> Vec<String> {
     let verb = if report.applied {
         "changed"
     } else {
         "would change"
     };
+    let mut lines = Vec::new();
     for line in &report.membership {
-        eprintln!("etcd: {}{line}", if report.applied { "" } else { "would " });
+        lines.push(format!(
+            "etcd: {}{line}",
+            if report.applied { "" } else { "would " }
+        ));
     }
     for host in &report.hosts {
         if let Some(reason) = &host.unreachable {
-            eprintln!("{}: UNREACHABLE: {reason}", host.name);
+            lines.push(format!("{}: UNREACHABLE: {reason}", host.name));
             continue;
         }
         for warning in &host.warnings {
-            eprintln!("{}: warning: {warning}", host.name);
+            lines.push(format!("{}: warning: {warning}", host.name));
         }
         if host.changes.is_empty() {
-            eprintln!("{}: up to date", host.name);
+            lines.push(format!("{}: up to date", host.name));
             continue;
         }
-        eprintln!("{}: {verb} {} thing(s)", host.name, host.changes.len());
-        // A preview lists everything; an apply only its first lines per host.
+        lines.push(format!(
+            "{}: {verb} {} thing(s)",
+            host.name,
+            host.changes.len()
+        ));
         let shown = if report.applied { 5 } else { usize::MAX };
         for change in host.changes.iter().take(shown) {
-            eprintln!("  {change}");
+            lines.push(format!("  {change}"));
         }
         if host.changes.len() > shown {
-            eprintln!("  … and {} more", host.changes.len() - shown);
+            lines.push(format!("  … and {} more", host.changes.len() - shown));
+        }
+    }
+    lines
+}
+
+/// The plan's JSON with what was found (or done) on each host.
+fn plan_json_with_hosts(plan: &rafter::plan::Plan, report: &Report) -> serde_json::Value {
+    let mut json = rafter::plan::json::render(plan);
+    let hosts: Vec<serde_json::Value> = report
+        .hosts
+        .iter()
+        .map(|host| {
+            let status = match (&host.unreachable, host.changes.is_empty()) {
+                (Some(_), _) => "unreachable",
+                (None, true) => "up_to_date",
+                (None, false) if report.applied => "changed",
+                (None, false) => "drifted",
+            };
+            serde_json::json!({
+                "name": host.name,
+                "status": status,
+                "changes": host.changes,
+                "warnings": host.warnings,
+                "unreachable": host.unreachable,
+            })
+        })
+        .collect();
+    if let Some(object) = json.as_object_mut() {
+        object.insert("applied".into(), report.applied.into());
+        object.insert("hosts".into(), hosts.into());
+        object.insert("etcd_membership".into(), report.membership.clone().into());
+    }
+    json
+}
+
+fn print_report(report: &Report, plan: Option<(&rafter::plan::Plan, PlanFormat)>) {
+    match plan {
+        Some((plan, PlanFormat::Json)) => {
+            println!("{:#}", plan_json_with_hosts(plan, report));
+        }
+        // A preview's drift is part of the plan.
+        Some((_, PlanFormat::Text)) if !report.applied => {
+            println!("\nHosts (read over SSH):");
+            for line in host_lines(report) {
+                println!("  {line}");
+            }
+        }
+        _ => {
+            for line in host_lines(report) {
+                eprintln!("{line}");
+            }
         }
     }
     let phases: Vec<String> = report

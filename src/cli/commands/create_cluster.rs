@@ -79,6 +79,7 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
             operation: "create cluster",
             force_unlock: rafter::state::ForceUnlock::Never,
             args: &args.hosts,
+            plan: None,
         };
         return ssh_apply::run(&store, request).await;
     }

@@ -6,7 +6,7 @@ use rafter::model::compute::{ControlPlaneSlot, control_plane_slots};
 use rafter::plan::{self, RecordedResource};
 use rafter::spec::{self, Cluster, Provider, SpecSources};
 
-use crate::cli::args::UpdateClusterArgs;
+use crate::cli::args::{PlanFormat, UpdateClusterArgs};
 use crate::cli::aws_apply::{
     ApplyRequest, apply_with_lock, aws_config, aws_region, finish, require_state_in_s3, vanished,
 };
@@ -68,8 +68,12 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
         Vec::new()
     };
     let plan = plan::diff_refreshed(name, &graph, &recorded, &gone)?;
-    output::print_plan(&plan, args.output);
-    if prepared.cluster.spec.provider == Provider::Ssh {
+    let on_hosts = prepared.cluster.spec.provider == Provider::Ssh;
+    // A bare-host run prints the JSON itself, with what it finds on the hosts.
+    if !on_hosts || args.output == PlanFormat::Text {
+        output::print_plan(&plan, args.output);
+    }
+    if on_hosts {
         if args.yes && args.file.is_some() {
             store
                 .replace_spec(name, &spec::to_yaml(&prepared.cluster)?)
@@ -81,6 +85,7 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
             operation: "update cluster",
             force_unlock: crate::cli::force_unlock(&args.force_unlock),
             args: &args.hosts,
+            plan: Some((&plan, args.output)),
         };
         ssh_apply::run(&store, request).await?;
         if !args.yes {
