@@ -17,11 +17,9 @@ mod common;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use common::host_assets::{EtcdRelease, build_release};
-use common::testbed::Testbed;
 use common::upgrade_bed::{
-    CLUSTER, CONTROL_PLANE, FROM_KUBERNETES, Rafter, TO_KUBERNETES, WORKER, etcd_down_periods,
-    spec, start_writer, stop_writer,
+    CLUSTER, CONTROL_PLANE, Created, FROM_KUBERNETES, TO_KUBERNETES, WORKER, create,
+    etcd_down_periods, start_writer, stop_writer,
 };
 
 fn now() -> f64 {
@@ -47,42 +45,13 @@ fn step_times(stderr: &str) -> Vec<(String, String)> {
 }
 
 fn main() {
-    let mut hosts = CONTROL_PLANE.to_vec();
-    hosts.push(WORKER);
-    let testbed = Testbed::fresh(&hosts);
-    let rafter = Rafter {
-        state: tempfile::tempdir().unwrap(),
-    };
-    let assets_dir = tempfile::tempdir().unwrap();
-    let old = build_release(assets_dir.path(), EtcdRelease::Debian, FROM_KUBERNETES);
-    let new_etcd = build_release(assets_dir.path(), EtcdRelease::Distro, FROM_KUBERNETES);
-    let new_kubernetes = build_release(assets_dir.path(), EtcdRelease::Distro, TO_KUBERNETES);
-    let created = rafter.write_spec(
-        "created.yaml",
-        &spec(&testbed, FROM_KUBERNETES, EtcdRelease::Debian, &old),
-    );
-    rafter.ok(&[
-        "create",
-        "cluster",
-        "-f",
-        &created,
-        "--yes",
-        "--skip-phases",
-        "addons",
-    ]);
-    let etcd_spec = rafter.write_spec(
-        "etcd.yaml",
-        &spec(&testbed, FROM_KUBERNETES, EtcdRelease::Distro, &new_etcd),
-    );
-    let kubernetes_spec = rafter.write_spec(
-        "kubernetes.yaml",
-        &spec(
-            &testbed,
-            TO_KUBERNETES,
-            EtcdRelease::Distro,
-            &new_kubernetes,
-        ),
-    );
+    let Created {
+        testbed,
+        rafter,
+        etcd_spec,
+        kubernetes_spec,
+        assets: _assets,
+    } = create();
 
     let began = now();
     start_writer(&testbed);
@@ -133,7 +102,7 @@ fn main() {
         acknowledged.len(),
         longest_gap.as_secs_f64()
     );
-    for (name, _) in hosts {
+    for (name, _) in CONTROL_PLANE.iter().chain([&WORKER]) {
         testbed.stop(name);
     }
 }

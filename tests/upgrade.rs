@@ -10,39 +10,21 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::host_assets::{EtcdRelease, build_release};
-use common::testbed::Testbed;
 use common::upgrade_bed::{
-    CLUSTER, CONTROL_PLANE, ETCDCTL, FROM_KUBERNETES, Rafter, TO_KUBERNETES, WORKER, endpoints,
-    etcd_down_periods, kubelet_started, mtime, spec, start_writer, stop_writer, versions,
+    CLUSTER, CONTROL_PLANE, Created, ETCDCTL, TO_KUBERNETES, WORKER, create, endpoints,
+    etcd_down_periods, kubelet_started, mtime, start_writer, stop_writer, versions,
     wait_etcd_healthy, writer_keys,
 };
 
 #[test]
 fn etcd_and_kubernetes_upgrade_one_host_at_a_time_resume_after_a_kill_and_lose_no_write() {
-    let mut hosts = CONTROL_PLANE.to_vec();
-    hosts.push(WORKER);
-    let testbed = Testbed::fresh(&hosts);
-    let rafter = Rafter {
-        state: tempfile::tempdir().unwrap(),
-    };
-    let assets_dir = tempfile::tempdir().unwrap();
-    let old_assets = build_release(assets_dir.path(), EtcdRelease::Debian, FROM_KUBERNETES);
-    let new_etcd_assets = build_release(assets_dir.path(), EtcdRelease::Distro, FROM_KUBERNETES);
-    let new_assets = build_release(assets_dir.path(), EtcdRelease::Distro, TO_KUBERNETES);
-    let created = rafter.write_spec(
-        "created.yaml",
-        &spec(&testbed, FROM_KUBERNETES, EtcdRelease::Debian, &old_assets),
-    );
-    rafter.ok(&[
-        "create",
-        "cluster",
-        "-f",
-        &created,
-        "--yes",
-        "--skip-phases",
-        "addons",
-    ]);
+    let Created {
+        testbed,
+        rafter,
+        etcd_spec,
+        kubernetes_spec,
+        assets: _assets,
+    } = create();
     assert_eq!(versions(&testbed), ["3.4.23"; 3]);
 
     // Refusals change nothing.
@@ -50,15 +32,6 @@ fn etcd_and_kubernetes_upgrade_one_host_at_a_time_resume_after_a_kill_and_lose_n
     assert_eq!(skipping.status.code(), Some(3));
     let said = String::from_utf8_lossy(&skipping.stderr);
     assert!(said.contains("skips a minor version"), "{said}");
-    let etcd_spec = rafter.write_spec(
-        "etcd-3.5.yaml",
-        &spec(
-            &testbed,
-            FROM_KUBERNETES,
-            EtcdRelease::Distro,
-            &new_etcd_assets,
-        ),
-    );
     let through_update = rafter.run(&["update", "cluster", CLUSTER, "-f", &etcd_spec, "--yes"]);
     assert_eq!(through_update.status.code(), Some(3));
     let said = String::from_utf8_lossy(&through_update.stderr);
@@ -111,7 +84,7 @@ fn etcd_and_kubernetes_upgrade_one_host_at_a_time_resume_after_a_kill_and_lose_n
     let mut child = rafter
         .command(&["upgrade", "cluster", CLUSTER, "-f", &etcd_spec, "--yes"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(rafter.state.path().join("killed.log")).unwrap())
         .spawn()
         .unwrap();
     let killed_after = loop {
@@ -125,7 +98,10 @@ fn etcd_and_kubernetes_upgrade_one_host_at_a_time_resume_after_a_kill_and_lose_n
             break done;
         }
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("the upgrade ended ({status}) before it could be killed");
+            panic!(
+                "the upgrade ended ({status}) before it could be killed: {}",
+                std::fs::read_to_string(rafter.state.path().join("killed.log")).unwrap_or_default()
+            );
         }
         assert!(started.elapsed() < Duration::from_secs(300));
         std::thread::sleep(Duration::from_millis(100));
@@ -240,10 +216,6 @@ fn etcd_and_kubernetes_upgrade_one_host_at_a_time_resume_after_a_kill_and_lose_n
 
     // Kubernetes: static pods one control-plane host at a time, then the control-plane
     // kubelets, then the worker.
-    let kubernetes_spec = rafter.write_spec(
-        "kubernetes.yaml",
-        &spec(&testbed, TO_KUBERNETES, EtcdRelease::Distro, &new_assets),
-    );
     // Workers are drained through the API; the test bed runs none, so the preflight refuses
     // and names the way on.
     let undrainable = rafter.run(&["upgrade", "cluster", CLUSTER, "-f", &kubernetes_spec]);
@@ -288,7 +260,10 @@ fn etcd_and_kubernetes_upgrade_one_host_at_a_time_resume_after_a_kill_and_lose_n
             break;
         }
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("the upgrade ended ({status}) before it could be killed");
+            panic!(
+                "the upgrade ended ({status}) before it could be killed: {}",
+                std::fs::read_to_string(rafter.state.path().join("killed.log")).unwrap_or_default()
+            );
         }
         assert!(started.elapsed() < Duration::from_secs(300));
         std::thread::sleep(Duration::from_millis(100));

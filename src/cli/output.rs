@@ -90,3 +90,26 @@ pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
     }
     out
 }
+
+/// A journalled operation's steps, numbered, those the unfinished journal records as done
+/// marked `(done)`: `steps` as (key, description).
+pub fn print_journalled_steps(
+    operation: &str,
+    steps: impl IntoIterator<Item = (String, String)>,
+    unfinished: Option<&rafter::state::journal::Journal>,
+) {
+    if let Some(journal) = unfinished {
+        println!(
+            "Continuing the {operation} started {} (its steps marked done are not repeated).",
+            journal.started_at
+        );
+    }
+    for (index, (key, description)) in steps.into_iter().enumerate() {
+        let done = unfinished.is_some_and(|journal| journal.is_done(&key));
+        println!(
+            "  {:>2}. {description}{}",
+            index + 1,
+            if done { "  (done)" } else { "" }
+        );
+    }
+}

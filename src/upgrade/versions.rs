@@ -118,25 +118,38 @@ pub fn check(
     }
 }
 
+/// Both versions of `field`, or a refusal for each that cannot be read.
+fn both_read<V, E: std::fmt::Display>(
+    field: &'static str,
+    from: Result<V, E>,
+    to: Result<V, E>,
+    refusals: &mut Vec<Refusal>,
+) -> Option<(V, V)> {
+    let unreadable = |error: E| Refusal::Unreadable {
+        field,
+        problem: error.to_string(),
+    };
+    match (from, to) {
+        (Ok(from), Ok(to)) => Some((from, to)),
+        (from, to) => {
+            refusals.extend(from.err().map(unreadable));
+            refusals.extend(to.err().map(unreadable));
+            None
+        }
+    }
+}
+
 fn kubernetes_change(
     from: &str,
     to: &str,
     refusals: &mut Vec<Refusal>,
 ) -> Option<(KubernetesVersion, KubernetesVersion)> {
-    let parsed = |text: &str| {
-        parse_kubernetes_version(text).map_err(|error| Refusal::Unreadable {
-            field: "spec.kubernetesVersion",
-            problem: error.to_string(),
-        })
-    };
-    let (from, to) = match (parsed(from), parsed(to)) {
-        (Ok(from), Ok(to)) => (from, to),
-        (from, to) => {
-            refusals.extend(from.err());
-            refusals.extend(to.err());
-            return None;
-        }
-    };
+    let (from, to) = both_read(
+        "spec.kubernetesVersion",
+        parse_kubernetes_version(from),
+        parse_kubernetes_version(to),
+        refusals,
+    )?;
     if to < from {
         refusals.push(Refusal::KubernetesDowngrade { from, to });
     } else if to.minor > from.minor + 1 {
@@ -155,20 +168,12 @@ fn etcd_change(
     listed: &[EtcdVersion],
     refusals: &mut Vec<Refusal>,
 ) -> Option<(EtcdVersion, EtcdVersion)> {
-    let parsed = |text: &str| {
-        parse_etcd_version(text).map_err(|error| Refusal::Unreadable {
-            field: "spec.etcd.version",
-            problem: error.to_string(),
-        })
-    };
-    let (from, to) = match (parsed(from), parsed(to)) {
-        (Ok(from), Ok(to)) => (from, to),
-        (from, to) => {
-            refusals.extend(from.err());
-            refusals.extend(to.err());
-            return None;
-        }
-    };
+    let (from, to) = both_read(
+        "spec.etcd.version",
+        parse_etcd_version(from),
+        parse_etcd_version(to),
+        refusals,
+    )?;
     if to < from {
         refusals.push(Refusal::EtcdDowngrade { from, to });
     } else if to.minor > from.minor + 1 {

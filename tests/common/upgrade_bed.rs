@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use super::host_assets::EtcdRelease;
+use super::host_assets::{EtcdRelease, build_release};
 use super::testbed::Testbed;
 
 pub const CLUSTER: &str = "upgrade.example.com";
@@ -244,5 +244,55 @@ pub fn wait_etcd_healthy(testbed: &Testbed) {
             "etcd is not healthy"
         );
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A cluster rafter created on the bed (etcd 3.4.23, Kubernetes [`FROM_KUBERNETES`]), and
+/// the specs of its two upgrades: etcd to 3.5.1, then Kubernetes to [`TO_KUBERNETES`].
+pub struct Created {
+    pub testbed: Testbed,
+    pub rafter: Rafter,
+    pub etcd_spec: String,
+    pub kubernetes_spec: String,
+    /// Where the specs' `file://` assets are: bind it (not `..`) to keep them.
+    pub assets: tempfile::TempDir,
+}
+
+pub fn create() -> Created {
+    let mut hosts = CONTROL_PLANE.to_vec();
+    hosts.push(WORKER);
+    let testbed = Testbed::fresh(&hosts);
+    let rafter = Rafter {
+        state: tempfile::tempdir().unwrap(),
+    };
+    let assets = tempfile::tempdir().unwrap();
+    let release = |etcd, kubernetes| {
+        let files = build_release(assets.path(), etcd, kubernetes);
+        spec(&testbed, kubernetes, etcd, &files)
+    };
+    let created = rafter.write_spec(
+        "created.yaml",
+        &release(EtcdRelease::Debian, FROM_KUBERNETES),
+    );
+    let etcd_spec = rafter.write_spec("etcd.yaml", &release(EtcdRelease::Distro, FROM_KUBERNETES));
+    let kubernetes_spec = rafter.write_spec(
+        "kubernetes.yaml",
+        &release(EtcdRelease::Distro, TO_KUBERNETES),
+    );
+    rafter.ok(&[
+        "create",
+        "cluster",
+        "-f",
+        &created,
+        "--yes",
+        "--skip-phases",
+        "addons",
+    ]);
+    Created {
+        testbed,
+        rafter,
+        etcd_spec,
+        kubernetes_spec,
+        assets,
     }
 }

@@ -224,19 +224,9 @@ fn print_plan(
             backup.facts.revision
         );
     }
-    if let Some(journal) = unfinished {
-        println!(
-            "Continuing the restore started {} (its steps marked done are not repeated).",
-            journal.started_at
-        );
-    }
-    for (index, step) in steps.iter().enumerate() {
-        let done = unfinished.is_some_and(|journal| journal.is_done(&step.key()));
-        println!(
-            "  {:>2}. {}{}",
-            index + 1,
-            step.describe(),
-            if done { "  (done)" } else { "" }
-        );
-    }
+    crate::cli::output::print_journalled_steps(
+        "restore",
+        steps.iter().map(|step| (step.key(), step.describe())),
+        unfinished,
+    );
 }

@@ -408,19 +408,9 @@ fn print_plan(
             ),
         }
     }
-    if let Some(journal) = unfinished {
-        println!(
-            "Continuing the upgrade started {} (its steps marked done are not repeated).",
-            journal.started_at
-        );
-    }
-    for (index, step) in steps.iter().enumerate() {
-        let done = unfinished.is_some_and(|journal| journal.is_done(&step.key()));
-        println!(
-            "  {:>2}. {}{}",
-            index + 1,
-            step.describe(),
-            if done { "  (done)" } else { "" }
-        );
-    }
+    crate::cli::output::print_journalled_steps(
+        "upgrade",
+        steps.iter().map(|step| (step.key(), step.describe())),
+        unfinished,
+    );
 }
