@@ -7,8 +7,7 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::upgrade_bed::{
     CLUSTER, CONTROL_PLANE, Created, ETCDCTL, TO_KUBERNETES, WORKER, create, endpoints,
@@ -81,32 +80,12 @@ fn etcd_and_kubernetes_upgrade_one_host_at_a_time_resume_after_a_kill_and_lose_n
         .as_secs_f64();
     start_writer(&testbed);
     let started = Instant::now();
-    let mut child = rafter
-        .command(&["upgrade", "cluster", CLUSTER, "-f", &etcd_spec, "--yes"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(rafter.state.path().join("killed.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let killed_after = loop {
-        let done = rafter
-            .journal()
-            .map(|journal| journal["done"].as_array().unwrap().len())
-            .unwrap_or(0);
-        if done >= 1 {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break done;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "the upgrade ended ({status}) before it could be killed: {}",
-                std::fs::read_to_string(rafter.state.path().join("killed.log")).unwrap_or_default()
-            );
-        }
-        assert!(started.elapsed() < Duration::from_secs(300));
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let killed_journal = rafter.journal().unwrap();
+    let killed_journal = rafter.kill_after(
+        &["upgrade", "cluster", CLUSTER, "-f", &etcd_spec, "--yes"],
+        "etcd 3.4.23 → 3.5.1",
+        1,
+    );
+    let killed_after = killed_journal["done"].as_array().unwrap().len();
     // Refused while unfinished: `update`, and an upgrade to anything else.
     let during = rafter.run(&["update", "cluster", CLUSTER, "--yes"]);
     assert_eq!(during.status.code(), Some(4));
@@ -236,38 +215,7 @@ fn etcd_and_kubernetes_upgrade_one_host_at_a_time_resume_after_a_kill_and_lose_n
         "--no-drain",
         "--yes",
     ];
-    let mut child = rafter
-        .command(&upgrade)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        let done = rafter
-            .journal()
-            .filter(|journal| {
-                journal["subject"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains(&format!("→ {TO_KUBERNETES}"))
-            })
-            .map(|journal| journal["done"].as_array().unwrap().len())
-            .unwrap_or(0);
-        if done >= 2 {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "the upgrade ended ({status}) before it could be killed: {}",
-                std::fs::read_to_string(rafter.state.path().join("killed.log")).unwrap_or_default()
-            );
-        }
-        assert!(started.elapsed() < Duration::from_secs(300));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    rafter.kill_after(&upgrade, &format!("→ {TO_KUBERNETES}"), 2);
     let (plan, said) = rafter.ok(&upgrade);
     assert!(plan.contains("Workers: NOT drained (--no-drain)"), "{plan}");
     assert!(plan.contains("Continuing the upgrade"), "{plan}");

@@ -133,7 +133,8 @@ pub async fn drain(
     within: Duration,
     interval: Duration,
 ) -> Result<usize, DrainError> {
-    let deadline = Instant::now() + within;
+    // A `within` past what the clock can hold never ends on time: no deadline.
+    let deadline = Instant::now().checked_add(within);
     let pods_api = Api::<Pod>::all(client.clone());
     let on_node = ListParams::default().fields(&format!("spec.nodeName={node}"));
     let mut evicted = BTreeSet::new();
@@ -186,7 +187,7 @@ pub async fn drain(
         if remaining.is_empty() {
             return Ok(evicted.len());
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return Err(DrainError::Blocked {
                 node: node.to_string(),
                 within,

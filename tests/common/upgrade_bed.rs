@@ -64,6 +64,41 @@ impl Rafter {
         serde_json::from_str(&text).ok()
     }
 
+    /// Starts rafter with `args` and kills it once the journal of the upgrade whose subject
+    /// contains `subject` records `steps` finished steps; returns that journal.
+    pub fn kill_after(&self, args: &[&str], subject: &str, steps: usize) -> serde_json::Value {
+        let log = self.state.path().join("killed.log");
+        let mut child = self
+            .command(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            let journal = self.journal().filter(|journal| {
+                journal["subject"]
+                    .as_str()
+                    .is_some_and(|said| said.contains(subject))
+            });
+            if let Some(journal) = journal
+                && journal["done"].as_array().unwrap().len() >= steps
+            {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return journal;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "the upgrade ended ({status}) before it could be killed: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(started.elapsed() < Duration::from_secs(300));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn write_spec(&self, file: &str, content: &str) -> String {
         let path = self.state.path().join(file);
         std::fs::write(&path, content).unwrap();
