@@ -5,8 +5,12 @@
 //! load-balancing resources.
 //!
 //! The emulator evaluates actions and S3 resource ARNs like AWS; it ignores conditions and
-//! checks EC2 and ELB requests against resource `*`. The roles rafter makes hold no EC2 or
-//! ELB action at all, so every such call must be refused there as on AWS. (rafter's own run
+//! checks EC2 and ELB requests against resource `*`. The roles rafter makes hold no ELB
+//! action and no EC2 action on resource `*` but `ec2:DescribeVolumes` (control plane), so
+//! every other such call must be refused there as on AWS. The control plane's
+//! `ec2:AttachVolume` is allowed only on volumes and instances with this cluster's tags (a
+//! condition the emulator cannot check): attaching another cluster's volume is refused here
+//! because the emulator matches no ARN, and on AWS because the tags differ. (rafter's own run
 //! happens before enforcement starts: moto's signature check refuses some of the SDK's
 //! well-formed requests, which real AWS accepts.)
 
@@ -210,10 +214,12 @@ async fn may_write(client: &aws_sdk_s3::Client, key: &str) -> bool {
     }
 }
 
-/// A security group and a target group that another cluster owns.
+/// A security group, a target group, a volume and an instance that another cluster owns.
 struct Foreign {
     security_group: String,
     target_group: String,
+    volume: String,
+    instance: String,
 }
 
 async fn foreign_resources(config: &aws_config::SdkConfig) -> Foreign {
@@ -243,6 +249,27 @@ async fn foreign_resources(config: &aws_config::SdkConfig) -> Foreign {
         .send()
         .await
         .unwrap();
+    let volume = ec2
+        .create_volume()
+        .availability_zone("eu-west-1a")
+        .size(20)
+        .send()
+        .await
+        .unwrap();
+    let images = ec2.describe_images().send().await.unwrap();
+    let instance = ec2
+        .run_instances()
+        .image_id(images.images()[0].image_id().unwrap())
+        .min_count(1)
+        .max_count(1)
+        .placement(
+            aws_sdk_ec2::types::Placement::builder()
+                .availability_zone("eu-west-1a")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(config);
     let target_group = elb
         .create_target_group()
@@ -254,6 +281,8 @@ async fn foreign_resources(config: &aws_config::SdkConfig) -> Foreign {
         .await
         .unwrap();
     Foreign {
+        volume: volume.volume_id().unwrap().to_string(),
+        instance: instance.instances()[0].instance_id().unwrap().to_string(),
         security_group: group.group_id().unwrap().to_string(),
         target_group: target_group.target_groups()[0]
             .target_group_arn()
@@ -289,6 +318,13 @@ async fn cannot_seize(role: &str, config: &aws_config::SdkConfig, foreign: &Fore
         .group_id(&foreign.security_group)
         .send()
         .await;
+    let attached = ec2
+        .attach_volume()
+        .volume_id(&foreign.volume)
+        .instance_id(&foreign.instance)
+        .device("/dev/xvdu")
+        .send()
+        .await;
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(config);
     let elb_tagged = elb
         .add_tags()
@@ -310,6 +346,7 @@ async fn cannot_seize(role: &str, config: &aws_config::SdkConfig, foreign: &Fore
         ("ec2:CreateTags", refusal(tagged)),
         ("ec2:AuthorizeSecurityGroupIngress", refusal(opened)),
         ("ec2:DeleteSecurityGroup", refusal(deleted)),
+        ("ec2:AttachVolume", refusal(attached)),
         ("elasticloadbalancing:AddTags", refusal(elb_tagged)),
         (
             "elasticloadbalancing:DeleteTargetGroup",
@@ -505,6 +542,16 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
         ] {
             assert!(!may_write(&client, key).await, "{role} may write {key}");
         }
+        // Only a control-plane member looks for its etcd volume; no worker can list volumes.
+        let described = aws_sdk_ec2::Client::new(&credentials)
+            .describe_volumes()
+            .send()
+            .await;
+        assert_eq!(
+            described.is_ok(),
+            role.starts_with("control-plane"),
+            "{role} describing volumes: {described:?}"
+        );
         cannot_seize(role, &credentials, &foreign).await;
     }
 }

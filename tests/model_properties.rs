@@ -359,6 +359,87 @@ fn control_plane_spreads_one_per_zone_and_registers_with_the_api() {
     assert_eq!(egress.len(), security_groups, "one egress rule per group");
 }
 
+/// Every control-plane member has exactly one data volume, in its own subnet's zone, tagged
+/// with its member and the etcd role, encrypted, made before its group (and deleted after it);
+/// nothing else has one.
+#[test]
+fn each_control_plane_member_has_one_encrypted_volume_in_its_zone() {
+    for (label, cluster, graph) in graphs() {
+        let zone_of_subnet = |address: &rafter::graph::Address| {
+            graph.nodes().iter().find_map(|node| match &node.resource {
+                Resource::Subnet(subnet) if &node.address == address => Some(subnet.zone.clone()),
+                _ => None,
+            })
+        };
+        let volumes: BTreeMap<String, &rafter::graph::resources::EbsVolume> = graph
+            .nodes()
+            .iter()
+            .filter_map(|node| match &node.resource {
+                Resource::EbsVolume(volume) => Some((node.address.to_string(), volume)),
+                _ => None,
+            })
+            .collect();
+        let mut used = Vec::new();
+        for node in graph.nodes() {
+            let Resource::AutoscalingGroup(group) = &node.resource else {
+                continue;
+            };
+            let is_member = node.address.name.starts_with("control-plane-");
+            assert_eq!(
+                group.data_volume.is_some(),
+                is_member,
+                "{label}: {}",
+                node.address
+            );
+            let Some(volume_ref) = &group.data_volume else {
+                continue;
+            };
+            let member = node.address.name.trim_start_matches("control-plane-");
+            let volume = volumes[&volume_ref.address().to_string()];
+            let zone = zone_of_subnet(group.subnets[0].address()).unwrap();
+            assert_eq!(volume.zone, zone, "{label}: {}", node.address);
+            assert_eq!(
+                volume
+                    .tags
+                    .get("rafter.dev/etcd-member")
+                    .map(String::as_str),
+                Some(member),
+                "{label}"
+            );
+            assert_eq!(
+                volume.tags.get("rafter.dev/role").map(String::as_str),
+                Some("etcd")
+            );
+            assert!(
+                node.dependencies().contains(volume_ref.address()),
+                "{label}: {} is made after its volume",
+                node.address
+            );
+            used.push(volume_ref.address().to_string());
+        }
+        used.sort();
+        assert_eq!(
+            used,
+            volumes.keys().cloned().collect::<Vec<_>>(),
+            "{label}: one volume per member, none spare"
+        );
+        assert_eq!(
+            used.len(),
+            cluster.spec.control_plane.count as usize,
+            "{label}"
+        );
+        let encrypted = graph.nodes().iter().all(|node| {
+            node.address.kind != ResourceKind::EbsVolume
+                || node
+                    .resource
+                    .attributes()
+                    .iter()
+                    .any(|field| field.name == "encrypted" && field.value == Value::Bool(true))
+        });
+        assert!(encrypted, "{label}");
+    }
+}
+
 /// Ingress rules of the group named `target` (`control-plane`) from the group named `source`,
 /// as (protocol, ports).
 fn ingress_between(
@@ -588,4 +669,51 @@ fn a_recorded_image_is_kept_until_the_spec_names_another() {
             "control-plane-eu-west-1c"
         ]
     );
+}
+
+/// The only EC2 actions any role holds are the control plane's: describing volumes, and
+/// attaching a volume with this cluster's and the etcd role's tags to an instance with this
+/// cluster's and the control-plane role's tags. No node group role holds any.
+#[test]
+fn ec2_permissions_are_the_control_planes_and_bound_to_the_clusters_tags() {
+    for (label, cluster, graph) in graphs() {
+        for node in graph.nodes() {
+            let Resource::IamRolePolicy(policy) = &node.resource else {
+                continue;
+            };
+            let document: serde_json::Value = serde_json::from_str(&policy.policy.content).unwrap();
+            let control_plane = node.address.name == "control-plane";
+            for statement in document["Statement"].as_array().unwrap() {
+                let actions: Vec<&str> = statement["Action"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|action| action.as_str().unwrap())
+                    .collect();
+                let ec2: Vec<&&str> = actions.iter().filter(|a| a.starts_with("ec2:")).collect();
+                if ec2.is_empty() {
+                    continue;
+                }
+                assert!(control_plane, "{label}: {} holds {ec2:?}", node.address);
+                if actions == ["ec2:DescribeVolumes"] {
+                    continue;
+                }
+                assert_eq!(actions, ["ec2:AttachVolume"], "{label}: {statement}");
+                let resource = statement["Resource"].as_str().unwrap();
+                let role = if resource.ends_with(":volume/*") {
+                    "etcd"
+                } else {
+                    assert!(resource.ends_with(":instance/*"), "{label}: {statement}");
+                    "control-plane"
+                };
+                let condition = &statement["Condition"]["StringEquals"];
+                assert_eq!(
+                    condition["aws:ResourceTag/rafter.dev/cluster"],
+                    cluster.metadata.name.as_str(),
+                    "{label}: {statement}"
+                );
+                assert_eq!(condition["aws:ResourceTag/rafter.dev/role"], role);
+            }
+        }
+    }
 }

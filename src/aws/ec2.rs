@@ -85,6 +85,26 @@ pub(super) async fn may_exist(
     Ok(tagged.contains(&key))
 }
 
+/// The volume of this cluster tagged with `address`, if an earlier run made it.
+pub(super) async fn find_owned_volume(
+    context: &Context,
+    address: &Address,
+) -> Result<Option<aws_sdk_ec2::types::Volume>, ProvisionError> {
+    context.calls.read(SERVICE);
+    let found = context
+        .ec2
+        .describe_volumes()
+        .set_filters(Some(owned(context, address)))
+        .send()
+        .await
+        .aws()?;
+    Ok(found
+        .volumes()
+        .iter()
+        .find(|volume| ours(volume.tags(), context, address))
+        .cloned())
+}
+
 /// What this run already created for `address` (see [`Context::created`]).
 fn created_earlier(context: &Context, address: &Address) -> Option<Outputs> {
     context
@@ -95,7 +115,7 @@ fn created_earlier(context: &Context, address: &Address) -> Option<Outputs> {
 }
 
 /// Remembers what a create returned, before any follow-up call can fail.
-fn remember_created(context: &Context, address: &Address, made: &Outputs) {
+pub(super) fn remember_created(context: &Context, address: &Address, made: &Outputs) {
     if let Ok(mut created) = context.created.lock() {
         created.insert(address.to_string(), made.clone());
     }

@@ -41,6 +41,8 @@ const STILL_IN_USE_CODES: &[&str] = &[
     "ScalingActivityInProgress",
     "ConcurrentModification",
     "OperationAborted",
+    // A volume an instance still holds (a terminating one lets go of it).
+    "VolumeInUse",
 ];
 
 /// An answer AWS gives while something just made propagates, or while the other side

@@ -18,6 +18,7 @@ pub mod loadbalancer;
 pub mod refresh;
 pub mod sweep;
 pub mod tokens;
+pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -142,12 +143,16 @@ enum Family {
     Ec2Network,
     Iam,
     Compute,
+    Volume,
     LoadBalancer,
     Dns,
     NotAws,
 }
 
 fn family(kind: ResourceKind) -> Family {
+    if kind == ResourceKind::EbsVolume {
+        return Family::Volume;
+    }
     match kind.concern() {
         Concern::Network | Concern::Security => Family::Ec2Network,
         Concern::Iam => Family::Iam,
@@ -189,6 +194,7 @@ impl Provisioner for AwsProvisioner {
             Family::Ec2Network => ec2::create(context, address, attrs).await,
             Family::Iam => iam::create(context, address.kind, attrs).await,
             Family::Compute => compute::create(context, address, attrs).await,
+            Family::Volume => volumes::create(context, address, attrs).await,
             Family::LoadBalancer => loadbalancer::create(context, address.kind, attrs).await,
             Family::Dns => dns::upsert_record(context, attrs).await,
             Family::NotAws => Err(not_aws(address)),
@@ -205,6 +211,7 @@ impl Provisioner for AwsProvisioner {
             Family::Ec2Network => ec2::update(context, recorded, attrs).await,
             Family::Iam => iam::update(context, recorded, attrs).await,
             Family::Compute => compute::update(context, recorded, attrs).await,
+            Family::Volume => volumes::update(context, recorded, attrs).await,
             Family::LoadBalancer => loadbalancer::update(context, recorded, attrs).await,
             Family::Dns => dns::upsert_record(context, attrs).await,
             Family::NotAws => Err(not_aws(&recorded.address)),
@@ -217,6 +224,7 @@ impl Provisioner for AwsProvisioner {
             Family::Ec2Network => ec2::delete(context, recorded).await,
             Family::Iam => iam::delete(context, recorded).await,
             Family::Compute => compute::delete(context, recorded).await,
+            Family::Volume => volumes::delete(context, recorded).await,
             Family::LoadBalancer => loadbalancer::delete(context, recorded).await,
             Family::Dns => dns::delete_record(context, recorded).await,
             Family::NotAws => Err(not_aws(&recorded.address)),

@@ -106,6 +106,7 @@ async fn existing(
             ResourceKind::RouteTable => route_tables(context, ids).await?,
             ResourceKind::SecurityGroup => security_groups(context, ids).await?,
             ResourceKind::KeyPair => key_pairs(context, ids).await?,
+            ResourceKind::EbsVolume => volumes(context, ids).await?,
             ResourceKind::LaunchTemplate => launch_templates(context, ids).await?,
             ResourceKind::AutoscalingGroup => auto_scaling_groups(context, ids).await?,
             ResourceKind::LoadBalancer => load_balancers(context, ids).await?,
@@ -141,6 +142,21 @@ async fn vpcs(context: &Context, ids: &[String]) -> Found {
     ids_of(ec2_every_page!(context, request, vpcs, |vpc| vpc
         .vpc_id()
         .map(str::to_string)))
+}
+
+async fn volumes(context: &Context, ids: &[String]) -> Found {
+    let request = context
+        .ec2
+        .describe_volumes()
+        .filters(ids_filter("volume-id", ids));
+    // A volume being deleted is as good as gone.
+    ids_of(ec2_every_page!(context, request, volumes, |volume| {
+        let state = volume.state().map(|state| state.as_str());
+        if matches!(state, Some("deleting" | "deleted" | "error")) {
+            return None;
+        }
+        volume.volume_id().map(str::to_string)
+    }))
 }
 
 async fn subnets(context: &Context, ids: &[String]) -> Found {

@@ -24,6 +24,7 @@ pub enum ResourceKind {
     IamRolePolicy,
     IamInstanceProfile,
     KeyPair,
+    EbsVolume,
     Image,
     LaunchTemplate,
     AutoscalingGroup,
@@ -80,6 +81,7 @@ impl ResourceKind {
             ResourceKind::IamRolePolicy => "aws_iam_role_policy",
             ResourceKind::IamInstanceProfile => "aws_iam_instance_profile",
             ResourceKind::KeyPair => "aws_key_pair",
+            ResourceKind::EbsVolume => "aws_ebs_volume",
             ResourceKind::Image => "aws_ami",
             ResourceKind::LaunchTemplate => "aws_launch_template",
             ResourceKind::AutoscalingGroup => "aws_autoscaling_group",
@@ -108,6 +110,7 @@ impl ResourceKind {
                 | ResourceKind::SecurityGroupIngressRule
                 | ResourceKind::SecurityGroupEgressRule
                 | ResourceKind::KeyPair
+                | ResourceKind::EbsVolume
                 | ResourceKind::LaunchTemplate
         )
     }
@@ -129,6 +132,7 @@ impl ResourceKind {
             | ResourceKind::IamRole
             | ResourceKind::IamInstanceProfile
             | ResourceKind::KeyPair
+            | ResourceKind::EbsVolume
             | ResourceKind::LaunchTemplate
             | ResourceKind::AutoscalingGroup
             | ResourceKind::LoadBalancer
@@ -147,7 +151,7 @@ impl ResourceKind {
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [ResourceKind; 24] = [
+    pub const ALL: [ResourceKind; 25] = [
         ResourceKind::Vpc,
         ResourceKind::Subnet,
         ResourceKind::InternetGateway,
@@ -163,6 +167,7 @@ impl ResourceKind {
         ResourceKind::IamRolePolicy,
         ResourceKind::IamInstanceProfile,
         ResourceKind::KeyPair,
+        ResourceKind::EbsVolume,
         ResourceKind::Image,
         ResourceKind::LaunchTemplate,
         ResourceKind::AutoscalingGroup,
@@ -196,6 +201,7 @@ impl ResourceKind {
             | ResourceKind::IamRolePolicy
             | ResourceKind::IamInstanceProfile => Concern::Iam,
             ResourceKind::KeyPair
+            | ResourceKind::EbsVolume
             | ResourceKind::Image
             | ResourceKind::LaunchTemplate
             | ResourceKind::AutoscalingGroup => Concern::Compute,

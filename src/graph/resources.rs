@@ -118,6 +118,7 @@ resources! {
     IamRolePolicy(IamRolePolicy),
     IamInstanceProfile(IamInstanceProfile),
     KeyPair(KeyPair),
+    EbsVolume(EbsVolume),
     Image(Image),
     LaunchTemplate(LaunchTemplate),
     AutoscalingGroup(AutoscalingGroup),
@@ -453,6 +454,38 @@ impl KeyPair {
     }
 }
 
+/// A control-plane member's etcd data volume: in the member's zone, always encrypted, found
+/// by its instance at boot through its tags (cluster and member). Size, type, IOPS and
+/// throughput change in place; nothing about it forces a replacement that the spec can ask
+/// for (the member's name includes its zone), because replacing it would lose the member's
+/// data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EbsVolume {
+    pub zone: String,
+    pub size_gib: u32,
+    pub volume_type: String,
+    pub iops: Option<u32>,
+    pub throughput_mibps: Option<u32>,
+    pub tags: Tags,
+}
+
+impl EbsVolume {
+    fn attributes(&self) -> Vec<Field> {
+        let mut fields = Fields::new()
+            .immutable("availability_zone", Value::str(&self.zone))
+            .immutable("encrypted", Value::Bool(true))
+            .mutable("size", Value::Int(i64::from(self.size_gib)))
+            .mutable("type", Value::str(&self.volume_type));
+        if let Some(iops) = self.iops {
+            fields = fields.mutable("iops", Value::Int(i64::from(iops)));
+        }
+        if let Some(throughput) = self.throughput_mibps {
+            fields = fields.mutable("throughput", Value::Int(i64::from(throughput)));
+        }
+        fields.tags(&self.tags).build()
+    }
+}
+
 /// The newest AMI of an image family, looked up at apply time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
@@ -590,6 +623,9 @@ pub struct AutoscalingGroup {
     pub min_size: u32,
     pub max_size: u32,
     pub target_groups: Vec<Ref<TargetGroup>>,
+    /// A control-plane member's etcd volume, which its instance attaches at boot: made
+    /// before the group and deleted after it (once the instance let go of it).
+    pub data_volume: Option<Ref<EbsVolume>>,
     /// Propagated to instances at launch.
     pub tags: Tags,
 }
@@ -795,6 +831,9 @@ impl Resource {
         match self {
             Resource::NatGateway(nat) => vec![nat.internet_gateway.address()],
             Resource::SshHost(host) => host.joins_after.iter().map(Ref::address).collect(),
+            Resource::AutoscalingGroup(group) => {
+                group.data_volume.iter().map(Ref::address).collect()
+            }
             _ => Vec::new(),
         }
     }

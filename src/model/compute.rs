@@ -1,4 +1,5 @@
-//! Key pair, machine images, launch templates and auto-scaling groups.
+//! Key pair, machine images, launch templates and auto-scaling groups, and the control-plane
+//! members' etcd data volumes.
 //!
 //! One auto-scaling group of one instance per control-plane member (so a replaced member
 //! keeps its name and zone), one per node group, and one for the bastion; each with its own
@@ -11,12 +12,12 @@ use serde::Serialize;
 use super::ModelError;
 use super::iam::InstanceProfiles;
 use super::loadbalancer::ApiLoadBalancer;
-use super::naming::Naming;
+use super::naming::{CONTROL_PLANE_ROLE, ETCD_MEMBER_TAG, ETCD_VOLUME_ROLE, Naming};
 use super::network::Network;
 use super::security::SecurityGroups;
 use crate::graph::resources::{
-    AutoscalingGroup, IamInstanceProfile, Image, ImageSource, KeyPair, LaunchTemplate, Ref,
-    SecurityGroup, Subnet, TargetGroup,
+    AutoscalingGroup, EbsVolume, IamInstanceProfile, Image, ImageSource, KeyPair, LaunchTemplate,
+    Ref, SecurityGroup, Subnet, TargetGroup,
 };
 use crate::graph::{DataFile, FileEncoding, ResourceGraph};
 use crate::spec::images::{ImageChoice, architecture_of, resolve_image};
@@ -52,6 +53,8 @@ struct InstanceGroup<'a> {
     min_size: u32,
     max_size: u32,
     target_groups: Vec<Ref<TargetGroup>>,
+    /// A control-plane member's etcd volume.
+    data_volume: Option<Ref<EbsVolume>>,
     extra_tags: BTreeMap<String, String>,
 }
 
@@ -139,6 +142,7 @@ impl Builder<'_> {
                 min_size: group.min_size,
                 max_size: group.max_size,
                 target_groups: group.target_groups,
+                data_volume: group.data_volume,
                 tags: instance_tags,
             },
         );
@@ -174,6 +178,11 @@ impl ControlPlaneSlot {
     /// The local name of the member's launch template and auto-scaling group.
     pub fn group(&self) -> String {
         format!("control-plane-{}", self.member())
+    }
+
+    /// The local name of the member's etcd data volume.
+    pub fn volume(&self) -> String {
+        format!("etcd-{}", self.member())
     }
 
     /// The name the member's etcd URLs use; each member resolves it from the addresses the
@@ -227,9 +236,23 @@ pub fn build(
 
     for slot in control_plane_slots(spec.control_plane.count, &spec.networking.zones) {
         let member = slot.member();
+        let mut volume_tags = naming.tags(&slot.volume(), ETCD_VOLUME_ROLE);
+        volume_tags.insert(ETCD_MEMBER_TAG.to_string(), member.clone());
+        let volume = &spec.etcd.volume;
+        let data_volume = builder.graph.add(
+            slot.volume(),
+            EbsVolume {
+                zone: slot.zone.clone(),
+                size_gib: volume.size_gib,
+                volume_type: volume.volume_type.clone(),
+                iops: volume.iops,
+                throughput_mibps: volume.throughput_mibps,
+                tags: volume_tags,
+            },
+        );
         builder.instance_group(InstanceGroup {
             local: slot.group(),
-            role: "control-plane",
+            role: CONTROL_PLANE_ROLE,
             bundle: Some(BundleOwner::ControlPlaneMember(&member)),
             image: &spec.control_plane.image,
             instance_type: &spec.control_plane.instance_type,
@@ -241,6 +264,7 @@ pub fn build(
             min_size: 1,
             max_size: 1,
             target_groups: api.target_groups(),
+            data_volume: Some(data_volume),
             extra_tags: BTreeMap::new(),
         })?;
     }
@@ -270,6 +294,7 @@ pub fn build(
             min_size: node_group.min_size,
             max_size: node_group.max_size,
             target_groups: Vec::new(),
+            data_volume: None,
             extra_tags,
         })?;
     }
@@ -289,6 +314,7 @@ pub fn build(
             min_size: 1,
             max_size: 1,
             target_groups: Vec::new(),
+            data_volume: None,
             extra_tags: BTreeMap::new(),
         })?;
     }

@@ -8,13 +8,16 @@
 //! |---------------|------------------------|---------------------------------------------------|
 //! | control plane | `ReadControlPlaneState` | user-data fetching the member's bundle; `etcd-peers.sh` reading the members' addresses |
 //! | control plane | `WriteControlPlaneState` | `etcd-peers.sh` publishing the member's address |
+//! | control plane | `FindEtcdVolumes`      | `etcd-volume.sh` finding its member's volume (`ec2:DescribeVolumes` has no resource-level permissions) |
+//! | control plane | `AttachEtcdVolumes`, `AttachToControlPlane` | `etcd-volume.sh` attaching its member's volume at boot |
 //! | node group    | `ReadNodeGroupState`   | user-data fetching the group's bundle             |
 //!
-//! No EC2, Elastic Load Balancing or ECR action is granted: rafter deploys no cloud
-//! controller, storage driver or registry credential helper that would call one (the kubelet
-//! and controller manager run without a cloud provider; the CNI needs no EC2 call in the mode
-//! rafter renders). In particular no role can tag anything, so no role can stamp this
-//! cluster's ownership tag on another team's resource.
+//! `ec2:AttachVolume` is allowed only for a volume carrying this cluster's tag and the etcd
+//! role tag, to an instance carrying this cluster's tag and the control-plane role tag (both
+//! resources of the call must be allowed). No other EC2, Elastic Load Balancing or ECR action
+//! is granted: rafter deploys no cloud controller, storage driver or registry credential
+//! helper that would call one. In particular no role can tag anything, so no role can stamp
+//! this cluster's tags on another team's volume or instance to make it attachable.
 //!
 //! The S3 prefixes come from [`crate::state::layout`], so the key a bundle is published at
 //! and the statement that lets its instances read it are derived from one place.
@@ -24,7 +27,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::compute::node_group_local;
-use super::naming::Naming;
+use super::naming::{CLUSTER_TAG, CONTROL_PLANE_ROLE, ETCD_VOLUME_ROLE, Naming, ROLE_TAG};
 use crate::graph::resources::{IamInstanceProfile, IamRole, IamRolePolicy, Ref};
 use crate::graph::{DataFile, FileEncoding, ResourceGraph};
 use crate::spec::Cluster;
@@ -116,13 +119,53 @@ fn state_store_statements(cluster: &Cluster, grant: &NodeGrant) -> Vec<serde_jso
     statements
 }
 
+/// What a control-plane member's `etcd-volume.sh` needs: find its member's volume, and
+/// attach a volume of this cluster's etcd members to an instance of this cluster's control
+/// plane (never anything else: the tags are checked on both resources of the call).
+fn etcd_volume_statements(cluster: &Cluster) -> Vec<serde_json::Value> {
+    let region = cluster.spec.region.as_deref().unwrap_or("*");
+    let partition = partition(region);
+    let tagged = |role: &str| {
+        json!({
+            "StringEquals": {
+                format!("aws:ResourceTag/{CLUSTER_TAG}"): cluster.metadata.name,
+                format!("aws:ResourceTag/{ROLE_TAG}"): role,
+            }
+        })
+    };
+    vec![
+        json!({
+            "Sid": "FindEtcdVolumes",
+            "Effect": "Allow",
+            "Action": ["ec2:DescribeVolumes"],
+            "Resource": "*",
+        }),
+        json!({
+            "Sid": "AttachEtcdVolumes",
+            "Effect": "Allow",
+            "Action": ["ec2:AttachVolume"],
+            "Resource": format!("arn:{partition}:ec2:{region}:*:volume/*"),
+            "Condition": tagged(ETCD_VOLUME_ROLE),
+        }),
+        json!({
+            "Sid": "AttachToControlPlane",
+            "Effect": "Allow",
+            "Action": ["ec2:AttachVolume"],
+            "Resource": format!("arn:{partition}:ec2:{region}:*:instance/*"),
+            "Condition": tagged(CONTROL_PLANE_ROLE),
+        }),
+    ]
+}
+
 pub fn build(graph: &mut ResourceGraph, cluster: &Cluster, naming: &Naming) -> InstanceProfiles {
+    let mut control_plane_statements = state_store_statements(cluster, &NodeGrant::control_plane());
+    control_plane_statements.extend(etcd_volume_statements(cluster));
     let control_plane = role(
         graph,
         cluster,
         naming,
         "control-plane",
-        state_store_statements(cluster, &NodeGrant::control_plane()),
+        control_plane_statements,
     );
     let node_groups = cluster
         .spec

@@ -9,6 +9,14 @@ use crate::graph::resources::Tags;
 
 pub const CLUSTER_TAG: &str = "rafter.dev/cluster";
 pub const ROLE_TAG: &str = "rafter.dev/role";
+/// The role tag of control-plane instances.
+pub const CONTROL_PLANE_ROLE: &str = "control-plane";
+/// The role tag of control-plane members' etcd data volumes (the control-plane role may
+/// attach only volumes of its own cluster with this role, to instances of its own cluster
+/// with the `control-plane` role).
+pub const ETCD_VOLUME_ROLE: &str = "etcd";
+/// Tag naming the etcd member whose data a volume holds: how the member's instance finds it.
+pub const ETCD_MEMBER_TAG: &str = "rafter.dev/etcd-member";
 /// Tag that names a resource's graph address, so a rerun finds exactly what it made.
 pub const ADDRESS_TAG: &str = "rafter.dev/address";
 

@@ -247,6 +247,9 @@ pub struct Etcd {
     /// Every this many minutes the leading member snapshots etcd into the cluster's backups
     /// (a systemd timer on each control-plane node); 0 turns scheduled backups off.
     pub backup_interval_minutes: u32,
+    /// On AWS, each member's data lives on an EBS volume of its own that follows the member
+    /// from instance to instance (as kops' etcd-manager does); its size and performance.
+    pub volume: EtcdVolume,
 }
 
 impl Default for Etcd {
@@ -254,6 +257,38 @@ impl Default for Etcd {
         Self {
             version: crate::spec::versions::DEFAULT_ETCD_VERSION.to_string(),
             backup_interval_minutes: 15,
+            volume: EtcdVolume::default(),
+        }
+    }
+}
+
+/// A control-plane member's etcd data volume on AWS (always encrypted). Size, type, IOPS and
+/// throughput change in place (EBS `ModifyVolume`); a volume never shrinks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct EtcdVolume {
+    /// GiB; kops' default for etcd is 20.
+    #[serde(rename = "sizeGiB")]
+    pub size_gib: u32,
+    /// The EBS volume type: `gp3` (the default), `gp2`, `io1` or `io2`.
+    #[serde(rename = "type")]
+    pub volume_type: String,
+    /// Provisioned IOPS (`gp3`: 3000 to 16000, its baseline 3000 when left out; `io1`/`io2`:
+    /// required).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iops: Option<u32>,
+    /// Throughput in MiB/s (`gp3` only: 125 to 1000, its baseline 125 when left out).
+    #[serde(rename = "throughputMiBps", skip_serializing_if = "Option::is_none")]
+    pub throughput_mibps: Option<u32>,
+}
+
+impl Default for EtcdVolume {
+    fn default() -> Self {
+        Self {
+            size_gib: 20,
+            volume_type: "gp3".to_string(),
+            iops: None,
+            throughput_mibps: None,
         }
     }
 }

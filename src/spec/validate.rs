@@ -228,6 +228,7 @@ fn validate_aws(cluster: &Cluster, out: &mut Vec<Diagnostic>) {
         );
     }
     check_backup_interval(spec.etcd.backup_interval_minutes, out);
+    check_etcd_volume(&spec.etcd.volume, out);
     validate_node_groups(spec, out);
     validate_networks(spec, out);
     if let Some(bastion) = &spec.bastion {
@@ -730,6 +731,74 @@ fn check_backup_interval(minutes: u32, out: &mut Vec<Diagnostic>) {
             )
             .with_hint("15 (the default) is what kops' etcd-manager does"),
         );
+    }
+}
+
+/// A member's etcd volume, within what EBS accepts for its type (EBS documents the ranges:
+/// gp3 1-16384 GiB, 3000-16000 IOPS, 125-1000 MiB/s; io1/io2 need their IOPS given).
+fn check_etcd_volume(volume: &crate::spec::EtcdVolume, out: &mut Vec<Diagnostic>) {
+    let field = |name: &str| path(&format!("spec.etcd.volume.{name}"));
+    if !(1..=16384).contains(&volume.size_gib) {
+        out.push(
+            Diagnostic::error(
+                field("sizeGiB"),
+                format!(
+                    "an etcd volume of {} GiB: must be between 1 and 16384",
+                    volume.size_gib
+                ),
+            )
+            .with_hint("20 (the default) is what kops gives etcd"),
+        );
+    }
+    let iops_range = match volume.volume_type.as_str() {
+        "gp3" => Some(3000..=16000),
+        "io1" => Some(100..=64000),
+        "io2" => Some(100..=256000),
+        "gp2" => None,
+        other => {
+            out.push(
+                Diagnostic::error(field("type"), format!("unknown EBS volume type `{other}`"))
+                    .with_hint("use gp3 (the default), gp2, io1 or io2"),
+            );
+            return;
+        }
+    };
+    match (&iops_range, volume.iops) {
+        (Some(range), Some(iops)) if !range.contains(&iops) => out.push(Diagnostic::error(
+            field("iops"),
+            format!(
+                "{iops} IOPS on {}: must be between {} and {}",
+                volume.volume_type,
+                range.start(),
+                range.end()
+            ),
+        )),
+        (None, Some(_)) => out.push(
+            Diagnostic::error(field("iops"), "gp2 volumes take no provisioned IOPS")
+                .with_hint("leave iops out, or use type gp3"),
+        ),
+        (Some(_), None) if volume.volume_type.starts_with("io") => out.push(
+            Diagnostic::error(
+                field("iops"),
+                format!("{} volumes need their IOPS given", volume.volume_type),
+            )
+            .with_hint("add iops, e.g. 3000"),
+        ),
+        _ => {}
+    }
+    match volume.throughput_mibps {
+        Some(_) if volume.volume_type != "gp3" => out.push(
+            Diagnostic::error(
+                field("throughputMiBps"),
+                "only gp3 volumes take a throughput",
+            )
+            .with_hint("leave throughputMiBps out, or use type gp3"),
+        ),
+        Some(throughput) if !(125..=1000).contains(&throughput) => out.push(Diagnostic::error(
+            field("throughputMiBps"),
+            format!("{throughput} MiB/s: must be between 125 and 1000"),
+        )),
+        _ => {}
     }
 }
 

@@ -158,6 +158,18 @@ pub async fn tagged_leftovers(name: &str) -> Vec<String> {
             .iter()
             .map(|table| format!("rtb {}", table.route_table_id().unwrap())),
     );
+    let volumes = ec2
+        .describe_volumes()
+        .filters(owned_by(name))
+        .send()
+        .await
+        .unwrap();
+    left.extend(
+        volumes
+            .volumes()
+            .iter()
+            .map(|volume| format!("vol {}", volume.volume_id().unwrap())),
+    );
     let instances = ec2
         .describe_instances()
         .filters(owned_by(name))
@@ -269,6 +281,7 @@ pub async fn tagged_counts(name: &str) -> std::collections::BTreeMap<ResourceKin
             "eip" => ResourceKind::ElasticIp,
             "sg" => ResourceKind::SecurityGroup,
             "key" => ResourceKind::KeyPair,
+            "vol" => ResourceKind::EbsVolume,
             "lt" => ResourceKind::LaunchTemplate,
             "asg" => ResourceKind::AutoscalingGroup,
             _ => continue,
@@ -290,6 +303,7 @@ pub fn wanted_counts(
         ResourceKind::ElasticIp,
         ResourceKind::SecurityGroup,
         ResourceKind::KeyPair,
+        ResourceKind::EbsVolume,
         ResourceKind::LaunchTemplate,
         ResourceKind::AutoscalingGroup,
     ]

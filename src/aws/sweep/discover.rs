@@ -72,6 +72,7 @@ async fn list(context: &Context, kind: LeftoverKind) -> Listing {
         ResourceKind::TargetGroup => target_groups(context).await,
         ResourceKind::LaunchTemplate => launch_templates(context).await,
         ResourceKind::KeyPair => key_pairs(context).await,
+        ResourceKind::EbsVolume => volumes(context).await,
         ResourceKind::NatGateway => nat_gateways(context).await,
         ResourceKind::ElasticIp => elastic_ips(context).await,
         ResourceKind::InternetGateway => internet_gateways(context).await,
@@ -282,6 +283,20 @@ async fn nat_gateways(context: &Context) -> Listing {
         Some(Found {
             going: state == "deleting",
             ..Found::new(ResourceKind::NatGateway, gateway.nat_gateway_id()?)
+        })
+    })
+}
+
+async fn volumes(context: &Context) -> Listing {
+    let request = context
+        .ec2
+        .describe_volumes()
+        .filters(owned_filter(context));
+    ec2_every_page!(context, request, volumes, |volume| {
+        ec2_owned(volume.tags(), context).then_some(())?;
+        Some(Found {
+            going: volume.state() == Some(&aws_sdk_ec2::types::VolumeState::Deleting),
+            ..Found::new(ResourceKind::EbsVolume, volume.volume_id()?)
         })
     })
 }

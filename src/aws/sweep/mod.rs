@@ -44,9 +44,11 @@ impl LeftoverKind {
 use LeftoverKind::{Instance, Resource};
 
 /// Kinds in the order they are deleted: whatever holds on to another goes first.
-pub(super) const PHASES: [LeftoverKind; 15] = [
+pub(super) const PHASES: [LeftoverKind; 16] = [
     Resource(ResourceKind::AutoscalingGroup),
     Instance,
+    // Held by an instance until it has terminated.
+    Resource(ResourceKind::EbsVolume),
     Resource(ResourceKind::LoadBalancer),
     Resource(ResourceKind::TargetGroup),
     Resource(ResourceKind::LaunchTemplate),

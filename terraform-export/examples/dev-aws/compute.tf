@@ -13,6 +13,21 @@ resource "aws_key_pair" "main" {
   }
 }
 
+resource "aws_ebs_volume" "etcd-eu-west-1a" {
+  availability_zone = "eu-west-1a"
+  encrypted         = true
+  size              = 20
+  type              = "gp3"
+  tags = {
+    "Name"                                  = "etcd-eu-west-1a.dev.example.com"
+    "kubernetes.io/cluster/dev.example.com" = "owned"
+    "rafter.dev/address"                    = "aws_ebs_volume.etcd-eu-west-1a"
+    "rafter.dev/cluster"                    = "dev.example.com"
+    "rafter.dev/etcd-member"                = "eu-west-1a"
+    "rafter.dev/role"                       = "etcd"
+  }
+}
+
 data "aws_ami" "debian-12-amd64" {
   most_recent = true
   owners      = ["136693071363"]
@@ -111,6 +126,8 @@ resource "aws_autoscaling_group" "control-plane-eu-west-1a" {
     value               = "control-plane"
     propagate_at_launch = true
   }
+
+  depends_on = [aws_ebs_volume.etcd-eu-west-1a]
 }
 
 resource "aws_launch_template" "nodes-workers" {
