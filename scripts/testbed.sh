@@ -15,6 +15,10 @@
 #   start NAME                   boot NAME again on its directories (data kept) and wait for it
 #   down [--purge]               stop every host, remove netns, veths and the bridge
 #                                (--purge also deletes $RAFTER_TESTBED_DIR)
+#   attach NAME DIR TARGET       make directory DIR of this machine appear in running host NAME
+#                                at TARGET (a bind mount placed into its mount namespace), as a
+#                                stand-in for a volume attached to an instance: its data lives
+#                                outside the host and is gone from it when the host stops
 #   status                       one line per host: NAME IP running|stopped
 #   ssh NAME [COMMAND ...]       ssh to NAME as root with the operator key
 #
@@ -38,7 +42,7 @@ VETH_PREFIX=rfv
 USER_NAME=rafter
 USER_UID=1500
 DEFAULT_HOSTS=(cp-1=10.250.0.11 cp-2=10.250.0.12 cp-3=10.250.0.13 worker-1=10.250.0.21)
-PACKAGES=(openssh-server openssh-client etcd-server etcd-client containerd runc
+PACKAGES=(openssh-server openssh-client etcd-server etcd-client containerd runc python3
   containernetworking-plugins systemd-container sudo iproute2 curl kmod)
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 export RAFTER_TESTBED_DIR=$DIR
@@ -622,6 +626,36 @@ cmd_stop() {
   fi
 }
 
+# A mount of this machine's DIR, cloned (open_tree) here and moved (move_mount) into the
+# mount namespace of the host's systemd: a bind mount cannot cross mount namespaces, a
+# detached clone can (Linux 5.2+; systemd's `machinectl bind` does the same).
+cmd_attach() {
+  require_root
+  [ $# = 3 ] || die "usage: $0 attach NAME DIR TARGET"
+  local name=$1 dir=$2 target=$3 pid init
+  pid=$(host_pid "$name") || die "attach: host $name is not running"
+  init=$(pgrep -P "$pid" -x systemd | head -n 1) || die "attach: host $name has no systemd yet"
+  [ -d "$dir" ] || die "attach: no directory $dir"
+  /usr/bin/python3 - "$init" "$dir" "$target" <<'PYTHON' || die "attach: $dir could not be placed at $target in $name"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_OPEN_TREE, SYS_MOVE_MOUNT, AT_FDCWD = 428, 429, -100
+OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC, AT_RECURSIVE = 1, 0o2000000, 0x8000
+MOVE_MOUNT_F_EMPTY_PATH, CLONE_NEWNS = 0x4, 0x00020000
+init, source, target = sys.argv[1:]
+def fail(what):
+    sys.exit(f"testbed: {what}: {os.strerror(ctypes.get_errno())}")
+tree = libc.syscall(SYS_OPEN_TREE, AT_FDCWD, source.encode(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)
+if tree < 0:
+    fail(f"open_tree {source}")
+if libc.setns(os.open(f"/proc/{init}/ns/mnt", os.O_RDONLY), CLONE_NEWNS) != 0:
+    fail("setns")
+os.makedirs(target, exist_ok=True)
+if libc.syscall(SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, target.encode(), MOVE_MOUNT_F_EMPTY_PATH) < 0:
+    fail(f"move_mount {target}")
+PYTHON
+}
+
 cmd_down() {
   require_root
   local purge='' n ns p
@@ -699,6 +733,7 @@ main() {
     up) cmd_up "$@" ;;
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;
+    attach) cmd_attach "$@" ;;
     down) cmd_down "$@" ;;
     status) cmd_status "$@" ;;
     ssh) cmd_ssh "$@" ;;

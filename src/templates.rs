@@ -60,6 +60,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/node/etcd-peers.sh.j2"),
     ),
     (
+        "node/etcd-volume.sh",
+        include_str!("../templates/node/etcd-volume.sh.j2"),
+    ),
+    (
         "node/etcd-peers.service",
         include_str!("../templates/node/etcd-peers.service.j2"),
     ),

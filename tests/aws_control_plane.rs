@@ -4,23 +4,30 @@
 //! published in the state store (S3 in the AWS API emulator); at boot each member publishes
 //! its address and resolves the others' names from what they published. Two form a new TLS
 //! etcd cluster with rafter's certificates, which name only DNS names; the third, slow to
-//! boot, finds it running and joins in its never-started entry's place. Then one instance is
-//! powered off for good and a new one with another address takes its place: it joins the
-//! running cluster (its stale entry removed, added again), and the others find it at its new
-//! address.
+//! boot, finds it running and joins in its never-started entry's place. Each member's data is
+//! on its own volume, which its instance attaches at boot. Then one instance is powered off
+//! for good and a new one with another address takes its place: it waits while the old
+//! instance still holds the volume, attaches it and comes back as the same member with its
+//! data, and the others find it at its new address. A member whose volume is lost too joins
+//! the running cluster anew (its stale entry removed, added again). Finally every instance is
+//! lost at once: the replacements come back with their members' data.
 //!
-//! The instance metadata service is a stand-in (`common::imds`): none can run here.
+//! The instance metadata service and the volumes are stand-ins (`common::imds`,
+//! `common::fleet`): neither can run here.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::apply::{Memory, converge};
+use common::fleet::{Fleet, VOLUME_DIR};
 use common::imds::Imds;
 use common::proxy::{FaultConfig, FaultProxy};
 use common::testbed::{Testbed, target};
 use rafter::bootstrap::assets::NodeNeeds;
 use rafter::bootstrap::publish_node_bundles;
+use rafter::graph::ResourceKind;
 use rafter::hosts::assets::{LocalFiles, local_downloads, upload};
 use rafter::spec::{Cluster, SpecFlags, SpecSources};
 use rafter::ssh::Session;
@@ -44,8 +51,10 @@ const INSTANCES: [(&str, &str, &str); 3] = [
     ("aws-b", "10.250.0.42", "eu-west-1b"),
     ("aws-c", "10.250.0.43", "eu-west-1c"),
 ];
-/// The instance that replaces aws-b: another address, another hostname, no data.
+/// The instance that replaces aws-b: another address, another hostname, the same volume.
 const REPLACEMENT: (&str, &str, &str) = ("aws-b2", "10.250.0.44", "eu-west-1b");
+/// The instance that replaces aws-b2 after its volume is lost too.
+const NO_VOLUME: (&str, &str, &str) = ("aws-b3", "10.250.0.45", "eu-west-1b");
 const ETCDCTL: &str = "/usr/local/lib/rafter/etcdctl";
 
 struct World {
@@ -53,8 +62,9 @@ struct World {
     store: S3Store,
     cluster: Cluster,
     files: LocalFiles,
-    /// `/etc/rafter/aws.env` of every instance: where its metadata and S3 are.
+    /// `/etc/rafter/aws.env` of every instance: where its metadata, S3, EC2 and volumes are.
     aws_env: String,
+    fleet: Fleet,
     _assets: tempfile::TempDir,
 }
 
@@ -132,6 +142,9 @@ impl World {
         member: &str,
         limit: Option<u32>,
     ) -> String {
+        if self.fleet.instance_of(host).is_none() {
+            self.fleet.launch(host, address, member).await;
+        }
         let session = Session::connect(&target(host, address, "root"), &self.testbed.options())
             .await
             .unwrap();
@@ -170,6 +183,36 @@ impl World {
         session.close().await;
         log
     }
+}
+
+/// Creates the members' etcd volumes as `create --yes` would (rafter's apply of the graph's
+/// volumes against the emulator; a fresh record adopts those that exist).
+async fn create_volumes(cluster: &Cluster) {
+    let graph = rafter::model::build_graph(cluster)
+        .unwrap()
+        .filtered(|node| node.address.kind == ResourceKind::EbsVolume);
+    assert_eq!(graph.len(), INSTANCES.len());
+    let (report, _) = converge(CLUSTER, &graph, &Memory::default()).await;
+    assert!(report.succeeded(), "{report:#?}");
+}
+
+/// The id of `member`'s volume, found by its tags as its instance finds it.
+async fn volume_of(ec2: &aws_sdk_ec2::Client, member: &str) -> String {
+    let filter = |name: &str, value: &str| {
+        aws_sdk_ec2::types::Filter::builder()
+            .name(name)
+            .values(value)
+            .build()
+    };
+    let found = ec2
+        .describe_volumes()
+        .filters(filter("tag:rafter.dev/cluster", CLUSTER))
+        .filters(filter("tag:rafter.dev/etcd-member", member))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(found.volumes().len(), 1, "{found:?}");
+    found.volumes()[0].volume_id().unwrap().to_string()
 }
 
 /// Polls `check` for up to three minutes.
@@ -262,20 +305,25 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
     );
     let imds = Imds::start(BRIDGE);
     let client = common::moto::s3_client();
+    let ec2 = aws_sdk_ec2::Client::new(&common::moto::sdk_config());
     let bucket = common::moto::new_bucket(&client, "boot").await;
     let assets = tempfile::tempdir().unwrap();
+    let aws_env = format!(
+        "RAFTER_IMDS_ENDPOINT={}\nRAFTER_S3_ENDPOINT={}\nRAFTER_EC2_ENDPOINT={}\nRAFTER_VOLUME_DIR={VOLUME_DIR}\n",
+        imds.endpoint,
+        s3.endpoint(),
+        s3.endpoint()
+    );
     let world = World {
         testbed,
         store: S3Store::new(client, &bucket, PREFIX),
         cluster: cluster(&bucket, assets.path()),
         files: LocalFiles::default(),
-        aws_env: format!(
-            "RAFTER_IMDS_ENDPOINT={}\nRAFTER_S3_ENDPOINT={}\n",
-            imds.endpoint,
-            s3.endpoint()
-        ),
+        aws_env,
+        fleet: Fleet::start(ec2.clone(), imds, CLUSTER).await,
         _assets: assets,
     };
+    create_volumes(&world.cluster).await;
     let now = time::OffsetDateTime::now_utc();
 
     let published = publish_node_bundles(&world.store, &world.cluster, &load_balancers(), now)
@@ -390,11 +438,19 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
         "{record:?}"
     );
 
-    // aws-b's instance is gone for good; its group's replacement boots elsewhere with the
-    // bundle that still says "new", while the other members are unreachable for a while
-    // (their etcd stopped with SIGSTOP). It must wait and then join as a new member, never
-    // start as the old one with an empty log.
-    // A writer on aws-a puts numbered keys throughout, and says which etcd acknowledged.
+    // Every member's data is on its volume, outside its instance.
+    let mut volumes = BTreeMap::new();
+    for (_, _, member) in INSTANCES {
+        let volume = volume_of(&ec2, member).await;
+        assert!(
+            Fleet::volume_data(&volume).join("member/wal").is_dir(),
+            "member {member}'s data is not on its volume {volume}"
+        );
+        volumes.insert(member, volume);
+    }
+
+    // A writer on aws-a puts numbered keys throughout what follows, and says which etcd
+    // acknowledged.
     let writer = std::thread::spawn(|| {
         let output = Testbed::open().ssh(
             "aws-a",
@@ -409,9 +465,117 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
             .map(str::to_string)
             .collect::<Vec<String>>()
     });
+
+    // aws-b is powered off for good; its group's replacement boots elsewhere while EC2 still
+    // counts the old instance as holding the volume (it is terminating). The replacement
+    // waits for the volume, attaches it once the old instance is gone, and comes back as the
+    // same member with its data: no membership change.
     world.testbed.stop("aws-b");
-    let old_id = formed["eu-west-1b"].0.clone();
     let (host, address, member) = REPLACEMENT;
+    Testbed::fresh(&[(host, address)]);
+    let old_instance = world.fleet.instance_of("aws-b").unwrap();
+    let terminated = async {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        world.fleet.terminate("aws-b").await;
+    };
+    let (log, ()) = tokio::join!(world.boot(host, address, member), terminated);
+    assert!(
+        log.contains(&format!(
+            "waiting for member {member}'s volume {}: instance {old_instance} holds it",
+            volumes[member]
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "attached member {member}'s volume {}",
+            volumes[member]
+        )) && !log.contains("added member"),
+        "{log}"
+    );
+    assert_eq!(published_addresses(&world.store).await[member], address);
+    eventually("the replacement in a healthy cluster of three", || {
+        healthy_everywhere(&world.testbed, "aws-c")?;
+        healthy_everywhere(&world.testbed, host)
+    });
+    let after_replacement = members(&world.testbed, "aws-a");
+    assert_eq!(
+        after_replacement, formed,
+        "the same members, with the same ids and peer URLs"
+    );
+    // The others learnt its new address; the data written before is on the new instance.
+    let hosts_file = world.testbed.ssh_ok("aws-a", "cat /etc/hosts");
+    assert!(
+        hosts_file.contains(&format!("{address} etcd-{member}.internal.{CLUSTER} ")),
+        "{hosts_file}"
+    );
+    let value = world.testbed.ssh_ok(
+        host,
+        &format!("{ETCDCTL} get /rafter/boot --print-value-only --consistency=s"),
+    );
+    assert_eq!(value.trim(), "formed");
+
+    // Every instance that booted through its user-data reported in the state store, under its
+    // own name, that its first boot is done.
+    for (host, member) in [(b.0, b.2), (c.0, c.2), (REPLACEMENT.0, REPLACEMENT.2)] {
+        let key = layout::BundleOwner::ControlPlaneMember(member).status_key(CLUSTER, host);
+        let report = world
+            .store
+            .read(&key)
+            .await
+            .unwrap()
+            .map(|bytes| String::from_utf8(bytes).unwrap());
+        let report = report.unwrap_or_else(|| panic!("{host} reported nothing at {key}"));
+        let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+        assert_eq!(report["host"], host, "{report}");
+        assert_eq!(report["state"], "done", "{report}");
+    }
+
+    // rafter reads the formed record: from now on its bundles say a member without data joins.
+    let republished = publish_node_bundles(&world.store, &world.cluster, &load_balancers(), now)
+        .await
+        .unwrap();
+    assert!(republished.etcd_formed);
+
+    // Now the member's volume is lost with its instance: the next `update` creates a new,
+    // empty one, and the member's next instance must join the running cluster as a new
+    // member, never start as the old one with an empty log, even while the others are
+    // unreachable for a while (their etcd stopped with SIGSTOP).
+    world.testbed.stop(host);
+    world.fleet.terminate(host).await;
+    ec2.delete_volume()
+        .volume_id(&volumes[member])
+        .send()
+        .await
+        .unwrap();
+    create_volumes(&world.cluster).await;
+    let new_volume = volume_of(&ec2, member).await;
+    assert_ne!(new_volume, volumes[member]);
+    // EC2 (as the proxy plays it) attaches a volume to one instance at a time, in its zone.
+    let through_proxy = aws_sdk_ec2::Client::new(&s3.sdk_config());
+    let attach = |volume: String, host: &str| {
+        through_proxy
+            .attach_volume()
+            .volume_id(volume)
+            .instance_id(world.fleet.instance_of(host).unwrap())
+            .device("/dev/xvdv")
+            .send()
+    };
+    let refusal = |outcome: Result<_, aws_sdk_ec2::error::SdkError<_>>| {
+        let error: aws_sdk_ec2::operation::attach_volume::AttachVolumeError =
+            outcome.unwrap_err().into_service_error();
+        aws_sdk_ec2::error::ProvideErrorMetadata::code(&error).map(str::to_string)
+    };
+    assert_eq!(
+        refusal(attach(volumes[a.2].clone(), "aws-c").await).as_deref(),
+        Some("VolumeInUse")
+    );
+    assert_eq!(
+        refusal(attach(new_volume.clone(), "aws-a").await).as_deref(),
+        Some("InvalidVolume.ZoneMismatch")
+    );
+    let old_id = formed[member].0.clone();
+    let (host, address, member) = NO_VOLUME;
     Testbed::fresh(&[(host, address)]);
     for (peer, _, _) in [a, c] {
         world.testbed.ssh_ok(peer, "pkill -STOP -x etcd");
@@ -430,31 +594,7 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
             && log.contains(&format!("added member {member} to the running cluster")),
         "{log}"
     );
-    assert_eq!(published_addresses(&world.store).await[member], address);
-
-    // Every instance that booted through its user-data reported in the state store, under its
-    // own name, that its first boot is done.
-    for (host, member) in [(b.0, b.2), (c.0, c.2), (REPLACEMENT.0, REPLACEMENT.2)] {
-        let key = layout::BundleOwner::ControlPlaneMember(member).status_key(CLUSTER, host);
-        let report = world
-            .store
-            .read(&key)
-            .await
-            .unwrap()
-            .map(|bytes| String::from_utf8(bytes).unwrap());
-        let report = report.unwrap_or_else(|| panic!("{host} reported nothing at {key}"));
-        let report: serde_json::Value = serde_json::from_str(&report).unwrap();
-        assert_eq!(report["host"], host, "{report}");
-        assert_eq!(report["state"], "done", "{report}");
-    }
-
-    // rafter reads the same record: from now on its bundles say a member without data joins.
-    let republished = publish_node_bundles(&world.store, &world.cluster, &load_balancers(), now)
-        .await
-        .unwrap();
-    assert!(republished.etcd_formed);
-
-    eventually("the replacement in a healthy cluster of three", || {
+    eventually("the new member in a healthy cluster of three", || {
         healthy_everywhere(&world.testbed, "aws-c")?;
         healthy_everywhere(&world.testbed, host)
     });
@@ -464,105 +604,102 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
         rejoined[member].0, old_id,
         "a new member took the old one's place"
     );
-    // The others learnt its new address; the data written before is on the new member.
-    let hosts_file = world.testbed.ssh_ok("aws-a", "cat /etc/hosts");
-    assert!(
-        hosts_file.contains(&format!("{address} etcd-{member}.internal.{CLUSTER} ")),
-        "{hosts_file}"
-    );
-    let value = world.testbed.ssh_ok(
-        host,
-        &format!("{ETCDCTL} get /rafter/boot --print-value-only --consistency=s"),
-    );
-    assert_eq!(value.trim(), "formed");
-    // No write etcd acknowledged while the member was replaced is lost: each is on the new
-    // member and on the others, with its value.
+    assert!(Fleet::volume_data(&new_volume).join("member/wal").is_dir());
+
+    // No write etcd acknowledged through both replacements is lost: each is on every member,
+    // with its value.
     world.testbed.ssh_ok("aws-a", "touch /tmp/stop-writer");
     let acknowledged = writer.join().unwrap();
     assert!(
         acknowledged.len() >= 20,
         "the writer wrote throughout: {acknowledged:?}"
     );
-    for reader in ["aws-a", "aws-c", host] {
+    let survivors = ["aws-a", "aws-c", host];
+    for reader in survivors {
         eventually(&format!("every acknowledged write on {reader}"), || {
-            let stored = world.testbed.ssh_ok(
-                reader,
-                &format!("{ETCDCTL} get /writer/ --prefix --consistency=s -w json"),
-            );
-            let stored: serde_json::Value =
-                serde_json::from_str(&stored).map_err(|error| error.to_string())?;
-            let values: BTreeMap<String, String> = stored["kvs"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-                .iter()
-                .map(|kv| {
-                    let decode = |field: &str| {
-                        String::from_utf8(
-                            aws_smithy_types::base64::decode(kv[field].as_str().unwrap()).unwrap(),
-                        )
-                        .unwrap()
-                    };
-                    (decode("key"), decode("value"))
-                })
-                .collect();
-            let lost: Vec<&String> = acknowledged
-                .iter()
-                .filter(|i| values.get(&format!("/writer/{i}")) != Some(&format!("v{i}")))
-                .collect();
-            match lost.is_empty() {
-                true => Ok(()),
-                false => Err(format!(
-                    "{} of {} acknowledged writes missing: {lost:?}",
-                    lost.len(),
-                    acknowledged.len()
-                )),
-            }
+            every_write_present(&world.testbed, reader, &acknowledged)
         });
     }
 
-    // Every instance is lost at once, before any `update` ran: the bundles still say "new".
-    // The replacements must not form a new, empty cluster: the state store says the cluster
-    // formed, so they wait (restoring from a backup is the way on).
+    // Every instance is lost at once, before any `update` ran (the bundles still say "new").
+    // The volumes are not: each replacement attaches its member's volume and the members
+    // start again with their data, as the same members.
     for (key, bundle) in &first_bundles {
         world.store.write(key, bundle).await.unwrap();
     }
-    for lost in ["aws-a", "aws-c", host] {
+    let before = members(&world.testbed, "aws-a");
+    for lost in survivors {
         world.testbed.stop(lost);
+        world.fleet.terminate(lost).await;
     }
     let fresh = [
-        ("aws-a3", "10.250.0.45", "eu-west-1a"),
-        ("aws-b3", "10.250.0.46", "eu-west-1b"),
-        ("aws-c3", "10.250.0.47", "eu-west-1c"),
+        ("aws-a3", "10.250.0.46", "eu-west-1a"),
+        ("aws-b4", "10.250.0.47", "eu-west-1b"),
+        ("aws-c3", "10.250.0.48", "eu-west-1c"),
     ];
     Testbed::fresh(&fresh.map(|(host, address, _)| (host, address)));
     let logs = futures::future::join_all(
         fresh
             .iter()
-            .map(|(host, address, member)| world.boot_for(host, address, member, Some(90))),
+            .map(|(host, address, member)| world.boot(host, address, member)),
     )
     .await;
-    for ((host, _, _), log) in fresh.iter().zip(logs) {
-        // The first member's bundle runs directly (it would apply the add-ons); the others'
-        // through their first-boot service.
-        if !log.contains("waiting to join") {
-            eventually(&format!("{host} waiting to join"), || {
-                let journal = world.testbed.ssh_ok(
-                    host,
-                    "journalctl --unit rafter-first-boot --output cat --no-pager || true",
-                );
-                if journal.contains("waiting to join") {
-                    Ok(())
-                } else {
-                    Err(format!("{log}\n{journal}"))
-                }
-            });
-        }
-        let etcd = world.testbed.ssh(host, "systemctl is-active etcd");
-        assert_ne!(
-            String::from_utf8_lossy(&etcd.stdout).trim(),
-            "active",
-            "{host} started etcd instead of waiting"
+    for ((host, _, member), log) in fresh.iter().zip(logs) {
+        assert!(
+            log.contains(&format!("attached member {member}'s volume"))
+                && !log.contains("added member"),
+            "{host}: {log}"
         );
+    }
+    let (first, _, _) = fresh[0];
+    eventually("the three members back together", || {
+        healthy_everywhere(&world.testbed, first)
+    });
+    assert_eq!(members(&world.testbed, first), before, "the same members");
+    for (reader, _, _) in fresh {
+        eventually(&format!("every acknowledged write on {reader}"), || {
+            every_write_present(&world.testbed, reader, &acknowledged)
+        });
+    }
+}
+
+/// Ok when every key in `acknowledged` is on `reader`'s member with its value.
+fn every_write_present(
+    testbed: &Testbed,
+    reader: &str,
+    acknowledged: &[String],
+) -> Result<(), String> {
+    let stored = testbed.ssh_ok(
+        reader,
+        &format!("{ETCDCTL} get /writer/ --prefix --consistency=s -w json"),
+    );
+    let stored: serde_json::Value =
+        serde_json::from_str(&stored).map_err(|error| error.to_string())?;
+    let values: BTreeMap<String, String> = stored["kvs"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|kv| {
+            let decode = |field: &str| {
+                String::from_utf8(
+                    aws_smithy_types::base64::decode(kv[field].as_str().unwrap()).unwrap(),
+                )
+                .unwrap()
+            };
+            (decode("key"), decode("value"))
+        })
+        .collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|i| values.get(&format!("/writer/{i}")) != Some(&format!("v{i}")))
+        .collect();
+    match lost.is_empty() {
+        true => Ok(()),
+        false => Err(format!(
+            "{} of {} acknowledged writes missing: {lost:?}",
+            lost.len(),
+            acknowledged.len()
+        )),
     }
 }

@@ -29,6 +29,11 @@ pub const INITIAL_CLUSTER_FILE: &str = "/etc/etcd/initial-cluster.env";
 /// Where an AWS control-plane node keeps rafter's AWS helpers and its peer script.
 pub const AWS_HELPERS: &str = "/usr/local/lib/rafter/aws.sh";
 pub const PEERS_SCRIPT: &str = "/usr/local/lib/rafter/etcd-peers.sh";
+/// Attaches and mounts an AWS member's data volume on [`DATA_DIR`] (`etcd-volume.sh`).
+pub const VOLUME_SCRIPT: &str = "/usr/local/lib/rafter/etcd-volume.sh";
+/// The systemd mount unit of [`DATA_DIR`] on an AWS member (`systemd-escape --path`), which
+/// etcd's unit requires there.
+pub const DATA_VOLUME_UNIT: &str = "var-lib-etcd.mount";
 /// The scheduled backup of a control-plane member, and where a bare host keeps its backups
 /// until rafter pulls them.
 pub const BACKUP_SCRIPT: &str = "/usr/local/lib/rafter/etcd-backup.sh";
@@ -140,6 +145,8 @@ struct Context<'a> {
     initial_state: &'a str,
     pki_dir: &'a str,
     data_dir: &'a str,
+    /// The mount unit of the data directory, for a member whose data is on its own volume.
+    data_volume_unit: Option<&'a str>,
 }
 
 /// The files of `this` member of `members`.
@@ -173,6 +180,8 @@ pub fn etcd_files(
         initial_state,
         pki_dir: PKI_DIR,
         data_dir: DATA_DIR,
+        // An AWS member (named, its address learnt at boot) keeps its data on its volume.
+        data_volume_unit: matches!(this.address, MemberAddress::Dns(_)).then_some(DATA_VOLUME_UNIT),
     };
     Ok(EtcdFiles {
         unit: templates::render("node/etcd.service", &context)?,

@@ -578,6 +578,7 @@ pub fn node_files(
                 etcd_discovery => boots_named,
                 etcd_backups => control_plane && spec.etcd.backup_interval_minutes > 0,
                 peers_script => etcd::PEERS_SCRIPT,
+                volume_script => etcd::VOLUME_SCRIPT,
                 kubelet_cert => KUBELET_CLIENT_CERT,
                 kubelet_key => KUBELET_CLIENT_KEY,
                 addons,
@@ -638,8 +639,8 @@ fn etcd_backup_files(
     Ok(())
 }
 
-/// What an AWS control-plane member needs to find the others at boot: the AWS helpers, the
-/// peer script and the timer that keeps the members' addresses current.
+/// What an AWS control-plane member needs at boot: the AWS helpers, the script that mounts
+/// its data volume, the peer script and the timer that keeps the members' addresses current.
 fn peer_discovery_files(
     files: &mut Files,
     cluster: &Cluster,
@@ -673,6 +674,21 @@ fn peer_discovery_files(
                 etcdctl => etcd::ETCDCTL,
                 initial_cluster_file => etcd::INITIAL_CLUSTER_FILE,
                 data_dir => etcd::DATA_DIR,
+            },
+        )?,
+    );
+    files.script(
+        etcd::VOLUME_SCRIPT,
+        templates::render(
+            "node/etcd-volume.sh",
+            minijinja::context! {
+                cluster => name,
+                member => this.name,
+                data_dir => etcd::DATA_DIR,
+                mount_unit => etcd::DATA_VOLUME_UNIT,
+                cluster_tag => crate::model::naming::CLUSTER_TAG,
+                member_tag => crate::model::naming::ETCD_MEMBER_TAG,
+                aws_helpers => etcd::AWS_HELPERS,
             },
         )?,
     );

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod etcd;
+pub mod fleet;
 pub mod host_assets;
 pub mod imds;
 pub mod inventory;

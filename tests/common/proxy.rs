@@ -39,6 +39,10 @@
 //! gateway is deleted, deleting a subnet, a security group or the VPC, or detaching the
 //! internet gateway, answers `DependencyViolation` (their network interfaces linger on AWS).
 //!
+//! Always, as EC2 does and the emulator does not: `AttachVolume` of a volume that is attached
+//! already answers `VolumeInUse` ("vol-… is already attached to an instance"), and of a
+//! volume in another zone than the instance `InvalidVolume.ZoneMismatch`.
+//!
 //! With [`FaultConfig::listing_lag`], for that long after a NAT gateway or a route table is
 //! created, describes of that kind by filter (not by id) do not list anything: AWS's
 //! describes are eventually consistent, so a lookup by tag right after a create can miss it.
@@ -613,6 +617,8 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             refused
         } else if let Some(refused) = shared.group_referenced(&request, action.as_deref()) {
             refused
+        } else if let Some(refused) = shared.volume_unattachable(&request, action.as_deref()) {
+            refused
         } else if lose_this {
             let number = shared.faults.fetch_add(1, Ordering::SeqCst);
             if shared.forward(&request, action.as_deref()).is_ok()
@@ -733,6 +739,63 @@ impl Shared {
             tokens.insert(token, (request.body.to_vec(), answer.clone()));
         }
         Ok(answer)
+    }
+
+    /// EC2's refusals to attach a volume that is attached already (the emulator moves the
+    /// attachment instead) or lives in another zone than the instance (the emulator does
+    /// not check), with EC2's codes and texts.
+    fn volume_unattachable(&self, request: &Request<'_>, action: Option<&str>) -> Option<Response> {
+        if action? != "AttachVolume" {
+            return None;
+        }
+        let (volume, instance) = (
+            request.form_field("VolumeId")?,
+            request.form_field("InstanceId")?,
+        );
+        let describe = |body: String| {
+            let describe = Request {
+                method: "POST",
+                target: "/",
+                head: request.head,
+                body: body.as_bytes(),
+            };
+            forward(&describe, &self.upstream)
+                .map(|answer| String::from_utf8_lossy(&answer.body).replace(['\r', '\n'], ""))
+                .unwrap_or_default()
+        };
+        let volumes = describe(format!(
+            "Action=DescribeVolumes&Version=2016-11-15&VolumeId.1={volume}"
+        ));
+        let instances = describe(format!(
+            "Action=DescribeInstances&Version=2016-11-15&InstanceId.1={instance}"
+        ));
+        let first = |xml: &str, name: &str| -> Option<String> {
+            let open = format!("<{name}>");
+            let start = xml.find(&open)? + open.len();
+            let end = xml[start..].find('<')? + start;
+            Some(xml[start..end].to_string())
+        };
+        let number = self.faults.load(Ordering::SeqCst);
+        // A volume's description names an instance only in its attachment.
+        if volumes.contains("<instanceId>") {
+            return Some(ec2_error(
+                "VolumeInUse",
+                &format!("{volume} is already attached to an instance"),
+                &format!("fault-proxy-volume-{number}"),
+            ));
+        }
+        let volume_zone = first(&volumes, "availabilityZone");
+        let instance_zone = first(&instances, "availabilityZone");
+        if volume_zone.is_some() && instance_zone.is_some() && volume_zone != instance_zone {
+            return Some(ec2_error(
+                "InvalidVolume.ZoneMismatch",
+                &format!(
+                    "The volume '{volume}' is not in the same availability zone as instance '{instance}'"
+                ),
+                &format!("fault-proxy-volume-{number}"),
+            ));
+        }
+        None
     }
 
     /// EC2's refusal to delete a group that another group's rule refers to.

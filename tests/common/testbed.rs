@@ -85,6 +85,27 @@ impl Testbed {
         run_script(&["start", name]);
     }
 
+    /// Makes this machine's directory `dir` appear in the running host `name` at `target`
+    /// (a volume stand-in, see `scripts/testbed.sh attach`); false when that failed (the
+    /// host is not running, say).
+    pub fn attach(&self, name: &str, dir: &Path, target: &str) -> bool {
+        let output = Command::new("bash")
+            .arg(script())
+            .args(["attach", name])
+            .arg(dir)
+            .arg(target)
+            .output()
+            .expect("run scripts/testbed.sh attach");
+        if !output.status.success() {
+            eprintln!(
+                "testbed attach {name} {}: {}",
+                dir.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        output.status.success()
+    }
+
     /// Runs `command` on `name` as root with the system's ssh client (the tests' own view of
     /// a host, independent of rafter's SSH code).
     pub fn ssh(&self, name: &str, command: &str) -> Output {
