@@ -215,6 +215,44 @@ async fn volume_of(ec2: &aws_sdk_ec2::Client, member: &str) -> String {
     found.volumes()[0].volume_id().unwrap().to_string()
 }
 
+/// What rafter reads of the members' etcd from their reports in the state store: the
+/// findings, or Ok with the reports.
+async fn member_evidence(
+    store: &S3Store,
+) -> Result<Vec<rafter::validate::member_reports::MemberReport>, String> {
+    use rafter::validate::member_reports;
+    let members: Vec<String> = INSTANCES.iter().map(|(_, _, m)| m.to_string()).collect();
+    let reports = member_reports::read(store, CLUSTER, &members)
+        .await
+        .unwrap();
+    let mut report = rafter::validate::Report::default();
+    member_reports::judge(
+        &members,
+        &reports,
+        time::OffsetDateTime::now_utc(),
+        &mut report,
+    );
+    match report.healthy() {
+        true => Ok(reports.into_iter().filter_map(|(_, found)| found).collect()),
+        false => Err(format!("{:?}", report.findings)),
+    }
+}
+
+/// Polls `check` (async) every 3 s for up to three minutes; its last error otherwise.
+async fn eventually_async<T, F: std::future::Future<Output = Result<T, String>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if Instant::now() > deadline => panic!("{what}: {last}"),
+            Err(_) => tokio::time::sleep(Duration::from_secs(3)).await,
+        }
+    }
+}
+
 /// Polls `check` for up to three minutes.
 fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -383,6 +421,20 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
     });
     let formed = members(&world.testbed, "aws-c");
     assert_eq!(formed.len(), 3, "{formed:?}");
+    // rafter sees the same through the reports the members put in the state store.
+    let reports = eventually_async("the members' reports say healthy", || {
+        member_evidence(&world.store)
+    })
+    .await;
+    for report in &reports {
+        assert_eq!(
+            u64::from_str_radix(&formed[&report.member].0, 16)
+                .unwrap()
+                .to_string(),
+            report.member_id,
+            "{report:?}"
+        );
+    }
     for (_, _, member) in INSTANCES {
         assert_eq!(
             formed[member].1,
@@ -503,6 +555,22 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
         after_replacement, formed,
         "the same members, with the same ids and peer URLs"
     );
+    // rafter's evidence: the member now reports from the new instance, healthy and caught up.
+    let new_instance = world.fleet.instance_of(host).unwrap();
+    eventually_async(
+        "the replaced member reports from its new instance",
+        || async {
+            let reports = member_evidence(&world.store).await?;
+            match reports
+                .iter()
+                .any(|report| report.member == member && report.instance == new_instance)
+            {
+                true => Ok(()),
+                false => Err(format!("{reports:?}")),
+            }
+        },
+    )
+    .await;
     // The others learnt its new address; the data written before is on the new instance.
     let hosts_file = world.testbed.ssh_ok("aws-a", "cat /etc/hosts");
     assert!(
@@ -661,6 +729,51 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
             every_write_present(&world.testbed, reader, &acknowledged)
         });
     }
+
+    // A member from before rafter gave members volumes keeps its data on the root disk. (Made
+    // so on aws-c3: its data copied to the root disk, the volume unmounted and let go, and a
+    // new, empty volume made for the member as `update` would.) When its bundle runs again it
+    // moves the data onto the new volume and stays the same member.
+    let (host, _, member) = fresh[2];
+    world.testbed.ssh_ok(
+        host,
+        "systemctl stop etcd && cp -a /var/lib/etcd /root/etcd-data && \
+         systemctl stop var-lib-etcd.mount && rm /etc/systemd/system/var-lib-etcd.mount && \
+         systemctl daemon-reload && rmdir /var/lib/etcd && mv /root/etcd-data /var/lib/etcd",
+    );
+    let old_volume = volume_of(&ec2, member).await;
+    ec2.detach_volume()
+        .volume_id(&old_volume)
+        .instance_id(world.fleet.instance_of(host).unwrap())
+        .send()
+        .await
+        .unwrap();
+    ec2.delete_volume()
+        .volume_id(&old_volume)
+        .send()
+        .await
+        .unwrap();
+    create_volumes(&world.cluster).await;
+    let new_volume = volume_of(&ec2, member).await;
+    let rerun = world
+        .testbed
+        .ssh(host, "/usr/local/lib/rafter/first-boot.sh");
+    let log = String::from_utf8_lossy(&rerun.stderr);
+    assert!(rerun.status.success(), "{log}");
+    assert!(
+        log.contains(&format!(
+            "moved member {member}'s data from the root disk onto its volume {new_volume}"
+        )),
+        "{log}"
+    );
+    assert!(Fleet::volume_data(&new_volume).join("member/wal").is_dir());
+    eventually("the moved member back in a healthy cluster", || {
+        healthy_everywhere(&world.testbed, host)
+    });
+    assert_eq!(members(&world.testbed, host), before, "the same members");
+    eventually(&format!("every acknowledged write on {host}"), || {
+        every_write_present(&world.testbed, host, &acknowledged)
+    });
 }
 
 /// Ok when every key in `acknowledged` is on `reader`'s member with its value.

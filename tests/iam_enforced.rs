@@ -509,6 +509,11 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
             role.starts_with("control-plane"),
             "{role} writing a backup"
         );
+        assert_eq!(
+            may_write(&client, "etcd-status/eu-west-1b").await,
+            role.starts_with("control-plane"),
+            "{role}: only control-plane members report their etcd"
+        );
         let publishes = may_write(&client, "etcd-peers/eu-west-1b").await;
         assert_eq!(
             publishes,

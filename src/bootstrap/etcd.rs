@@ -111,6 +111,8 @@ pub struct PeerDiscovery {
     pub peers_url: String,
     /// `s3://bucket/prefix/<cluster>/backups/etcd`: where the leader puts scheduled backups.
     pub backups_url: String,
+    /// `s3://bucket/prefix/<cluster>/etcd-status`: one status report per member.
+    pub status_url: String,
 }
 
 /// A new cluster's members start together from the full list; a member added to a running

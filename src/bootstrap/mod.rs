@@ -227,6 +227,7 @@ pub fn select_node(
                     backups_url: layout::etcd_backups_url(
                         spec.config_base.as_deref().unwrap_or(""),
                     ),
+                    status_url: layout::etcd_status_url(spec.config_base.as_deref().unwrap_or("")),
                 }),
             })
         }

@@ -665,6 +665,7 @@ fn peer_discovery_files(
                 host => this.url_host(),
                 members,
                 peers_url => discovery.peers_url,
+                status_url => format!("{}/{}", discovery.status_url, this.name),
                 formed_record => crate::state::layout::ETCD_FORMED_RECORD,
                 initial_state => match initial_state {
                     InitialState::New => "new",

@@ -17,6 +17,7 @@
 //! <cluster>/control-plane/<member>/bundle.sh a member's files (CA keys)        control plane
 //! <cluster>/etcd-peers/<member>              a member's address                control plane (read, write)
 //! <cluster>/etcd-peers/_formed               whether etcd ever formed          control plane (read, write)
+//! <cluster>/etcd-status/<member>             the member's etcd, as it sees it  control plane (write)
 //! <cluster>/node-groups/<group>/bundle.sh    a node group's files (no CA key)  that group only
 //! <cluster>/node-status/control-plane/<member>/<host>   how an instance's boot went   control plane (write)
 //! <cluster>/node-status/node-groups/<group>/<host>      how an instance's boot went   that group (write)
@@ -46,6 +47,21 @@ const OPERATIONS_DIR: &str = "operations";
 
 /// Where AWS control-plane members publish their addresses: one object per member.
 pub const ETCD_PEERS_DIR: &str = "etcd-peers";
+
+/// Where each AWS control-plane member reports its etcd's state every 30 s (one object per
+/// member): rafter's evidence for `validate` and the gates of day-two operations, since it
+/// cannot reach a private etcd itself.
+const ETCD_STATUS_DIR: &str = "etcd-status";
+
+/// Where the members' status reports are, from the cluster's `configBase`.
+pub fn etcd_status_url(config_base: &str) -> String {
+    format!("{}/{ETCD_STATUS_DIR}", config_base.trim_end_matches('/'))
+}
+
+/// The key of one member's status report.
+pub fn etcd_status_key(cluster: &str, member: &str) -> String {
+    under(cluster, &format!("{ETCD_STATUS_DIR}/{member}"))
+}
 
 /// Where bundles were kept before the layout split control-plane and worker material: every
 /// worker could read it. Publishing removes it.
@@ -223,7 +239,8 @@ pub struct NodeGrant {
 
 impl NodeGrant {
     /// Control-plane members read their bundles (all members share one role, and every
-    /// member's bundle holds the same CA keys), read and write the address records, and
+    /// member's bundle holds the same CA keys), read and write the address records, write
+    /// their etcd status reports, and
     /// write scheduled etcd backups: never read or list them, so a backup is no way into
     /// the store, and never delete them.
     pub fn control_plane() -> Self {
@@ -232,6 +249,7 @@ impl NodeGrant {
             read: vec![CONTROL_PLANE_DIR.to_string(), ETCD_PEERS_DIR.to_string()],
             write: vec![
                 ETCD_PEERS_DIR.to_string(),
+                ETCD_STATUS_DIR.to_string(),
                 format!("{NODE_STATUS_DIR}/{CONTROL_PLANE_DIR}"),
                 ETCD_BACKUPS_DIR.to_string(),
             ],

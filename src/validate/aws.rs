@@ -2,10 +2,11 @@
 //! group has its desired instances in service; every target behind the API load balancer is
 //! healthy; every instance in service reported that its boot finished (the report
 //! `rafter-first-boot` writes to the state store); and the control plane recorded that etcd
-//! formed. etcd's own health on AWS is read from these reports: its members are reached
-//! through the state store, not SSH.
+//! formed; and etcd's own health, from the reports each member puts in the state store
+//! ([`member_reports`]): its members are reached through the state store, not SSH.
 
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use crate::apply::ProvisionError;
 use crate::aws::{Context, capacity, compute, health};
@@ -15,7 +16,7 @@ use crate::spec::Cluster;
 use crate::state::{StateError, StateStore, layout};
 
 use super::kubernetes::Expected;
-use super::{Area, Report};
+use super::{Area, Report, member_reports};
 use crate::model::compute::{ControlPlaneSlot, control_plane_slots};
 
 #[derive(Debug, thiserror::Error)]
@@ -156,14 +157,15 @@ pub async fn validate(
             "control-plane members record it once their etcd is healthy: wait (`--wait`), or read the control-plane boot reports",
         ),
     }
-    // Control-plane groups are the ones the model places the members in.
-    let member_groups: Vec<String> = control_plane_slots(
+    let slots = control_plane_slots(
         cluster.spec.control_plane.count,
         &cluster.spec.networking.zones,
-    )
-    .iter()
-    .map(ControlPlaneSlot::group)
-    .collect();
+    );
+    let members: Vec<String> = slots.iter().map(ControlPlaneSlot::member).collect();
+    let reports = member_reports::read(store, name, &members).await?;
+    member_reports::judge(&members, &reports, OffsetDateTime::now_utc(), &mut report);
+    // Control-plane groups are the ones the model places the members in.
+    let member_groups: Vec<String> = slots.iter().map(ControlPlaneSlot::group).collect();
     let control_plane_groups: Vec<String> = recorded
         .iter()
         .filter(|record| {

@@ -8,6 +8,7 @@
 pub mod aws;
 pub mod hosts;
 pub mod kubernetes;
+pub mod member_reports;
 
 use serde::Serialize;
 
