@@ -15,6 +15,7 @@ pub mod kubeconfig;
 pub mod model;
 pub mod pki;
 pub mod plan;
+pub mod rolling;
 pub mod spec;
 pub mod ssh;
 pub mod state;

@@ -69,11 +69,17 @@ struct World {
 }
 
 fn cluster(bucket: &str, assets: &std::path::Path) -> Cluster {
+    cluster_named(CLUSTER, bucket, assets)
+}
+
+/// The `ha-aws` cluster `name` in the three zones, its state in `bucket`, its assets served
+/// from `assets` (where its spec overlay is written too).
+fn cluster_named(name: &str, bucket: &str, assets: &std::path::Path) -> Cluster {
     let overlay = assets.join("overlay.yaml");
     std::fs::write(
         &overlay,
         format!(
-            "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: {CLUSTER}\nspec:\n{}",
+            "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: {name}\nspec:\n{}",
             common::host_assets::build(assets)
         ),
     )
@@ -82,7 +88,7 @@ fn cluster(bucket: &str, assets: &std::path::Path) -> Cluster {
         profile: Some("ha-aws".into()),
         file: Some(overlay),
         flags: SpecFlags {
-            name: Some(CLUSTER.into()),
+            name: Some(name.into()),
             zones: Some(
                 INSTANCES
                     .iter()
@@ -92,7 +98,7 @@ fn cluster(bucket: &str, assets: &std::path::Path) -> Cluster {
             ..SpecFlags::default()
         },
     };
-    rafter::spec::load(&sources, Some(&format!("s3://{bucket}/{PREFIX}/{CLUSTER}")))
+    rafter::spec::load(&sources, Some(&format!("s3://{bucket}/{PREFIX}/{name}")))
         .unwrap()
         .cluster
 }
@@ -100,7 +106,7 @@ fn cluster(bucket: &str, assets: &std::path::Path) -> Cluster {
 impl World {
     /// The bundle rafter published for `member`'s group.
     async fn bundle(&self, member: &str) -> Vec<u8> {
-        let key = layout::BundleOwner::ControlPlaneMember(member).key(CLUSTER);
+        let key = layout::BundleOwner::ControlPlaneMember(member).key(&self.cluster.metadata.name);
         self.store
             .read(&key)
             .await
@@ -219,10 +225,11 @@ async fn volume_of(ec2: &aws_sdk_ec2::Client, member: &str) -> String {
 /// findings, or Ok with the reports.
 async fn member_evidence(
     store: &S3Store,
+    cluster: &str,
 ) -> Result<Vec<rafter::validate::member_reports::MemberReport>, String> {
     use rafter::validate::member_reports;
     let members: Vec<String> = INSTANCES.iter().map(|(_, _, m)| m.to_string()).collect();
-    let reports = member_reports::read(store, CLUSTER, &members)
+    let reports = member_reports::read(store, cluster, &members)
         .await
         .unwrap();
     let mut report = rafter::validate::Report::default();
@@ -423,7 +430,7 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
     assert_eq!(formed.len(), 3, "{formed:?}");
     // rafter sees the same through the reports the members put in the state store.
     let reports = eventually_async("the members' reports say healthy", || {
-        member_evidence(&world.store)
+        member_evidence(&world.store, CLUSTER)
     })
     .await;
     for report in &reports {
@@ -560,7 +567,7 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
     eventually_async(
         "the replaced member reports from its new instance",
         || async {
-            let reports = member_evidence(&world.store).await?;
+            let reports = member_evidence(&world.store, CLUSTER).await?;
             match reports
                 .iter()
                 .any(|report| report.member == member && report.instance == new_instance)
@@ -815,4 +822,380 @@ fn every_write_present(
             acknowledged.len()
         )),
     }
+}
+
+/// What the test and the proxy's hook (in its own thread) share.
+type Shared<T> = std::sync::Arc<std::sync::Mutex<T>>;
+
+/// The rolling update's cluster, made by `rafter create cluster --yes` on the emulator.
+const ROLLED: &str = "roll.example.com";
+/// Hosts playing the instances Auto Scaling launches for the rolled cluster's members: the
+/// first three at creation, the others as replacements, in order.
+const ROLL_HOSTS: [(&str, &str); 6] = [
+    ("roll-1", "10.250.0.81"),
+    ("roll-2", "10.250.0.82"),
+    ("roll-3", "10.250.0.83"),
+    ("roll-4", "10.250.0.84"),
+    ("roll-5", "10.250.0.85"),
+    ("roll-6", "10.250.0.86"),
+];
+
+/// Every control-plane member's group name and the instances Auto Scaling has in it.
+async fn member_groups(
+    autoscaling: &aws_sdk_autoscaling::Client,
+) -> BTreeMap<String, (String, Vec<String>)> {
+    let described = autoscaling
+        .describe_auto_scaling_groups()
+        .send()
+        .await
+        .unwrap();
+    let mut groups = BTreeMap::new();
+    for group in described.auto_scaling_groups() {
+        let name = group.auto_scaling_group_name().unwrap_or_default();
+        let Some(member) = name
+            .strip_prefix("control-plane-")
+            .and_then(|rest| rest.strip_suffix(&format!(".{ROLLED}")))
+        else {
+            continue;
+        };
+        let instances = group
+            .instances()
+            .iter()
+            .filter(|instance| {
+                instance.lifecycle_state()
+                    == Some(&aws_sdk_autoscaling::types::LifecycleState::InService)
+            })
+            .filter_map(|instance| instance.instance_id().map(str::to_string))
+            .collect();
+        groups.insert(member.to_string(), (name.to_string(), instances));
+    }
+    groups
+}
+
+/// `rafter rolling-update cluster` on AWS: the three members of a cluster made by `create
+/// cluster --yes` (the emulator's auto-scaling groups launch the instances, test-bed hosts play
+/// them) are out of date once `update` changes their instance type, and are replaced one at
+/// a time, while a writer writes throughout. Auto
+/// Scaling's replacement of each terminated instance is played by booting a fresh host from
+/// the group's user-data; terminating an instance powers its host off before the emulator
+/// detaches its volume. At every termination every other member is healthy; each member comes
+/// back as the same member with its data; every acknowledged write survives; and a second run
+/// finds nothing to replace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_update_replaces_members_one_at_a_time() {
+    Testbed::fresh(&ROLL_HOSTS[..3]);
+    let s3 = FaultProxy::start_on(
+        BRIDGE,
+        &common::moto::moto().endpoint,
+        FaultConfig::default(),
+    );
+    let imds = Imds::start(BRIDGE);
+    let client = common::moto::s3_client();
+    let ec2 = aws_sdk_ec2::Client::new(&common::moto::sdk_config());
+    let autoscaling = aws_sdk_autoscaling::Client::new(&common::moto::sdk_config());
+    let bucket = common::moto::new_bucket(&client, "roll").await;
+    common::moto::public_zone("example.com").await;
+    let assets = tempfile::tempdir().unwrap();
+    let cluster = cluster_named(ROLLED, &bucket, assets.path());
+    let key_file = assets.path().join("key.pub");
+    std::fs::write(&key_file, common::EXAMPLE_PUBLIC_KEY).unwrap();
+    let rafter = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rafter"));
+        command
+            .args(args)
+            .env("RAFTER_STATE", format!("s3://{bucket}/{PREFIX}"))
+            .envs(common::moto::process_env())
+            .env("AWS_ENDPOINT_URL", s3.endpoint())
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        command
+    };
+    let overlay = assets.path().join("overlay.yaml");
+    let created = rafter(&[
+        "create",
+        "cluster",
+        "-f",
+        overlay.to_str().unwrap(),
+        "--profile",
+        "ha-aws",
+        "--zones",
+        "eu-west-1a,eu-west-1b,eu-west-1c",
+        "--dns-zone",
+        "example.com",
+        "--ssh-public-key",
+        key_file.to_str().unwrap(),
+        "--yes",
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let world = World {
+        testbed: Testbed::open(),
+        store: S3Store::new(client, &bucket, PREFIX),
+        cluster,
+        files: LocalFiles::default(),
+        aws_env: format!(
+            "RAFTER_IMDS_ENDPOINT={}\nRAFTER_S3_ENDPOINT={}\nRAFTER_EC2_ENDPOINT={}\nRAFTER_VOLUME_DIR={VOLUME_DIR}\n",
+            imds.endpoint,
+            s3.endpoint(),
+            s3.endpoint()
+        ),
+        fleet: Fleet::start(ec2.clone(), imds, ROLLED).await,
+        _assets: assets,
+    };
+
+    // The hosts play the instances the groups launched, and boot them.
+    let groups = member_groups(&autoscaling).await;
+    assert_eq!(groups.len(), 3, "{groups:?}");
+    let mut free_hosts = ROLL_HOSTS.iter();
+    let mut boots = Vec::new();
+    for (member, (_, instances)) in &groups {
+        let (host, address) = free_hosts.next().unwrap();
+        world.fleet.adopt(host, address, &instances[0], member);
+        boots.push(world.boot(host, address, member));
+    }
+    futures::future::join_all(boots).await;
+    eventually_async("the members report healthy", || {
+        member_evidence(&world.store, ROLLED)
+    })
+    .await;
+    let (first_host, _) = ROLL_HOSTS[0];
+    let before = members(&world.testbed, first_host);
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    // Terminating an instance powers its host off first (AWS detaches a volume once the
+    // instance has stopped); at that moment every other member must be healthy.
+    let running: std::sync::Arc<std::sync::Mutex<Vec<String>>> =
+        std::sync::Arc::new(std::sync::Mutex::new(
+            ROLL_HOSTS[..3]
+                .iter()
+                .map(|(host, _)| host.to_string())
+                .collect(),
+        ));
+    let terminations: Shared<Vec<(String, Result<(), String>)>> = Shared::default();
+    {
+        let (running, terminations) = (running.clone(), terminations.clone());
+        let hosts_by_instance = world.fleet.hosts_handle();
+        s3.before_forwarding(std::sync::Arc::new(move |action, body| {
+            if action != "TerminateInstanceInAutoScalingGroup" {
+                return;
+            }
+            let instance = body
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("InstanceId="))
+                .unwrap_or_default()
+                .to_string();
+            let Some(host) = hosts_by_instance.lock().unwrap().get(&instance).cloned() else {
+                return;
+            };
+            let others: Vec<String> = running
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|other| **other != host)
+                .cloned()
+                .collect();
+            let healthy = healthy_at(&Testbed::open(), &others[0], "--cluster", 3);
+            terminations.lock().unwrap().push((host.clone(), healthy));
+            Testbed::open().stop(&host);
+            running.lock().unwrap().retain(|other| *other != host);
+        }));
+    }
+
+    // A writer puts numbered keys throughout, through whichever member host runs.
+    let stop_writer = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (running, stop) = (running.clone(), stop_writer.clone());
+        std::thread::spawn(move || {
+            let mut acknowledged = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                i += 1;
+                let host = running.lock().unwrap().first().cloned();
+                if let Some(host) = host
+                    && Testbed::open()
+                        .ssh(
+                            &host,
+                            &format!("{ETCDCTL} --command-timeout=2s put /roll/{i} v{i}"),
+                        )
+                        .status
+                        .success()
+                {
+                    acknowledged.push(i.to_string());
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            acknowledged
+        })
+    };
+
+    // Nothing is out of date yet. Then the control plane's instance type changes: `update`
+    // makes new launch template versions, which only instances launched later get, and the
+    // plan names every member's instance.
+    let stdout = |output: std::process::Output| {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let plan = stdout(
+        rafter(&["rolling-update", "cluster", ROLLED])
+            .output()
+            .unwrap(),
+    );
+    assert!(plan.contains("Nothing to replace"), "{plan}");
+    let spec = stdout(
+        rafter(&["get", "cluster", ROLLED, "-o", "yaml"])
+            .output()
+            .unwrap(),
+    );
+    let edited = spec.replacen("instanceType: t3.medium", "instanceType: t3.large", 1);
+    assert_ne!(edited, spec);
+    let edited_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(edited_file.path(), edited).unwrap();
+    stdout(
+        rafter(&[
+            "update",
+            "cluster",
+            ROLLED,
+            "-f",
+            edited_file.path().to_str().unwrap(),
+            "--yes",
+        ])
+        .output()
+        .unwrap(),
+    );
+    let plan = stdout(
+        rafter(&["rolling-update", "cluster", ROLLED])
+            .output()
+            .unwrap(),
+    );
+    for (member, (_, instances)) in member_groups(&autoscaling).await {
+        assert!(
+            plan.contains(&format!(
+                "replace member {member} ({}): launch template version 1 -> 2",
+                instances[0]
+            )),
+            "{plan}"
+        );
+    }
+    assert!(
+        plan.contains("every member reports its etcd healthy"),
+        "{plan}"
+    );
+
+    // The rolling update runs; Auto Scaling's new instances boot as they appear. The first
+    // run is killed (SIGKILL) while it waits for the second member to come back; the same
+    // command run again continues with that member (whose old instance is gone already).
+    let logs = tempfile::tempdir().unwrap();
+    let start = |attempt: u32| {
+        let log = std::fs::File::create(logs.path().join(format!("roll-{attempt}.log"))).unwrap();
+        rafter(&["rolling-update", "cluster", ROLLED, "--yes"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    let read_log = |attempt: u32| {
+        std::fs::read_to_string(logs.path().join(format!("roll-{attempt}.log"))).unwrap()
+    };
+    let (mut child, mut attempt) = (start(1), 1);
+    let mut replaced = Vec::new();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if attempt == 1 && replaced.len() == 2 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            (child, attempt) = (start(2), 2);
+            continue;
+        }
+        for (member, (_, instances)) in member_groups(&autoscaling).await {
+            for instance in instances {
+                if world.fleet.host_of(&instance).is_some() {
+                    continue;
+                }
+                let (host, address) = free_hosts.next().expect("a host for every replacement");
+                Testbed::fresh(&[(host, address)]);
+                world.fleet.adopt(host, address, &instance, &member);
+                world.boot(host, address, &member).await;
+                running.lock().unwrap().push(host.to_string());
+                replaced.push(member.clone());
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let log = format!("{}\n--- rerun:\n{}", read_log(1), read_log(2));
+    assert!(status.success(), "{log}");
+    assert_eq!(attempt, 2, "{log}");
+    assert!(
+        read_log(1).contains("[1/3] replace member eu-west-1a")
+            && read_log(2).contains("Continuing the rolling update")
+            && !read_log(2).contains("[1/3]")
+            && read_log(2).contains("[2/3] replace member eu-west-1b"),
+        "{log}"
+    );
+    assert_eq!(
+        replaced,
+        ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
+        "{log}"
+    );
+    for (host, healthy) in terminations.lock().unwrap().iter() {
+        assert_eq!(
+            healthy,
+            &Ok(()),
+            "every other member healthy when {host} went"
+        );
+    }
+    assert_eq!(terminations.lock().unwrap().len(), 3);
+    for member in ["eu-west-1a", "eu-west-1b", "eu-west-1c"] {
+        assert!(
+            log.contains(&format!("member {member} is back on instance")),
+            "{log}"
+        );
+    }
+
+    // The same three members, every acknowledged write on each.
+    stop_writer.store(true, std::sync::atomic::Ordering::SeqCst);
+    let acknowledged = writer.join().unwrap();
+    assert!(acknowledged.len() >= 20, "{acknowledged:?}");
+    let (last_host, _) = ROLL_HOSTS[5];
+    eventually("the three members healthy", || {
+        healthy_everywhere(&world.testbed, last_host)
+    });
+    assert_eq!(
+        members(&world.testbed, last_host),
+        before,
+        "the same members"
+    );
+    let keys: Vec<String> = acknowledged.iter().map(|i| format!("/roll/{i}")).collect();
+    for (host, _) in &ROLL_HOSTS[3..] {
+        let stored = world.testbed.ssh_ok(
+            host,
+            &format!("{ETCDCTL} get /roll/ --prefix --keys-only --consistency=s"),
+        );
+        let missing: Vec<&String> = keys.iter().filter(|key| !stored.contains(*key)).collect();
+        assert!(missing.is_empty(), "{host} lacks {missing:?}");
+    }
+
+    // Nothing left to do.
+    let again = rafter(&["rolling-update", "cluster", ROLLED])
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("Nothing to replace"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
 }

@@ -51,6 +51,35 @@ pub enum Command {
     /// plan; --yes upgrades)
     #[command(subcommand)]
     Upgrade(UpgradeCommand),
+    /// Replace out-of-date AWS instances one at a time, each behind a gate (shows the plan;
+    /// --yes replaces)
+    #[command(subcommand, name = "rolling-update")]
+    RollingUpdate(RollingUpdateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RollingUpdateCommand {
+    /// Control-plane members whose launch template changed (or all, --force), one at a time
+    Cluster(RollingUpdateClusterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RollingUpdateClusterArgs {
+    pub name: String,
+    /// Only this group: a control-plane member (eu-west-1a) or an auto-scaling group's name;
+    /// repeat for more
+    #[arg(long = "instance-group", value_name = "GROUP")]
+    pub instance_groups: Vec<String>,
+    /// Replace instances even if their launch template is current
+    #[arg(long)]
+    pub force: bool,
+    /// Replace (without it, only show the plan)
+    #[arg(long)]
+    pub yes: bool,
+    /// Break a lock whose lease has run out; with =ID, break that lock even if live (the id
+    /// the refusal printed). A lock whose holder ran here and is gone is broken anyway.
+    #[arg(long, value_name = "ID", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub force_unlock: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -100,6 +100,26 @@ impl Fleet {
         id
     }
 
+    /// `host` (at `address`) plays `instance`, which the emulator launched in `zone` (for an
+    /// auto-scaling group, say).
+    pub fn adopt(&self, host: &str, address: &str, instance: &str, zone: &str) {
+        self.imds.place(address, instance, zone);
+        self.hosts
+            .lock()
+            .unwrap()
+            .insert(instance.to_string(), host.to_string());
+    }
+
+    /// Instance id -> host, shared: for a hook that runs outside the test's task.
+    pub fn hosts_handle(&self) -> Arc<Mutex<HashMap<String, String>>> {
+        self.hosts.clone()
+    }
+
+    /// The host playing `instance`, if any.
+    pub fn host_of(&self, instance: &str) -> Option<String> {
+        self.hosts.lock().unwrap().get(instance).cloned()
+    }
+
     /// The instance `host` plays, if any.
     pub fn instance_of(&self, host: &str) -> Option<String> {
         self.hosts

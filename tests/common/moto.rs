@@ -1,5 +1,6 @@
 //! The AWS API emulator (moto server) for tests: one per test binary, on a free loopback
-//! port, started from the tools venv and stopped when the test binary exits.
+//! port, started from the tools venv (through `scripts/moto-server.py`, which mends the
+//! emulator's own bugs) and stopped when the test binary exits.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -48,16 +49,19 @@ impl Moto {
     /// An emulator of its own, with extra environment (e.g. `INITIAL_NO_AUTH_ACTION_COUNT`,
     /// which makes it evaluate IAM policies after that many requests).
     pub fn start(env: &[(&str, &str)]) -> Moto {
-        let server = super::tools::venv_bin("moto_server");
         assert!(
-            server.exists(),
+            super::tools::venv_bin("moto_server").exists(),
             "moto is not installed: run scripts/setup-tools.sh"
         );
+        // moto's server, with its own bugs mended (see the script).
+        let python = super::tools::venv_bin("python");
+        let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/moto-server.py");
         let port = free_port();
         // A watchdog shell stops the emulator when this test binary exits, however it exits.
         let script = format!(
-            "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & server=$!; \
+            "'{}' '{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & server=$!; \
              while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; kill $server",
+            python.display(),
             server.display(),
             parent = std::process::id()
         );

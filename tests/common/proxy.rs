@@ -39,6 +39,11 @@
 //! gateway is deleted, deleting a subnet, a security group or the VPC, or detaching the
 //! internet gateway, answers `DependencyViolation` (their network interfaces linger on AWS).
 //!
+//! Always, as Auto Scaling does and the emulator does not: an instance's launch template
+//! version in `DescribeAutoScalingGroups` is the one it was launched with (the emulator
+//! answers the template's current default for every instance); the proxy keeps, per
+//! instance, the version it first saw it with.
+//!
 //! Always, as EC2 does and the emulator does not: `AttachVolume` of a volume that is attached
 //! already answers `VolumeInUse` ("vol-… is already attached to an instance"), and of a
 //! volume in another zone than the instance `InvalidVolume.ZoneMismatch`.
@@ -210,7 +215,14 @@ struct Shared {
     lagging_since: Mutex<BTreeMap<&'static str, std::time::Instant>>,
     /// Describes answered with an empty listing while it lagged.
     lagging_answers: AtomicU64,
+    /// Called with each AWS query request's action and form body before it is forwarded.
+    hook: Mutex<Option<Hook>>,
+    /// The launch template version each auto-scaling instance was first listed with.
+    launched_versions: Mutex<BTreeMap<String, String>>,
 }
+
+/// What a test runs before a request is forwarded (see [`FaultProxy::before_forwarding`]).
+pub type Hook = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// A running proxy; see the module documentation.
 pub struct FaultProxy {
@@ -259,6 +271,8 @@ impl FaultProxy {
             token_answers: AtomicU64::new(0),
             lagging_since: Mutex::new(BTreeMap::new()),
             lagging_answers: AtomicU64::new(0),
+            hook: Mutex::new(None),
+            launched_versions: Mutex::new(BTreeMap::new()),
         });
         let accepting = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -285,6 +299,13 @@ impl FaultProxy {
             endpoint: format!("http://{address}:{port}"),
             shared,
         }
+    }
+
+    /// Runs `hook` with the action and form body of every AWS query request (EC2, Auto
+    /// Scaling, …) before forwarding it, in the request's thread: what happens in the world
+    /// before AWS acts (an instance Auto Scaling terminates powers off first).
+    pub fn before_forwarding(&self, hook: Hook) {
+        *self.shared.hook.lock().unwrap() = Some(hook);
     }
 
     /// `http://ADDRESS:PORT`.
@@ -637,6 +658,10 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             }
             injected_error(&request, number)
         } else {
+            let hook = shared.hook.lock().ok().and_then(|hook| hook.clone());
+            if let (Some(hook), Some(action)) = (hook, action.as_deref()) {
+                hook(action, &request.body_text());
+            }
             let response = match shared.forward(&request, action.as_deref()) {
                 Ok(response) => response,
                 Err(error) => {
@@ -653,6 +678,8 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
                 && action.as_deref() == Some("DescribeAutoScalingGroups")
             {
                 without_instances(response)
+            } else if action.as_deref() == Some("DescribeAutoScalingGroups") {
+                shared.with_launched_versions(response)
             } else {
                 response
             };
@@ -739,6 +766,51 @@ impl Shared {
             tokens.insert(token, (request.body.to_vec(), answer.clone()));
         }
         Ok(answer)
+    }
+
+    /// The answer with each instance's launch template version as first listed (see the
+    /// module documentation).
+    fn with_launched_versions(&self, mut response: Response) -> Response {
+        let body = String::from_utf8_lossy(&response.body).into_owned();
+        let Ok(mut launched) = self.launched_versions.lock() else {
+            return response;
+        };
+        let mut out = String::with_capacity(body.len());
+        let mut rest = body.as_str();
+        // Each instance is a <member> of an <Instances> list; the group's own launch
+        // template (outside those lists) is left alone.
+        while let Some(start) = rest.find("<Instances>") {
+            let Some(length) = rest[start..].find("</Instances>") else {
+                break;
+            };
+            let (before, list) = rest.split_at(start);
+            let (list, after) = list.split_at(length);
+            out.push_str(before);
+            let mut members = list.split("<member>");
+            out.push_str(members.next().unwrap_or_default());
+            for member in members {
+                out.push_str("<member>");
+                let id = between(member, "<InstanceId>", "</InstanceId>");
+                let version = between(member, "<Version>", "</Version>");
+                match (id, version) {
+                    (Some(id), Some(version)) => {
+                        let kept = launched
+                            .entry(id.to_string())
+                            .or_insert_with(|| version.to_string());
+                        out.push_str(&member.replacen(
+                            &format!("<Version>{version}</Version>"),
+                            &format!("<Version>{kept}</Version>"),
+                            1,
+                        ));
+                    }
+                    _ => out.push_str(member),
+                }
+            }
+            rest = after;
+        }
+        out.push_str(rest);
+        response.body = out.into_bytes();
+        response
     }
 
     /// EC2's refusals to attach a volume that is attached already (the emulator moves the
@@ -1251,6 +1323,13 @@ fn status_of(start: &str) -> io::Result<u16> {
 
 /// An EC2 client error (400), as EC2 sends it.
 /// An Auto Scaling groups' listing with every group's instances taken out.
+/// The text between the first `open` and the next `close` in `text`.
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let end = text[start..].find(close)? + start;
+    Some(&text[start..end])
+}
+
 fn without_instances(mut response: Response) -> Response {
     let mut body = String::from_utf8_lossy(&response.body).into_owned();
     while let Some(start) = body.find("<Instances>") {

@@ -13,6 +13,7 @@ mod get_cluster;
 mod get_clusters;
 mod get_credentials;
 mod restore_etcd;
+mod rolling_update_cluster;
 mod stored_cluster;
 mod update_cluster;
 mod upgrade_cluster;
@@ -20,7 +21,7 @@ mod validate_cluster;
 
 use super::args::{
     BackupCommand, Cli, Command, CreateCommand, DeleteCommand, ExportCommand, GetCommand,
-    RestoreCommand, UpdateCommand, UpgradeCommand, ValidateCommand,
+    RestoreCommand, RollingUpdateCommand, UpdateCommand, UpgradeCommand, ValidateCommand,
 };
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -45,5 +46,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(BackupCommand::Etcd(args)) => backup_etcd::run(state, args).await,
         Command::Restore(RestoreCommand::Etcd(args)) => restore_etcd::run(state, args).await,
         Command::Upgrade(UpgradeCommand::Cluster(args)) => upgrade_cluster::run(state, args).await,
+        Command::RollingUpdate(RollingUpdateCommand::Cluster(args)) => {
+            rolling_update_cluster::run(state, args).await
+        }
     }
 }

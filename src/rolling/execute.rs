@@ -1,0 +1,365 @@
+//! Carrying out a rolling update's replacements on AWS, one at a time, each behind a gate on
+//! the members' own reports of their etcd (`validate::member_reports`): the cluster healthy
+//! before a member is touched, and after it, the replaced member reporting from its new
+//! instance, healthy and caught up, in [`Gate::passes`] consecutive reports, with every other
+//! member healthy too. Every wait has a deadline and says what is late.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_autoscaling::types::{AutoScalingGroup, LifecycleState};
+use time::OffsetDateTime;
+
+use super::plan::{GroupState, InstanceState, Replacement};
+use crate::apply::ProvisionError;
+use crate::aws::errors::AwsResultExt;
+use crate::aws::{Context, compute};
+use crate::state::{StateError, StateStore};
+use crate::validate::Report;
+use crate::validate::member_reports::{self, MemberReport};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RollError {
+    #[error("cannot ask AWS: {0}")]
+    Aws(#[from] ProvisionError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("etcd is not healthy now:\n  {findings}")]
+    NotHealthy { findings: String },
+    #[error("etcd is not healthy, so member {member} is not replaced:\n  {findings}")]
+    Unhealthy { member: String, findings: String },
+    #[error("{what} within {seconds} s; the members as they last reported:\n  {members}")]
+    Late {
+        what: String,
+        seconds: u64,
+        members: String,
+    },
+    #[error("{0} holds no etcd member: only control-plane members are rolled so far")]
+    NotAMember(String),
+}
+
+/// When a replaced member counts as back.
+#[derive(Debug, Clone, Copy)]
+pub struct Gate {
+    /// Consecutive reports (each newer than the last) in which the replaced member runs on
+    /// its new instance and every member is healthy.
+    pub passes: u32,
+    /// How often the reports are read (members write one every 30 s).
+    pub poll: Duration,
+    /// The longest the new instance, and then the gate, may take.
+    pub within: Duration,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            passes: 3,
+            poll: Duration::from_secs(10),
+            within: Duration::from_secs(20 * 60),
+        }
+    }
+}
+
+/// A rolling update of one cluster's control plane.
+pub struct Roll<'a, S> {
+    pub context: &'a Context,
+    pub store: &'a S,
+    pub cluster: &'a str,
+    /// Every member the spec names.
+    pub members: Vec<String>,
+    pub gate: Gate,
+}
+
+/// The groups named (with the member each holds, if any) as Auto Scaling describes them;
+/// instances on their way out are left out.
+pub async fn group_states(
+    context: &Context,
+    groups: &[(String, Option<String>)],
+) -> Result<Vec<GroupState>, ProvisionError> {
+    let names: Vec<String> = groups.iter().map(|(name, _)| name.clone()).collect();
+    let described = compute::groups_named(context, &names).await?;
+    let numbers = template_versions(context, &described).await?;
+    Ok(groups
+        .iter()
+        .filter_map(|(name, member)| {
+            let group = described
+                .iter()
+                .find(|group| group.auto_scaling_group_name() == Some(name.as_str()))?;
+            Some(GroupState {
+                group: name.clone(),
+                member: member.clone(),
+                version: group.launch_template().and_then(|template| {
+                    let version = template.version()?;
+                    let (latest, default) = template
+                        .launch_template_id()
+                        .and_then(|id| numbers.get(id))
+                        .cloned()
+                        .unwrap_or_default();
+                    Some(match version {
+                        "$Latest" => latest,
+                        "$Default" => default,
+                        number => number.to_string(),
+                    })
+                }),
+                instances: staying(group)
+                    .map(|instance| InstanceState {
+                        id: instance.instance_id().unwrap_or_default().to_string(),
+                        version: instance
+                            .launch_template()
+                            .and_then(|template| template.version())
+                            .map(str::to_string),
+                    })
+                    .collect(),
+            })
+        })
+        .collect())
+}
+
+/// The latest and default version numbers of the launch templates `groups` use: a group
+/// may name `$Latest` or `$Default` (rafter's groups take `$Latest`), its instances always
+/// a number.
+async fn template_versions(
+    context: &Context,
+    groups: &[AutoScalingGroup],
+) -> Result<std::collections::BTreeMap<String, (String, String)>, ProvisionError> {
+    let ids: Vec<String> = groups
+        .iter()
+        .filter_map(|group| group.launch_template()?.launch_template_id())
+        .map(str::to_string)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut numbers = std::collections::BTreeMap::new();
+    for chunk in ids.chunks(100) {
+        context.calls.read("ec2");
+        let described = context
+            .ec2
+            .describe_launch_templates()
+            .set_launch_template_ids(Some(chunk.to_vec()))
+            .send()
+            .await
+            .aws()?;
+        for template in described.launch_templates() {
+            let number = |version: Option<i64>| version.map(|v| v.to_string()).unwrap_or_default();
+            numbers.insert(
+                template
+                    .launch_template_id()
+                    .unwrap_or_default()
+                    .to_string(),
+                (
+                    number(template.latest_version_number()),
+                    number(template.default_version_number()),
+                ),
+            );
+        }
+    }
+    Ok(numbers)
+}
+
+/// A group's instances that are not terminating or gone.
+fn staying(
+    group: &AutoScalingGroup,
+) -> impl Iterator<Item = &aws_sdk_autoscaling::types::Instance> {
+    group.instances().iter().filter(|instance| {
+        !matches!(
+            instance.lifecycle_state(),
+            Some(
+                LifecycleState::Terminating
+                    | LifecycleState::TerminatingWait
+                    | LifecycleState::TerminatingProceed
+                    | LifecycleState::Terminated
+            )
+        )
+    })
+}
+
+impl<S: StateStore> Roll<'_, S> {
+    /// The members' reports now, judged: Ok when etcd is healthy.
+    pub async fn check(&self) -> Result<Vec<(String, Option<MemberReport>)>, RollError> {
+        let reports = member_reports::read(self.store, self.cluster, &self.members).await?;
+        let mut report = Report::default();
+        member_reports::judge(
+            &self.members,
+            &reports,
+            OffsetDateTime::now_utc(),
+            &mut report,
+        );
+        match report.healthy() {
+            true => Ok(reports),
+            false => Err(RollError::NotHealthy {
+                findings: findings(&report),
+            }),
+        }
+    }
+
+    /// Replaces one member's instance and waits until the member is back: what happened.
+    /// Rerun after a kill, it finds the old instance gone and goes on waiting.
+    pub async fn replace(&self, step: &Replacement) -> Result<String, RollError> {
+        let member = step
+            .member
+            .clone()
+            .ok_or_else(|| RollError::NotAMember(step.group.clone()))?;
+        let started = Instant::now();
+        if self.in_group(&step.group, &step.instance).await? {
+            match self.check().await {
+                Err(RollError::NotHealthy { findings }) => {
+                    return Err(RollError::Unhealthy { member, findings });
+                }
+                other => other.map(drop)?,
+            }
+            self.terminate(&step.instance).await?;
+        }
+        let new = self
+            .new_instance(&step.group, &step.instance, &member)
+            .await?;
+        self.wait_back(&member, &new).await?;
+        Ok(format!(
+            "member {member} is back on instance {new}, healthy and caught up ({} s)",
+            started.elapsed().as_secs()
+        ))
+    }
+
+    async fn described(&self, group: &str) -> Result<Option<AutoScalingGroup>, RollError> {
+        Ok(compute::groups_named(self.context, &[group.to_string()])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn in_group(&self, group: &str, instance: &str) -> Result<bool, RollError> {
+        Ok(self.described(group).await?.is_some_and(|described| {
+            staying(&described).any(|listed| listed.instance_id() == Some(instance))
+        }))
+    }
+
+    /// Terminates `instance` through its group, which launches another in its place.
+    async fn terminate(&self, instance: &str) -> Result<(), RollError> {
+        self.context.calls.write("autoscaling");
+        let terminated = self
+            .context
+            .autoscaling
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(instance)
+            .should_decrement_desired_capacity(false)
+            .send()
+            .await
+            .aws();
+        match terminated {
+            // Gone already (a rerun, or Auto Scaling got there first).
+            Err(error) if error.message.contains("not found") => Ok(()),
+            other => other.map(drop).map_err(RollError::from),
+        }
+    }
+
+    /// The instance the group launched in `old`'s place, once in service.
+    async fn new_instance(
+        &self,
+        group: &str,
+        old: &str,
+        member: &str,
+    ) -> Result<String, RollError> {
+        let deadline = Instant::now() + self.gate.within;
+        loop {
+            if let Some(described) = self.described(group).await? {
+                let in_service = staying(&described).find(|instance| {
+                    instance.instance_id() != Some(old)
+                        && instance.lifecycle_state() == Some(&LifecycleState::InService)
+                });
+                if let Some(instance) = in_service.and_then(|instance| instance.instance_id()) {
+                    return Ok(instance.to_string());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(self
+                    .late(&format!(
+                        "member {member}: group {group} has no new instance in service"
+                    ))
+                    .await);
+            }
+            tokio::time::sleep(self.gate.poll.min(Duration::from_secs(5))).await;
+        }
+    }
+
+    /// Waits until `member` reports from `instance`, it and every other member healthy, in
+    /// [`Gate::passes`] reports in a row, each newer than the last.
+    async fn wait_back(&self, member: &str, instance: &str) -> Result<(), RollError> {
+        let deadline = Instant::now() + self.gate.within;
+        let (mut passes, mut last_seen) = (0, String::new());
+        loop {
+            let reports = member_reports::read(self.store, self.cluster, &self.members).await?;
+            let own = reports
+                .iter()
+                .find(|(name, _)| name == member)
+                .and_then(|(_, report)| report.as_ref())
+                .filter(|report| report.instance == instance);
+            if let Some(own) = own.filter(|own| own.at != last_seen) {
+                let mut report = Report::default();
+                member_reports::judge(
+                    &self.members,
+                    &reports,
+                    OffsetDateTime::now_utc(),
+                    &mut report,
+                );
+                passes = if report.healthy() { passes + 1 } else { 0 };
+                last_seen = own.at.clone();
+                if passes >= self.gate.passes {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(self
+                    .late(&format!(
+                        "member {member} did not report healthy from instance {instance} {} times in a row",
+                        self.gate.passes
+                    ))
+                    .await);
+            }
+            tokio::time::sleep(self.gate.poll).await;
+        }
+    }
+
+    /// A deadline passed: what is late, and every member's last report.
+    async fn late(&self, what: &str) -> RollError {
+        let members = match member_reports::read(self.store, self.cluster, &self.members).await {
+            Ok(reports) => reports
+                .iter()
+                .map(|(member, report)| describe(member, report.as_ref()))
+                .collect::<Vec<_>>()
+                .join("\n  "),
+            Err(error) => format!("(the reports could not be read: {error})"),
+        };
+        RollError::Late {
+            what: what.to_string(),
+            seconds: self.gate.within.as_secs(),
+            members,
+        }
+    }
+}
+
+/// One member's last report, in a line.
+fn describe(member: &str, report: Option<&MemberReport>) -> String {
+    let Some(report) = report else {
+        return format!("member {member}: no report");
+    };
+    format!(
+        "member {member}: {} on {} ({}), leader {}, raft index {}, reported {}",
+        if report.healthy {
+            "healthy"
+        } else {
+            "NOT healthy"
+        },
+        report.host,
+        report.instance,
+        report.leader,
+        report.raft_index,
+        report.at
+    )
+}
+
+fn findings(report: &Report) -> String {
+    report
+        .findings
+        .iter()
+        .map(|finding| format!("{}: {} ({})", finding.subject, finding.problem, finding.fix))
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
