@@ -578,12 +578,15 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
         },
     )
     .await;
-    // The others learnt its new address; the data written before is on the new instance.
-    let hosts_file = world.testbed.ssh_ok("aws-a", "cat /etc/hosts");
-    assert!(
-        hosts_file.contains(&format!("{address} etcd-{member}.internal.{CLUSTER} ")),
-        "{hosts_file}"
-    );
+    // The others learn its new address (their timers run every 30 s); the data written
+    // before is on the new instance.
+    eventually("aws-a learns the replacement's address", || {
+        let hosts_file = world.testbed.ssh_ok("aws-a", "cat /etc/hosts");
+        match hosts_file.contains(&format!("{address} etcd-{member}.internal.{CLUSTER} ")) {
+            true => Ok(()),
+            false => Err(hosts_file),
+        }
+    });
     let value = world.testbed.ssh_ok(
         host,
         &format!("{ETCDCTL} get /rafter/boot --print-value-only --consistency=s"),
@@ -1198,4 +1201,212 @@ async fn rolling_update_replaces_members_one_at_a_time() {
         "{}",
         String::from_utf8_lossy(&again.stdout)
     );
+}
+
+/// The rolling update's gates against the emulator alone, with the members' reports written
+/// by the test: a member's instance is not touched while another member reports unhealthy; a
+/// replaced member that never reports from its new instance stops the update at the
+/// deadline, naming it and every member's last report, with nothing else replaced; and a
+/// rerun does not terminate again but waits for the same member, which passes once it
+/// reports from its new instance in consecutive reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_gates_refuse_stop_at_the_deadline_and_resume() {
+    use rafter::rolling::execute::{Gate, Roll, RollError};
+    use rafter::validate::member_reports::MemberReport;
+
+    let cluster = "gate.example.com";
+    let config = common::moto::sdk_config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let autoscaling = aws_sdk_autoscaling::Client::new(&config);
+    let client = common::moto::s3_client();
+    let bucket = common::moto::new_bucket(&client, "gate").await;
+    let store = S3Store::new(client, &bucket, PREFIX);
+    let image = ec2.describe_images().send().await.unwrap().images()[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    let members: Vec<String> = INSTANCES.iter().map(|(_, _, m)| m.to_string()).collect();
+    let mut instances = BTreeMap::new();
+    for member in &members {
+        let group = format!("control-plane-{member}.{cluster}");
+        let template = ec2
+            .create_launch_template()
+            .launch_template_name(&group)
+            .launch_template_data(
+                aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                    .image_id(&image)
+                    .instance_type(aws_sdk_ec2::types::InstanceType::T3Medium)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        autoscaling
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(&group)
+            .launch_template(
+                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                    .launch_template_id(
+                        template
+                            .launch_template()
+                            .unwrap()
+                            .launch_template_id()
+                            .unwrap(),
+                    )
+                    .version("$Latest")
+                    .build(),
+            )
+            .availability_zones(member)
+            .min_size(1)
+            .max_size(1)
+            .desired_capacity(1)
+            .send()
+            .await
+            .unwrap();
+        instances.insert(
+            member.clone(),
+            (group.clone(), in_group(&autoscaling, &group).await),
+        );
+    }
+    let report =
+        |member: &str, instance: &str, healthy: bool, at: time::OffsetDateTime| MemberReport {
+            member: member.to_string(),
+            host: format!("ip-{member}"),
+            instance: instance.to_string(),
+            healthy,
+            member_id: format!("id-{member}"),
+            cluster_id: "c1".into(),
+            leader: "id-eu-west-1a".into(),
+            raft_index: 100,
+            revision: 90,
+            version: "3.5.21".into(),
+            members: members.clone(),
+            alarms: String::new(),
+            at: at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap(),
+        };
+    let put = |report: MemberReport| {
+        let store = &store;
+        async move {
+            store
+                .write(
+                    &layout::etcd_status_key(cluster, &report.member),
+                    &serde_json::to_vec(&report).unwrap(),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    let now = time::OffsetDateTime::now_utc;
+    for member in &members {
+        put(report(member, &instances[member].1, true, now())).await;
+    }
+    let provisioner = rafter::aws::AwsProvisioner::new(&config, cluster);
+    let roll = Roll {
+        context: &provisioner.context,
+        store: &store,
+        cluster,
+        members: members.clone(),
+        gate: Gate {
+            passes: 2,
+            poll: Duration::from_millis(200),
+            within: Duration::from_secs(4),
+        },
+    };
+    let step = |member: &str| rafter::rolling::Replacement {
+        group: instances[member].0.clone(),
+        member: Some(member.to_string()),
+        instance: instances[member].1.clone(),
+        reason: "forced".into(),
+    };
+    let (b, c) = (members[1].as_str(), members[2].as_str());
+
+    // Member c reports unhealthy: b is not touched.
+    put(report(c, &instances[c].1, false, now())).await;
+    let refused = roll.replace(&step(b)).await.unwrap_err();
+    assert!(
+        matches!(&refused, RollError::Unhealthy { member, findings }
+            if member == b && findings.contains(&format!("member {c} (on ip-{c}): its etcd is not healthy"))),
+        "{refused}"
+    );
+    assert_eq!(
+        in_group(&autoscaling, &instances[b].0).await,
+        instances[b].1
+    );
+
+    // Healthy again: b's instance goes, its replacement never reports; the deadline names
+    // what is late and every member's last report. Nothing else was replaced.
+    put(report(c, &instances[c].1, true, now())).await;
+    let late = roll.replace(&step(b)).await.unwrap_err();
+    let new_instance = in_group(&autoscaling, &instances[b].0).await;
+    assert_ne!(new_instance, instances[b].1);
+    let message = late.to_string();
+    assert!(
+        message.contains(&format!(
+            "member {b} did not report healthy from instance {new_instance} 2 times in a row within 4 s"
+        )),
+        "{message}"
+    );
+    for member in &members {
+        assert!(
+            message.contains(&format!("member {member}: healthy on ip-{member}")),
+            "{message}"
+        );
+    }
+    for member in [&members[0], &members[2]] {
+        assert_eq!(
+            in_group(&autoscaling, &instances[member].0).await,
+            instances[member].1
+        );
+    }
+
+    // The rerun: the old instance is gone, so nothing is terminated; b comes back once it
+    // reports from its new instance in two consecutive reports.
+    let reporter = {
+        let (store, new_instance, report) = (&store, new_instance.clone(), &report);
+        async move {
+            for _ in 0..2 {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                let fresh = report(b, &new_instance, true, time::OffsetDateTime::now_utc());
+                store
+                    .write(
+                        &layout::etcd_status_key(cluster, b),
+                        &serde_json::to_vec(&fresh).unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let again = step(b);
+    let (back, ()) = tokio::join!(roll.replace(&again), reporter);
+    let back = back.unwrap();
+    assert!(
+        back.contains(&format!("member {b} is back on instance {new_instance}")),
+        "{back}"
+    );
+    assert_eq!(in_group(&autoscaling, &instances[b].0).await, new_instance);
+}
+
+/// The one instance in service in `group`.
+async fn in_group(autoscaling: &aws_sdk_autoscaling::Client, group: &str) -> String {
+    let described = autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .unwrap();
+    let instances: Vec<String> = described.auto_scaling_groups()[0]
+        .instances()
+        .iter()
+        .filter(|instance| {
+            instance.lifecycle_state()
+                == Some(&aws_sdk_autoscaling::types::LifecycleState::InService)
+        })
+        .filter_map(|instance| instance.instance_id().map(str::to_string))
+        .collect();
+    assert_eq!(instances.len(), 1, "{instances:?}");
+    instances[0].clone()
 }
