@@ -992,6 +992,25 @@ async fn validate_reads_the_groups_the_targets_and_each_instances_boot_report() 
     .await;
     cli.put_state_object(name, "etcd-peers/_formed", b"formed\n")
         .await;
+    // Without the member's own report of its etcd, validate says so.
+    let (_, json) = validate(&cli);
+    assert!(
+        problems(&json).contains(&"etcd member eu-west-1a: has not reported its etcd".to_string()),
+        "{json}"
+    );
+    // The member reports its etcd, as its timer does every 30 s.
+    let at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    cli.put_state_object(
+        name,
+        "etcd-status/eu-west-1a",
+        format!(
+            "{{\"member\":\"eu-west-1a\",\"host\":\"{failing}\",\"instance\":\"i-1\",\"healthy\":true,\"member_id\":\"1\",\"cluster_id\":\"7\",\"leader\":\"1\",\"raft_index\":9,\"revision\":5,\"version\":\"3.5.21\",\"members\":[\"eu-west-1a\"],\"alarms\":\"\",\"at\":\"{at}\"}}\n"
+        )
+        .as_bytes(),
+    )
+    .await;
     let (code, json) = validate(&cli);
     assert_eq!(code, Some(7), "{json}");
     let found = problems(&json);
@@ -1024,6 +1043,10 @@ async fn validate_reads_the_groups_the_targets_and_each_instances_boot_report() 
         "{passed}"
     );
     assert!(passed.contains("etcd: formed"), "{passed}");
+    assert!(
+        passed.contains("etcd: 1 member(s) report healthy"),
+        "{passed}"
+    );
 
     // Backups the members put (they may not delete any) are pruned by the next apply.
     let store = rafter::state::S3Store::new(common::moto::s3_client(), &cli.bucket, &cli.prefix);
