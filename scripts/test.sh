@@ -13,8 +13,18 @@ scripts/setup-tools.sh
 
 step "bare-host test bed packages (sshd, etcd, containerd, runc, CNI plugins, systemd-nspawn)"
 scripts/testbed.sh install
-# The SSH tests bring up the hosts they need; none is left running after the tests.
-trap 'scripts/testbed.sh down >/dev/null 2>&1 || true' EXIT
+# The SSH tests bring up the hosts they need. Whatever the tests' outcome, nothing of the test
+# bed is left on the machine afterwards: hosts, namespaces, veths, bridge, cgroups, and its
+# directory (hosts' disks, volume stand-ins, keys).
+teardown() {
+  local status=$? said
+  if ! said=$(scripts/testbed.sh down --purge 2>&1); then
+    printf 'test bed teardown failed:\n%s\n' "$said" >&2
+    [ "$status" != 0 ] || status=1
+  fi
+  exit "$status"
+}
+trap teardown EXIT
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
