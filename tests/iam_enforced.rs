@@ -424,6 +424,22 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
     );
 
     let foreign = foreign_resources(&creator).await;
+    // One of this cluster's etcd volumes (every Secret of the cluster, once a member used it).
+    let etcd_volume = aws_sdk_ec2::Client::new(&creator)
+        .describe_volumes()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:rafter.dev/cluster")
+                .values(CLUSTER)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .volumes()[0]
+        .volume_id()
+        .unwrap()
+        .to_string();
     enforce_iam(&moto);
     let admin = config(&moto, administrator(&moto).await).await;
     // A member has published its address, as it does at boot.
@@ -557,6 +573,21 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
             role.starts_with("control-plane"),
             "{role} describing volumes: {described:?}"
         );
+        // No worker can take the cluster's etcd data by attaching a member's volume.
+        if !role.starts_with("control-plane") {
+            let attached = aws_sdk_ec2::Client::new(&credentials)
+                .attach_volume()
+                .volume_id(&etcd_volume)
+                .instance_id(&foreign.instance)
+                .device("/dev/xvdu")
+                .send()
+                .await;
+            assert_eq!(
+                refusal(attached),
+                Err("AccessDenied".to_string()),
+                "{role} must not attach an etcd volume"
+            );
+        }
         cannot_seize(role, &credentials, &foreign).await;
     }
 }

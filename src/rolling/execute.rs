@@ -173,8 +173,8 @@ fn staying(
 }
 
 impl<S: StateStore> Roll<'_, S> {
-    /// The members' reports now, judged: Ok when etcd is healthy.
-    pub async fn check(&self) -> Result<Vec<(String, Option<MemberReport>)>, RollError> {
+    /// The members' reports now, and what validation finds in them.
+    async fn judged(&self) -> Result<(Vec<(String, Option<MemberReport>)>, Report), RollError> {
         let reports = member_reports::read(self.store, self.cluster, &self.members).await?;
         let mut report = Report::default();
         member_reports::judge(
@@ -183,6 +183,12 @@ impl<S: StateStore> Roll<'_, S> {
             OffsetDateTime::now_utc(),
             &mut report,
         );
+        Ok((reports, report))
+    }
+
+    /// The members' reports now, judged: Ok when etcd is healthy.
+    pub async fn check(&self) -> Result<Vec<(String, Option<MemberReport>)>, RollError> {
+        let (reports, report) = self.judged().await?;
         match report.healthy() {
             true => Ok(reports),
             false => Err(RollError::NotHealthy {
@@ -285,20 +291,13 @@ impl<S: StateStore> Roll<'_, S> {
         let deadline = Instant::now() + self.gate.within;
         let (mut passes, mut last_seen) = (0, String::new());
         loop {
-            let reports = member_reports::read(self.store, self.cluster, &self.members).await?;
+            let (reports, report) = self.judged().await?;
             let own = reports
                 .iter()
                 .find(|(name, _)| name == member)
                 .and_then(|(_, report)| report.as_ref())
                 .filter(|report| report.instance == instance);
             if let Some(own) = own.filter(|own| own.at != last_seen) {
-                let mut report = Report::default();
-                member_reports::judge(
-                    &self.members,
-                    &reports,
-                    OffsetDateTime::now_utc(),
-                    &mut report,
-                );
                 passes = if report.healthy() { passes + 1 } else { 0 };
                 last_seen = own.at.clone();
                 if passes >= self.gate.passes {

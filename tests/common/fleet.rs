@@ -92,11 +92,7 @@ impl Fleet {
             .await
             .unwrap();
         let id = launched.instances()[0].instance_id().unwrap().to_string();
-        self.imds.place(address, &id, zone);
-        self.hosts
-            .lock()
-            .unwrap()
-            .insert(id.clone(), host.to_string());
+        self.adopt(host, address, &id, zone);
         id
     }
 
