@@ -478,7 +478,9 @@ kill_host() { # NAME: kill -9 the nspawn process tree; returns when it is gone
   echo "$pids" >"$(host_dir "$name")/killed.pids"
   # shellcheck disable=SC2086
   kill -9 $pids 2>/dev/null || true
-  for i in $(seq 1 200); do
+  # A process in uninterruptible sleep (a big write flushing to the overlay) dies once it
+  # returns: under CI's load that took longer than 10 s, so wait up to a minute.
+  for i in $(seq 1 1200); do
     local alive=''
     for p in $pids; do if proc_alive "$p"; then alive=1; fi; done
     [ -n "$alive" ] || break
