@@ -441,6 +441,20 @@ pub async fn publish_node_bundles(
     load_balancers: &ApiLoadBalancerNames,
     now: time::OffsetDateTime,
 ) -> Result<Published, BootstrapError> {
+    publish_staged_node_bundles(store, cluster, &|_| cluster, load_balancers, now).await
+}
+
+/// [`publish_node_bundles`] with each owner's bundle rendered from the spec `spec_of` gives
+/// it: while an upgrade runs, the members not replaced yet and the node groups keep the old
+/// versions' bundles (`upgrade::staging`). The specs differ in versions only, so the members,
+/// groups and keys are `cluster`'s.
+pub async fn publish_staged_node_bundles<'c>(
+    store: &impl crate::state::StateStore,
+    cluster: &'c Cluster,
+    spec_of: &dyn Fn(&layout::BundleOwner<'_>) -> &'c Cluster,
+    load_balancers: &ApiLoadBalancerNames,
+    now: time::OffsetDateTime,
+) -> Result<Published, BootstrapError> {
     let name = &cluster.metadata.name;
     let spec = &cluster.spec;
     let access = api_access(cluster, load_balancers)?;
@@ -452,27 +466,30 @@ pub async fn publish_node_bundles(
         ..Published::default()
     };
     for slot in control_plane_slots(spec.control_plane.count, &spec.networking.zones) {
-        let mut role = select_node(cluster, Role::ControlPlane, Some(&slot.member()))?;
+        let member = slot.member();
+        let owner = layout::BundleOwner::ControlPlaneMember(&member);
+        let staged = spec_of(&owner);
+        let mut role = select_node(staged, Role::ControlPlane, Some(&member))?;
         if let NodeRole::ControlPlane { initial_state, .. } = &mut role
             && formed
         {
             *initial_state = InitialState::Existing;
         }
         // A member's certificates are kept, so its bundle only changes when the spec does.
-        let mut leaves = crate::pki::NodeLeaves::load(store, name, &slot.member()).await?;
-        let rendered = render_node(cluster, role, &access, &pki, &secrets, &mut leaves, now)?;
+        let mut leaves = crate::pki::NodeLeaves::load(store, name, &member).await?;
+        let rendered = render_node(staged, role, &access, &pki, &secrets, &mut leaves, now)?;
         leaves.save(store).await?;
-        let owner = layout::BundleOwner::ControlPlaneMember(&slot.member());
         published
             .put(store, owner.key(name), &rendered.bundle)
             .await?;
     }
     for group in &spec.node_groups {
-        let role = select_node(cluster, Role::Worker, Some(&group.name))?;
+        let owner = layout::BundleOwner::NodeGroup(&group.name);
+        let staged = spec_of(&owner);
+        let role = select_node(staged, Role::Worker, Some(&group.name))?;
         // Workers hold no certificate of their own (TLS bootstrap): nothing to keep.
         let mut leaves = crate::pki::NodeLeaves::fresh();
-        let rendered = render_node(cluster, role, &access, &pki, &secrets, &mut leaves, now)?;
-        let owner = layout::BundleOwner::NodeGroup(&group.name);
+        let rendered = render_node(staged, role, &access, &pki, &secrets, &mut leaves, now)?;
         published
             .put(store, owner.key(name), &rendered.bundle)
             .await?;

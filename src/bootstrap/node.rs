@@ -373,13 +373,17 @@ pub fn node_files(
         );
 
         let local_server = format!("https://{}", socket(local_ip, 6443));
+        // A control-plane kubelet talks to its own API server, never through the load
+        // balancer (kubeadm's ControlPlaneKubeletLocalMode): while an upgrade replaces the
+        // members one at a time, a new kubelet would otherwise reach an older API server,
+        // which the version skew policy forbids.
         if boots_named {
             // Named at boot, so its certificate is issued at boot too (bootstrap.sh, with the
             // cluster CA the node holds anyway): TLS bootstrap would need the API server that
             // this kubelet is about to start.
             files.config(
                 "/etc/kubernetes/kubelet.conf",
-                kubeconfig(&node.api_server, "kubelet", Credential::IssuedAtBoot)?,
+                kubeconfig(&local_server, "kubelet", Credential::IssuedAtBoot)?,
             );
         } else {
             let node_user = format!("system:node:{}", this.name);
@@ -391,7 +395,7 @@ pub fn node_files(
             files.secret(
                 "/etc/kubernetes/kubelet.conf",
                 kubeconfig(
-                    &node.api_server,
+                    &local_server,
                     &node_user,
                     Credential::Certificate(&kubelet_cert),
                 )?,

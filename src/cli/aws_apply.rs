@@ -107,14 +107,28 @@ pub async fn apply_with_lock<'a, S: StateStore>(
         &request.force_unlock,
     )
     .await?;
-    // What fails before the apply starts gives the lock back at once.
-    let (ledger, recorded, plan, provisioner) = match prepare(store, &request).await {
-        Ok(prepared) => prepared,
+    match apply_under_lock(store, &mut lock, &request).await {
+        Ok((report, records, provisioner)) => Ok(Applied {
+            report,
+            records,
+            lock,
+            provisioner,
+        }),
         Err(error) => {
             let _ = lock.release().await;
-            return Err(error);
+            Err(error)
         }
-    };
+    }
+}
+
+/// Applies with the cluster `lock` held (and renewed meanwhile) by the caller: the report,
+/// the records after it, and what applied.
+pub async fn apply_under_lock<S: StateStore>(
+    store: &ClusterStore<S>,
+    lock: &mut ClusterLock<'_, S>,
+    request: &ApplyRequest<'_>,
+) -> anyhow::Result<(ApplyReport, Vec<RecordedResource>, AwsProvisioner)> {
+    let (ledger, recorded, plan, provisioner) = prepare(store, request).await?;
     let operations = plan
         .changes
         .iter()
@@ -131,17 +145,12 @@ pub async fn apply_with_lock<'a, S: StateStore>(
         &progress,
         ApplyOptions::default(),
     );
-    let report = renewing(&mut lock, walk).await;
+    let report = renewing(lock, walk).await;
     progress.clear();
     let report = report??;
     print_summary(&report, &provisioner);
     let records = ledger.resources().await;
-    Ok(Applied {
-        report,
-        records,
-        lock,
-        provisioner,
-    })
+    Ok((report, records, provisioner))
 }
 
 /// Under the lock: the record, refreshed (what vanished forgotten), the plan against it, and
@@ -308,6 +317,23 @@ pub fn failure_of(report: &ApplyReport, cluster: &str, verb: &str) -> Option<any
     if report.succeeded() {
         return None;
     }
+    Some(
+        Failure::new(
+            EXIT_FAILURE,
+            format!(
+                "{verb} cluster {cluster} did not finish:\n{}",
+                failed_lines(report).join("\n")
+            ),
+        )
+        .hint(format!(
+            "what was done is recorded; fix the cause and run `rafter update cluster {cluster} --yes` again to converge"
+        ))
+        .into(),
+    )
+}
+
+/// Each failed or skipped resource of `report` (and a failed state write), a line each.
+pub fn failed_lines(report: &ApplyReport) -> Vec<String> {
     let mut lines = Vec::new();
     for (address, error) in &report.failed {
         lines.push(format!("  {address}: {error}"));
@@ -318,14 +344,5 @@ pub fn failure_of(report: &ApplyReport, cluster: &str, verb: &str) -> Option<any
     if let Some(error) = &report.state_error {
         lines.push(format!("  state: {error}"));
     }
-    Some(
-        Failure::new(
-            EXIT_FAILURE,
-            format!("{verb} cluster {cluster} did not finish:\n{}", lines.join("\n")),
-        )
-        .hint(format!(
-            "what was done is recorded; fix the cause and run `rafter update cluster {cluster} --yes` again to converge"
-        ))
-        .into(),
-    )
+    lines
 }

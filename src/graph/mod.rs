@@ -81,6 +81,23 @@ impl ResourceGraph {
         graph
     }
 
+    /// This graph with each node `take` accepts replaced by `other`'s node of the same
+    /// address, where `other` has one (order and addresses stay this graph's; the taken
+    /// node's references must resolve here too, which the order check proves).
+    pub fn with_nodes_from(
+        &self,
+        other: &ResourceGraph,
+        take: impl Fn(&GraphNode) -> bool,
+    ) -> ResourceGraph {
+        let mut graph = self.clone();
+        for node in graph.nodes.iter_mut().filter(|node| take(node)) {
+            if let Some(replacement) = other.get(&node.address) {
+                *node = replacement.clone();
+            }
+        }
+        graph
+    }
+
     pub fn nodes(&self) -> &[GraphNode] {
         &self.nodes
     }
@@ -214,6 +231,28 @@ mod tests {
             ]
         );
         assert_eq!(graph.longest_chain().unwrap(), 3);
+    }
+
+    #[test]
+    fn takes_the_accepted_nodes_from_another_graph_in_place() {
+        let build = |cidr: &str| {
+            let mut graph = ResourceGraph::new();
+            graph.add("a", vpc());
+            graph.add(
+                "b",
+                Vpc {
+                    cidr: cidr.parse::<Cidr>().unwrap(),
+                    tags: Default::default(),
+                },
+            );
+            graph
+        };
+        let (new, old) = (build("10.1.0.0/16"), build("10.2.0.0/16"));
+        let staged = new.with_nodes_from(&old, |node| node.address.name == "b");
+        assert_eq!(staged.nodes()[1], old.nodes()[1]);
+        assert_eq!(staged.nodes()[0], new.nodes()[0]);
+        let untouched = new.with_nodes_from(&old, |_| false);
+        assert_eq!(untouched, new);
     }
 
     #[test]

@@ -31,6 +31,10 @@ struct UserDataContext<'a> {
     role: &'a str,
     group: &'a str,
     kubernetes_version: &'a str,
+    /// The etcd a control-plane member's bundle installs (empty for other groups): so that
+    /// an etcd upgrade makes a new launch template version too, and the member's instance
+    /// counts as out of date until it is replaced.
+    etcd_version: &'a str,
     /// Where the group's node bundle is published (empty for the bastion, which has none).
     bundle_url: String,
     /// Where its instances report how their boot went (empty for the bastion).
@@ -100,6 +104,10 @@ impl Builder<'_> {
                 role: group.role,
                 group: &group.local,
                 kubernetes_version: &spec.kubernetes_version,
+                etcd_version: match group.role {
+                    CONTROL_PLANE_ROLE => &spec.etcd.version,
+                    _ => "",
+                },
                 // The bastion is no node: it only records who it is.
                 bundle_url: group
                     .bundle

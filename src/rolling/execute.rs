@@ -224,6 +224,27 @@ impl<S: StateStore> Roll<'_, S> {
         ))
     }
 
+    /// Brings a member's group up to date: its instance replaced if it runs an older launch
+    /// template version than the group's, and in any case the gate passed on the instance
+    /// that runs the group's version. Rerun after a kill, it finds the old instance gone
+    /// and waits for the new one's gate.
+    pub async fn bring_up_to_date(&self, group: &GroupState) -> Result<String, RollError> {
+        let member = group
+            .member
+            .clone()
+            .ok_or_else(|| RollError::NotAMember(group.group.clone()))?;
+        if let Some(stale) = super::plan(std::slice::from_ref(group), &[], false).first() {
+            return self.replace(stale).await;
+        }
+        let started = Instant::now();
+        let current = self.new_instance(&group.group, "", &member).await?;
+        self.wait_back(&member, &current).await?;
+        Ok(format!(
+            "member {member} runs its group's launch template on instance {current}, healthy and caught up ({} s)",
+            started.elapsed().as_secs()
+        ))
+    }
+
     async fn described(&self, group: &str) -> Result<Option<AutoScalingGroup>, RollError> {
         Ok(compute::groups_named(self.context, &[group.to_string()])
             .await?

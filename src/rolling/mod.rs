@@ -16,3 +16,49 @@ pub use plan::{GroupState, InstanceState, Replacement, from_key, plan, unknown_g
 
 /// The journal's name in the state store (`<cluster>/operations/rolling-update-cluster.json`).
 pub const OPERATION: &str = "rolling-update-cluster";
+
+use crate::model::compute::control_plane_slots;
+use crate::plan::RecordedResource;
+use crate::spec::Cluster;
+
+/// The spec's control-plane members, in order.
+pub fn members(cluster: &Cluster) -> Vec<String> {
+    control_plane_slots(
+        cluster.spec.control_plane.count,
+        &cluster.spec.networking.zones,
+    )
+    .iter()
+    .map(|slot| slot.member())
+    .collect()
+}
+
+/// Every recorded auto-scaling group's AWS name, with the member it holds: members first, in
+/// the spec's order.
+pub fn recorded_groups(
+    records: &[RecordedResource],
+    cluster: &Cluster,
+) -> Vec<(String, Option<String>)> {
+    let slots = control_plane_slots(
+        cluster.spec.control_plane.count,
+        &cluster.spec.networking.zones,
+    );
+    let mut groups: Vec<(String, Option<String>)> = records
+        .iter()
+        .filter(|record| record.address.kind == crate::graph::ResourceKind::AutoscalingGroup)
+        .filter_map(|record| {
+            let member = slots
+                .iter()
+                .find(|slot| slot.group() == record.address.name)
+                .map(|slot| slot.member());
+            Some((record.outputs.get("name")?.clone(), member))
+        })
+        .collect();
+    let order = members(cluster);
+    groups.sort_by_key(|(_, member)| {
+        member
+            .as_ref()
+            .and_then(|member| order.iter().position(|listed| listed == member))
+            .unwrap_or(usize::MAX)
+    });
+    groups
+}

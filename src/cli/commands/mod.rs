@@ -17,6 +17,7 @@ mod rolling_update_cluster;
 mod stored_cluster;
 mod update_cluster;
 mod upgrade_cluster;
+mod upgrade_cluster_aws;
 mod validate_cluster;
 
 use super::args::{

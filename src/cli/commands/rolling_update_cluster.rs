@@ -4,7 +4,6 @@
 //! a failed gate continues at the first unfinished member.
 
 use rafter::aws::AwsProvisioner;
-use rafter::model::compute::control_plane_slots;
 use rafter::rolling::execute::{Gate, Roll, group_states};
 use rafter::rolling::{self, GroupState, OPERATION, Replacement};
 use rafter::spec::{Cluster, Provider};
@@ -54,7 +53,7 @@ pub async fn run(state: Option<&str>, args: RollingUpdateClusterArgs) -> anyhow:
         )
         .hint(format!(
             "name a control-plane member ({}) or an auto-scaling group",
-            members(&cluster).join(", ")
+            rolling::members(&cluster).join(", ")
         ))
         .into());
     }
@@ -75,7 +74,7 @@ pub async fn run(state: Option<&str>, args: RollingUpdateClusterArgs) -> anyhow:
         context: &provisioner.context,
         store: store.store(),
         cluster: name,
-        members: members(&cluster),
+        members: rolling::members(&cluster),
         gate: Gate::default(),
     };
     print_plan(name, &steps, &node_groups, &roll.gate, unfinished.as_ref());
@@ -92,47 +91,14 @@ pub async fn run(state: Option<&str>, args: RollingUpdateClusterArgs) -> anyhow:
     execute(&store, name, &args, &roll, &steps).await
 }
 
-/// The spec's members, in order.
-fn members(cluster: &Cluster) -> Vec<String> {
-    control_plane_slots(
-        cluster.spec.control_plane.count,
-        &cluster.spec.networking.zones,
-    )
-    .iter()
-    .map(|slot| slot.member())
-    .collect()
-}
-
-/// Every recorded auto-scaling group's AWS name, with the member it holds: members first, in
-/// the spec's order.
-async fn recorded_groups(
+/// Every recorded auto-scaling group's AWS name, with the member it holds (members first);
+/// refused when there is none: the cluster was never applied.
+pub(crate) async fn recorded_groups(
     store: &ClusterStore<AnyStore>,
     cluster: &Cluster,
 ) -> anyhow::Result<Vec<(String, Option<String>)>> {
     let name = &cluster.metadata.name;
-    let records = store.read_resources(name).await?;
-    let slots = control_plane_slots(
-        cluster.spec.control_plane.count,
-        &cluster.spec.networking.zones,
-    );
-    let mut groups: Vec<(String, Option<String>)> = records
-        .iter()
-        .filter(|record| record.address.kind == rafter::graph::ResourceKind::AutoscalingGroup)
-        .filter_map(|record| {
-            let member = slots
-                .iter()
-                .find(|slot| slot.group() == record.address.name)
-                .map(|slot| slot.member());
-            Some((record.outputs.get("name")?.clone(), member))
-        })
-        .collect();
-    let order = members(cluster);
-    groups.sort_by_key(|(_, member)| {
-        member
-            .as_ref()
-            .and_then(|member| order.iter().position(|listed| listed == member))
-            .unwrap_or(usize::MAX)
-    });
+    let groups = rolling::recorded_groups(&store.read_resources(name).await?, cluster);
     if groups.is_empty() {
         return Err(Failure::new(
             EXIT_FAILURE,

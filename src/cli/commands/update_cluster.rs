@@ -154,12 +154,9 @@ fn refuse_version_change(stored: &Cluster, new: &Cluster) -> anyhow::Result<()> 
         return Ok(());
     }
     let name = &new.metadata.name;
-    let how = match new.spec.provider {
-        Provider::Ssh => format!(
-            "run `rafter upgrade cluster {name} -f FILE` (it shows the plan; --yes upgrades), and keep this file's versions as they are for `update`"
-        ),
-        Provider::Aws => "upgrades of AWS clusters are not built yet (README, \"What works today\"); keep the versions as they are".to_string(),
-    };
+    let how = format!(
+        "run `rafter upgrade cluster {name} -f FILE` (it shows the plan; --yes upgrades), and keep this file's versions as they are for `update`"
+    );
     Err(Failure::new(
         EXIT_INVALID_SPEC,
         format!(

@@ -1,12 +1,13 @@
 //! `rafter upgrade cluster NAME`: the plan of an upgrade (the version change, the preflight,
 //! every step in order with its gate), and with `--yes` the upgrade itself under the cluster
 //! lock, journalled step by step so that running the same command again after a crash, a
-//! kill or a failed gate continues at the first unfinished step.
+//! kill or a failed gate continues at the first unfinished step. Which versions may change
+//! and the journal are shared; the steps on AWS are `upgrade_cluster_aws`'s.
 
 use rafter::hosts::connect;
 use rafter::spec::load::{SpecFlags, apply_flags, parse_stored};
 use rafter::spec::versions::parse_etcd_version;
-use rafter::spec::{self, Cluster, SpecSources};
+use rafter::spec::{self, Cluster, Provider, SpecSources};
 use rafter::state::journal::Journal;
 use rafter::state::{AnyStore, ClusterStore, StateStore};
 use rafter::upgrade::execute::{Drainer, Gate, Upgrade};
@@ -18,11 +19,12 @@ use crate::cli::args::UpgradeClusterArgs;
 use crate::cli::aws_apply::renewing;
 use crate::cli::durations::wait_duration;
 use crate::cli::failure::{EXIT_FAILURE, EXIT_INVALID_SPEC, Failure};
-use crate::cli::{acquire_lock, etcd_hosts, force_unlock, locked, output, settings};
+use crate::cli::{acquire_lock, force_unlock, locked, output, settings};
 
 use super::admin_credential::AdminCredential;
 use super::export_kubeconfig::api_server;
 use super::stored_cluster;
+use super::upgrade_cluster_aws::AwsUpgrade;
 
 const COMMAND: &str = "upgrade cluster";
 
@@ -34,13 +36,14 @@ pub async fn run(state: Option<&str>, args: UpgradeClusterArgs) -> anyhow::Resul
     let store = settings::open_store(state).await?;
     let name = args.name.as_str();
     let stored = stored_cluster::load(&store, name).await?.cluster;
-    etcd_hosts::require_bare_hosts(&stored, COMMAND)?;
     let unfinished = Journal::load(store.store(), name, OPERATION)
         .await?
         .filter(|journal| !journal.finished());
     let asked = target_asked(&store, name, &args).await?;
     let target = match (&unfinished, asked) {
-        (Some(journal), asked) => continuing(name, journal, asked.as_ref())?,
+        (Some(journal), asked) => {
+            continuing(name, &store.config_base(name), journal, asked.as_ref())?
+        }
         (None, Some(target)) => target,
         (None, None) => {
             return Err(Failure::new(
@@ -58,6 +61,17 @@ pub async fn run(state: Option<&str>, args: UpgradeClusterArgs) -> anyhow::Resul
             stored.spec.kubernetes_version, stored.spec.etcd.version
         );
         return Ok(());
+    }
+    if stored.spec.provider == Provider::Aws {
+        return super::upgrade_cluster_aws::run(AwsUpgrade {
+            store: &store,
+            args: &args,
+            from: &stored,
+            to: &target,
+            changes: &changes,
+            unfinished: unfinished.as_ref(),
+        })
+        .await;
     }
     let steps = steps_for(&target, &changes, args.max_unavailable as usize);
     let drain = drainer(&store, &target, &args, &steps).await?;
@@ -177,7 +191,12 @@ async fn target_asked<S: StateStore>(
 }
 
 /// The target of the unfinished upgrade `journal`; refuses a different one.
-fn continuing(name: &str, journal: &Journal, asked: Option<&Cluster>) -> anyhow::Result<Cluster> {
+fn continuing(
+    name: &str,
+    config_base: &str,
+    journal: &Journal,
+    asked: Option<&Cluster>,
+) -> anyhow::Result<Cluster> {
     let unreadable = || {
         Failure::new(
             EXIT_FAILURE,
@@ -190,7 +209,7 @@ fn continuing(name: &str, journal: &Journal, asked: Option<&Cluster>) -> anyhow:
     };
     let text = journal.target.as_deref().ok_or_else(unreadable)?;
     let document = parse_stored(text, "the upgrade journal").map_err(|_| unreadable())?;
-    let target = spec::prepare(&document, None)
+    let target = spec::prepare(&document, Some(config_base))
         .map_err(|_| unreadable())?
         .cluster;
     if let Some(asked) = asked {

@@ -1,0 +1,316 @@
+//! `rafter upgrade cluster NAME` on AWS: the plan (each control-plane member alone, then the
+//! node groups, then the spec), and with `--yes` the upgrade under the cluster lock,
+//! journalled step by step like the bare-host upgrade.
+//!
+//! A member's step moves its launch template and bundle, and no one else's, to the new
+//! versions (`upgrade::staging`), replaces its instance through its group of one (the new
+//! instance attaches the member's data volume and comes back as the same member), and waits
+//! for the gate on the members' own reports (`rolling`). The node groups' launch templates
+//! and bundles stay on the old versions until every member is done.
+
+use rafter::apply::ApplyReport;
+use rafter::aws::AwsProvisioner;
+use rafter::bootstrap::ApiLoadBalancerNames;
+use rafter::graph::Address;
+use rafter::plan::{self, RecordedResource};
+use rafter::rolling::execute::{Gate, Roll, group_states};
+use rafter::rolling::{self, GroupState};
+use rafter::spec::{self, Cluster};
+use rafter::state::journal::Journal;
+use rafter::state::{AnyStore, ClusterLock, ClusterStore};
+use rafter::upgrade::staging::{AwsStep, Staging, aws_steps};
+use rafter::upgrade::{Changes, OPERATION};
+use time::OffsetDateTime;
+
+use crate::cli::args::UpgradeClusterArgs;
+use crate::cli::aws_apply::{
+    ApplyRequest, apply_under_lock, aws_config, aws_region, failed_lines, renewing,
+    require_state_in_s3,
+};
+use crate::cli::failure::{EXIT_FAILURE, Failure};
+use crate::cli::{acquire_lock, force_unlock, locked, output};
+
+use super::rolling_update_cluster::recorded_groups;
+
+const COMMAND: &str = "upgrade cluster";
+
+/// What an AWS upgrade works with: the spec it starts from (stored until the last step) and
+/// the one it brings the cluster to.
+pub struct AwsUpgrade<'a> {
+    pub store: &'a ClusterStore<AnyStore>,
+    pub args: &'a UpgradeClusterArgs,
+    pub from: &'a Cluster,
+    pub to: &'a Cluster,
+    pub changes: &'a Changes,
+    pub unfinished: Option<&'a Journal>,
+}
+
+pub async fn run(upgrade: AwsUpgrade<'_>) -> anyhow::Result<()> {
+    let name = upgrade.to.metadata.name.as_str();
+    let region = aws_region(upgrade.to)?;
+    require_state_in_s3(upgrade.to)?;
+    let config = aws_config(region).await;
+    let provisioner = AwsProvisioner::new(&config, name);
+    let steps = aws_steps(upgrade.to);
+    let roll = Roll {
+        context: &provisioner.context,
+        store: upgrade.store.store(),
+        cluster: name,
+        members: rolling::members(upgrade.to),
+        gate: Gate::default(),
+    };
+    print_plan(&upgrade, &steps, &roll.gate);
+    if !upgrade.args.yes {
+        roll.check().await.map_err(|error| refused(name, error))?;
+        println!("Now: every member reports its etcd healthy.");
+        eprintln!("Nothing was changed. Run the same command with --yes to upgrade.");
+        return Ok(());
+    }
+    let mut lock = acquire_lock(
+        upgrade.store.store(),
+        name,
+        COMMAND,
+        &force_unlock(&upgrade.args.force_unlock),
+    )
+    .await?;
+    let outcome = execute(&upgrade, region, &roll, &steps, &mut lock).await;
+    lock.release().await.map_err(locked)?;
+    outcome?;
+    eprintln!("Upgraded cluster {name}: {}.", upgrade.changes.describe());
+    Ok(())
+}
+
+async fn execute(
+    upgrade: &AwsUpgrade<'_>,
+    region: &str,
+    roll: &Roll<'_, AnyStore>,
+    steps: &[AwsStep],
+    lock: &mut ClusterLock<'_, AnyStore>,
+) -> anyhow::Result<()> {
+    let (store, name) = (upgrade.store, upgrade.to.metadata.name.as_str());
+    // Read again under the lock: another run may have moved the upgrade on.
+    let now = OffsetDateTime::now_utc();
+    let mut journal = match Journal::load(store.store(), name, OPERATION)
+        .await?
+        .filter(|journal| !journal.finished())
+    {
+        Some(journal) => journal,
+        None => {
+            // A refused preflight leaves no journal behind: nothing was started.
+            renewing(lock, roll.check())
+                .await?
+                .map_err(|error| refused(name, error))?;
+            let mut journal = Journal::new(
+                OPERATION,
+                &upgrade.changes.describe(),
+                &rafter::backup::record::backup_id(now),
+                &rafter::backup::record::rfc3339(now),
+                steps.iter().map(AwsStep::key).collect(),
+            );
+            journal.target = Some(spec::to_yaml(upgrade.to)?);
+            journal
+        }
+    };
+    if journal.steps != steps.iter().map(AwsStep::key).collect::<Vec<_>>() {
+        return Err(Failure::new(
+            EXIT_FAILURE,
+            format!("the unfinished upgrade of cluster {name} was planned for other control-plane members than the spec names now"),
+        )
+        .hint("put spec.controlPlane and spec.networking.zones back as they were and run the upgrade again")
+        .into());
+    }
+    journal.save(store.store(), name).await?;
+    let total = steps.len();
+    for (index, step) in steps.iter().enumerate() {
+        let key = step.key();
+        if journal.is_done(&key) {
+            continue;
+        }
+        eprintln!("[{}/{total}] {}", index + 1, step.describe());
+        let staging = Staging::at(upgrade.from, upgrade.to, steps, index);
+        let said = match step {
+            AwsStep::Member { member } => {
+                stage(store, lock, region, &staging).await?;
+                let group = member_group(store, upgrade.to, roll, member).await?;
+                renewing(lock, roll.bring_up_to_date(&group))
+                    .await?
+                    .map_err(|error| {
+                        Failure::new(
+                            EXIT_FAILURE,
+                            format!(
+                                "the upgrade of cluster {name} stopped at step {} ({key}): {error}",
+                                index + 1
+                            ),
+                        )
+                        .hint(format!(
+                            "fix the cause and run `rafter upgrade cluster {name} --yes` again: it continues from this step"
+                        ))
+                    })?
+            }
+            AwsStep::NodeGroups => {
+                stage(store, lock, region, &staging).await?;
+                node_groups_said(store, upgrade.to, roll).await?
+            }
+            AwsStep::StoreSpec => {
+                store
+                    .replace_spec(name, &spec::to_yaml(upgrade.to)?)
+                    .await?;
+                "the new spec is stored".to_string()
+            }
+        };
+        eprintln!("      {said}");
+        journal.record(store.store(), name, &key).await?;
+    }
+    Ok(())
+}
+
+/// Applies `staging`'s graph (launch templates of the upgraded groups on the new versions,
+/// the others as they were) and publishes its bundles the same way.
+async fn stage(
+    store: &ClusterStore<AnyStore>,
+    lock: &mut ClusterLock<'_, AnyStore>,
+    region: &str,
+    staging: &Staging<'_>,
+) -> anyhow::Result<()> {
+    let name = staging.to.metadata.name.as_str();
+    let graph = staging.graph()?;
+    let planner = |recorded: &[RecordedResource], gone: &[Address]| {
+        Ok(plan::diff_refreshed(name, &graph, recorded, gone)?)
+    };
+    let request = ApplyRequest {
+        cluster: name,
+        region,
+        operation: COMMAND,
+        graph: &graph,
+        plan: &planner,
+        force_unlock: rafter::state::ForceUnlock::Never,
+        refresh: false,
+    };
+    let (report, records, _) = apply_under_lock(store, lock, &request).await?;
+    refuse_failed(&report, name)?;
+    let published = rafter::bootstrap::publish_staged_node_bundles(
+        store.store(),
+        staging.to,
+        &|owner| staging.spec_of(owner),
+        &ApiLoadBalancerNames::recorded(&records),
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    eprintln!(
+        "      published {} node bundle(s) ({} unchanged)",
+        published.written.len(),
+        published.unchanged
+    );
+    Ok(())
+}
+
+fn refuse_failed(report: &ApplyReport, name: &str) -> anyhow::Result<()> {
+    if report.succeeded() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        EXIT_FAILURE,
+        format!(
+            "the upgrade of cluster {name} could not change its launch templates:\n{}",
+            failed_lines(report).join("\n")
+        ),
+    )
+    .hint(format!(
+        "what was done is recorded; fix the cause and run `rafter upgrade cluster {name} --yes` again: it continues from this step"
+    ))
+    .into())
+}
+
+/// `member`'s group as Auto Scaling describes it now.
+async fn member_group(
+    store: &ClusterStore<AnyStore>,
+    cluster: &Cluster,
+    roll: &Roll<'_, AnyStore>,
+    member: &str,
+) -> anyhow::Result<GroupState> {
+    let groups: Vec<(String, Option<String>)> = recorded_groups(store, cluster)
+        .await?
+        .into_iter()
+        .filter(|(_, holds)| holds.as_deref() == Some(member))
+        .collect();
+    group_states(roll.context, &groups)
+        .await
+        .map_err(|error| Failure::new(EXIT_FAILURE, format!("cannot ask AWS: {error}")))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            Failure::new(
+                EXIT_FAILURE,
+                format!(
+                    "member {member} of cluster {}: its auto-scaling group is gone",
+                    cluster.metadata.name
+                ),
+            )
+            .hint(format!(
+                "`rafter update cluster {} --yes` creates it again",
+                cluster.metadata.name
+            ))
+            .into()
+        })
+}
+
+/// What the node groups' step leaves: how many running instances keep the old versions.
+async fn node_groups_said(
+    store: &ClusterStore<AnyStore>,
+    cluster: &Cluster,
+    roll: &Roll<'_, AnyStore>,
+) -> anyhow::Result<String> {
+    let groups: Vec<(String, Option<String>)> = recorded_groups(store, cluster)
+        .await?
+        .into_iter()
+        .filter(|(_, member)| member.is_none())
+        .collect();
+    let states = group_states(roll.context, &groups)
+        .await
+        .map_err(|error| Failure::new(EXIT_FAILURE, format!("cannot ask AWS: {error}")))?;
+    let old: usize = states
+        .iter()
+        .map(|group| {
+            group
+                .instances
+                .iter()
+                .filter(|instance| instance.version != group.version)
+                .count()
+        })
+        .sum();
+    Ok(match old {
+        0 => "node groups: instances launched from now on run the new versions".to_string(),
+        old => format!(
+            "node groups: instances launched from now on run the new versions; {old} running instance(s) keep the old kubelet (one minor older is within the skew policy) until replaced: rolling node groups is not built yet, so terminate them through their groups one at a time"
+        ),
+    })
+}
+
+fn refused(name: &str, error: rafter::rolling::execute::RollError) -> anyhow::Error {
+    Failure::new(EXIT_FAILURE, error.to_string())
+        .hint(format!(
+            "fix what it names, then run `rafter upgrade cluster {name}` again"
+        ))
+        .into()
+}
+
+fn print_plan(upgrade: &AwsUpgrade<'_>, steps: &[AwsStep], gate: &Gate) {
+    let name = &upgrade.to.metadata.name;
+    println!("Upgrade cluster {name}: {}.", upgrade.changes.describe());
+    println!(
+        "Control-plane members one at a time: each gets a new launch template version and bundle, its instance is replaced through its auto-scaling group, and the new instance attaches the member's data volume and comes back as the same member."
+    );
+    println!(
+        "Before the first: every member reports its etcd healthy. After each, a gate: the member reports from its new instance, it and every other member healthy and caught up, {} reports in a row (within {} s), or the upgrade stops there.",
+        gate.passes,
+        gate.within.as_secs()
+    );
+    println!(
+        "Until every member is done, the node groups keep the old versions' launch templates and bundles: an instance they launch meanwhile runs no kubelet newer than an API server."
+    );
+    output::print_journalled_steps(
+        "upgrade",
+        steps.iter().map(|step| (step.key(), step.describe())),
+        upgrade.unfinished,
+    );
+}
