@@ -65,6 +65,8 @@ struct World {
     /// `/etc/rafter/aws.env` of every instance: where its metadata, S3, EC2 and volumes are.
     aws_env: String,
     fleet: Fleet,
+    /// A second spec whose assets every host's cache holds too (an upgrade's target).
+    also_cached: Option<Cluster>,
     _assets: tempfile::TempDir,
 }
 
@@ -75,12 +77,17 @@ fn cluster(bucket: &str, assets: &std::path::Path) -> Cluster {
 /// The `ha-aws` cluster `name` in the three zones, its state in `bucket`, its assets served
 /// from `assets` (where its spec overlay is written too).
 fn cluster_named(name: &str, bucket: &str, assets: &std::path::Path) -> Cluster {
+    cluster_with(name, bucket, assets, &common::host_assets::build(assets))
+}
+
+/// [`cluster_named`] with `spec_lines` (YAML under `spec:`, the assets among them) in its
+/// overlay.
+fn cluster_with(name: &str, bucket: &str, assets: &std::path::Path, spec_lines: &str) -> Cluster {
     let overlay = assets.join("overlay.yaml");
     std::fs::write(
         &overlay,
         format!(
-            "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: {name}\nspec:\n{}",
-            common::host_assets::build(assets)
+            "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: {name}\nspec:\n{spec_lines}"
         ),
     )
     .unwrap();
@@ -159,8 +166,10 @@ impl World {
             control_plane: true,
             applies_addons,
         };
-        let downloads = local_downloads(&self.cluster, needs, "amd64").unwrap();
-        upload(&session, &downloads, &self.files).await.unwrap();
+        for cluster in std::iter::once(&self.cluster).chain(&self.also_cached) {
+            let downloads = local_downloads(cluster, needs, "amd64").unwrap();
+            upload(&session, &downloads, &self.files).await.unwrap();
+        }
         session
             .upload("/etc/rafter/aws.env", self.aws_env.as_bytes(), 0o644)
             .await
@@ -366,6 +375,7 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
         files: LocalFiles::default(),
         aws_env,
         fleet: Fleet::start(ec2.clone(), imds, CLUSTER).await,
+        also_cached: None,
         _assets: assets,
     };
     create_volumes(&world.cluster).await;
@@ -842,10 +852,24 @@ const ROLL_HOSTS: [(&str, &str); 6] = [
     ("roll-5", "10.250.0.85"),
     ("roll-6", "10.250.0.86"),
 ];
+/// The AWS upgrade's cluster, and the hosts playing its members' instances.
+const UPGRADED: &str = "upgrade.example.com";
+const UPGRADE_HOSTS: [(&str, &str); 6] = [
+    ("upg-1", "10.250.0.101"),
+    ("upg-2", "10.250.0.102"),
+    ("upg-3", "10.250.0.103"),
+    ("upg-4", "10.250.0.104"),
+    ("upg-5", "10.250.0.105"),
+    ("upg-6", "10.250.0.106"),
+];
+const FROM_KUBERNETES: &str = "1.34.2";
+const TO_KUBERNETES: &str = "1.35.0";
 
-/// Every control-plane member's group name and the instances Auto Scaling has in it.
+/// Every control-plane member's group name and the instances Auto Scaling has in service in
+/// it, for `cluster`.
 async fn member_groups(
     autoscaling: &aws_sdk_autoscaling::Client,
+    cluster: &str,
 ) -> BTreeMap<String, (String, Vec<String>)> {
     let described = autoscaling
         .describe_auto_scaling_groups()
@@ -857,7 +881,7 @@ async fn member_groups(
         let name = group.auto_scaling_group_name().unwrap_or_default();
         let Some(member) = name
             .strip_prefix("control-plane-")
-            .and_then(|rest| rest.strip_suffix(&format!(".{ROLLED}")))
+            .and_then(|rest| rest.strip_suffix(&format!(".{cluster}")))
         else {
             continue;
         };
@@ -875,144 +899,186 @@ async fn member_groups(
     groups
 }
 
-/// `rafter rolling-update cluster` on AWS: the three members of a cluster made by `create
-/// cluster --yes` (the emulator's auto-scaling groups launch the instances, test-bed hosts play
-/// them) are out of date once `update` changes their instance type, and are replaced one at
-/// a time, while a writer writes throughout. Auto
-/// Scaling's replacement of each terminated instance is played by booting a fresh host from
-/// the group's user-data; terminating an instance powers its host off before the emulator
-/// detaches its volume. At every termination every other member is healthy; each member comes
-/// back as the same member with its data; every acknowledged write survives; and a second run
-/// finds nothing to replace.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn rolling_update_replaces_members_one_at_a_time() {
-    Testbed::fresh(&ROLL_HOSTS[..3]);
-    let s3 = FaultProxy::start_on(
-        BRIDGE,
-        &common::moto::moto().endpoint,
-        FaultConfig::default(),
-    );
-    let imds = Imds::start(BRIDGE);
-    let client = common::moto::s3_client();
-    let ec2 = aws_sdk_ec2::Client::new(&common::moto::sdk_config());
-    let autoscaling = aws_sdk_autoscaling::Client::new(&common::moto::sdk_config());
-    let bucket = common::moto::new_bucket(&client, "roll").await;
-    common::moto::public_zone("example.com").await;
-    let assets = tempfile::tempdir().unwrap();
-    let cluster = cluster_named(ROLLED, &bucket, assets.path());
-    let key_file = assets.path().join("key.pub");
-    std::fs::write(&key_file, common::EXAMPLE_PUBLIC_KEY).unwrap();
-    let rafter = |args: &[&str]| {
+/// A cluster made by `rafter create cluster --yes` on the emulator, whose members' instances
+/// test-bed hosts play: booted from their group's user-data as Auto Scaling launches them.
+/// Terminating an instance powers its host off first (AWS detaches a volume once the
+/// instance has stopped); at that moment every other member must be healthy, which is
+/// recorded. A writer puts numbered keys throughout, through whichever member host runs.
+struct Rolled {
+    name: &'static str,
+    world: World,
+    s3: FaultProxy,
+    bucket: String,
+    autoscaling: aws_sdk_autoscaling::Client,
+    /// Hosts not yet playing an instance, in order.
+    free_hosts: std::sync::Mutex<
+        std::iter::Copied<std::slice::Iter<'static, (&'static str, &'static str)>>,
+    >,
+    running: Shared<Vec<String>>,
+    /// Each terminated instance's host, and whether every other member was healthy then.
+    terminations: Shared<Vec<(String, Result<(), String>)>>,
+    stop_writer: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    writer: Option<std::thread::JoinHandle<Vec<String>>>,
+    logs: tempfile::TempDir,
+}
+
+/// One `--yes` run of a replacing command, killed once and run again.
+struct KilledAndRerun {
+    status: std::process::ExitStatus,
+    first: String,
+    rerun: String,
+    /// The members whose new instances booted, in order.
+    replaced: Vec<String>,
+}
+
+impl Rolled {
+    /// `rafter create cluster NAME --yes` of the `ha-aws` profile in three zones with
+    /// `spec_lines` in its overlay, the first three `hosts` booting its members, the writer
+    /// started once they report healthy.
+    async fn create(
+        name: &'static str,
+        hosts: &'static [(&'static str, &'static str)],
+        assets: tempfile::TempDir,
+        spec_lines: &str,
+        also_cached: Option<Cluster>,
+    ) -> Self {
+        Testbed::fresh(&hosts[..3]);
+        let s3 = FaultProxy::start_on(
+            BRIDGE,
+            &common::moto::moto().endpoint,
+            FaultConfig::default(),
+        );
+        let imds = Imds::start(BRIDGE);
+        let client = common::moto::s3_client();
+        let ec2 = aws_sdk_ec2::Client::new(&common::moto::sdk_config());
+        let autoscaling = aws_sdk_autoscaling::Client::new(&common::moto::sdk_config());
+        let bucket = common::moto::new_bucket(&client, name.split('.').next().unwrap()).await;
+        common::moto::public_zone("example.com").await;
+        let cluster = cluster_with(name, &bucket, assets.path(), spec_lines);
+        let key_file = assets.path().join("key.pub");
+        std::fs::write(&key_file, common::EXAMPLE_PUBLIC_KEY).unwrap();
+        let overlay = assets.path().join("overlay.yaml");
+        let mut rolled = Rolled {
+            name,
+            world: World {
+                testbed: Testbed::open(),
+                store: S3Store::new(client, &bucket, PREFIX),
+                cluster,
+                files: LocalFiles::default(),
+                aws_env: format!(
+                    "RAFTER_IMDS_ENDPOINT={}\nRAFTER_S3_ENDPOINT={}\nRAFTER_EC2_ENDPOINT={}\nRAFTER_VOLUME_DIR={VOLUME_DIR}\n",
+                    imds.endpoint,
+                    s3.endpoint(),
+                    s3.endpoint()
+                ),
+                fleet: Fleet::start(ec2, imds, name).await,
+                also_cached,
+                _assets: assets,
+            },
+            s3,
+            bucket,
+            autoscaling,
+            free_hosts: std::sync::Mutex::new(hosts.iter().copied()),
+            running: Shared::default(),
+            terminations: Shared::default(),
+            stop_writer: Default::default(),
+            writer: None,
+            logs: tempfile::tempdir().unwrap(),
+        };
+        rolled.ok(&[
+            "create",
+            "cluster",
+            "-f",
+            overlay.to_str().unwrap(),
+            "--profile",
+            "ha-aws",
+            "--zones",
+            "eu-west-1a,eu-west-1b,eu-west-1c",
+            "--dns-zone",
+            "example.com",
+            "--ssh-public-key",
+            key_file.to_str().unwrap(),
+            "--yes",
+        ]);
+
+        // The hosts play the instances the groups launched, and boot them.
+        let groups = member_groups(&rolled.autoscaling, name).await;
+        assert_eq!(groups.len(), 3, "{groups:?}");
+        let mut boots = Vec::new();
+        for (member, (_, instances)) in &groups {
+            let (host, address) = rolled.free_hosts.lock().unwrap().next().unwrap();
+            rolled
+                .world
+                .fleet
+                .adopt(host, address, &instances[0], member);
+            rolled.running.lock().unwrap().push(host.to_string());
+            boots.push(rolled.world.boot(host, address, member));
+        }
+        futures::future::join_all(boots).await;
+        eventually_async("the members report healthy", || {
+            member_evidence(&rolled.world.store, name)
+        })
+        .await;
+        rolled.watch_terminations();
+        rolled.start_writer();
+        rolled
+    }
+
+    fn rafter(&self, args: &[&str]) -> std::process::Command {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rafter"));
         command
             .args(args)
-            .env("RAFTER_STATE", format!("s3://{bucket}/{PREFIX}"))
+            .env("RAFTER_STATE", format!("s3://{}/{PREFIX}", self.bucket))
             .envs(common::moto::process_env())
-            .env("AWS_ENDPOINT_URL", s3.endpoint())
+            .env("AWS_ENDPOINT_URL", self.s3.endpoint())
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         command
-    };
-    let overlay = assets.path().join("overlay.yaml");
-    let created = rafter(&[
-        "create",
-        "cluster",
-        "-f",
-        overlay.to_str().unwrap(),
-        "--profile",
-        "ha-aws",
-        "--zones",
-        "eu-west-1a,eu-west-1b,eu-west-1c",
-        "--dns-zone",
-        "example.com",
-        "--ssh-public-key",
-        key_file.to_str().unwrap(),
-        "--yes",
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let world = World {
-        testbed: Testbed::open(),
-        store: S3Store::new(client, &bucket, PREFIX),
-        cluster,
-        files: LocalFiles::default(),
-        aws_env: format!(
-            "RAFTER_IMDS_ENDPOINT={}\nRAFTER_S3_ENDPOINT={}\nRAFTER_EC2_ENDPOINT={}\nRAFTER_VOLUME_DIR={VOLUME_DIR}\n",
-            imds.endpoint,
-            s3.endpoint(),
-            s3.endpoint()
-        ),
-        fleet: Fleet::start(ec2.clone(), imds, ROLLED).await,
-        _assets: assets,
-    };
-
-    // The hosts play the instances the groups launched, and boot them.
-    let groups = member_groups(&autoscaling).await;
-    assert_eq!(groups.len(), 3, "{groups:?}");
-    let mut free_hosts = ROLL_HOSTS.iter();
-    let mut boots = Vec::new();
-    for (member, (_, instances)) in &groups {
-        let (host, address) = free_hosts.next().unwrap();
-        world.fleet.adopt(host, address, &instances[0], member);
-        boots.push(world.boot(host, address, member));
-    }
-    futures::future::join_all(boots).await;
-    eventually_async("the members report healthy", || {
-        member_evidence(&world.store, ROLLED)
-    })
-    .await;
-    let (first_host, _) = ROLL_HOSTS[0];
-    let before = members(&world.testbed, first_host);
-    assert_eq!(before.len(), 3, "{before:?}");
-
-    // Terminating an instance powers its host off first (AWS detaches a volume once the
-    // instance has stopped); at that moment every other member must be healthy.
-    let running: std::sync::Arc<std::sync::Mutex<Vec<String>>> =
-        std::sync::Arc::new(std::sync::Mutex::new(
-            ROLL_HOSTS[..3]
-                .iter()
-                .map(|(host, _)| host.to_string())
-                .collect(),
-        ));
-    let terminations: Shared<Vec<(String, Result<(), String>)>> = Shared::default();
-    {
-        let (running, terminations) = (running.clone(), terminations.clone());
-        let hosts_by_instance = world.fleet.hosts_handle();
-        s3.before_forwarding(std::sync::Arc::new(move |action, body| {
-            if action != "TerminateInstanceInAutoScalingGroup" {
-                return;
-            }
-            let instance = body
-                .split('&')
-                .find_map(|pair| pair.strip_prefix("InstanceId="))
-                .unwrap_or_default()
-                .to_string();
-            let Some(host) = hosts_by_instance.lock().unwrap().get(&instance).cloned() else {
-                return;
-            };
-            let others: Vec<String> = running
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|other| **other != host)
-                .cloned()
-                .collect();
-            let healthy = healthy_at(&Testbed::open(), &others[0], "--cluster", 3);
-            terminations.lock().unwrap().push((host.clone(), healthy));
-            Testbed::open().stop(&host);
-            running.lock().unwrap().retain(|other| *other != host);
-        }));
     }
 
-    // A writer puts numbered keys throughout, through whichever member host runs.
-    let stop_writer = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (running, stop) = (running.clone(), stop_writer.clone());
-        std::thread::spawn(move || {
+    /// `rafter args` succeeded: its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.rafter(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "rafter {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn watch_terminations(&self) {
+        let (running, terminations) = (self.running.clone(), self.terminations.clone());
+        let hosts_by_instance = self.world.fleet.hosts_handle();
+        self.s3
+            .before_forwarding(std::sync::Arc::new(move |action, body| {
+                if action != "TerminateInstanceInAutoScalingGroup" {
+                    return;
+                }
+                let instance = body
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("InstanceId="))
+                    .unwrap_or_default()
+                    .to_string();
+                let Some(host) = hosts_by_instance.lock().unwrap().get(&instance).cloned() else {
+                    return;
+                };
+                let others: Vec<String> = running
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|other| **other != host)
+                    .cloned()
+                    .collect();
+                let healthy = healthy_at(&Testbed::open(), &others[0], "--cluster", 3);
+                terminations.lock().unwrap().push((host.clone(), healthy));
+                Testbed::open().stop(&host);
+                running.lock().unwrap().retain(|other| *other != host);
+            }));
+    }
+
+    fn start_writer(&mut self) {
+        let (running, stop) = (self.running.clone(), self.stop_writer.clone());
+        self.writer = Some(std::thread::spawn(move || {
             let mut acknowledged = Vec::new();
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -1032,53 +1098,139 @@ async fn rolling_update_replaces_members_one_at_a_time() {
                 std::thread::sleep(Duration::from_millis(300));
             }
             acknowledged
-        })
-    };
+        }));
+    }
+
+    /// Runs `rafter args` (a `--yes` run that replaces members), booting each instance Auto
+    /// Scaling launches as it appears; the first run is killed (SIGKILL) once `kill_after`
+    /// members were replaced, and the same command run again. `each` is called before each
+    /// new instance boots, with the members replaced so far.
+    async fn run_killed_once(
+        &self,
+        args: &[&str],
+        kill_after: usize,
+        mut each: impl AsyncFnMut(&Rolled, &[String]),
+    ) -> KilledAndRerun {
+        let log_path = |attempt: u32| self.logs.path().join(format!("run-{attempt}.log"));
+        let start = |attempt: u32| {
+            let log = std::fs::File::create(log_path(attempt)).unwrap();
+            self.rafter(args)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap()
+        };
+        let (mut child, mut attempt) = (start(1), 1);
+        let mut replaced = Vec::new();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if attempt == 1 && replaced.len() == kill_after {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                (child, attempt) = (start(2), 2);
+                continue;
+            }
+            for (member, (_, instances)) in member_groups(&self.autoscaling, self.name).await {
+                for instance in instances {
+                    if self.world.fleet.host_of(&instance).is_some() {
+                        continue;
+                    }
+                    each(self, &replaced).await;
+                    let next = self.free_hosts.lock().unwrap().next();
+                    let (host, address) = next.expect("a host for every replacement");
+                    Testbed::fresh(&[(host, address)]);
+                    self.world.fleet.adopt(host, address, &instance, &member);
+                    self.world.boot(host, address, &member).await;
+                    self.running.lock().unwrap().push(host.to_string());
+                    replaced.push(member.clone());
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        let read = |attempt: u32| std::fs::read_to_string(log_path(attempt)).unwrap_or_default();
+        KilledAndRerun {
+            status,
+            first: read(1),
+            rerun: read(2),
+            replaced,
+        }
+    }
+
+    /// After the replacements: the writer stopped, the same three members healthy on the
+    /// replacements, every acknowledged write on each, and at every termination every other
+    /// member was healthy.
+    fn assert_nothing_lost(&mut self, before: &BTreeMap<String, (String, String)>) {
+        self.stop_writer
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let acknowledged = self.writer.take().unwrap().join().unwrap();
+        assert!(acknowledged.len() >= 20, "{acknowledged:?}");
+        let replacements: Vec<String> = self.running.lock().unwrap().clone();
+        assert_eq!(replacements.len(), 3, "{replacements:?}");
+        eventually("the three members healthy", || {
+            healthy_everywhere(&self.world.testbed, &replacements[0])
+        });
+        assert_eq!(
+            &members(&self.world.testbed, &replacements[0]),
+            before,
+            "the same members"
+        );
+        let keys: Vec<String> = acknowledged.iter().map(|i| format!("/roll/{i}")).collect();
+        for host in &replacements {
+            let stored = self.world.testbed.ssh_ok(
+                host,
+                &format!("{ETCDCTL} get /roll/ --prefix --keys-only --consistency=s"),
+            );
+            let missing: Vec<&String> = keys.iter().filter(|key| !stored.contains(*key)).collect();
+            assert!(missing.is_empty(), "{host} lacks {missing:?}");
+        }
+        let terminations = self.terminations.lock().unwrap();
+        for (host, healthy) in terminations.iter() {
+            assert_eq!(
+                healthy,
+                &Ok(()),
+                "every other member healthy when {host} went"
+            );
+        }
+        assert_eq!(terminations.len(), 3);
+    }
+}
+
+/// `rafter rolling-update cluster` on AWS: the three members of a cluster made by `create
+/// cluster --yes` (the emulator's auto-scaling groups launch the instances, test-bed hosts play
+/// them) are out of date once `update` changes their instance type, and are replaced one at
+/// a time, while a writer writes throughout. At every termination every other member is
+/// healthy; each member comes back as the same member with its data; every acknowledged
+/// write survives; and a second run finds nothing to replace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_update_replaces_members_one_at_a_time() {
+    let assets = tempfile::tempdir().unwrap();
+    let spec_lines = common::host_assets::build(assets.path());
+    let mut rolled = Rolled::create(ROLLED, &ROLL_HOSTS, assets, &spec_lines, None).await;
+    let before = members(&rolled.world.testbed, ROLL_HOSTS[0].0);
+    assert_eq!(before.len(), 3, "{before:?}");
 
     // Nothing is out of date yet. Then the control plane's instance type changes: `update`
     // makes new launch template versions, which only instances launched later get, and the
     // plan names every member's instance.
-    let stdout = |output: std::process::Output| {
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
-    let plan = stdout(
-        rafter(&["rolling-update", "cluster", ROLLED])
-            .output()
-            .unwrap(),
-    );
+    let plan = rolled.ok(&["rolling-update", "cluster", ROLLED]);
     assert!(plan.contains("Nothing to replace"), "{plan}");
-    let spec = stdout(
-        rafter(&["get", "cluster", ROLLED, "-o", "yaml"])
-            .output()
-            .unwrap(),
-    );
+    let spec = rolled.ok(&["get", "cluster", ROLLED, "-o", "yaml"]);
     let edited = spec.replacen("instanceType: t3.medium", "instanceType: t3.large", 1);
     assert_ne!(edited, spec);
     let edited_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(edited_file.path(), edited).unwrap();
-    stdout(
-        rafter(&[
-            "update",
-            "cluster",
-            ROLLED,
-            "-f",
-            edited_file.path().to_str().unwrap(),
-            "--yes",
-        ])
-        .output()
-        .unwrap(),
-    );
-    let plan = stdout(
-        rafter(&["rolling-update", "cluster", ROLLED])
-            .output()
-            .unwrap(),
-    );
-    for (member, (_, instances)) in member_groups(&autoscaling).await {
+    rolled.ok(&[
+        "update",
+        "cluster",
+        ROLLED,
+        "-f",
+        edited_file.path().to_str().unwrap(),
+        "--yes",
+    ]);
+    let plan = rolled.ok(&["rolling-update", "cluster", ROLLED]);
+    for (member, (_, instances)) in member_groups(&rolled.autoscaling, ROLLED).await {
         assert!(
             plan.contains(&format!(
                 "replace member {member} ({}): launch template version 1 -> 2",
@@ -1092,115 +1244,275 @@ async fn rolling_update_replaces_members_one_at_a_time() {
         "{plan}"
     );
 
-    // The rolling update runs; Auto Scaling's new instances boot as they appear. The first
-    // run is killed (SIGKILL) while it waits for the second member to come back; the same
-    // command run again continues with that member (whose old instance is gone already).
-    let logs = tempfile::tempdir().unwrap();
-    let start = |attempt: u32| {
-        let log = std::fs::File::create(logs.path().join(format!("roll-{attempt}.log"))).unwrap();
-        rafter(&["rolling-update", "cluster", ROLLED, "--yes"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap()
-    };
-    let read_log = |attempt: u32| {
-        std::fs::read_to_string(logs.path().join(format!("roll-{attempt}.log"))).unwrap()
-    };
-    let (mut child, mut attempt) = (start(1), 1);
-    let mut replaced = Vec::new();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if attempt == 1 && replaced.len() == 2 {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            (child, attempt) = (start(2), 2);
-            continue;
-        }
-        for (member, (_, instances)) in member_groups(&autoscaling).await {
-            for instance in instances {
-                if world.fleet.host_of(&instance).is_some() {
-                    continue;
-                }
-                let (host, address) = free_hosts.next().expect("a host for every replacement");
-                Testbed::fresh(&[(host, address)]);
-                world.fleet.adopt(host, address, &instance, &member);
-                world.boot(host, address, &member).await;
-                running.lock().unwrap().push(host.to_string());
-                replaced.push(member.clone());
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
-    let log = format!("{}\n--- rerun:\n{}", read_log(1), read_log(2));
-    assert!(status.success(), "{log}");
-    assert_eq!(attempt, 2, "{log}");
+    // The rolling update runs; the first run is killed while it waits for the second member
+    // to come back; the same command run again continues with that member (whose old
+    // instance is gone already).
+    let run = rolled
+        .run_killed_once(
+            &["rolling-update", "cluster", ROLLED, "--yes"],
+            2,
+            async |_, _| {},
+        )
+        .await;
+    let log = format!("{}\n--- rerun:\n{}", run.first, run.rerun);
+    eprintln!("--- the run:\n{log}");
+    assert!(run.status.success(), "{log}");
     assert!(
-        read_log(1).contains("[1/3] replace member eu-west-1a")
-            && read_log(2).contains("Continuing the rolling update")
-            && !read_log(2).contains("[1/3]")
-            && read_log(2).contains("[2/3] replace member eu-west-1b"),
+        run.first.contains("[1/3] replace member eu-west-1a")
+            && run.rerun.contains("Continuing the rolling update")
+            && !run.rerun.contains("[1/3]")
+            && run.rerun.contains("[2/3] replace member eu-west-1b"),
         "{log}"
     );
     assert_eq!(
-        replaced,
+        run.replaced,
         ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
         "{log}"
     );
-    for (host, healthy) in terminations.lock().unwrap().iter() {
-        assert_eq!(
-            healthy,
-            &Ok(()),
-            "every other member healthy when {host} went"
-        );
-    }
-    assert_eq!(terminations.lock().unwrap().len(), 3);
     for member in ["eu-west-1a", "eu-west-1b", "eu-west-1c"] {
         assert!(
             log.contains(&format!("member {member} is back on instance")),
             "{log}"
         );
     }
-
-    // The same three members, every acknowledged write on each.
-    stop_writer.store(true, std::sync::atomic::Ordering::SeqCst);
-    let acknowledged = writer.join().unwrap();
-    assert!(acknowledged.len() >= 20, "{acknowledged:?}");
-    let (last_host, _) = ROLL_HOSTS[5];
-    eventually("the three members healthy", || {
-        healthy_everywhere(&world.testbed, last_host)
-    });
-    assert_eq!(
-        members(&world.testbed, last_host),
-        before,
-        "the same members"
-    );
-    let keys: Vec<String> = acknowledged.iter().map(|i| format!("/roll/{i}")).collect();
-    for (host, _) in &ROLL_HOSTS[3..] {
-        let stored = world.testbed.ssh_ok(
-            host,
-            &format!("{ETCDCTL} get /roll/ --prefix --keys-only --consistency=s"),
-        );
-        let missing: Vec<&String> = keys.iter().filter(|key| !stored.contains(*key)).collect();
-        assert!(missing.is_empty(), "{host} lacks {missing:?}");
-    }
+    rolled.assert_nothing_lost(&before);
 
     // Nothing left to do.
-    let again = rafter(&["rolling-update", "cluster", ROLLED])
+    let again = rolled.ok(&["rolling-update", "cluster", ROLLED]);
+    assert!(again.contains("Nothing to replace"), "{again}");
+}
+
+/// The worker group's state that must not change while an upgrade's control-plane members
+/// are replaced: its bundle, and the launch template version its group launches.
+#[derive(Debug, Clone, PartialEq)]
+struct WorkersAt {
+    bundle: Vec<u8>,
+    version: Option<String>,
+    /// Each in-service worker's launch template version.
+    instances: Vec<Option<String>>,
+}
+
+async fn workers_at(rolled: &Rolled) -> WorkersAt {
+    let bundle = rolled
+        .world
+        .store
+        .read(&layout::BundleOwner::NodeGroup("workers").key(rolled.name))
+        .await
+        .unwrap()
+        .expect("the workers' bundle is published");
+    let group = format!("nodes-workers.{}", rolled.name);
+    let described = rolled
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&group)
+        .send()
+        .await
+        .unwrap();
+    let group = &described.auto_scaling_groups()[0];
+    let template = group.launch_template().unwrap();
+    let ec2 = aws_sdk_ec2::Client::new(&common::moto::sdk_config());
+    let latest = ec2
+        .describe_launch_templates()
+        .launch_template_ids(template.launch_template_id().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .launch_templates()[0]
+        .latest_version_number()
+        .map(|number| number.to_string());
+    WorkersAt {
+        bundle,
+        version: latest,
+        instances: group
+            .instances()
+            .iter()
+            .map(|instance| {
+                instance
+                    .launch_template()
+                    .and_then(|template| template.version())
+                    .map(str::to_string)
+            })
+            .collect(),
+    }
+}
+
+/// `rafter upgrade cluster` on AWS, Kubernetes 1.34.2 to 1.35.0 (stand-in kubelets that
+/// differ per version): the members are replaced one at a time in the spec's order, each
+/// coming back as the same member with its data and the new kubelet, a writer writing
+/// throughout; the run is killed while the second member comes back, and resumes. Until
+/// every member is done, the workers' bundle and launch template stay as they were, and a
+/// worker the group launches meanwhile (scaled up after the first member) gets the old
+/// version; then the node groups move to the new version, the new spec is stored, and a
+/// second upgrade finds nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upgrade_replaces_members_one_at_a_time_and_holds_the_workers_back() {
+    use common::host_assets::{EtcdRelease, build_release};
+    let assets = tempfile::tempdir().unwrap();
+    let from = build_release(assets.path(), EtcdRelease::Distro, FROM_KUBERNETES);
+    let to = build_release(assets.path(), EtcdRelease::Distro, TO_KUBERNETES);
+    let target_lines = format!("  kubernetesVersion: {TO_KUBERNETES}\n{to}");
+    // The target as rafter will render it (for the hosts' asset caches).
+    let target_assets = tempfile::tempdir().unwrap();
+    let target = cluster_with(UPGRADED, "unused", target_assets.path(), &target_lines);
+    let mut rolled = Rolled::create(
+        UPGRADED,
+        &UPGRADE_HOSTS,
+        assets,
+        &format!("  kubernetesVersion: {FROM_KUBERNETES}\n{from}"),
+        Some(target),
+    )
+    .await;
+    let before = members(&rolled.world.testbed, UPGRADE_HOSTS[0].0);
+    assert_eq!(before.len(), 3, "{before:?}");
+    let kubelet = rolled
+        .world
+        .testbed
+        .ssh_ok(UPGRADE_HOSTS[0].0, "cat /usr/local/bin/kubelet");
+    assert!(kubelet.contains(FROM_KUBERNETES), "{kubelet}");
+    let workers_before = workers_at(&rolled).await;
+    assert_eq!(workers_before.instances.len(), 3, "{workers_before:?}");
+
+    // The target: the stored spec with the new version and its assets. `update` refuses
+    // the version change; the upgrade's plan names every step, and changes nothing.
+    let spec = rolled.ok(&["get", "cluster", UPGRADED, "-o", "yaml"]);
+    let (stored, _) = spec.split_once("\n  assets:\n").unwrap();
+    let edited = stored.replacen(
+        &format!("kubernetesVersion: \"{FROM_KUBERNETES}\""),
+        &format!("kubernetesVersion: \"{TO_KUBERNETES}\""),
+        1,
+    );
+    assert_ne!(edited, stored);
+    let target_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(target_file.path(), format!("{edited}\n{to}")).unwrap();
+    let target_file = target_file.path();
+    let refused = rolled
+        .rafter(&[
+            "update",
+            "cluster",
+            UPGRADED,
+            "-f",
+            target_file.to_str().unwrap(),
+            "--yes",
+        ])
         .output()
         .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
+        !refused.status.success()
+            && said.contains("`update cluster` does not change versions")
+            && said.contains("rafter upgrade cluster"),
+        "{said}"
     );
+    let plan = rolled.ok(&[
+        "upgrade",
+        "cluster",
+        UPGRADED,
+        "-f",
+        target_file.to_str().unwrap(),
+    ]);
+    for expected in [
+        "1. member eu-west-1a",
+        "2. member eu-west-1b",
+        "3. member eu-west-1c",
+        "4. node groups",
+        "5. store the new spec",
+        "Until every member is done, the node groups keep the old versions",
+        "every member reports its etcd healthy",
+    ] {
+        assert!(plan.contains(expected), "{expected}: {plan}");
+    }
+    assert_eq!(workers_at(&rolled).await, workers_before);
+
+    // The upgrade runs, killed once the second member's replacement booted; before each
+    // replacement boots, the workers are as they were, and after the first, the worker group
+    // scales up: its new instance gets the old launch template version.
+    let scaled = std::sync::atomic::AtomicBool::new(false);
+    let run = rolled
+        .run_killed_once(
+            &[
+                "upgrade",
+                "cluster",
+                UPGRADED,
+                "-f",
+                target_file.to_str().unwrap(),
+                "--yes",
+            ],
+            2,
+            async |rolled, replaced| {
+                let now = workers_at(rolled).await;
+                assert_eq!(
+                    (&now.bundle, &now.version),
+                    (&workers_before.bundle, &workers_before.version),
+                    "the workers' bundle and launch template while members {replaced:?} are done"
+                );
+                assert!(
+                    now.instances
+                        .iter()
+                        .all(|version| *version == workers_before.version),
+                    "{now:?}"
+                );
+                if !replaced.is_empty() && !scaled.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    rolled
+                        .autoscaling
+                        .set_desired_capacity()
+                        .auto_scaling_group_name(format!("nodes-workers.{UPGRADED}"))
+                        .desired_capacity(4)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            },
+        )
+        .await;
+    let log = format!("{}\n--- rerun:\n{}", run.first, run.rerun);
+    eprintln!("--- the run:\n{log}");
+    assert!(run.status.success(), "{log}");
     assert!(
-        String::from_utf8_lossy(&again.stdout).contains("Nothing to replace"),
-        "{}",
-        String::from_utf8_lossy(&again.stdout)
+        run.first.contains("[1/5] member eu-west-1a")
+            && run.rerun.contains("Continuing the upgrade")
+            && !run.rerun.contains("[1/5]")
+            && run.rerun.contains("[2/5] member eu-west-1b")
+            && run.rerun.contains("[5/5] store the new spec"),
+        "{log}"
     );
+    assert_eq!(
+        run.replaced,
+        ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
+        "{log}"
+    );
+    assert!(scaled.load(std::sync::atomic::Ordering::SeqCst));
+    rolled.assert_nothing_lost(&before);
+    for host in rolled.running.lock().unwrap().iter() {
+        let kubelet = rolled
+            .world
+            .testbed
+            .ssh_ok(host, "cat /usr/local/bin/kubelet");
+        assert!(kubelet.contains(TO_KUBERNETES), "{host}: {kubelet}");
+    }
+
+    // Then the node groups: a new bundle and launch template version, which the four
+    // running workers do not run yet (rolling node groups is not built); the new spec.
+    let workers_after = workers_at(&rolled).await;
+    assert_ne!(workers_after.bundle, workers_before.bundle);
+    assert_ne!(workers_after.version, workers_before.version);
+    assert_eq!(workers_after.instances.len(), 4, "{workers_after:?}");
+    assert!(
+        log.contains("4 running instance(s) keep the old kubelet"),
+        "{log}"
+    );
+    let spec = rolled.ok(&["get", "cluster", UPGRADED, "-o", "yaml"]);
+    assert!(
+        spec.contains(&format!("kubernetesVersion: \"{TO_KUBERNETES}\"")),
+        "{spec}"
+    );
+    let again = rolled.ok(&[
+        "upgrade",
+        "cluster",
+        UPGRADED,
+        "--kubernetes-version",
+        TO_KUBERNETES,
+    ]);
+    assert!(again.contains("nothing to upgrade"), "{again}");
 }
 
 /// The rolling update's gates against the emulator alone, with the members' reports written
