@@ -1505,6 +1505,103 @@ async fn upgrade_replaces_members_one_at_a_time_and_holds_the_workers_back() {
         spec.contains(&format!("kubernetesVersion: \"{TO_KUBERNETES}\"")),
         "{spec}"
     );
+    // Each member's instance runs the bundle published for it (its reports say which), so a
+    // rolling update replaces no member, only the four workers on the old template: two at
+    // a time, each batch's replacements launched before the old ones go (the emulator runs
+    // no API server to drain through: --no-drain).
+    let rolling = rolled.ok(&["rolling-update", "cluster", UPGRADED, "--no-drain"]);
+    let group = format!("nodes-workers.{UPGRADED}");
+    assert!(
+        !rolling.contains("replace member")
+            && rolling
+                .matches(&format!(" in {group}: launch template version"))
+                .count()
+                == 4
+            && rolling.contains("NOT drained (--no-drain)"),
+        "{rolling}"
+    );
+    let workers_old: Vec<String> = rolled
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&group)
+        .send()
+        .await
+        .unwrap()
+        .auto_scaling_groups()[0]
+        .instances()
+        .iter()
+        .filter_map(|instance| instance.instance_id().map(str::to_string))
+        .collect();
+    let output = rolled
+        .rafter(&[
+            "rolling-update",
+            "cluster",
+            UPGRADED,
+            "--yes",
+            "--no-drain",
+            "--max-surge",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    eprintln!("--- rolling the workers:\n{said}");
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains("[1/2] replace ")
+            && said.contains("[2/2] replace ")
+            && said.contains("4 instance(s) replaced"),
+        "{said}"
+    );
+    let workers_new = workers_at(&rolled).await;
+    assert_eq!(workers_new.instances.len(), 4, "{workers_new:?}");
+    assert!(
+        workers_new
+            .instances
+            .iter()
+            .all(|version| *version == workers_after.version),
+        "{workers_new:?}"
+    );
+    let ec2 = aws_sdk_ec2::Client::new(&common::moto::sdk_config());
+    let described = ec2
+        .describe_instances()
+        .set_instance_ids(Some(workers_old.clone()))
+        .send()
+        .await
+        .unwrap();
+    for instance in described
+        .reservations()
+        .iter()
+        .flat_map(|reservation| reservation.instances())
+    {
+        let state = instance.state().and_then(|state| state.name());
+        assert!(
+            matches!(
+                state,
+                Some(
+                    aws_sdk_ec2::types::InstanceStateName::Terminated
+                        | aws_sdk_ec2::types::InstanceStateName::ShuttingDown
+                )
+            ),
+            "{:?}: {state:?}",
+            instance.instance_id()
+        );
+    }
+    let rolling = rolled.ok(&["rolling-update", "cluster", UPGRADED]);
+    assert!(rolling.contains("Nothing to replace"), "{rolling}");
+    // Each member's leaf certificates, kept in the state store and as its instance reports
+    // them.
+    let certificates = rolled.ok(&["get", "certificates", UPGRADED]);
+    for member in ["eu-west-1a", "eu-west-1b", "eu-west-1c"] {
+        let row = certificates
+            .lines()
+            .find(|line| line.starts_with(&format!("{member} ")))
+            .unwrap_or_else(|| panic!("no {member} in\n{certificates}"));
+        assert!(
+            (row.contains(" 364d ") || row.contains(" 365d ")) && row.contains(" (i-"),
+            "{row}"
+        );
+    }
     let again = rolled.ok(&[
         "upgrade",
         "cluster",
@@ -1594,6 +1691,8 @@ async fn rolling_gates_refuse_stop_at_the_deadline_and_resume() {
             version: "3.5.21".into(),
             members: members.clone(),
             alarms: String::new(),
+            bundle: String::new(),
+            certificates_expire: String::new(),
             at: at
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap(),
@@ -1626,6 +1725,46 @@ async fn rolling_gates_refuse_stop_at_the_deadline_and_resume() {
             within: Duration::from_secs(4),
         },
     };
+    // An instance whose member reports running another bundle than the one published (new
+    // certificates, a changed spec) is out of date; once it reports the published one, not.
+    let digest = |bundle: &[u8]| {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(bundle))
+    };
+    let a = members[0].as_str();
+    store
+        .write(
+            &layout::BundleOwner::ControlPlaneMember(a).key(cluster),
+            b"bundle v2",
+        )
+        .await
+        .unwrap();
+    let groups: Vec<(String, Option<String>)> = members
+        .iter()
+        .map(|member| (instances[member].0.clone(), Some(member.clone())))
+        .collect();
+    let planned = async || {
+        let states = rafter::rolling::execute::group_states(&provisioner.context, &groups)
+            .await
+            .unwrap();
+        rafter::rolling::plan(&roll.with_bundles(states).await.unwrap(), &[], false)
+    };
+    let mut stale = report(a, &instances[a].1, true, now());
+    stale.bundle = digest(b"bundle v1");
+    put(stale.clone()).await;
+    let replacements = planned().await;
+    assert_eq!(replacements.len(), 1, "{replacements:?}");
+    assert_eq!(replacements[0].instance, instances[a].1);
+    assert!(
+        replacements[0]
+            .reason
+            .starts_with("node bundle changed since it booted ("),
+        "{replacements:?}"
+    );
+    stale.bundle = digest(b"bundle v2");
+    put(stale).await;
+    assert_eq!(planned().await, []);
+
     let step = |member: &str| rafter::rolling::Replacement {
         group: instances[member].0.clone(),
         member: Some(member.to_string()),

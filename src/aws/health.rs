@@ -87,14 +87,33 @@ pub async fn instances(
             ));
         }
     }
-    let mut running = Vec::new();
-    for chunk in members.chunks(100) {
-        let ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
+    let ids: Vec<String> = members.iter().map(|(_, id)| id.clone()).collect();
+    let hostnames = hostnames(context, &ids).await?;
+    Ok(members
+        .into_iter()
+        .filter_map(|(group, id)| {
+            Some(RunningInstance {
+                group,
+                hostname: hostnames.get(&id)?.clone(),
+                id,
+            })
+        })
+        .collect())
+}
+
+/// The host name of each of the instances `ids` that EC2 describes: the first label of its
+/// private DNS name (`ip-10-0-32-10`), which is also its Kubernetes node's name.
+pub async fn hostnames(
+    context: &Context,
+    ids: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, ProvisionError> {
+    let mut hostnames = std::collections::BTreeMap::new();
+    for chunk in ids.chunks(100) {
         context.calls.read("ec2");
         let described = context
             .ec2
             .describe_instances()
-            .set_instance_ids(Some(ids))
+            .set_instance_ids(Some(chunk.to_vec()))
             .send()
             .await
             .aws()?;
@@ -103,21 +122,16 @@ pub async fn instances(
             .iter()
             .flat_map(|reservation| reservation.instances())
         {
-            let id = instance.instance_id().unwrap_or_default();
-            let Some((group, _)) = chunk.iter().find(|(_, member)| member == id) else {
-                continue;
-            };
             let hostname = instance
                 .private_dns_name()
                 .and_then(|name| name.split('.').next())
                 .unwrap_or_default()
                 .to_string();
-            running.push(RunningInstance {
-                group: group.clone(),
-                id: id.to_string(),
+            hostnames.insert(
+                instance.instance_id().unwrap_or_default().to_string(),
                 hostname,
-            });
+            );
         }
     }
-    Ok(running)
+    Ok(hostnames)
 }

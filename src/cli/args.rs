@@ -73,6 +73,17 @@ pub struct RollingUpdateClusterArgs {
     /// Replace instances even if their launch template is current
     #[arg(long)]
     pub force: bool,
+    /// How many of a node group's instances are replaced at once (their replacements are
+    /// launched before they go)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_surge: u32,
+    /// Terminate node groups' instances without draining their nodes first (when the API
+    /// server cannot be reached): their pods stop with the instance
+    #[arg(long)]
+    pub no_drain: bool,
+    /// The longest one node's drain may take before the update stops (e.g. 10m)
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub drain_timeout: String,
     /// Replace (without it, only show the plan)
     #[arg(long)]
     pub yes: bool,

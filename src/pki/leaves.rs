@@ -102,6 +102,34 @@ impl NodeLeaves {
         Ok(issued)
     }
 
+    /// The certificate of the set that expires first, by name, and when (none for an empty
+    /// set).
+    pub fn first_to_expire(&self) -> Option<(String, OffsetDateTime)> {
+        self.leaves
+            .iter()
+            .filter_map(|(name, leaf)| {
+                let (_, _, not_after) = certificate_validity(&leaf.cert).ok()?;
+                Some((name.clone(), not_after))
+            })
+            .min_by_key(|(_, not_after)| *not_after)
+    }
+
+    /// The nodes of `cluster` whose certificates are kept.
+    pub async fn stored_nodes(
+        store: &impl StateStore,
+        cluster: &str,
+    ) -> Result<Vec<String>, PkiError> {
+        let prefix = layout::node_leaves_prefix(cluster);
+        Ok(store
+            .list(&prefix)
+            .await?
+            .iter()
+            .filter_map(|key| key.strip_prefix(&prefix)?.strip_suffix(".json"))
+            .filter(|node| !node.contains('/'))
+            .map(str::to_string)
+            .collect())
+    }
+
     /// Whether anything was issued since the set was loaded.
     pub fn changed(&self) -> bool {
         self.changed
@@ -181,6 +209,41 @@ mod tests {
             .issue("etcd/server", &other_ca, &node([10, 0, 0, 2]), late)
             .unwrap();
         assert_ne!(renewed.cert_pem, resigned.cert_pem);
+    }
+
+    #[tokio::test]
+    async fn the_first_certificate_to_expire_is_named_per_stored_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let now = OffsetDateTime::now_utc();
+        let ca = Authority::create("etcd-ca", now).unwrap();
+        let mut leaves = NodeLeaves::load(&store, "c.example.com", "cp-1")
+            .await
+            .unwrap();
+        assert_eq!(leaves.first_to_expire(), None);
+        let earlier = now - Duration::days(100);
+        leaves
+            .issue("etcd/server", &ca, &node([10, 0, 0, 1]), now)
+            .unwrap();
+        leaves
+            .issue("etcd/peer", &ca, &node([10, 0, 0, 1]), earlier)
+            .unwrap();
+        leaves.save(&store).await.unwrap();
+        let (name, not_after) = leaves.first_to_expire().unwrap();
+        assert_eq!(name, "etcd/peer");
+        assert!((not_after - (earlier + Duration::days(365))).abs() < Duration::days(2));
+        NodeLeaves::load(&store, "c.example.com", "cp-2")
+            .await
+            .unwrap()
+            .save(&store)
+            .await
+            .unwrap();
+        assert_eq!(
+            NodeLeaves::stored_nodes(&store, "c.example.com")
+                .await
+                .unwrap(),
+            ["cp-1"]
+        );
     }
 
     #[tokio::test]

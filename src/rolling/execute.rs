@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_autoscaling::types::{AutoScalingGroup, LifecycleState};
 use time::OffsetDateTime;
 
-use super::plan::{GroupState, InstanceState, Replacement};
+use super::plan::{Batch, GroupState, InstanceState, Replacement};
 use crate::apply::ProvisionError;
 use crate::aws::errors::AwsResultExt;
-use crate::aws::{Context, compute};
+use crate::aws::{Context, compute, health};
 use crate::state::{StateError, StateStore};
+use crate::upgrade::drain::Drainer;
 use crate::validate::Report;
 use crate::validate::member_reports::{self, MemberReport};
 
@@ -33,8 +34,21 @@ pub enum RollError {
         seconds: u64,
         members: String,
     },
-    #[error("{0} holds no etcd member: only control-plane members are rolled so far")]
+    #[error("{0} holds no etcd member")]
     NotAMember(String),
+    #[error(
+        "group {group} has {in_service} of its {desired} instance(s) in service without the old ones after {seconds} s: see its activities (`aws autoscaling describe-scaling-activities --auto-scaling-group-name {group}`)"
+    )]
+    CapacityLate {
+        group: String,
+        in_service: usize,
+        desired: i32,
+        seconds: u64,
+    },
+    #[error("auto-scaling group {0} is gone")]
+    GroupGone(String),
+    #[error(transparent)]
+    Drain(#[from] crate::upgrade::drain::DrainError),
 }
 
 /// When a replaced member counts as back.
@@ -87,6 +101,7 @@ pub async fn group_states(
             Some(GroupState {
                 group: name.clone(),
                 member: member.clone(),
+                bundle: None,
                 version: group.launch_template().and_then(|template| {
                     let version = template.version()?;
                     let (latest, default) = template
@@ -107,6 +122,7 @@ pub async fn group_states(
                             .launch_template()
                             .and_then(|template| template.version())
                             .map(str::to_string),
+                        bundle: None,
                     })
                     .collect(),
             })
@@ -186,6 +202,38 @@ impl<S: StateStore> Roll<'_, S> {
         Ok((reports, report))
     }
 
+    /// `groups` with what is known of their bundles: for a member's group, the digest of the
+    /// bundle published for it, and for its instance, the one the member last reported
+    /// running from that instance.
+    pub async fn with_bundles(
+        &self,
+        mut groups: Vec<GroupState>,
+    ) -> Result<Vec<GroupState>, RollError> {
+        let reports = member_reports::read(self.store, self.cluster, &self.members).await?;
+        for group in &mut groups {
+            let Some(member) = group.member.clone() else {
+                continue;
+            };
+            let key =
+                crate::state::layout::BundleOwner::ControlPlaneMember(&member).key(self.cluster);
+            group.bundle = self.store.read(&key).await?.map(|bundle| {
+                use sha2::Digest;
+                format!("{:x}", sha2::Sha256::digest(&bundle))
+            });
+            let reported = reports
+                .iter()
+                .find(|(name, _)| *name == member)
+                .and_then(|(_, report)| report.as_ref())
+                .filter(|report| !report.bundle.is_empty());
+            for instance in &mut group.instances {
+                instance.bundle = reported
+                    .filter(|report| report.instance == instance.id)
+                    .map(|report| report.bundle.clone());
+            }
+        }
+        Ok(groups)
+    }
+
     /// The members' reports now, judged: Ok when etcd is healthy.
     pub async fn check(&self) -> Result<Vec<(String, Option<MemberReport>)>, RollError> {
         let (reports, report) = self.judged().await?;
@@ -243,6 +291,138 @@ impl<S: StateStore> Roll<'_, S> {
             "member {member} runs its group's launch template on instance {current}, healthy and caught up ({} s)",
             started.elapsed().as_secs()
         ))
+    }
+
+    /// Replaces a node group's instances of `batch` together, with a surge: they are
+    /// detached from their group with its desired capacity kept, so the group launches their
+    /// replacements at once while they still run; once the group has its desired capacity in
+    /// service again without them, each one's node is drained through the API (with
+    /// `drain`) and the instance terminated. Rerun after a kill, an instance detached already
+    /// is not detached again, and one terminated already is not missed.
+    pub async fn replace_workers(
+        &self,
+        batch: &Batch,
+        drain: Option<&Drainer>,
+    ) -> Result<String, RollError> {
+        let started = Instant::now();
+        let group = batch
+            .replacements
+            .first()
+            .map(|replacement| replacement.group.clone())
+            .unwrap_or_default();
+        let old: Vec<String> = batch
+            .replacements
+            .iter()
+            .map(|replacement| replacement.instance.clone())
+            .collect();
+        let described = self
+            .described(&group)
+            .await?
+            .ok_or_else(|| RollError::GroupGone(group.clone()))?;
+        let desired = described.desired_capacity().unwrap_or_default();
+        let attached: Vec<String> = old
+            .iter()
+            .filter(|id| {
+                staying(&described).any(|listed| listed.instance_id() == Some(id.as_str()))
+            })
+            .cloned()
+            .collect();
+        // Known before they leave the group (EC2 still describes them after).
+        let nodes: Vec<String> = health::hostnames(self.context, &old)
+            .await?
+            .into_values()
+            .filter(|hostname| !hostname.is_empty())
+            .collect();
+        // The API answers before anything changes: a drain that cannot start would leave the
+        // old instances detached.
+        if let Some(drainer) = drain {
+            for node in &nodes {
+                crate::upgrade::drain::node_known(&drainer.client, node).await?;
+            }
+        }
+        if !attached.is_empty() {
+            self.context.calls.write("autoscaling");
+            self.context
+                .autoscaling
+                .detach_instances()
+                .auto_scaling_group_name(&group)
+                .set_instance_ids(Some(attached))
+                .should_decrement_desired_capacity(false)
+                .send()
+                .await
+                .aws()?;
+        }
+        self.wait_capacity(&group, &old, desired).await?;
+        let drained = match drain {
+            Some(drainer) => format!(
+                "{} node(s) drained",
+                drainer.cordon_and_drain(&nodes).await?.len()
+            ),
+            None => "not drained (--no-drain)".to_string(),
+        };
+        self.terminate_instances(&old).await?;
+        Ok(format!(
+            "{} replaced in {group}; {desired} in service again; {drained} ({} s)",
+            old.join(", "),
+            started.elapsed().as_secs()
+        ))
+    }
+
+    /// Waits until `group` has `desired` instances in service, none of them in `old`.
+    async fn wait_capacity(
+        &self,
+        group: &str,
+        old: &[String],
+        desired: i32,
+    ) -> Result<(), RollError> {
+        let deadline = Instant::now() + self.gate.within;
+        loop {
+            let in_service = match self.described(group).await? {
+                Some(described) => described
+                    .instances()
+                    .iter()
+                    .filter(|instance| {
+                        instance.lifecycle_state() == Some(&LifecycleState::InService)
+                            && !old
+                                .iter()
+                                .any(|id| instance.instance_id() == Some(id.as_str()))
+                    })
+                    .count(),
+                None => return Err(RollError::GroupGone(group.to_string())),
+            };
+            if in_service >= usize::try_from(desired).unwrap_or_default() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(RollError::CapacityLate {
+                    group: group.to_string(),
+                    in_service,
+                    desired,
+                    seconds: self.gate.within.as_secs(),
+                });
+            }
+            tokio::time::sleep(self.gate.poll.min(Duration::from_secs(5))).await;
+        }
+    }
+
+    /// Terminates instances that left their group; those gone already are not an error.
+    async fn terminate_instances(&self, ids: &[String]) -> Result<(), RollError> {
+        for id in ids {
+            self.context.calls.write("ec2");
+            let terminated = self
+                .context
+                .ec2
+                .terminate_instances()
+                .instance_ids(id)
+                .send()
+                .await
+                .aws();
+            match terminated {
+                Err(error) if error.code == "InvalidInstanceID.NotFound" => {}
+                other => other.map(drop)?,
+            }
+        }
+        Ok(())
     }
 
     async fn described(&self, group: &str) -> Result<Option<AutoScalingGroup>, RollError> {

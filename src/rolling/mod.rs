@@ -12,7 +12,10 @@
 pub mod execute;
 pub mod plan;
 
-pub use plan::{GroupState, InstanceState, Replacement, from_key, plan, unknown_groups};
+pub use plan::{
+    Batch, GroupState, InstanceState, Replacement, batch_from_key, batches, from_key, plan,
+    unknown_groups,
+};
 
 /// The journal's name in the state store (`<cluster>/operations/rolling-update-cluster.json`).
 pub const OPERATION: &str = "rolling-update-cluster";

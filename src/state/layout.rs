@@ -102,7 +102,12 @@ pub fn pki_key(cluster: &str, object: &str) -> String {
 
 /// The leaf certificates kept for one node.
 pub fn node_leaves_key(cluster: &str, node: &str) -> String {
-    pki_key(cluster, &format!("nodes/{node}.json"))
+    format!("{}{node}.json", node_leaves_prefix(cluster))
+}
+
+/// Where every node's kept leaf certificates are (`<prefix><node>.json`).
+pub fn node_leaves_prefix(cluster: &str) -> String {
+    pki_key(cluster, "nodes/")
 }
 
 /// The prefix under which every etcd backup of the cluster is kept.

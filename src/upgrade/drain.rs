@@ -38,6 +38,41 @@ pub enum DrainError {
     },
 }
 
+/// How workers leave before their kubelet is replaced (or their instance terminated):
+/// through the Kubernetes API.
+pub struct Drainer {
+    pub client: kube::Client,
+    /// The longest one node's drain may take.
+    pub within: Duration,
+}
+
+/// Between two rounds of a drain's evictions.
+const DRAIN_INTERVAL: Duration = Duration::from_secs(5);
+
+impl Drainer {
+    /// Cordons and drains every registered node among `nodes` (together); returns those
+    /// cordoned. A node the API does not know has no pods to drain.
+    pub async fn cordon_and_drain(&self, nodes: &[String]) -> Result<Vec<String>, DrainError> {
+        let mut registered = Vec::new();
+        for node in nodes {
+            if node_known(&self.client, node).await? {
+                cordon(&self.client, node, true).await?;
+                registered.push(node.clone());
+            }
+        }
+        let drains = futures_util::future::join_all(
+            registered
+                .iter()
+                .map(|node| drain(&self.client, node, self.within, DRAIN_INTERVAL)),
+        )
+        .await;
+        for outcome in drains {
+            outcome?;
+        }
+        Ok(registered)
+    }
+}
+
 /// A pod still on a node, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remaining {

@@ -94,15 +94,7 @@ pub struct Preflight {
     pub machine: BTreeMap<String, String>,
 }
 
-/// How workers leave before their kubelet is replaced: through the Kubernetes API.
-pub struct Drainer {
-    pub client: kube::Client,
-    /// The longest one node's drain may take.
-    pub within: Duration,
-}
-
-/// Between two rounds of a drain's evictions.
-const DRAIN_INTERVAL: Duration = Duration::from_secs(5);
+pub use super::drain::Drainer;
 
 /// What a step did, and how long each of its parts took.
 #[derive(Debug, Clone)]
@@ -418,23 +410,7 @@ impl<S: StateStore> Upgrade<'_, S> {
         let Some(drainer) = &self.drain else {
             return Ok(Vec::new());
         };
-        let mut registered = Vec::new();
-        for host in hosts {
-            if drain::node_known(&drainer.client, host).await? {
-                drain::cordon(&drainer.client, host, true).await?;
-                registered.push(host.clone());
-            }
-        }
-        let drains = join_all(
-            registered
-                .iter()
-                .map(|host| drain::drain(&drainer.client, host, drainer.within, DRAIN_INTERVAL)),
-        )
-        .await;
-        for outcome in drains {
-            outcome?;
-        }
-        Ok(registered)
+        Ok(drainer.cordon_and_drain(hosts).await?)
     }
 
     /// The new bundle written to `host` and the bootstrap `steps` run there.

@@ -164,6 +164,7 @@ pub async fn validate(
     let members: Vec<String> = slots.iter().map(ControlPlaneSlot::member).collect();
     let reports = member_reports::read(store, name, &members).await?;
     member_reports::judge(&members, &reports, OffsetDateTime::now_utc(), &mut report);
+    member_reports::judge_certificates(name, &reports, OffsetDateTime::now_utc(), &mut report);
     // Control-plane groups are the ones the model places the members in.
     let member_groups: Vec<String> = slots.iter().map(ControlPlaneSlot::group).collect();
     let control_plane_groups: Vec<String> = recorded

@@ -18,6 +18,9 @@ pub const STALE_AFTER: time::Duration = time::Duration::seconds(180);
 /// Reports are taken up to 30 s apart, so a busy cluster's members differ by the writes of
 /// that time; a member that is really behind (resyncing, partitioned) trails by far more.
 pub const RAFT_LAG_ALLOWED: u64 = 10_000;
+/// Certificates on a member's instance that expire sooner than this fail validation: time
+/// enough to reissue them and roll the members.
+pub const CERTIFICATES_DUE: time::Duration = time::Duration::days(30);
 
 /// One member's report, as `etcd-peers.sh status` writes it. A field etcd did not give is
 /// empty (or 0).
@@ -47,6 +50,14 @@ pub struct MemberReport {
     /// `etcdctl alarm list`, `;`-separated; empty when none.
     #[serde(default)]
     pub alarms: String,
+    /// The SHA-256 of the node bundle the instance runs (empty before its first boot
+    /// finished): compared with the one published, it says whether the instance is out of
+    /// date.
+    #[serde(default)]
+    pub bundle: String,
+    /// When the first of the node's leaf certificates expires (RFC 3339; empty when unknown).
+    #[serde(default)]
+    pub certificates_expire: String,
     /// When it was taken (RFC 3339, UTC).
     pub at: String,
 }
@@ -216,6 +227,36 @@ pub fn judge(
     }
 }
 
+/// Adds a finding for each member whose instance runs certificates that expire within
+/// [`CERTIFICATES_DUE`] of `now` (or have expired), with how to renew them. Not part of
+/// [`judge`]: the gates of a roll that renews them must not wait for it.
+pub fn judge_certificates(
+    cluster: &str,
+    reports: &[(String, Option<MemberReport>)],
+    now: OffsetDateTime,
+    report: &mut Report,
+) {
+    for (member, found) in reports {
+        let Some(found) = found else { continue };
+        let Ok(expires) = OffsetDateTime::parse(&found.certificates_expire, &Rfc3339) else {
+            continue;
+        };
+        if expires - now < CERTIFICATES_DUE {
+            report.find(
+                Area::Etcd,
+                format!("member {member}"),
+                format!(
+                    "the certificates on its instance {} expire at {}",
+                    found.instance, found.certificates_expire
+                ),
+                format!(
+                    "`rafter update cluster {cluster} --yes` reissues them, then `rafter rolling-update cluster {cluster} --yes` puts them on the instances"
+                ),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +281,8 @@ mod tests {
             version: "3.5.21".into(),
             members: vec!["a".into(), "b".into(), "c".into()],
             alarms: String::new(),
+            bundle: "b".repeat(64),
+            certificates_expire: "2027-12-01T09:00:00Z".into(),
             at: "2026-12-02T09:59:40Z".into(),
         }
     }
@@ -280,6 +323,40 @@ mod tests {
             .find(|(name, _)| name == member)
             .and_then(|(_, report)| report.as_mut())
             .unwrap()
+    }
+
+    #[test]
+    fn certificates_due_within_thirty_days_are_named_with_the_way_to_renew_them() {
+        let mut reports: Reports = expected()
+            .into_iter()
+            .map(|member| (member.clone(), Some(healthy(&member))))
+            .collect();
+        report_of(&mut reports, "b").certificates_expire = "2026-12-31T10:00:00Z".into();
+        report_of(&mut reports, "c").certificates_expire = String::new();
+        let mut report = Report::default();
+        judge_certificates("c.example.com", &reports, now(), &mut report);
+        assert_eq!(report.findings.len(), 1, "{report:?}");
+        let finding = &report.findings[0];
+        assert_eq!(finding.subject, "member b");
+        assert!(finding.problem.contains("2026-12-31T10:00:00Z"));
+        assert!(finding.fix.contains("rolling-update cluster c.example.com"));
+        // A day later it is due.
+        report_of(&mut reports, "a").certificates_expire = "2027-01-01T10:00:00Z".into();
+        let mut later = Report::default();
+        judge_certificates(
+            "c.example.com",
+            &reports,
+            now() + time::Duration::days(1),
+            &mut later,
+        );
+        assert_eq!(later.findings.len(), 2, "{later:?}");
+        // The gates' judgement does not count them.
+        assert!(
+            findings(|reports| {
+                report_of(reports, "b").certificates_expire = "2026-12-03T00:00:00Z".into();
+            })
+            .is_empty()
+        );
     }
 
     #[test]

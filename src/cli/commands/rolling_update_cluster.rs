@@ -1,22 +1,32 @@
-//! `rafter rolling-update cluster NAME`: the plan (which control-plane members' instances are
-//! replaced, why, and the gates), and with `--yes` the replacements under the cluster lock,
-//! one member at a time, journalled so that running the same command again after a kill or
-//! a failed gate continues at the first unfinished member.
+//! `rafter rolling-update cluster NAME`: the plan (which instances are replaced, why, and
+//! the gates), and with `--yes` the replacements under the cluster lock: control-plane
+//! members one at a time, then node groups `--max-surge` instances at a time, drained
+//! first; journalled so that running the same command again after a kill or a failed gate
+//! continues at the first unfinished step.
 
 use rafter::aws::AwsProvisioner;
 use rafter::rolling::execute::{Gate, Roll, group_states};
-use rafter::rolling::{self, GroupState, OPERATION, Replacement};
+use rafter::rolling::{self, Batch, OPERATION};
 use rafter::spec::{Cluster, Provider};
 use rafter::state::journal::Journal;
 use rafter::state::{AnyStore, ClusterStore};
+use rafter::upgrade::drain::Drainer;
+use rafter::validate::kubernetes;
 use time::OffsetDateTime;
 
 use crate::cli::args::RollingUpdateClusterArgs;
 use crate::cli::aws_apply::{aws_config, aws_region, renewing};
+use crate::cli::durations::wait_duration;
 use crate::cli::failure::{EXIT_FAILURE, EXIT_NOT_AVAILABLE, EXIT_USAGE, Failure};
 use crate::cli::{acquire_lock, force_unlock, locked, output, settings};
 
+use super::admin_credential::AdminCredential;
+use super::export_kubeconfig::api_server;
 use super::stored_cluster;
+
+/// How long the rolling update's own admin certificate (held in memory only, for the
+/// drains) lasts: long enough for a large node group.
+const CREDENTIAL_VALIDITY: time::Duration = time::Duration::hours(12);
 
 const COMMAND: &str = "rolling-update cluster";
 
@@ -36,12 +46,23 @@ pub async fn run(state: Option<&str>, args: RollingUpdateClusterArgs) -> anyhow:
     }
     let config = aws_config(aws_region(&cluster)?).await;
     let provisioner = AwsProvisioner::new(&config, name);
+    let roll = Roll {
+        context: &provisioner.context,
+        store: store.store(),
+        cluster: name,
+        members: rolling::members(&cluster),
+        gate: Gate::default(),
+    };
     let groups = group_states(
         &provisioner.context,
         &recorded_groups(&store, &cluster).await?,
     )
     .await
     .map_err(|error| Failure::new(EXIT_FAILURE, format!("cannot ask AWS: {error}")))?;
+    let groups = roll
+        .with_bundles(groups)
+        .await
+        .map_err(|error| Failure::new(EXIT_FAILURE, error.to_string()))?;
     let unknown = rolling::unknown_groups(&groups, &args.instance_groups);
     if !unknown.is_empty() {
         return Err(Failure::new(
@@ -60,26 +81,33 @@ pub async fn run(state: Option<&str>, args: RollingUpdateClusterArgs) -> anyhow:
     let unfinished = Journal::load(store.store(), name, OPERATION)
         .await?
         .filter(|journal| !journal.finished());
-    let (members_groups, node_groups): (Vec<GroupState>, Vec<GroupState>) =
-        groups.into_iter().partition(|group| group.member.is_some());
-    let steps: Vec<Replacement> = match &unfinished {
+    let steps: Vec<Batch> = match &unfinished {
         Some(journal) => journal
             .steps
             .iter()
-            .filter_map(|key| rolling::from_key(key, &members_groups))
+            .filter_map(|key| rolling::batch_from_key(key, &groups))
             .collect(),
-        None => rolling::plan(&members_groups, &args.instance_groups, args.force),
+        None => rolling::batches(
+            rolling::plan(&groups, &args.instance_groups, args.force),
+            args.max_surge as usize,
+        ),
     };
-    let roll = Roll {
-        context: &provisioner.context,
-        store: store.store(),
-        cluster: name,
-        members: rolling::members(&cluster),
-        gate: Gate::default(),
+    let workers = steps.iter().any(|step| step.member().is_none());
+    let drain = match workers && !args.no_drain {
+        true => Some(drainer(&store, &cluster, &args.drain_timeout).await?),
+        false => None,
     };
-    print_plan(name, &steps, &node_groups, &roll.gate, unfinished.as_ref());
+    print_plan(
+        name,
+        &steps,
+        &roll.gate,
+        unfinished.as_ref(),
+        drain.as_ref(),
+    );
     if steps.is_empty() {
-        println!("Nothing to replace: every member runs its group's launch template.");
+        println!(
+            "Nothing to replace: every instance runs its group's launch template, and every member the bundle published for it."
+        );
         return Ok(());
     }
     if !args.yes {
@@ -88,7 +116,7 @@ pub async fn run(state: Option<&str>, args: RollingUpdateClusterArgs) -> anyhow:
         eprintln!("Nothing was changed. Run the same command with --yes to replace.");
         return Ok(());
     }
-    execute(&store, name, &args, &roll, &steps).await
+    execute(&store, name, &args, &roll, &steps, drain.as_ref()).await
 }
 
 /// Every recorded auto-scaling group's AWS name, with the member it holds (members first);
@@ -123,7 +151,8 @@ async fn execute(
     name: &str,
     args: &RollingUpdateClusterArgs,
     roll: &Roll<'_, AnyStore>,
-    steps: &[Replacement],
+    steps: &[Batch],
+    drain: Option<&Drainer>,
 ) -> anyhow::Result<()> {
     let mut lock = acquire_lock(
         store.store(),
@@ -141,10 +170,10 @@ async fn execute(
             Some(journal) => journal,
             None => Journal::new(
                 OPERATION,
-                &format!("{} control-plane member(s)", steps.len()),
+                &format!("{} step(s)", steps.len()),
                 &rafter::backup::record::backup_id(now),
                 &rafter::backup::record::rfc3339(now),
-                steps.iter().map(Replacement::key).collect(),
+                steps.iter().map(Batch::key).collect(),
             ),
         };
         journal.save(store.store(), name).await?;
@@ -154,8 +183,12 @@ async fn execute(
             if journal.is_done(&key) {
                 continue;
             }
-            eprintln!("[{}/{total}] {key}: {}", index + 1, step.reason);
-            let said = roll.replace(step).await.map_err(|error| {
+            eprintln!("[{}/{total}] {}", index + 1, describe(step));
+            let replaced = match step.member() {
+                Some(_) => roll.replace(&step.replacements[0]).await,
+                None => roll.replace_workers(step, drain).await,
+            };
+            let said = replaced.map_err(|error| {
                 Failure::new(
                     EXIT_FAILURE,
                     format!(
@@ -175,47 +208,88 @@ async fn execute(
     let outcome = renewing(&mut lock, work).await.and_then(|done| done);
     lock.release().await.map_err(locked)?;
     outcome?;
-    eprintln!("Rolled cluster {name}: {} member(s) replaced.", steps.len());
+    let instances: usize = steps.iter().map(|step| step.replacements.len()).sum();
+    eprintln!("Rolled cluster {name}: {instances} instance(s) replaced.");
     Ok(())
+}
+
+/// A step as the plan and the progress show it: what it replaces and why.
+fn describe(step: &Batch) -> String {
+    let reasons: std::collections::BTreeSet<&str> = step
+        .replacements
+        .iter()
+        .map(|replacement| replacement.reason.as_str())
+        .collect();
+    format!(
+        "{}: {}",
+        step.key(),
+        reasons.into_iter().collect::<Vec<_>>().join("; ")
+    )
+}
+
+/// The API access that drains node groups' nodes before their instances go.
+async fn drainer(
+    store: &ClusterStore<AnyStore>,
+    cluster: &Cluster,
+    drain_timeout: &str,
+) -> anyhow::Result<Drainer> {
+    let within = wait_duration(drain_timeout)?;
+    let server = api_server(store, cluster, false).await?;
+    let credential = AdminCredential::issue(
+        store,
+        cluster,
+        server,
+        "rafter:rolling-update",
+        CREDENTIAL_VALIDITY,
+    )
+    .await?;
+    let client = kubernetes::client(&credential.access())
+        .await
+        .map_err(|error| {
+            Failure::new(
+                EXIT_FAILURE,
+                format!("no API client for the drains: {error}"),
+            )
+            .hint("--no-drain replaces node groups' instances without draining them")
+        })?;
+    Ok(Drainer { client, within })
 }
 
 fn print_plan(
     name: &str,
-    steps: &[Replacement],
-    node_groups: &[GroupState],
+    steps: &[Batch],
     gate: &Gate,
     unfinished: Option<&Journal>,
+    drain: Option<&Drainer>,
 ) {
+    let members = steps.iter().filter(|step| step.member().is_some()).count();
     println!(
-        "Rolling update of cluster {name}: {} control-plane member(s) to replace, one at a time.",
+        "Rolling update of cluster {name}: {} step(s), one at a time: {members} control-plane member(s), then node groups.",
         steps.len()
     );
-    println!(
-        "Before each: every member reports its etcd healthy. Each member's instance is terminated through its auto-scaling group; the new one attaches the member's data volume and comes back as the same member."
-    );
-    println!(
-        "After each, a gate: the member reports from its new instance, it and every other member healthy and caught up, {} reports in a row (within {} s), or the update stops there.",
-        gate.passes,
-        gate.within.as_secs()
-    );
+    if members > 0 {
+        println!(
+            "Members: before each, every member reports its etcd healthy; its instance is terminated through its auto-scaling group and the new one attaches the member's data volume and comes back as the same member. After each, a gate: the member reports from its new instance, it and every other member healthy and caught up, {} reports in a row (within {} s), or the update stops there.",
+            gate.passes,
+            gate.within.as_secs()
+        );
+    }
+    if members < steps.len() {
+        println!(
+            "Node groups, --max-surge instances at a time: detached from their group (which launches their replacements at once), the group back to its desired capacity in service (within {} s), then each node {}, and the instance terminated.",
+            gate.within.as_secs(),
+            match drain {
+                Some(drainer) => format!(
+                    "cordoned and drained through the API (evictions honour PodDisruptionBudgets; at most {} s)",
+                    drainer.within.as_secs()
+                ),
+                None => "NOT drained (--no-drain)".to_string(),
+            }
+        );
+    }
     output::print_journalled_steps(
         "rolling update",
-        steps
-            .iter()
-            .map(|step| (step.key(), format!("{}: {}", step.key(), step.reason))),
+        steps.iter().map(|step| (step.key(), describe(step))),
         unfinished,
     );
-    for group in node_groups {
-        let stale = group
-            .instances
-            .iter()
-            .filter(|instance| instance.version != group.version)
-            .count();
-        if stale > 0 {
-            println!(
-                "Node group {}: {stale} instance(s) on an older launch template; not replaced (rolling node groups is not built yet): new instances get the current one.",
-                group.group
-            );
-        }
-    }
 }

@@ -233,9 +233,12 @@ async fn member_group(
         .into_iter()
         .filter(|(_, holds)| holds.as_deref() == Some(member))
         .collect();
-    group_states(roll.context, &groups)
+    let states = group_states(roll.context, &groups)
         .await
-        .map_err(|error| Failure::new(EXIT_FAILURE, format!("cannot ask AWS: {error}")))?
+        .map_err(|error| Failure::new(EXIT_FAILURE, format!("cannot ask AWS: {error}")))?;
+    roll.with_bundles(states)
+        .await
+        .map_err(|error| Failure::new(EXIT_FAILURE, error.to_string()))?
         .into_iter()
         .next()
         .ok_or_else(|| {
@@ -281,7 +284,8 @@ async fn node_groups_said(
     Ok(match old {
         0 => "node groups: instances launched from now on run the new versions".to_string(),
         old => format!(
-            "node groups: instances launched from now on run the new versions; {old} running instance(s) keep the old kubelet (one minor older is within the skew policy) until replaced: rolling node groups is not built yet, so terminate them through their groups one at a time"
+            "node groups: instances launched from now on run the new versions; {old} running instance(s) keep the old kubelet (one minor older is within the skew policy) until replaced: `rafter rolling-update cluster {} --yes` replaces them, --max-surge at a time, each node drained first",
+            cluster.metadata.name
         ),
     })
 }
