@@ -668,8 +668,22 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
     for (peer, _, _) in [a, c] {
         world.testbed.ssh_ok(peer, "pkill -STOP -x etcd");
     }
-    let resume = std::thread::spawn(|| {
-        std::thread::sleep(Duration::from_secs(25));
+    // The peers answer again once the new member said it waits for them (at most 5
+    // minutes): a fixed pause would race with a slow boot.
+    let resume = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline
+            && !Testbed::open()
+                .ssh(
+                    host,
+                    "journalctl -u rafter-first-boot --no-pager | grep -q 'waiting to join'",
+                )
+                .status
+                .success()
+        {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        std::thread::sleep(Duration::from_secs(5));
         for (peer, _, _) in [INSTANCES[0], INSTANCES[2]] {
             Testbed::open().ssh_ok(peer, "pkill -CONT -x etcd");
         }
@@ -951,7 +965,14 @@ impl Rolled {
         let imds = Imds::start(BRIDGE);
         let client = common::moto::s3_client();
         let ec2 = aws_sdk_ec2::Client::new(&common::moto::sdk_config());
-        let autoscaling = aws_sdk_autoscaling::Client::new(&common::moto::sdk_config());
+        // Through the fault proxy, which keeps each instance's launch template version as
+        // first listed (the emulator reports the template's current one): the test's own
+        // listings must record an instance launched meanwhile too.
+        let autoscaling = aws_sdk_autoscaling::Client::from_conf(
+            aws_sdk_autoscaling::config::Builder::from(&common::moto::sdk_config())
+                .endpoint_url(s3.endpoint())
+                .build(),
+        );
         let bucket = common::moto::new_bucket(&client, name.split('.').next().unwrap()).await;
         common::moto::public_zone("example.com").await;
         let cluster = cluster_with(name, &bucket, assets.path(), spec_lines);
@@ -1506,9 +1527,9 @@ async fn upgrade_replaces_members_one_at_a_time_and_holds_the_workers_back() {
         "{spec}"
     );
     // Each member's instance runs the bundle published for it (its reports say which), so a
-    // rolling update replaces no member, only the four workers on the old template: two at
-    // a time, each batch's replacements launched before the old ones go (the emulator runs
-    // no API server to drain through: --no-drain).
+    // rolling update replaces no member, only the bastion and the four workers on the old
+    // template: two at a time, each batch's replacements launched before the old ones go
+    // (the emulator runs no API server to drain through: --no-drain).
     let rolling = rolled.ok(&["rolling-update", "cluster", UPGRADED, "--no-drain"]);
     let group = format!("nodes-workers.{UPGRADED}");
     assert!(
@@ -1548,9 +1569,10 @@ async fn upgrade_replaces_members_one_at_a_time_and_holds_the_workers_back() {
     eprintln!("--- rolling the workers:\n{said}");
     assert!(output.status.success(), "{said}");
     assert!(
-        said.contains("[1/2] replace ")
-            && said.contains("[2/2] replace ")
-            && said.contains("4 instance(s) replaced"),
+        said.contains("[1/3] replace ")
+            && said.contains("[3/3] replace ")
+            && said.contains(&format!(" in {group}: launch template version 1 -> 2"))
+            && said.contains("5 instance(s) replaced"),
         "{said}"
     );
     let workers_new = workers_at(&rolled).await;

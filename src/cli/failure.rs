@@ -51,3 +51,22 @@ impl fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
+
+/// A journalled operation (`upgrade`, `restore`, …) stopped at its step `number` (`key`):
+/// why, and that running `resume` again continues from there.
+pub fn step_stopped(
+    operation: &str,
+    cluster: &str,
+    number: usize,
+    key: &str,
+    error: impl std::fmt::Display,
+    resume: &str,
+) -> Failure {
+    Failure::new(
+        EXIT_FAILURE,
+        format!("the {operation} of cluster {cluster} stopped at step {number} ({key}): {error}"),
+    )
+    .hint(format!(
+        "fix the cause and run `{resume}` again: it continues from this step"
+    ))
+}

@@ -1,5 +1,6 @@
 //! A short-lived admin certificate rafter issues itself from the cluster CA, to speak to the
-//! API server as `system:masters` for one command (validation, an upgrade's drains).
+//! API server as `system:masters` for one command (validation, the drains of an upgrade or
+//! a rolling update).
 
 use rafter::pki::{ClusterPki, Issued, LeafSpec};
 use rafter::spec::Cluster;
@@ -46,4 +47,32 @@ impl AdminCredential {
             key_pem: self.issued.key.expose(),
         }
     }
+}
+
+/// How long the admin certificate of a command that drains nodes (held in memory only)
+/// lasts: long enough for a large cluster's workers.
+const DRAIN_CREDENTIAL_VALIDITY: time::Duration = time::Duration::hours(12);
+
+/// The API access that drains nodes for a command (`user` names it in the audit log), each
+/// drain at most `drain_timeout` long.
+pub(super) async fn drainer(
+    store: &ClusterStore<AnyStore>,
+    cluster: &Cluster,
+    user: &str,
+    drain_timeout: &str,
+) -> anyhow::Result<rafter::upgrade::drain::Drainer> {
+    let within = crate::cli::durations::wait_duration(drain_timeout)?;
+    let server = super::export_kubeconfig::api_server(store, cluster, false).await?;
+    let credential =
+        AdminCredential::issue(store, cluster, server, user, DRAIN_CREDENTIAL_VALIDITY).await?;
+    let client = rafter::validate::kubernetes::client(&credential.access())
+        .await
+        .map_err(|error| {
+            crate::cli::failure::Failure::new(
+                crate::cli::failure::EXIT_FAILURE,
+                format!("no API client for the drains: {error}"),
+            )
+            .hint("--no-drain goes on without draining")
+        })?;
+    Ok(rafter::upgrade::drain::Drainer { client, within })
 }

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::cli::args::RestoreEtcdArgs;
 use crate::cli::aws_apply::renewing;
-use crate::cli::failure::{EXIT_FAILURE, Failure};
+use crate::cli::failure::{EXIT_FAILURE, Failure, step_stopped};
 use crate::cli::{acquire_lock, force_unlock, locked, settings};
 
 use super::stored_cluster;
@@ -107,14 +107,14 @@ pub async fn run(state: Option<&str>, args: RestoreEtcdArgs) -> anyhow::Result<(
                 };
                 eprintln!("[{}/{total}] {}", index + 1, step.describe());
                 let said = restore.run(step).await.map_err(|error| {
-                    Failure::new(
-                        EXIT_FAILURE,
-                        format!("the restore of cluster {name} stopped at step {} ({key}): {error}", index + 1),
+                    step_stopped(
+                        "restore",
+                        name,
+                        index + 1,
+                        key,
+                        error,
+                        &format!("rafter restore etcd {name} --from {} --yes", backup.id),
                     )
-                    .hint(format!(
-                        "fix the cause and run `rafter restore etcd {name} --from {} --yes` again: it continues from this step",
-                        backup.id
-                    ))
                 })?;
                 eprintln!("      {said}");
                 journal.record(store.store(), name, key).await?;

@@ -11,22 +11,15 @@ use rafter::spec::{Cluster, Provider};
 use rafter::state::journal::Journal;
 use rafter::state::{AnyStore, ClusterStore};
 use rafter::upgrade::drain::Drainer;
-use rafter::validate::kubernetes;
 use time::OffsetDateTime;
 
 use crate::cli::args::RollingUpdateClusterArgs;
 use crate::cli::aws_apply::{aws_config, aws_region, renewing};
-use crate::cli::durations::wait_duration;
-use crate::cli::failure::{EXIT_FAILURE, EXIT_NOT_AVAILABLE, EXIT_USAGE, Failure};
+use crate::cli::failure::{EXIT_FAILURE, EXIT_NOT_AVAILABLE, EXIT_USAGE, Failure, step_stopped};
 use crate::cli::{acquire_lock, force_unlock, locked, output, settings};
 
-use super::admin_credential::AdminCredential;
-use super::export_kubeconfig::api_server;
+use super::admin_credential::drainer;
 use super::stored_cluster;
-
-/// How long the rolling update's own admin certificate (held in memory only, for the
-/// drains) lasts: long enough for a large node group.
-const CREDENTIAL_VALIDITY: time::Duration = time::Duration::hours(12);
 
 const COMMAND: &str = "rolling-update cluster";
 
@@ -94,7 +87,15 @@ pub async fn run(state: Option<&str>, args: RollingUpdateClusterArgs) -> anyhow:
     };
     let workers = steps.iter().any(|step| step.member().is_none());
     let drain = match workers && !args.no_drain {
-        true => Some(drainer(&store, &cluster, &args.drain_timeout).await?),
+        true => Some(
+            drainer(
+                &store,
+                &cluster,
+                "rafter:rolling-update",
+                &args.drain_timeout,
+            )
+            .await?,
+        ),
         false => None,
     };
     print_plan(
@@ -189,16 +190,14 @@ async fn execute(
                 None => roll.replace_workers(step, drain).await,
             };
             let said = replaced.map_err(|error| {
-                Failure::new(
-                    EXIT_FAILURE,
-                    format!(
-                        "the rolling update of cluster {name} stopped at step {} ({key}): {error}",
-                        index + 1
-                    ),
+                step_stopped(
+                    "rolling update",
+                    name,
+                    index + 1,
+                    &key,
+                    error,
+                    &format!("rafter rolling-update cluster {name} --yes"),
                 )
-                .hint(format!(
-                    "fix the cause and run `rafter rolling-update cluster {name} --yes` again: it continues from this step"
-                ))
             })?;
             eprintln!("      {said}");
             journal.record(store.store(), name, &key).await?;
@@ -225,34 +224,6 @@ fn describe(step: &Batch) -> String {
         step.key(),
         reasons.into_iter().collect::<Vec<_>>().join("; ")
     )
-}
-
-/// The API access that drains node groups' nodes before their instances go.
-async fn drainer(
-    store: &ClusterStore<AnyStore>,
-    cluster: &Cluster,
-    drain_timeout: &str,
-) -> anyhow::Result<Drainer> {
-    let within = wait_duration(drain_timeout)?;
-    let server = api_server(store, cluster, false).await?;
-    let credential = AdminCredential::issue(
-        store,
-        cluster,
-        server,
-        "rafter:rolling-update",
-        CREDENTIAL_VALIDITY,
-    )
-    .await?;
-    let client = kubernetes::client(&credential.access())
-        .await
-        .map_err(|error| {
-            Failure::new(
-                EXIT_FAILURE,
-                format!("no API client for the drains: {error}"),
-            )
-            .hint("--no-drain replaces node groups' instances without draining them")
-        })?;
-    Ok(Drainer { client, within })
 }
 
 fn print_plan(

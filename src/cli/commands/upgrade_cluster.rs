@@ -12,25 +12,18 @@ use rafter::state::journal::Journal;
 use rafter::state::{AnyStore, ClusterStore, StateStore};
 use rafter::upgrade::execute::{Drainer, Gate, Upgrade};
 use rafter::upgrade::{self, Changes, OPERATION, Step, plan_steps, step_named};
-use rafter::validate::kubernetes;
 use time::OffsetDateTime;
 
 use crate::cli::args::UpgradeClusterArgs;
 use crate::cli::aws_apply::renewing;
-use crate::cli::durations::wait_duration;
-use crate::cli::failure::{EXIT_FAILURE, EXIT_INVALID_SPEC, Failure};
+use crate::cli::failure::{EXIT_FAILURE, EXIT_INVALID_SPEC, Failure, step_stopped};
 use crate::cli::{acquire_lock, force_unlock, locked, output, settings};
 
-use super::admin_credential::AdminCredential;
-use super::export_kubeconfig::api_server;
+use super::admin_credential::drainer as api_drainer;
 use super::stored_cluster;
 use super::upgrade_cluster_aws::AwsUpgrade;
 
 const COMMAND: &str = "upgrade cluster";
-
-/// How long the upgrade's own admin certificate (held in memory only, for the drains)
-/// lasts: long enough for a large cluster's workers.
-const CREDENTIAL_VALIDITY: time::Duration = time::Duration::hours(12);
 
 pub async fn run(state: Option<&str>, args: UpgradeClusterArgs) -> anyhow::Result<()> {
     let store = settings::open_store(state).await?;
@@ -126,20 +119,9 @@ async fn drainer(
     if args.no_drain || !workers_change {
         return Ok(None);
     }
-    let within = wait_duration(&args.drain_timeout)?;
-    let server = api_server(store, target, false).await?;
-    let credential =
-        AdminCredential::issue(store, target, server, "rafter:upgrade", CREDENTIAL_VALIDITY)
-            .await?;
-    let client = kubernetes::client(&credential.access())
-        .await
-        .map_err(|error| {
-            Failure::new(
-                EXIT_FAILURE,
-                format!("no API client for the drains: {error}"),
-            )
-        })?;
-    Ok(Some(Drainer { client, within }))
+    Ok(Some(
+        api_drainer(store, target, "rafter:upgrade", &args.drain_timeout).await?,
+    ))
 }
 
 /// The spec the arguments ask for (`-f` and the version flags over the stored spec), if they
@@ -360,18 +342,20 @@ async fn execute<S: StateStore>(
                     store.replace_spec(name, &spec::to_yaml(target)?).await?;
                     "the new spec is stored".to_string()
                 }
-                _ => upgrade.run(step, &preflight).await.map(|done| done.to_string()).map_err(|error| {
-                    Failure::new(
-                        EXIT_FAILURE,
-                        format!(
-                            "the upgrade of cluster {name} stopped at step {} ({key}): {error}",
-                            index + 1
-                        ),
-                    )
-                    .hint(format!(
-                        "fix the cause and run `rafter upgrade cluster {name} --yes` again: it continues from this step"
-                    ))
-                })?,
+                _ => upgrade
+                    .run(step, &preflight)
+                    .await
+                    .map(|done| done.to_string())
+                    .map_err(|error| {
+                        step_stopped(
+                            "upgrade",
+                            name,
+                            index + 1,
+                            key,
+                            error,
+                            &format!("rafter upgrade cluster {name} --yes"),
+                        )
+                    })?,
             };
             eprintln!("      {said}");
             journal.record(store.store(), name, key).await?;

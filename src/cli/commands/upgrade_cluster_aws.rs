@@ -27,7 +27,7 @@ use crate::cli::aws_apply::{
     ApplyRequest, apply_under_lock, aws_config, aws_region, failed_lines, renewing,
     require_state_in_s3,
 };
-use crate::cli::failure::{EXIT_FAILURE, Failure};
+use crate::cli::failure::{EXIT_FAILURE, Failure, step_stopped};
 use crate::cli::{acquire_lock, force_unlock, locked, output};
 
 use super::rolling_update_cluster::recorded_groups;
@@ -135,16 +135,14 @@ async fn execute(
                 renewing(lock, roll.bring_up_to_date(&group))
                     .await?
                     .map_err(|error| {
-                        Failure::new(
-                            EXIT_FAILURE,
-                            format!(
-                                "the upgrade of cluster {name} stopped at step {} ({key}): {error}",
-                                index + 1
-                            ),
+                        step_stopped(
+                            "upgrade",
+                            name,
+                            index + 1,
+                            &key,
+                            error,
+                            &format!("rafter upgrade cluster {name} --yes"),
                         )
-                        .hint(format!(
-                            "fix the cause and run `rafter upgrade cluster {name} --yes` again: it continues from this step"
-                        ))
                     })?
             }
             AwsStep::NodeGroups => {
