@@ -479,8 +479,8 @@ kill_host() { # NAME: kill -9 the nspawn process tree; returns when it is gone
   # shellcheck disable=SC2086
   kill -9 $pids 2>/dev/null || true
   # A process in uninterruptible sleep (a big write flushing to the overlay) dies once it
-  # returns: under CI's load that took longer than 10 s, so wait up to a minute.
-  for i in $(seq 1 1200); do
+  # returns: under CI's load that took longer than a minute, so wait up to five.
+  for i in $(seq 1 6000); do
     local alive=''
     for p in $pids; do if proc_alive "$p"; then alive=1; fi; done
     [ -n "$alive" ] || break

@@ -120,8 +120,9 @@ impl NodeLeaves {
         cluster: &str,
     ) -> Result<Vec<String>, PkiError> {
         let prefix = layout::node_leaves_prefix(cluster);
+        // Listed without the trailing `/`, which a local store does not take as a key.
         Ok(store
-            .list(&prefix)
+            .list(prefix.trim_end_matches('/'))
             .await?
             .iter()
             .filter_map(|key| key.strip_prefix(&prefix)?.strip_suffix(".json"))
