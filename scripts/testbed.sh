@@ -141,11 +141,25 @@ proc_start_time() { # PID: field 22 of /proc/PID/stat (after the comm field)
   echo "${20}"
 }
 
-proc_alive() { # PID: exists and is not a zombie
+proc_alive() { # PID: exists and is not a zombie (read without forking a process)
   local s
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
   s=${s##*) }
   [ "${s%% *}" != Z ]
+}
+
+# proc_started PID: sets STARTED to when PID started (clock ticks since boot, stat's field 22)
+# and succeeds if it exists and is not a zombie. A pid and its start time name one process:
+# with 32768 pids a busy machine hands a dead process's pid to another within minutes.
+proc_started() {
+  local s
+  STARTED=''
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
+  s=${s##*) }
+  # shellcheck disable=SC2086 # the fields, split on spaces
+  set -- $s
+  [ "$1" != Z ] || return 1
+  STARTED=${20}
 }
 
 host_pid() { # prints the nspawn pid of NAME if it is running
@@ -476,19 +490,27 @@ kill_host() { # NAME: kill -9 the nspawn process tree; returns when it is gone
     }')
   pids="$pids $(cgroup_pids "$name")"
   echo "$pids" >"$(host_dir "$name")/killed.pids"
+  # Each process as pid:start, so that a pid handed on meanwhile is not taken for it.
+  local targets='' target survivor=''
+  for p in $pids; do
+    if proc_started "$p"; then targets="$targets $p:$STARTED"; fi
+  done
   # shellcheck disable=SC2086
   kill -9 $pids 2>/dev/null || true
   # A process in uninterruptible sleep (a big write flushing to the overlay) dies once it
-  # returns: under CI's load that took longer than a minute, so wait up to five.
+  # returns: under CI's load that took longer than 10 s, so wait up to five minutes.
   for i in $(seq 1 6000); do
-    local alive=''
-    for p in $pids; do if proc_alive "$p"; then alive=1; fi; done
-    [ -n "$alive" ] || break
+    survivor=''
+    for target in $targets; do
+      if proc_started "${target%%:*}" && [ "$STARTED" = "${target#*:}" ]; then
+        survivor=${target%%:*}
+        break
+      fi
+    done
+    [ -n "$survivor" ] || break
     sleep 0.05
   done
-  for p in $pids; do
-    if proc_alive "$p"; then die "host $name: process $p survived kill -9"; fi
-  done
+  if [ -n "$survivor" ]; then die "host $name: process $survivor survived kill -9"; fi
   for i in $(seq 1 100); do
     port_open "$ip" || break
     sleep 0.05

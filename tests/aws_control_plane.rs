@@ -1512,7 +1512,8 @@ async fn upgrade_replaces_members_one_at_a_time_and_holds_the_workers_back() {
     }
 
     // Then the node groups: a new bundle and launch template version, which the four
-    // running workers do not run yet (rolling node groups is not built); the new spec.
+    // running workers do not run yet (the step names them; the bastion, which runs no
+    // kubelet, is not counted); the new spec.
     let workers_after = workers_at(&rolled).await;
     assert_ne!(workers_after.bundle, workers_before.bundle);
     assert_ne!(workers_after.version, workers_before.version);

@@ -12,6 +12,8 @@ use rafter::apply::ApplyReport;
 use rafter::aws::AwsProvisioner;
 use rafter::bootstrap::ApiLoadBalancerNames;
 use rafter::graph::Address;
+use rafter::model::compute::node_group_local;
+use rafter::model::naming::Naming;
 use rafter::plan::{self, RecordedResource};
 use rafter::rolling::execute::{Gate, Roll, group_states};
 use rafter::rolling::{self, GroupState};
@@ -255,16 +257,24 @@ async fn member_group(
         })
 }
 
-/// What the node groups' step leaves: how many running instances keep the old versions.
+/// What the node groups' step leaves: how many running workers keep the old versions.
 async fn node_groups_said(
     store: &ClusterStore<AnyStore>,
     cluster: &Cluster,
     roll: &Roll<'_, AnyStore>,
 ) -> anyhow::Result<String> {
+    let naming = Naming::new(&cluster.metadata.name);
+    let node_groups: Vec<String> = cluster
+        .spec
+        .node_groups
+        .iter()
+        .map(|group| naming.qualified(&node_group_local(&group.name)))
+        .collect();
+    // The bastion runs no kubelet: only the node groups count.
     let groups: Vec<(String, Option<String>)> = recorded_groups(store, cluster)
         .await?
         .into_iter()
-        .filter(|(_, member)| member.is_none())
+        .filter(|(group, _)| node_groups.contains(group))
         .collect();
     let states = group_states(roll.context, &groups)
         .await
