@@ -192,6 +192,9 @@ if [ "$status" -ne 0 ]; then
   report "failed" "the bundle exited with $status: journalctl -u rafter-first-boot"
   exit "$status"
 fi
+# What this node runs now, for the member reports: rafter replaces an instance whose bundle
+# is no longer the one published (new certificates, a changed spec).
+sha256sum "$bundle" | cut -d ' ' -f 1 >/etc/rafter/bundle.sha256
 report "done" ""
 FIRST_BOOT
 chmod 0755 /usr/local/lib/rafter/first-boot.sh

@@ -2,7 +2,7 @@
 # rafter first-boot script for a control-plane of cluster prod.example.com (group control-plane-eu-west-1b).
 # It fetches this group's node bundle from the state store with the instance's own IAM role
 # (which may read only its part of the store) and runs it; the bundle writes the node's files
-# and installs Kubernetes 1.34.2 from pinned, checksum-verified assets.
+# and installs Kubernetes 1.34.2 and etcd 3.5.21 from pinned, checksum-verified assets.
 # The bundle is published when `rafter update cluster` finishes, so this waits for it, and
 # a failed run is retried by systemd until it succeeds.
 set -euo pipefail
@@ -192,6 +192,9 @@ if [ "$status" -ne 0 ]; then
   report "failed" "the bundle exited with $status: journalctl -u rafter-first-boot"
   exit "$status"
 fi
+# What this node runs now, for the member reports: rafter replaces an instance whose bundle
+# is no longer the one published (new certificates, a changed spec).
+sha256sum "$bundle" | cut -d ' ' -f 1 >/etc/rafter/bundle.sha256
 report "done" ""
 FIRST_BOOT
 chmod 0755 /usr/local/lib/rafter/first-boot.sh
