@@ -25,6 +25,10 @@ teardown() {
   exit "$status"
 }
 trap teardown EXIT
+# A host that waits for SSH and systemd longer than this fails its test. The AWS tests leave
+# their hosts (etcd members) running until the teardown, so a later binary's hosts boot on a
+# loaded machine: once, a worker's sshd was not up within the default 60 s.
+export RAFTER_TESTBED_TIMEOUT=${RAFTER_TESTBED_TIMEOUT:-180}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
