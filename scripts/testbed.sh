@@ -537,8 +537,21 @@ write_host_lists() {
 
 # ---------------------------------------------------------------- commands
 
+# Every host's systemd (and journald, and its path units) takes inotify instances of the one
+# root user: with twenty hosts up, the kernel's default of 128 runs out, and hosts come up
+# with failed units or no sshd at all. Raised as container hosts (kind, nspawn) need.
+raise_inotify_limits() {
+  local key want have
+  for key in fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=524288; do
+    want=${key#*=}
+    have=$(sysctl -n "${key%%=*}" 2>/dev/null || echo 0)
+    if [ "$have" -lt "$want" ]; then sysctl -q -w "$key" || log "could not raise ${key%%=*}"; fi
+  done
+}
+
 cmd_up() {
   require_root
+  raise_inotify_limits
   local fresh='' specs=() spec name ip n other t0
   t0=$(now_ms)
   while [ $# -gt 0 ]; do
