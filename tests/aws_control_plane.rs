@@ -230,14 +230,18 @@ async fn volume_of(ec2: &aws_sdk_ec2::Client, member: &str) -> String {
     found.volumes()[0].volume_id().unwrap().to_string()
 }
 
-/// What rafter reads of the members' etcd from their reports in the state store: the
-/// findings, or Ok with the reports.
+/// What rafter reads of the etcd of the first `count` members from their reports in the
+/// state store: the findings, or Ok with the reports.
 async fn member_evidence(
     store: &S3Store,
     cluster: &str,
+    count: usize,
 ) -> Result<Vec<rafter::validate::member_reports::MemberReport>, String> {
     use rafter::validate::member_reports;
-    let members: Vec<String> = INSTANCES.iter().map(|(_, _, m)| m.to_string()).collect();
+    let members: Vec<String> = INSTANCES[..count]
+        .iter()
+        .map(|(_, _, m)| m.to_string())
+        .collect();
     let reports = member_reports::read(store, cluster, &members)
         .await
         .unwrap();
@@ -440,7 +444,7 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
     assert_eq!(formed.len(), 3, "{formed:?}");
     // rafter sees the same through the reports the members put in the state store.
     let reports = eventually_async("the members' reports say healthy", || {
-        member_evidence(&world.store, CLUSTER)
+        member_evidence(&world.store, CLUSTER, 3)
     })
     .await;
     for report in &reports {
@@ -577,7 +581,7 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
     eventually_async(
         "the replaced member reports from its new instance",
         || async {
-            let reports = member_evidence(&world.store, CLUSTER).await?;
+            let reports = member_evidence(&world.store, CLUSTER, 3).await?;
             match reports
                 .iter()
                 .any(|report| report.member == member && report.instance == new_instance)
@@ -947,16 +951,17 @@ struct KilledAndRerun {
 
 impl Rolled {
     /// `rafter create cluster NAME --yes` of the `ha-aws` profile in three zones with
-    /// `spec_lines` in its overlay, the first three `hosts` booting its members, the writer
-    /// started once they report healthy.
+    /// `spec_lines` in its overlay and `count` control-plane members, the first `count`
+    /// `hosts` booting them, the writer started once they report healthy.
     async fn create(
         name: &'static str,
         hosts: &'static [(&'static str, &'static str)],
+        count: usize,
         assets: tempfile::TempDir,
         spec_lines: &str,
         also_cached: Option<Cluster>,
     ) -> Self {
-        Testbed::fresh(&hosts[..3]);
+        Testbed::fresh(&hosts[..count]);
         let s3 = FaultProxy::start_on(
             BRIDGE,
             &common::moto::moto().endpoint,
@@ -1019,12 +1024,14 @@ impl Rolled {
             "example.com",
             "--ssh-public-key",
             key_file.to_str().unwrap(),
+            "--control-plane-count",
+            &count.to_string(),
             "--yes",
         ]);
 
         // The hosts play the instances the groups launched, and boot them.
         let groups = member_groups(&rolled.autoscaling, name).await;
-        assert_eq!(groups.len(), 3, "{groups:?}");
+        assert_eq!(groups.len(), count, "{groups:?}");
         let mut boots = Vec::new();
         for (member, (_, instances)) in &groups {
             let (host, address) = rolled.free_hosts.lock().unwrap().next().unwrap();
@@ -1037,7 +1044,7 @@ impl Rolled {
         }
         futures::future::join_all(boots).await;
         eventually_async("the members report healthy", || {
-            member_evidence(&rolled.world.store, name)
+            member_evidence(&rolled.world.store, name, count)
         })
         .await;
         rolled.watch_terminations();
@@ -1228,7 +1235,7 @@ impl Rolled {
 async fn rolling_update_replaces_members_one_at_a_time() {
     let assets = tempfile::tempdir().unwrap();
     let spec_lines = common::host_assets::build(assets.path());
-    let mut rolled = Rolled::create(ROLLED, &ROLL_HOSTS, assets, &spec_lines, None).await;
+    let mut rolled = Rolled::create(ROLLED, &ROLL_HOSTS, 3, assets, &spec_lines, None).await;
     let before = members(&rolled.world.testbed, ROLL_HOSTS[0].0);
     assert_eq!(before.len(), 3, "{before:?}");
 
@@ -1301,6 +1308,189 @@ async fn rolling_update_replaces_members_one_at_a_time() {
     // Nothing left to do.
     let again = rolled.ok(&["rolling-update", "cluster", ROLLED]);
     assert!(again.contains("Nothing to replace"), "{again}");
+}
+
+/// The cluster whose control-plane members change, and the hosts playing their instances.
+const MOVED: &str = "members.example.com";
+const MEMBER_HOSTS: [(&str, &str); 3] = [
+    ("mem-1", "10.250.0.111"),
+    ("mem-2", "10.250.0.112"),
+    ("mem-3", "10.250.0.113"),
+];
+
+/// `spec` (as `get cluster -o yaml` prints it) with `spec.controlPlane.count` set to `count`,
+/// in a file.
+fn with_control_plane_count(spec: &str, count: u32) -> tempfile::NamedTempFile {
+    let mut lines: Vec<String> = spec.lines().map(str::to_string).collect();
+    let block = lines
+        .iter()
+        .position(|line| line.trim() == "controlPlane:")
+        .expect("spec.controlPlane");
+    let at = block
+        + 1
+        + lines[block + 1..]
+            .iter()
+            .position(|line| line.trim_start().starts_with("count:"))
+            .expect("spec.controlPlane.count");
+    let indent = lines[at].len() - lines[at].trim_start().len();
+    lines[at] = format!("{}count: {count}", " ".repeat(indent));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), lines.join("\n") + "\n").unwrap();
+    file
+}
+
+/// `update cluster` changes the members of a running AWS control plane one at a time, while
+/// a writer writes through the first member throughout. One member becomes three: the third
+/// member's group is created only once the second is in etcd, and the run, killed after the
+/// second member's instance booted, continues. Three become one again: each member leaves
+/// etcd (the member that stays removes it) before its group is deleted, the last member
+/// first. Every acknowledged write is there at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn members_are_added_and_removed_one_at_a_time() {
+    let assets = tempfile::tempdir().unwrap();
+    let spec_lines = common::host_assets::build(assets.path());
+    let mut rolled = Rolled::create(MOVED, &MEMBER_HOSTS, 1, assets, &spec_lines, None).await;
+    let first = MEMBER_HOSTS[0].0;
+    let listed = |rolled: &Rolled| -> Vec<String> {
+        members(&rolled.world.testbed, first).into_keys().collect()
+    };
+    assert_eq!(listed(&rolled), ["eu-west-1a"]);
+
+    // One member becomes three. The plan names the steps and changes nothing.
+    let spec = rolled.ok(&["get", "cluster", MOVED, "-o", "yaml"]);
+    let three = with_control_plane_count(&spec, 3);
+    let three_path = three.path().to_str().unwrap();
+    let plan = rolled.ok(&["update", "cluster", MOVED, "-f", three_path]);
+    for step in [
+        "add member eu-west-1b",
+        "add member eu-west-1c",
+        "apply the new spec",
+    ] {
+        assert!(plan.contains(step), "{plan}");
+    }
+    assert_eq!(member_groups(&rolled.autoscaling, MOVED).await.len(), 1);
+
+    let run = rolled
+        .run_killed_once(
+            &["update", "cluster", MOVED, "-f", three_path, "--yes"],
+            1,
+            async |rolled, added| {
+                // A member's group appears only once the one added before it is in etcd.
+                if let Some(before) = added.last() {
+                    let listed = listed(rolled);
+                    assert!(listed.contains(before), "{before} not in etcd: {listed:?}");
+                }
+            },
+        )
+        .await;
+    let log = format!("{}\n--- rerun:\n{}", run.first, run.rerun);
+    eprintln!("--- one to three:\n{log}");
+    assert!(run.status.success(), "{log}");
+    assert_eq!(run.replaced, ["eu-west-1b", "eu-west-1c"], "{log}");
+    assert!(
+        run.first.contains("[1/3] add member eu-west-1b")
+            && run.rerun.contains("Continuing the membership change")
+            && run.rerun.contains("[2/3] add member eu-west-1c"),
+        "{log}"
+    );
+    assert_eq!(listed(&rolled), ["eu-west-1a", "eu-west-1b", "eu-west-1c"]);
+    eventually("the three members healthy", || {
+        healthy_everywhere(&rolled.world.testbed, first)
+    });
+    let stored = rolled.ok(&["get", "cluster", MOVED, "-o", "yaml"]);
+    assert!(stored.contains("count: 3"), "{stored}");
+
+    // Three become one. When a member's group is deleted (its instance with it), the member
+    // must be out of etcd already; its host powers off then.
+    let hosts_by_member: BTreeMap<String, String> = [
+        ("eu-west-1b", MEMBER_HOSTS[1].0),
+        ("eu-west-1c", MEMBER_HOSTS[2].0),
+    ]
+    .into_iter()
+    .map(|(member, host)| (member.to_string(), host.to_string()))
+    .collect();
+    let deleted: Shared<Vec<(String, Vec<String>)>> = Shared::default();
+    let (running, seen) = (rolled.running.clone(), deleted.clone());
+    rolled
+        .s3
+        .before_forwarding(std::sync::Arc::new(move |action, body| {
+            if action != "DeleteAutoScalingGroup" {
+                return;
+            }
+            let Some(member) = body
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("AutoScalingGroupName="))
+                .and_then(|name| name.strip_prefix("control-plane-"))
+                .and_then(|name| name.strip_suffix(&format!(".{MOVED}")))
+            else {
+                return;
+            };
+            let listed: Vec<String> = members(&Testbed::open(), first).into_keys().collect();
+            seen.lock().unwrap().push((member.to_string(), listed));
+            if let Some(host) = hosts_by_member.get(member) {
+                Testbed::open().stop(host);
+                running.lock().unwrap().retain(|other| other != host);
+            }
+        }));
+    let one = with_control_plane_count(&stored, 1);
+    let output = rolled
+        .rafter(&[
+            "update",
+            "cluster",
+            MOVED,
+            "-f",
+            one.path().to_str().unwrap(),
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    eprintln!("--- three to one:\n{log}");
+    assert!(output.status.success(), "{log}");
+    let removed_c = log.find("[1/3] remove member eu-west-1c").expect(&log);
+    let removed_b = log.find("[2/3] remove member eu-west-1b").expect(&log);
+    assert!(removed_c < removed_b, "{log}");
+    let deleted = deleted.lock().unwrap().clone();
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    for (member, listed) in &deleted {
+        assert_eq!(listed, &["eu-west-1a"], "etcd when {member}'s group went");
+    }
+    assert_eq!(listed(&rolled), ["eu-west-1a"]);
+    // What the store kept for the removed members is gone (their certificates' keys too);
+    // the member that stays keeps its own.
+    for (member, gone) in [
+        ("eu-west-1b", true),
+        ("eu-west-1c", true),
+        ("eu-west-1a", false),
+    ] {
+        for key in layout::member_objects(MOVED, member).keys {
+            let kept = rolled.world.store.read(&key).await.unwrap().is_some();
+            assert_eq!(kept, !gone, "{key}");
+        }
+    }
+    assert_eq!(
+        member_groups(&rolled.autoscaling, MOVED)
+            .await
+            .into_keys()
+            .collect::<Vec<_>>(),
+        ["eu-west-1a"]
+    );
+
+    // Every acknowledged write is on the member that stayed.
+    rolled
+        .stop_writer
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let acknowledged = rolled.writer.take().unwrap().join().unwrap();
+    assert!(acknowledged.len() >= 20, "{acknowledged:?}");
+    let stored = rolled
+        .world
+        .testbed
+        .ssh_ok(first, &format!("{ETCDCTL} get /roll/ --prefix --keys-only"));
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|i| !stored.contains(&format!("/roll/{i}\n")))
+        .collect();
+    assert!(missing.is_empty(), "lost: {missing:?}");
 }
 
 /// The worker group's state that must not change while an upgrade's control-plane members
@@ -1378,6 +1568,7 @@ async fn upgrade_replaces_members_one_at_a_time_and_holds_the_workers_back() {
     let mut rolled = Rolled::create(
         UPGRADED,
         &UPGRADE_HOSTS,
+        3,
         assets,
         &format!("  kubernetesVersion: {FROM_KUBERNETES}\n{from}"),
         Some(target),

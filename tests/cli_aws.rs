@@ -306,8 +306,9 @@ async fn create_update_lock_and_delete_through_the_binary() {
     assert!(certificates(&joining).len() > 10);
     assert_eq!(certificates(&joining), certificates(&first_control_plane));
 
-    // Members have booted: a spec that would add members to the running control plane is
-    // refused before anything changes (the running members would not know them).
+    // Members have booted: a spec that adds members to the running control plane is a
+    // membership change, one member at a time; its plan names the steps, and it does not
+    // start while the member has not reported its etcd (no instance runs here).
     let spec = cli.run(&["get", "cluster", name, "-o", "yaml"]);
     assert!(spec.status.success(), "{}", stderr(&spec));
     let spec = String::from_utf8(spec.stdout).unwrap();
@@ -321,21 +322,43 @@ async fn create_update_lock_and_delete_through_the_binary() {
         ),
     )
     .unwrap();
-    let refused = cli.run(&[
-        "update",
-        "cluster",
-        name,
-        "-f",
-        grown.path().to_str().unwrap(),
-        "--yes",
-    ]);
-    let log = stderr(&refused);
-    assert_eq!(refused.status.code(), Some(3), "{log}");
+    let grow = |yes: bool| {
+        let file = grown.path().to_str().unwrap();
+        let mut args = vec!["update", "cluster", name, "-f", file];
+        if yes {
+            args.push("--yes");
+        }
+        cli.run(&args)
+    };
+    let plan = grow(false);
+    let text = String::from_utf8_lossy(&plan.stdout).into_owned();
     assert!(
-        log.contains("control-plane members would change from eu-west-1a to eu-west-1a, eu-west-1a-2, eu-west-1a-3, but members have booted (eu-west-1a)"),
-        "{log}"
+        text.contains("Change the control-plane members of cluster yes.example.com: eu-west-1a → eu-west-1a, eu-west-1a-2, eu-west-1a-3.")
+            && text.contains("1. add member eu-west-1a-2")
+            && text.contains("2. add member eu-west-1a-3")
+            && text.contains("3. apply the new spec"),
+        "{text}"
     );
+    for refused in [plan, grow(true)] {
+        let log = stderr(&refused);
+        assert_eq!(refused.status.code(), Some(1), "{log}");
+        assert!(
+            log.contains("member eu-west-1a: has not reported its etcd"),
+            "{log}"
+        );
+    }
     assert_eq!(inventory(name).await, expected, "nothing changed");
+    assert!(
+        cli.state_object(name, "operations/update-cluster-members.json")
+            .await
+            .is_none(),
+        "a refused change leaves no journal"
+    );
+    assert!(
+        cli.state_object(name, "etcd-peers/_members")
+            .await
+            .is_none()
+    );
 
     // A run holding the lock keeps a second one out, and says who holds it.
     let lock = {

@@ -1,7 +1,8 @@
 //! The AWS control plane's etcd scripts, run for real against the AWS API emulator's S3 and
 //! the metadata stand-in. `etcd-peers.sh hosts`: `/etc/hosts` names every member at the
 //! address it published, follows a changed address, and keeps what it knew when the store
-//! fails, so a live member is never dropped because one request failed. `etcd-backup.sh`:
+//! fails, so a live member is never dropped because one request failed; a member only
+//! rafter's members record names (one added later) is found too. `etcd-backup.sh`:
 //! the leader's scheduled backup lands where rafter's catalog reads it, whole.
 
 mod common;
@@ -147,6 +148,42 @@ async fn hosts_follow_published_addresses_and_survive_a_failing_store() {
         "{moved}"
     );
     assert_eq!(members(&moved).len(), 3, "{moved}");
+
+    // rafter adds a member this bundle does not name: its members record names it, and its
+    // entry appears once it published an address.
+    let record = rafter::rolling::membership::record(
+        "prod.example.com",
+        &["eu-west-1a", "eu-west-1b", "eu-west-1c", "eu-west-1d"].map(String::from),
+    );
+    let record_key = rafter::state::layout::etcd_members_key("prod.example.com");
+    s3.put_object()
+        .bucket("rafter-state-example")
+        .key(format!("clusters/{record_key}"))
+        .body(record.into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let unpublished = run_hosts(&script, &hosts_file, &imds, &moto.endpoint);
+    assert_eq!(unpublished, moved, "no address published yet");
+    publish(&s3, "eu-west-1d", "10.0.128.10").await;
+    let added = run_hosts(&script, &hosts_file, &imds, &moto.endpoint);
+    let fourth = format!("10.0.128.10 etcd-eu-west-1d.internal.prod.example.com {MARK}");
+    assert_eq!(members(&added).len(), 4, "{added}");
+    assert!(members(&added).contains(&fourth.as_str()), "{added}");
+
+    // The record cannot be read (the store fails, or the record is gone): the member it named
+    // keeps its entry.
+    assert_eq!(run_hosts(&script, &hosts_file, &imds, &failing), added);
+    s3.delete_object()
+        .bucket("rafter-state-example")
+        .key(format!("clusters/{record_key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        run_hosts(&script, &hosts_file, &imds, &moto.endpoint),
+        added
+    );
 }
 
 /// Makes the example's state bucket (a test beside may have made it already).

@@ -365,7 +365,7 @@ pub async fn booted_members(
         .await?
         .into_iter()
         .filter_map(|key| key.strip_prefix(&inside).map(str::to_string))
-        .filter(|name| name != layout::ETCD_FORMED_RECORD)
+        .filter(|name| name != layout::ETCD_FORMED_RECORD && name != layout::ETCD_MEMBERS_RECORD)
         .collect())
 }
 

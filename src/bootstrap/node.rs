@@ -671,6 +671,7 @@ fn peer_discovery_files(
                 peers_url => discovery.peers_url,
                 status_url => format!("{}/{}", discovery.status_url, this.name),
                 formed_record => crate::state::layout::ETCD_FORMED_RECORD,
+                members_record => crate::state::layout::ETCD_MEMBERS_RECORD,
                 initial_state => match initial_state {
                     InitialState::New => "new",
                     InitialState::Existing | InitialState::Established => "existing",

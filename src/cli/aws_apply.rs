@@ -153,6 +153,74 @@ pub async fn apply_under_lock<S: StateStore>(
     Ok((report, records, provisioner))
 }
 
+/// One step of a journalled operation that changes resources (an upgrade's, a membership
+/// change's): its graph, applied without a refresh, then the node bundles.
+pub struct StepApply<'a, 'c> {
+    /// The spec the operation brings the cluster to.
+    pub cluster: &'c Cluster,
+    pub region: &'a str,
+    pub operation: &'a str,
+    pub graph: &'a ResourceGraph,
+    /// The spec each bundle is rendered from (`cluster`, or an upgrade's staging).
+    pub spec_of: &'a dyn Fn(&rafter::state::layout::BundleOwner<'_>) -> &'c Cluster,
+    /// The command that continues the operation, for the hint of a failure.
+    pub resume: &'a str,
+}
+
+/// Applies `step`'s graph under the held `lock`, fails naming every resource that failed,
+/// and publishes the bundles: what was published.
+pub async fn apply_step<S: StateStore>(
+    store: &ClusterStore<S>,
+    lock: &mut ClusterLock<'_, S>,
+    step: &StepApply<'_, '_>,
+) -> anyhow::Result<rafter::bootstrap::Published> {
+    let name = step.cluster.metadata.name.as_str();
+    let planner = |recorded: &[RecordedResource], gone: &[Address]| {
+        Ok(rafter::plan::diff_refreshed(
+            name, step.graph, recorded, gone,
+        )?)
+    };
+    let request = ApplyRequest {
+        cluster: name,
+        region: step.region,
+        operation: step.operation,
+        graph: step.graph,
+        plan: &planner,
+        force_unlock: rafter::state::ForceUnlock::Never,
+        refresh: false,
+    };
+    let (report, records, _) = apply_under_lock(store, lock, &request).await?;
+    if !report.succeeded() {
+        return Err(Failure::new(
+            EXIT_FAILURE,
+            format!(
+                "`{}` could not change the resources of cluster {name}:\n{}",
+                step.operation,
+                failed_lines(&report).join("\n")
+            ),
+        )
+        .hint(format!(
+            "what was done is recorded; fix the cause and run `{}` again: it continues from this step",
+            step.resume
+        ))
+        .into());
+    }
+    let published = rafter::bootstrap::publish_staged_node_bundles(
+        store.store(),
+        step.cluster,
+        step.spec_of,
+        &ApiLoadBalancerNames::recorded(&records),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await?;
+    eprintln!(
+        "      published {} node bundle(s) ({} unchanged)",
+        published.written.len(),
+        published.unchanged
+    );
+    Ok(published)
+}
+
 /// Under the lock: the record, refreshed (what vanished forgotten), the plan against it, and
 /// a provisioner whose idempotency tokens follow the refreshed record.
 async fn prepare<'a, S: StateStore>(

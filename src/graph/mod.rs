@@ -98,6 +98,18 @@ impl ResourceGraph {
         graph
     }
 
+    /// This graph with every node of `other` it lacks appended (in `other`'s order).
+    pub fn with_missing_nodes_from(&self, other: &ResourceGraph) -> ResourceGraph {
+        let mut graph = self.clone();
+        for node in other.nodes() {
+            if !graph.index.contains_key(&node.address) {
+                graph.index.insert(node.address.clone(), graph.nodes.len());
+                graph.nodes.push(node.clone());
+            }
+        }
+        graph
+    }
+
     pub fn nodes(&self) -> &[GraphNode] {
         &self.nodes
     }

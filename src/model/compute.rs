@@ -196,8 +196,13 @@ impl ControlPlaneSlot {
     /// The name the member's etcd URLs use; each member resolves it from the addresses the
     /// members publish when they boot.
     pub fn dns_name(&self, cluster: &str) -> String {
-        format!("etcd-{}.internal.{cluster}", self.member())
+        member_dns_name(&self.member(), cluster)
     }
+}
+
+/// The name etcd member `member` of `cluster` is reached at (see [`ControlPlaneSlot::dns_name`]).
+pub fn member_dns_name(member: &str, cluster: &str) -> String {
+    format!("etcd-{member}.internal.{cluster}")
 }
 
 /// The control plane's members, round-robin over the zones in order (`a`, `b`, `c`, `a-2`…).

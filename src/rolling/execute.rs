@@ -265,7 +265,7 @@ impl<S: StateStore> Roll<'_, S> {
         let new = self
             .new_instance(&step.group, &step.instance, &member)
             .await?;
-        self.wait_back(&member, &new).await?;
+        self.wait_back(&member, Some(&new)).await?;
         Ok(format!(
             "member {member} is back on instance {new}, healthy and caught up ({} s)",
             started.elapsed().as_secs()
@@ -284,13 +284,29 @@ impl<S: StateStore> Roll<'_, S> {
         if let Some(stale) = super::plan(std::slice::from_ref(group), &[], false).first() {
             return self.replace(stale).await;
         }
+        self.wait_member(&group.group, &member).await
+    }
+
+    /// Waits until `member`'s group (AWS name `group`) has an instance in service and the
+    /// gate passes on it: the member reports from it, it and every other member healthy and
+    /// caught up, in consecutive reports.
+    pub async fn wait_member(&self, group: &str, member: &str) -> Result<String, RollError> {
         let started = Instant::now();
-        let current = self.new_instance(&group.group, "", &member).await?;
-        self.wait_back(&member, &current).await?;
+        let current = self.new_instance(group, "", member).await?;
+        self.wait_back(member, Some(&current)).await?;
         Ok(format!(
             "member {member} runs its group's launch template on instance {current}, healthy and caught up ({} s)",
             started.elapsed().as_secs()
         ))
+    }
+
+    /// Waits until every member is healthy, caught up and lists exactly the members, in
+    /// consecutive reports (counted by the first member's).
+    pub async fn wait_settled(&self) -> Result<(), RollError> {
+        match self.members.first() {
+            Some(first) => self.wait_back(first, None).await,
+            None => Ok(()),
+        }
     }
 
     /// Replaces a node group's instances of `batch` together, with a surge: they are
@@ -486,9 +502,9 @@ impl<S: StateStore> Roll<'_, S> {
         }
     }
 
-    /// Waits until `member` reports from `instance`, it and every other member healthy, in
-    /// [`Gate::passes`] reports in a row, each newer than the last.
-    async fn wait_back(&self, member: &str, instance: &str) -> Result<(), RollError> {
+    /// Waits until `member` reports (from `instance`, when given), it and every other member
+    /// healthy, in [`Gate::passes`] reports in a row, each newer than the last.
+    async fn wait_back(&self, member: &str, instance: Option<&str>) -> Result<(), RollError> {
         let deadline = Instant::now() + self.gate.within;
         let (mut passes, mut last_seen) = (0, String::new());
         loop {
@@ -497,7 +513,7 @@ impl<S: StateStore> Roll<'_, S> {
                 .iter()
                 .find(|(name, _)| name == member)
                 .and_then(|(_, report)| report.as_ref())
-                .filter(|report| report.instance == instance);
+                .filter(|report| instance.is_none_or(|instance| report.instance == instance));
             if let Some(own) = own.filter(|own| own.at != last_seen) {
                 passes = if report.healthy() { passes + 1 } else { 0 };
                 last_seen = own.at.clone();
@@ -508,7 +524,10 @@ impl<S: StateStore> Roll<'_, S> {
             if Instant::now() >= deadline {
                 return Err(self
                     .late(&format!(
-                        "member {member} did not report healthy from instance {instance} {} times in a row",
+                        "member {member} did not report healthy{} {} times in a row",
+                        instance
+                            .map(|instance| format!(" from instance {instance}"))
+                            .unwrap_or_default(),
                         self.gate.passes
                     ))
                     .await);

@@ -10,6 +10,7 @@
 //! down.
 
 pub mod execute;
+pub mod membership;
 pub mod plan;
 
 pub use plan::{

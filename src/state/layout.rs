@@ -143,6 +143,30 @@ pub fn node_status_prefix(cluster: &str) -> String {
     under(cluster, NODE_STATUS_DIR)
 }
 
+/// What the store keeps for one AWS control-plane member alone, which a member removed
+/// from the control plane leaves behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberObjects {
+    /// Its bundle, its address record, its etcd report and its kept leaf certificates.
+    pub keys: Vec<String>,
+    /// Its instances' boot reports.
+    pub boot_reports: String,
+}
+
+/// What the store keeps for `member` of `cluster` alone.
+pub fn member_objects(cluster: &str, member: &str) -> MemberObjects {
+    let owner = BundleOwner::ControlPlaneMember(member);
+    MemberObjects {
+        keys: vec![
+            owner.key(cluster),
+            etcd_peer_key(cluster, member),
+            etcd_status_key(cluster, member),
+            node_leaves_key(cluster, member),
+        ],
+        boot_reports: format!("{}/", under(cluster, &owner.status_dir())),
+    }
+}
+
 /// What a node's bundle belongs to, which decides where it is kept and who may read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BundleOwner<'a> {
@@ -215,6 +239,15 @@ pub fn etcd_peers_url(config_base: &str) -> String {
 /// members' address records, under a name no member can have (members are named after
 /// zones).
 pub const ETCD_FORMED_RECORD: &str = "_formed";
+
+/// The record naming the etcd members while rafter adds or removes some
+/// (`rolling::membership`): beside the others, under a name no member can have.
+pub const ETCD_MEMBERS_RECORD: &str = "_members";
+
+/// The key of the members record.
+pub fn etcd_members_key(cluster: &str) -> String {
+    etcd_peer_key(cluster, ETCD_MEMBERS_RECORD)
+}
 
 /// The key of the record that the etcd cluster formed.
 pub fn etcd_formed_key(cluster: &str) -> String {

@@ -16,6 +16,7 @@ mod restore_etcd;
 mod rolling_update_cluster;
 mod stored_cluster;
 mod update_cluster;
+mod update_members_aws;
 mod upgrade_cluster;
 mod upgrade_cluster_aws;
 mod validate_cluster;

@@ -37,6 +37,8 @@ pub async fn run(state: Option<&str>, args: RollingUpdateClusterArgs) -> anyhow:
         ))
         .into());
     }
+    super::update_members_aws::refuse_while_unfinished(&store, name, "rolling-update cluster")
+        .await?;
     let config = aws_config(aws_region(&cluster)?).await;
     let provisioner = AwsProvisioner::new(&config, name);
     let roll = Roll {

@@ -22,6 +22,31 @@ pub async fn load<S: StateStore>(
     Ok(prepared)
 }
 
+/// The spec an unfinished operation's `journal` brings cluster `name` to (`what`: the
+/// operation, for the error when the journal holds none that can be read).
+pub fn journal_target(
+    name: &str,
+    config_base: &str,
+    journal: &rafter::state::journal::Journal,
+    what: &str,
+) -> anyhow::Result<spec::Cluster> {
+    let unreadable = || {
+        Failure::new(
+            crate::cli::failure::EXIT_FAILURE,
+            format!("the journal of cluster {name}'s unfinished {what} holds no readable spec"),
+        )
+        .hint(format!(
+            "move {} aside to plan the {what} again",
+            rafter::state::layout::operation_journal_key(name, &journal.operation)
+        ))
+    };
+    let text = journal.target.as_deref().ok_or_else(unreadable)?;
+    let document = parse_stored(text, &format!("the {what} journal")).map_err(|_| unreadable())?;
+    Ok(spec::prepare(&document, Some(config_base))
+        .map_err(|_| unreadable())?
+        .cluster)
+}
+
 /// The DNS name of the cluster's API load balancer, once it exists (AWS).
 pub async fn recorded_load_balancers<S: StateStore>(
     store: &ClusterStore<S>,

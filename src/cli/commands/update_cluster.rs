@@ -2,9 +2,11 @@
 
 use rafter::graph::Address;
 use rafter::model::build_graph;
-use rafter::model::compute::{ControlPlaneSlot, control_plane_slots};
 use rafter::plan::{self, RecordedResource};
+use rafter::rolling::{self, membership, membership::MembershipChange};
 use rafter::spec::{self, Cluster, Provider, SpecSources};
+use rafter::state::journal::Journal;
+use rafter::state::{AnyStore, ClusterStore};
 
 use crate::cli::args::{PlanFormat, UpdateClusterArgs};
 use crate::cli::aws_apply::{
@@ -12,11 +14,12 @@ use crate::cli::aws_apply::{
 };
 use crate::cli::aws_capacity::check_offerings;
 use crate::cli::durations::wait_duration;
-use crate::cli::failure::{EXIT_INVALID_SPEC, Failure};
+use crate::cli::failure::{EXIT_CLUSTER_STATE, EXIT_INVALID_SPEC, Failure};
 use crate::cli::ssh_apply::{self, HostRequest};
 use crate::cli::{output, settings};
 
 use super::stored_cluster;
+use super::update_members_aws::{self, MembersUpdate};
 
 pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result<()> {
     let store = settings::open_store(state).await?;
@@ -43,12 +46,25 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
                 .hint("a cluster cannot be renamed; create a new one instead")
                 .into());
             }
-            refuse_moving_booted_members(&store, &stored.cluster, &new.cluster).await?;
             refuse_version_change(&stored.cluster, &new.cluster)?;
             new
         }
     };
     refuse_during_upgrade(&store, name, args.yes).await?;
+    let asked = args.file.is_some().then_some(&prepared.cluster);
+    if let Some((target, unfinished)) = membership_target(&store, &stored_cluster, asked).await? {
+        refuse_version_change(&stored_cluster, &target)?;
+        if let Some(change) = MembershipChange::between(&stored_cluster, &target) {
+            output::print_warnings(&prepared.warnings);
+            return update_members_aws::run(MembersUpdate {
+                store: &store,
+                args: &args,
+                change,
+                unfinished: unfinished.as_ref(),
+            })
+            .await;
+        }
+    }
     output::print_warnings(&prepared.warnings);
     let graph = build_graph(&prepared.cluster)?;
     // Bare hosts are not recorded in resources.json: the stored spec says what they are.
@@ -197,40 +213,68 @@ async fn refuse_during_upgrade<S: rafter::state::StateStore>(
         .into())
 }
 
-/// On AWS each control-plane member is named by its place (zone and ordinal), and every
-/// member's files name all the others: once members have booted, a spec that adds, removes
-/// or moves one would leave the running members unaware of it (and etcd with a dead member).
-async fn refuse_moving_booted_members<S: rafter::state::StateStore>(
-    store: &rafter::state::ClusterStore<S>,
+/// The control-plane members of a running AWS cluster change one at a time
+/// (`update_members_aws`): the target of an unfinished change (with its journal), or the
+/// spec `asked` for when it adds or removes members and some have booted (before that, a
+/// plain apply creates or deletes their groups). A change of other members than the
+/// unfinished one's is refused.
+async fn membership_target(
+    store: &ClusterStore<AnyStore>,
     stored: &Cluster,
-    new: &Cluster,
-) -> anyhow::Result<()> {
-    let members = |cluster: &Cluster| -> Vec<String> {
-        control_plane_slots(
-            cluster.spec.control_plane.count,
-            &cluster.spec.networking.zones,
-        )
-        .iter()
-        .map(ControlPlaneSlot::member)
-        .collect()
+    asked: Option<&Cluster>,
+) -> anyhow::Result<Option<(Cluster, Option<Journal>)>> {
+    if stored.spec.provider != Provider::Aws {
+        return Ok(None);
+    }
+    let name = &stored.metadata.name;
+    let unfinished = Journal::load(store.store(), name, membership::OPERATION)
+        .await?
+        .filter(|journal| !journal.finished());
+    if let Some(mut journal) = unfinished {
+        let target = stored_cluster::journal_target(
+            name,
+            &store.config_base(name),
+            &journal,
+            "membership change",
+        )?;
+        if asked.is_some_and(|asked| rolling::members(asked) != rolling::members(&target)) {
+            return Err(Failure::new(
+                EXIT_CLUSTER_STATE,
+                format!(
+                    "a change of cluster {name}'s control-plane members ({}, started {}) is unfinished; its next step is `{}`",
+                    journal.subject,
+                    journal.started_at,
+                    journal.remaining().first().copied().unwrap_or_default()
+                ),
+            )
+            .hint(format!(
+                "finish it first: `rafter update cluster {name} --yes` continues where it stopped"
+            ))
+            .into());
+        }
+        if rolling::members(stored) == rolling::members(&target) {
+            // Stopped after its last step stored the new spec: nothing is left but the mark.
+            for step in journal
+                .remaining()
+                .iter()
+                .map(|step| step.to_string())
+                .collect::<Vec<_>>()
+            {
+                journal.record(store.store(), name, &step).await?;
+            }
+            return Ok(None);
+        }
+        return Ok(Some((target, Some(journal))));
+    }
+    let Some(asked) = asked else {
+        return Ok(None);
     };
-    if new.spec.provider != Provider::Aws || members(stored) == members(new) {
-        return Ok(());
+    if rolling::members(stored) == rolling::members(asked)
+        || rafter::bootstrap::booted_members(store.store(), name)
+            .await?
+            .is_empty()
+    {
+        return Ok(None);
     }
-    let name = &new.metadata.name;
-    let booted = rafter::bootstrap::booted_members(store.store(), name).await?;
-    if booted.is_empty() {
-        return Ok(());
-    }
-    Err(Failure::new(
-        EXIT_INVALID_SPEC,
-        format!(
-            "cluster {name}'s control-plane members would change from {} to {}, but members have booted ({}): changing the members of a running AWS control plane is not supported yet",
-            members(stored).join(", "),
-            members(new).join(", "),
-            booted.join(", ")
-        ),
-    )
-    .hint("keep spec.controlPlane.count and the first zones of spec.networking.zones as they are")
-    .into())
+    Ok(Some((asked.clone(), None)))
 }

@@ -29,6 +29,7 @@ pub async fn run(state: Option<&str>, args: UpgradeClusterArgs) -> anyhow::Resul
     let store = settings::open_store(state).await?;
     let name = args.name.as_str();
     let stored = stored_cluster::load(&store, name).await?.cluster;
+    super::update_members_aws::refuse_while_unfinished(&store, name, "upgrade cluster").await?;
     let unfinished = Journal::load(store.store(), name, OPERATION)
         .await?
         .filter(|journal| !journal.finished());
@@ -179,21 +180,7 @@ fn continuing(
     journal: &Journal,
     asked: Option<&Cluster>,
 ) -> anyhow::Result<Cluster> {
-    let unreadable = || {
-        Failure::new(
-            EXIT_FAILURE,
-            format!("the journal of cluster {name}'s unfinished upgrade holds no readable spec"),
-        )
-        .hint(format!(
-            "move {} aside to plan the upgrade again",
-            rafter::state::layout::operation_journal_key(name, OPERATION)
-        ))
-    };
-    let text = journal.target.as_deref().ok_or_else(unreadable)?;
-    let document = parse_stored(text, "the upgrade journal").map_err(|_| unreadable())?;
-    let target = spec::prepare(&document, Some(config_base))
-        .map_err(|_| unreadable())?
-        .cluster;
+    let target = stored_cluster::journal_target(name, config_base, journal, "upgrade")?;
     if let Some(asked) = asked {
         let versions = |cluster: &Cluster| {
             (

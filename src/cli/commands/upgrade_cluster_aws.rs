@@ -8,13 +8,9 @@
 //! for the gate on the members' own reports (`rolling`). The node groups' launch templates
 //! and bundles stay on the old versions until every member is done.
 
-use rafter::apply::ApplyReport;
 use rafter::aws::AwsProvisioner;
-use rafter::bootstrap::ApiLoadBalancerNames;
-use rafter::graph::Address;
 use rafter::model::compute::node_group_local;
 use rafter::model::naming::Naming;
-use rafter::plan::{self, RecordedResource};
 use rafter::rolling::execute::{Gate, Roll, group_states};
 use rafter::rolling::{self, GroupState};
 use rafter::spec::{self, Cluster};
@@ -26,8 +22,7 @@ use time::OffsetDateTime;
 
 use crate::cli::args::UpgradeClusterArgs;
 use crate::cli::aws_apply::{
-    ApplyRequest, apply_under_lock, aws_config, aws_region, failed_lines, renewing,
-    require_state_in_s3,
+    StepApply, apply_step, aws_config, aws_region, renewing, require_state_in_s3,
 };
 use crate::cli::failure::{EXIT_FAILURE, Failure, step_stopped};
 use crate::cli::{acquire_lock, force_unlock, locked, output};
@@ -172,53 +167,21 @@ async fn stage(
     region: &str,
     staging: &Staging<'_>,
 ) -> anyhow::Result<()> {
-    let name = staging.to.metadata.name.as_str();
     let graph = staging.graph()?;
-    let planner = |recorded: &[RecordedResource], gone: &[Address]| {
-        Ok(plan::diff_refreshed(name, &graph, recorded, gone)?)
-    };
-    let request = ApplyRequest {
-        cluster: name,
-        region,
-        operation: COMMAND,
-        graph: &graph,
-        plan: &planner,
-        force_unlock: rafter::state::ForceUnlock::Never,
-        refresh: false,
-    };
-    let (report, records, _) = apply_under_lock(store, lock, &request).await?;
-    refuse_failed(&report, name)?;
-    let published = rafter::bootstrap::publish_staged_node_bundles(
-        store.store(),
-        staging.to,
-        &|owner| staging.spec_of(owner),
-        &ApiLoadBalancerNames::recorded(&records),
-        OffsetDateTime::now_utc(),
+    apply_step(
+        store,
+        lock,
+        &StepApply {
+            cluster: staging.to,
+            region,
+            operation: COMMAND,
+            graph: &graph,
+            spec_of: &|owner| staging.spec_of(owner),
+            resume: &format!("rafter upgrade cluster {} --yes", staging.to.metadata.name),
+        },
     )
     .await?;
-    eprintln!(
-        "      published {} node bundle(s) ({} unchanged)",
-        published.written.len(),
-        published.unchanged
-    );
     Ok(())
-}
-
-fn refuse_failed(report: &ApplyReport, name: &str) -> anyhow::Result<()> {
-    if report.succeeded() {
-        return Ok(());
-    }
-    Err(Failure::new(
-        EXIT_FAILURE,
-        format!(
-            "the upgrade of cluster {name} could not change its launch templates:\n{}",
-            failed_lines(report).join("\n")
-        ),
-    )
-    .hint(format!(
-        "what was done is recorded; fix the cause and run `rafter upgrade cluster {name} --yes` again: it continues from this step"
-    ))
-    .into())
 }
 
 /// `member`'s group as Auto Scaling describes it now.
