@@ -149,7 +149,7 @@ pub fn node_status_prefix(cluster: &str) -> String {
 pub struct MemberObjects {
     /// Its bundle, its address record, its etcd report and its kept leaf certificates.
     pub keys: Vec<String>,
-    /// Its instances' boot reports.
+    /// Its instances' boot reports: a path prefix (for `delete_prefix`).
     pub boot_reports: String,
 }
 
@@ -163,7 +163,7 @@ pub fn member_objects(cluster: &str, member: &str) -> MemberObjects {
             etcd_status_key(cluster, member),
             node_leaves_key(cluster, member),
         ],
-        boot_reports: format!("{}/", under(cluster, &owner.status_dir())),
+        boot_reports: under(cluster, &owner.status_dir()),
     }
 }
 
@@ -308,6 +308,22 @@ impl NodeGrant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_members_objects_are_valid_keys_of_that_member_alone() {
+        let objects = member_objects("c.example.com", "eu-west-1a");
+        for key in objects.keys.iter().chain([&objects.boot_reports]) {
+            crate::state::check_key(key).unwrap();
+            assert!(key.contains("eu-west-1a"), "{key}");
+        }
+        let other = member_objects("c.example.com", "eu-west-1a-2");
+        for key in &other.keys {
+            assert!(!objects.keys.contains(key), "{key}");
+        }
+        assert!(
+            !format!("{}/", other.boot_reports).starts_with(&format!("{}/", objects.boot_reports))
+        );
+    }
 
     /// Whether `relative` (a key relative to the cluster's part) lies in one of `dirs`, as the
     /// IAM statements made from them (`<dir>/*`) match it.
