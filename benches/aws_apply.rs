@@ -6,7 +6,11 @@
 //! - API calls per created resource (target ≤ 2), counted by rafter and cross-checked with the
 //!   requests the proxy saw;
 //! - a no-op re-apply: its calls against the number of resource kinds (target ≤ one per kind);
-//! - the delete: wall time and calls.
+//! - a refresh (what `update cluster` does first: which recorded resources were deleted
+//!   outside rafter): its wall time in round trips and its calls against the kinds it reads;
+//! - the delete: wall time and calls;
+//! - the refresh of a cluster with 200 node groups (about a thousand resources), applied
+//!   first: the same numbers.
 //!
 //! Run: `cargo bench --bench aws_apply` (needs the emulator: `scripts/setup-tools.sh`).
 
@@ -106,6 +110,124 @@ impl Phase {
             .filter(|(_, done)| *done == action)
             .count()
     }
+}
+
+/// A refresh of what `memory` records, measured.
+struct Refreshed {
+    wall: Duration,
+    calls: BTreeMap<&'static str, CallCount>,
+    /// The kinds read: those with a recorded id a refresh reads.
+    kinds: usize,
+    /// Recorded resources of those kinds.
+    resources: usize,
+    vanished: usize,
+    changed: usize,
+}
+
+impl Refreshed {
+    fn calls(&self) -> u64 {
+        self.calls
+            .values()
+            .map(|count| count.reads + count.writes)
+            .sum()
+    }
+
+    fn print(&self, row: &dyn Fn(&str, String)) {
+        row(
+            "wall time",
+            format!(
+                "{:.0} ms ({:.1} round trips) for {} resources of {} kinds",
+                ms(self.wall),
+                self.wall.as_secs_f64() / LATENCY.as_secs_f64(),
+                self.resources,
+                self.kinds
+            ),
+        );
+        row(
+            "API calls",
+            format!(
+                "{} ({}); {:.2} per kind",
+                self.calls(),
+                per_service(&self.calls),
+                self.calls() as f64 / self.kinds.max(1) as f64
+            ),
+        );
+        row(
+            "found deleted / changed outside",
+            format!("{} / {} (0 / 0 expected)", self.vanished, self.changed),
+        );
+    }
+}
+
+async fn refresh(proxy: &FaultProxy, name: &str, memory: &Memory) -> Refreshed {
+    let records = memory.records();
+    let read: Vec<_> = records
+        .iter()
+        .filter(|record| {
+            rafter::aws::refresh::is_read(record.address.kind) && record.outputs.contains_key("id")
+        })
+        .collect();
+    let kinds: BTreeSet<_> = read.iter().map(|record| record.address.kind).collect();
+    let provisioner = AwsProvisioner::new(&proxy.sdk_config(), name);
+    let started = Instant::now();
+    let refreshed = rafter::aws::refresh::refresh(&provisioner.context, &records)
+        .await
+        .expect("refresh");
+    Refreshed {
+        wall: started.elapsed(),
+        calls: provisioner.calls().snapshot(),
+        kinds: kinds.len(),
+        resources: read.len(),
+        vanished: refreshed.vanished.len(),
+        changed: refreshed.changed.len(),
+    }
+}
+
+/// `ha-aws` with `groups` node groups: applied, refreshed, deleted; the refresh reported.
+async fn bench_many_groups(proxy: &FaultProxy, groups: usize) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let overlay = dir.path().join("groups.yaml");
+    let mut yaml = String::from(
+        "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: groups.example.com\nspec:\n  nodeGroups:\n",
+    );
+    for group in 0..groups {
+        yaml.push_str(&format!(
+            "    - name: group-{group:03}\n      instanceType: t3.large\n      minSize: 0\n      maxSize: 2\n"
+        ));
+    }
+    std::fs::write(&overlay, yaml).expect("write the overlay");
+    let mut sources = common::example_sources("ha-aws");
+    sources.flags.name = Some("groups.example.com".into());
+    sources.file = Some(overlay);
+    let cluster = spec::load(&sources, None).expect("the spec").cluster;
+    let name = cluster.metadata.name.clone();
+    let graph = build_graph(&cluster).expect("the graph");
+    let memory = Memory::default();
+    let plan = plan::diff(&name, &graph, &[]).unwrap();
+    let create = run_phase(proxy, &name, &graph, &plan, &memory, options()).await;
+    let refreshed = refresh(proxy, &name, &memory).await;
+    let plan = plan::diff::destroy_plan(&name, &memory.records()).unwrap();
+    run_phase(
+        proxy,
+        &name,
+        &ResourceGraph::new(),
+        &plan,
+        &memory,
+        options(),
+    )
+    .await;
+    println!();
+    println!(
+        "=== ha-aws with {groups} node groups ({name}), {} ms per API round trip ===",
+        ms(LATENCY)
+    );
+    let row = |label: &str, value: String| println!("  {label:<34} {value}");
+    row(
+        "resources",
+        format!("{} (applied in {:.0} ms)", graph.len(), ms(create.wall)),
+    );
+    println!("  -- refresh --");
+    refreshed.print(&row);
 }
 
 async fn run_phase(
@@ -325,6 +447,8 @@ async fn bench_profile(proxy: &FaultProxy, profile: &str) {
     let plan = plan::diff(&name, &graph, &memory.records()).unwrap();
     let noop = run_phase(proxy, &name, &graph, &plan, &memory, options()).await;
 
+    let refreshed = refresh(proxy, &name, &memory).await;
+
     // Delete.
     let plan = plan::diff::destroy_plan(&name, &memory.records()).unwrap();
     let delete = run_phase(
@@ -459,6 +583,8 @@ async fn bench_profile(proxy: &FaultProxy, profile: &str) {
         ),
     );
     row("requests seen by the proxy", cross_check(&noop));
+    println!("  -- refresh --");
+    refreshed.print(&row);
     println!("  -- delete --");
     row(
         "wall time",
@@ -593,6 +719,9 @@ fn main() {
             {
                 bench_profile(&proxy, profile).await;
             }
+        }
+        if filter.is_empty() || filter.iter().any(|wanted| wanted == "groups") {
+            bench_many_groups(&proxy, 200).await;
         }
         println!();
         println!(

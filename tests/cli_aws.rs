@@ -869,6 +869,370 @@ async fn resources_deleted_outside_rafter_are_created_again() {
     assert!(deleted.status.success(), "{}", stderr(&deleted));
 }
 
+/// The first recorded resource of `kind` for which `wanted` holds.
+fn recorded<'r>(
+    record: &'r serde_json::Value,
+    kind: &str,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> &'r serde_json::Value {
+    record["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|resource| resource["address"]["kind"] == kind && wanted(resource))
+        .unwrap_or_else(|| panic!("no such {kind} in {record}"))
+}
+
+/// A recorded resource's attribute `name`, as the record serializes it.
+fn attribute<'r>(resource: &'r serde_json::Value, name: &str) -> Option<&'r serde_json::Value> {
+    resource["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|field| field["name"] == name)
+        .map(|field| &field["value"])
+}
+
+fn output(resource: &serde_json::Value, name: &str) -> String {
+    resource["outputs"][name].as_str().unwrap().to_string()
+}
+
+fn address_of(resource: &serde_json::Value) -> String {
+    serde_json::from_value::<rafter::graph::Address>(resource["address"].clone())
+        .unwrap()
+        .to_string()
+}
+
+/// Seven changes made behind rafter's back, as someone in the console (or an attacker with
+/// the account's keys) would make them: a VPC tag, a subnet's public-address setting, a
+/// route sent elsewhere, a security-group rule opened to the world, a node role's policy
+/// widened to everything, a group's maximum size, a launch template version on another
+/// instance type. The plan shows each as changed outside rafter with its live value, the
+/// JSON marks each `changed`, `--yes` changes each back (checked against the emulator, not
+/// the record), and the next plan has nothing to do.
+#[tokio::test]
+async fn resources_changed_outside_rafter_are_changed_back() {
+    common::moto::public_zone("example.com").await;
+    let cli = Cli::new("changed").await;
+    let name = "changed.example.com";
+    let mut create = cli.ha_create_args(name);
+    create.push("--yes");
+    let created = cli.run(&create);
+    assert!(created.status.success(), "{}", stderr(&created));
+
+    let record: serde_json::Value =
+        serde_json::from_slice(&cli.state_object(name, "resources.json").await.unwrap()).unwrap();
+    let config = common::moto::sdk_config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let iam = aws_sdk_iam::Client::new(&config);
+    let autoscaling = aws_sdk_autoscaling::Client::new(&config);
+
+    // A tag rafter set on the VPC, given another value.
+    let vpc = recorded(&record, "vpc", |_| true);
+    let (tag_key, tag_value) = attribute(vpc, "tags").unwrap()["map"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .map(|(key, value)| (key.clone(), value.as_str().unwrap().to_string()))
+        .unwrap();
+    ec2.create_tags()
+        .resources(output(vpc, "id"))
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(&tag_key)
+                .value("changed-by-hand")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // A private subnet made to give instances public addresses.
+    let subnet = recorded(&record, "subnet", |resource| {
+        attribute(resource, "map_public_ip_on_launch") == Some(&serde_json::json!({"bool": false}))
+    });
+    ec2.modify_subnet_attribute()
+        .subnet_id(output(subnet, "id"))
+        .map_public_ip_on_launch(
+            aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                .value(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // The public default route sent to a NAT gateway instead of the internet gateway.
+    let route = recorded(&record, "route", |resource| {
+        attribute(resource, "gateway_id").is_some()
+    });
+    let (table, destination) = output(route, "id")
+        .split_once('|')
+        .map(|(table, destination)| (table.to_string(), destination.to_string()))
+        .unwrap();
+    let nat = output(recorded(&record, "nat_gateway", |_| true), "id");
+    ec2.replace_route()
+        .route_table_id(&table)
+        .destination_cidr_block(&destination)
+        .nat_gateway_id(&nat)
+        .send()
+        .await
+        .unwrap();
+    // A rule for one port opened to every port.
+    let rule = recorded(&record, "security_group_ingress_rule", |resource| {
+        attribute(resource, "cidr_ipv4").is_some() && attribute(resource, "from_port").is_some()
+    });
+    let rule_id = output(rule, "id");
+    let text = |resource: &serde_json::Value, name: &str| {
+        attribute(resource, name).unwrap()["str"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (protocol, cidr) = (text(rule, "ip_protocol"), text(rule, "cidr_ipv4"));
+    ec2.modify_security_group_rules()
+        .group_id(output(rule, "security_group_id"))
+        .security_group_rules(
+            aws_sdk_ec2::types::SecurityGroupRuleUpdate::builder()
+                .security_group_rule_id(&rule_id)
+                .security_group_rule(
+                    aws_sdk_ec2::types::SecurityGroupRuleRequest::builder()
+                        .ip_protocol(&protocol)
+                        .from_port(0)
+                        .to_port(65535)
+                        .cidr_ipv4(&cidr)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // A role's inline policy widened to every action on every resource.
+    let policy = recorded(&record, "iam_role_policy", |_| true);
+    let (role, policy_name) = output(policy, "id")
+        .split_once(':')
+        .map(|(role, policy)| (role.to_string(), policy.to_string()))
+        .unwrap();
+    let everything =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    iam.put_role_policy()
+        .role_name(&role)
+        .policy_name(&policy_name)
+        .policy_document(everything)
+        .send()
+        .await
+        .unwrap();
+    // A group allowed to grow past its spec.
+    let group = recorded(&record, "autoscaling_group", |_| true);
+    let group_name = output(group, "id");
+    autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&group_name)
+        .max_size(40)
+        .send()
+        .await
+        .unwrap();
+    // A template given a newest version on another instance type.
+    let template = recorded(&record, "launch_template", |_| true);
+    let template_id = output(template, "id");
+    let wanted_type = attribute(template, "instance_type").unwrap()["str"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other_type = if wanted_type == "m5.4xlarge" {
+        "m5.2xlarge"
+    } else {
+        "m5.4xlarge"
+    };
+    ec2.create_launch_template_version()
+        .launch_template_id(&template_id)
+        .source_version("$Latest")
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .instance_type(other_type.into())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let changed = [
+        (address_of(vpc), "tags", "changed-by-hand".to_string()),
+        (
+            address_of(subnet),
+            "map_public_ip_on_launch",
+            "true".to_string(),
+        ),
+        (address_of(route), "gateway_id", nat.clone()),
+        (address_of(rule), "to_port", "65535".to_string()),
+        (address_of(policy), "policy", String::new()),
+        (address_of(group), "max_size", "40".to_string()),
+        (
+            address_of(template),
+            "instance_type",
+            other_type.to_string(),
+        ),
+    ];
+    let preview = cli.run(&["update", "cluster", name]);
+    let (plan, log) = (String::from_utf8_lossy(&preview.stdout), stderr(&preview));
+    assert!(preview.status.success(), "{log}");
+    for (address, attribute, live) in &changed {
+        let verb = if address.contains("ingress_rule") {
+            "replaced"
+        } else {
+            "updated in place"
+        };
+        let heading = format!("{address} will be {verb} (it was changed outside rafter)");
+        let at = plan
+            .find(&heading)
+            .unwrap_or_else(|| panic!("no `{heading}` in:\n{plan}"));
+        let section: String = plan[at..]
+            .lines()
+            .skip(1)
+            .take_while(|line| !line.contains(" will be "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            section.contains(attribute) && section.contains(live.as_str()),
+            "{address}: no {attribute} from {live:?} in:\n{section}"
+        );
+        assert!(
+            log.contains(&format!("note: {address} was changed outside rafter")),
+            "{log}"
+        );
+    }
+    assert!(
+        !plan.contains(everything) && !log.contains(everything),
+        "policies are shown by digest, never by content"
+    );
+
+    let json = cli.run(&["update", "cluster", name, "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let mut drifted: Vec<String> = json["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| change["drift"] == "changed")
+        .map(|change| change["address"].as_str().unwrap().to_string())
+        .collect();
+    drifted.sort();
+    let mut expected: Vec<String> = changed
+        .iter()
+        .map(|(address, ..)| address.clone())
+        .collect();
+    expected.sort();
+    assert_eq!(drifted, expected);
+
+    let repaired = cli.run(&[
+        "update",
+        "cluster",
+        name,
+        "--yes",
+        "--capacity-timeout",
+        "0s",
+    ]);
+    assert!(repaired.status.success(), "{}", stderr(&repaired));
+    let again = cli.run(&["update", "cluster", name]);
+    let plan = String::from_utf8_lossy(&again.stdout);
+    assert!(plan.contains("No changes"), "{plan}{}", stderr(&again));
+
+    // Changed back in the emulator itself.
+    let vpcs = ec2
+        .describe_vpcs()
+        .vpc_ids(output(vpc, "id"))
+        .send()
+        .await
+        .unwrap();
+    let live_tag = vpcs.vpcs()[0]
+        .tags()
+        .iter()
+        .find(|tag| tag.key() == Some(tag_key.as_str()))
+        .and_then(|tag| tag.value())
+        .map(str::to_string);
+    assert_eq!(live_tag, Some(tag_value));
+    let subnets = ec2
+        .describe_subnets()
+        .subnet_ids(output(subnet, "id"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subnets.subnets()[0].map_public_ip_on_launch(), Some(false));
+    let tables = ec2
+        .describe_route_tables()
+        .route_table_ids(&table)
+        .send()
+        .await
+        .unwrap();
+    let live_route = tables.route_tables()[0]
+        .routes()
+        .iter()
+        .find(|route| route.destination_cidr_block() == Some(destination.as_str()))
+        .unwrap();
+    assert!(
+        live_route
+            .gateway_id()
+            .is_some_and(|id| id.starts_with("igw-")),
+        "{live_route:?}"
+    );
+    let rules = ec2
+        .describe_security_group_rules()
+        .filters(
+            Filter::builder()
+                .name("group-id")
+                .values(output(rule, "security_group_id"))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !rules
+            .security_group_rules()
+            .iter()
+            .any(|live| live.to_port() == Some(65535)),
+        "{rules:?}"
+    );
+    let live_policy = iam
+        .get_role_policy()
+        .role_name(&role)
+        .policy_name(&policy_name)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !live_policy.policy_document().contains(r#""Action":"*""#)
+            && !live_policy
+                .policy_document()
+                .contains("%22Action%22%3A%22%2A%22"),
+        "{}",
+        live_policy.policy_document()
+    );
+    let groups = autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&group_name)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(groups.auto_scaling_groups()[0].max_size(), Some(40));
+    let versions = ec2
+        .describe_launch_template_versions()
+        .launch_template_id(&template_id)
+        .versions("$Latest")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        versions.launch_template_versions()[0]
+            .launch_template_data()
+            .and_then(|data| data.instance_type())
+            .map(|kind| kind.as_str()),
+        Some(wanted_type.as_str())
+    );
+
+    let deleted = cli.run(&["delete", "cluster", name, "--yes"]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+}
+
 /// The host names of the instances in service in the cluster's groups, as their boot reports
 /// name them.
 async fn running_hostnames(name: &str) -> Vec<String> {

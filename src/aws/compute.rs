@@ -20,7 +20,7 @@ use super::ec2::{filter, may_exist, owned_by_cluster, retag, tag_spec};
 use super::errors::{AwsResultExt, gone_is_fine};
 use super::{Context, not_owned, outputs};
 use crate::apply::{Outputs, ProvisionError};
-use crate::graph::{Address, ResourceKind};
+use crate::graph::{Address, ResourceKind, Value};
 use crate::model::naming::CLUSTER_TAG;
 use crate::plan::RecordedResource;
 
@@ -356,6 +356,43 @@ async fn latest_template_data(
         .cloned())
 }
 
+/// What a refresh shows for a setting changed outside rafter whose live value is not a
+/// plain string (a nested block, the user data).
+pub(super) const CHANGED_OUTSIDE: &str = "(changed outside rafter)";
+
+/// The attributes of template `id` whose newest version differs from `attrs` (what rafter
+/// recorded, references resolved), each with its live value where it is a plain string.
+pub(super) async fn changed_template_settings(
+    context: &Context,
+    id: &str,
+    attrs: Attrs<'_>,
+) -> Result<Vec<(&'static str, Value)>, ProvisionError> {
+    let Some(live) = latest_template_data(context, id).await? else {
+        return Ok(Vec::new());
+    };
+    let wanted = template_data(attrs)?;
+    let mut changed: Vec<(&'static str, Value)> = Vec::new();
+    for setting in template_differences(&live, &wanted) {
+        let (attribute, value) = match setting {
+            "image_id" => ("image_id", live.image_id()),
+            "instance_type" => (
+                "instance_type",
+                live.instance_type().map(|kind| kind.as_str()),
+            ),
+            "key_name" => ("key_name", live.key_name()),
+            "user_data" => ("user_data", None),
+            "iam_instance_profile" => ("iam_instance_profile", None),
+            "security_groups" | "associate_public_ip_address" => ("network_interfaces", None),
+            "volume_size" | "volume_type" | "encrypted" => ("block_device_mappings", None),
+            _ => ("metadata_options", None),
+        };
+        if !changed.iter().any(|(known, _)| *known == attribute) {
+            changed.push((attribute, Value::str(value.unwrap_or(CHANGED_OUTSIDE))));
+        }
+    }
+    Ok(changed)
+}
+
 /// The settings rafter makes on which a template's `live` data differs from `wanted`, by
 /// name (empty: the template launches what rafter would).
 fn template_differences(
@@ -594,13 +631,14 @@ async fn ensure_group(context: &Context, attrs: Attrs<'_>) -> Result<Outputs, Pr
             if !owned {
                 return Err(not_owned("auto-scaling group", name, &context.cluster));
             }
+            // The template by id too: one deleted and made again has a new id.
+            let current_template = group.launch_template();
             let converged = group.min_size() == Some(min)
                 && group.max_size() == Some(max)
                 && group.vpc_zone_identifier() == Some(subnets.as_str())
-                && group
-                    .launch_template()
-                    .and_then(|current| current.version())
-                    == Some("$Latest");
+                && current_template.and_then(|current| current.launch_template_id())
+                    == template.launch_template_id()
+                && current_template.and_then(|current| current.version()) == Some("$Latest");
             if !converged {
                 context.calls.write(AUTOSCALING);
                 context

@@ -38,7 +38,7 @@ fn absent_is_none<T>(result: Result<T, ProvisionError>) -> Result<Option<T>, Pro
 }
 
 /// Policy documents come back URL-encoded from some IAM implementations; compare parsed JSON.
-fn same_document(current: &str, wanted: &str) -> bool {
+pub(super) fn same_document(current: &str, wanted: &str) -> bool {
     let decoded = percent_decode(current);
     let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
     match (parse(&decoded), parse(wanted)) {
@@ -47,7 +47,7 @@ fn same_document(current: &str, wanted: &str) -> bool {
     }
 }
 
-fn percent_decode(text: &str) -> String {
+pub(super) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;

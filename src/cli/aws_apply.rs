@@ -8,8 +8,8 @@ use aws_config::{BehaviorVersion, Region};
 use rafter::apply::{self, ApplyOptions, ApplyReport, Recorder};
 use rafter::aws::AwsProvisioner;
 use rafter::bootstrap::ApiLoadBalancerNames;
-use rafter::graph::{Address, ResourceGraph};
-use rafter::plan::{Action, Plan, RecordedResource};
+use rafter::graph::ResourceGraph;
+use rafter::plan::{Action, Plan, RecordedResource, Refreshed};
 use rafter::state::{ClusterLock, ClusterStore, ResourceLedger, StateStore};
 
 use rafter::spec::{Cluster, Provider};
@@ -23,7 +23,7 @@ const RENEW_EVERY: Duration = Duration::from_secs(60);
 
 /// Plans against the records of what exists, given the recorded resources a refresh found
 /// deleted outside rafter.
-pub type Planner<'a> = dyn Fn(&[RecordedResource], &[Address]) -> anyhow::Result<Plan> + 'a;
+pub type Planner<'a> = dyn Fn(&[RecordedResource], &Refreshed) -> anyhow::Result<Plan> + 'a;
 
 /// What to apply: the desired graph, and how to plan it against what is recorded.
 pub struct ApplyRequest<'a> {
@@ -34,7 +34,7 @@ pub struct ApplyRequest<'a> {
     pub graph: &'a ResourceGraph,
     pub plan: &'a Planner<'a>,
     pub force_unlock: rafter::state::ForceUnlock,
-    /// Look for recorded resources deleted outside rafter first (see [`vanished`]).
+    /// Look for recorded resources deleted or changed outside rafter first (see [`refresh`]).
     pub refresh: bool,
 }
 
@@ -175,9 +175,9 @@ pub async fn apply_step<S: StateStore>(
     step: &StepApply<'_, '_>,
 ) -> anyhow::Result<rafter::bootstrap::Published> {
     let name = step.cluster.metadata.name.as_str();
-    let planner = |recorded: &[RecordedResource], gone: &[Address]| {
+    let planner = |recorded: &[RecordedResource], refreshed: &Refreshed| {
         Ok(rafter::plan::diff_refreshed(
-            name, step.graph, recorded, gone,
+            name, step.graph, recorded, refreshed,
         )?)
     };
     let request = ApplyRequest {
@@ -234,31 +234,32 @@ async fn prepare<'a, S: StateStore>(
 )> {
     let ledger = ResourceLedger::open(store, request.cluster).await?;
     let config = aws_config(request.region).await;
-    let gone = match request.refresh {
-        true => vanished(&config, request.cluster, &ledger.resources().await).await?,
-        false => Vec::new(),
+    let refreshed = match request.refresh {
+        true => refresh(&config, request.cluster, &ledger.resources().await).await?,
+        false => Refreshed::default(),
     };
     // Forgotten before the apply, so each is created again under a new idempotency token
     // (its old token would bring back the deleted one).
-    for address in &gone {
+    for address in &refreshed.vanished {
         ledger.forget(address).await?;
     }
     let recorded = ledger.resources().await;
     // Planned again under the lock: what another run applied meanwhile counts.
-    let plan = (request.plan)(&recorded, &gone)?;
+    let plan = (request.plan)(&recorded, &refreshed)?;
     let provisioner =
         AwsProvisioner::new(&config, request.cluster).with_lineage(ledger.lineage().await);
     Ok((ledger, recorded, plan, provisioner))
 }
 
-/// The recorded resources that were deleted outside rafter, each said on stderr.
-pub async fn vanished(
+/// What was deleted or changed outside rafter among the recorded resources, each said on
+/// stderr.
+pub async fn refresh(
     config: &aws_config::SdkConfig,
     cluster: &str,
     recorded: &[RecordedResource],
-) -> anyhow::Result<Vec<Address>> {
+) -> anyhow::Result<Refreshed> {
     let reader = AwsProvisioner::new(config, cluster);
-    let gone = rafter::aws::refresh::vanished(&reader.context, recorded)
+    let refreshed = rafter::aws::refresh::refresh(&reader.context, recorded)
         .await
         .map_err(|error| {
             Failure::new(
@@ -267,10 +268,17 @@ pub async fn vanished(
             )
             .hint("fix the cause, or plan against the record alone with --refresh=false")
         })?;
-    for address in &gone {
+    for address in &refreshed.vanished {
         eprintln!("note: {address} was deleted outside rafter; it will be created again");
     }
-    Ok(gone)
+    for (address, changed) in &refreshed.changed {
+        let names: Vec<&str> = changed.iter().map(|(name, _)| name.as_str()).collect();
+        eprintln!(
+            "note: {address} was changed outside rafter ({}); the plan changes it back",
+            names.join(", ")
+        );
+    }
+    Ok(refreshed)
 }
 
 /// Runs `work` while renewing `lock`'s lease. A lock broken meanwhile means another run may

@@ -76,13 +76,50 @@ pub struct ResourceChange {
 pub enum Drift {
     /// Recorded, but deleted outside rafter: it is created again.
     Vanished,
+    /// Attributes were changed outside rafter: the change shows them as they are and brings
+    /// them back to the spec.
+    Changed,
 }
 
 impl Drift {
     pub fn describe(self) -> &'static str {
         match self {
             Drift::Vanished => "it was deleted outside rafter",
+            Drift::Changed => "it was changed outside rafter",
         }
+    }
+}
+
+/// What a refresh found that differs from the record: resources deleted outside rafter,
+/// and attributes changed outside rafter with the values they have now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Refreshed {
+    pub vanished: Vec<Address>,
+    /// Per resource, each changed attribute (by its recorded name) and its live value.
+    pub changed: BTreeMap<Address, Vec<(String, Value)>>,
+}
+
+impl Refreshed {
+    pub fn is_empty(&self) -> bool {
+        self.vanished.is_empty() && self.changed.is_empty()
+    }
+
+    /// The records as they are now: what vanished left out, what changed with its live
+    /// values in place of the recorded ones.
+    pub fn apply_to(&self, recorded: &[RecordedResource]) -> Vec<RecordedResource> {
+        recorded
+            .iter()
+            .filter(|record| !self.vanished.contains(&record.address))
+            .map(|record| {
+                let mut record = record.clone();
+                for (name, live) in self.changed.get(&record.address).into_iter().flatten() {
+                    if let Some(field) = record.attributes.iter_mut().find(|f| &f.name == name) {
+                        field.value = live.clone();
+                    }
+                }
+                record
+            })
+            .collect()
     }
 }
 
@@ -229,24 +266,32 @@ pub fn as_recorded(graph: &ResourceGraph) -> Vec<RecordedResource> {
         .collect()
 }
 
-/// Plans as [`diff`] does, against the records of what still exists: each of `vanished` (found
-/// gone by a refresh) is left out of `recorded`, so it is created again, and its creation
-/// is marked as repairing that drift. What refers to it takes its new id.
+/// Plans as [`diff`] does, against what a refresh found: each vanished resource is left out
+/// of `recorded`, so it is created again, and each changed attribute is compared with its
+/// live value, so the spec's value is applied again. The changes that repair drift are
+/// marked so. What refers to a resource created again takes its new id.
 pub fn diff_refreshed(
     cluster: &str,
     desired: &ResourceGraph,
     recorded: &[RecordedResource],
-    vanished: &[Address],
+    refreshed: &Refreshed,
 ) -> Result<Plan, GraphError> {
-    let existing: Vec<RecordedResource> = recorded
-        .iter()
-        .filter(|record| !vanished.contains(&record.address))
-        .cloned()
-        .collect();
-    let mut plan = diff(cluster, desired, &existing)?;
+    let mut plan = diff(cluster, desired, &refreshed.apply_to(recorded))?;
     for change in &mut plan.changes {
-        if change.action == Action::Create && vanished.contains(&change.address) {
+        let changed_outside = |change: &ResourceChange| {
+            refreshed.changed.get(&change.address).is_some_and(|live| {
+                change
+                    .changes
+                    .iter()
+                    .any(|attribute| live.iter().any(|(name, _)| *name == attribute.name))
+            })
+        };
+        if change.action == Action::Create && refreshed.vanished.contains(&change.address) {
             change.drift = Some(Drift::Vanished);
+        } else if matches!(change.action, Action::Update | Action::Replace)
+            && changed_outside(change)
+        {
+            change.drift = Some(Drift::Changed);
         }
     }
     Ok(plan)
@@ -324,7 +369,7 @@ fn renewed_references(
 }
 
 /// `value` with each reference replaced by what the referred resource recorded, where known.
-fn resolved_from(value: &Value, recorded: &BTreeMap<&Address, &RecordedResource>) -> Value {
+pub fn resolved_from(value: &Value, recorded: &BTreeMap<&Address, &RecordedResource>) -> Value {
     match value {
         Value::Ref(reference) => recorded
             .get(&reference.target)

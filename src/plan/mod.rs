@@ -6,6 +6,6 @@ pub mod json;
 pub mod text;
 
 pub use diff::{
-    Action, AttributeChange, Drift, Plan, RecordedResource, ResourceChange, Summary, as_recorded,
-    diff, diff_refreshed,
+    Action, AttributeChange, Drift, Plan, RecordedResource, Refreshed, ResourceChange, Summary,
+    as_recorded, diff, diff_refreshed,
 };

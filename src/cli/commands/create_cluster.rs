@@ -90,8 +90,8 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
         );
         return Ok(());
     };
-    let planner = |recorded: &[RecordedResource], gone: &[rafter::graph::Address]| {
-        Ok(plan::diff_refreshed(name, &graph, recorded, gone)?)
+    let planner = |recorded: &[RecordedResource], refreshed: &plan::Refreshed| {
+        Ok(plan::diff_refreshed(name, &graph, recorded, refreshed)?)
     };
     let request = ApplyRequest {
         cluster: name,

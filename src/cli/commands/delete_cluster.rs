@@ -48,7 +48,7 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
     // and create what the deleted state would then lose track of.
     let (mut lock, mut failure) = if plan.summary.delete > 0 {
         // Deleting what is already gone succeeds: no refresh needed.
-        let planner = |recorded: &[RecordedResource], _: &[rafter::graph::Address]| {
+        let planner = |recorded: &[RecordedResource], _: &rafter::plan::Refreshed| {
             Ok(destroy_plan(name, recorded)?)
         };
         let nothing = ResourceGraph::new();

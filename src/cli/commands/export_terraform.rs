@@ -58,7 +58,7 @@ async fn resolve_lookups<'a, S: StateStore>(
     let name = cluster.metadata.name.as_str();
     let lookups = graph.filtered(|node| node.address.kind.is_lookup());
     // Planned against the recorded lookups only: nothing else recorded is touched.
-    let planner = |recorded: &[RecordedResource], _: &[rafter::graph::Address]| {
+    let planner = |recorded: &[RecordedResource], _: &rafter::plan::Refreshed| {
         let recorded_lookups: Vec<RecordedResource> = recorded
             .iter()
             .filter(|record| record.address.kind.is_lookup())

@@ -1,6 +1,5 @@
 //! `rafter update cluster`: plan the changes that bring a cluster to its (possibly new) spec.
 
-use rafter::graph::Address;
 use rafter::model::build_graph;
 use rafter::plan::{self, RecordedResource};
 use rafter::rolling::{self, membership, membership::MembershipChange};
@@ -10,7 +9,7 @@ use rafter::state::{AnyStore, ClusterStore};
 
 use crate::cli::args::{PlanFormat, UpdateClusterArgs};
 use crate::cli::aws_apply::{
-    ApplyRequest, apply_with_lock, aws_config, aws_region, finish, require_state_in_s3, vanished,
+    ApplyRequest, apply_with_lock, aws_config, aws_region, finish, refresh, require_state_in_s3,
 };
 use crate::cli::aws_capacity::check_offerings;
 use crate::cli::durations::wait_duration;
@@ -73,17 +72,17 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
         Provider::Aws => store.read_resources(name).await?,
     };
     // A preview shows what a refresh finds; with --yes the apply refreshes under the lock.
-    let gone = if prepared.cluster.spec.provider == Provider::Aws
+    let refreshed = if prepared.cluster.spec.provider == Provider::Aws
         && args.refresh
         && !args.yes
         && !recorded.is_empty()
     {
         let config = aws_config(aws_region(&prepared.cluster)?).await;
-        vanished(&config, name, &recorded).await?
+        refresh(&config, name, &recorded).await?
     } else {
-        Vec::new()
+        plan::Refreshed::default()
     };
-    let plan = plan::diff_refreshed(name, &graph, &recorded, &gone)?;
+    let plan = plan::diff_refreshed(name, &graph, &recorded, &refreshed)?;
     let on_hosts = prepared.cluster.spec.provider == Provider::Ssh;
     // A bare-host run prints the JSON itself, with what it finds on the hosts.
     if !on_hosts || args.output == PlanFormat::Text {
@@ -122,8 +121,8 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
                 .replace_spec(name, &spec::to_yaml(&prepared.cluster)?)
                 .await?;
         }
-        let planner = |recorded: &[RecordedResource], gone: &[Address]| {
-            Ok(plan::diff_refreshed(name, &graph, recorded, gone)?)
+        let planner = |recorded: &[RecordedResource], refreshed: &plan::Refreshed| {
+            Ok(plan::diff_refreshed(name, &graph, recorded, refreshed)?)
         };
         let request = ApplyRequest {
             cluster: name,
