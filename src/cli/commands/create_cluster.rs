@@ -35,15 +35,21 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
     let cluster = &prepared.cluster;
     let name = &cluster.metadata.name;
 
-    if !args.dry_run && store.read_spec(name).await?.is_some() {
-        return Err(Failure::new(
-            EXIT_CLUSTER_STATE,
-            format!("cluster {name} already exists in {}", store.url()),
-        )
-        .hint(format!(
-            "change it with `rafter update cluster {name} -f FILE`, or pick another name"
-        ))
-        .into());
+    let yaml = spec::to_yaml(cluster)?;
+    // The same `create --yes` again (the first was interrupted: killed, a lost connection)
+    // carries on where that one stopped; anything else for an existing name is refused.
+    let resuming = match args.dry_run {
+        true => false,
+        false => match store.read_spec(name).await? {
+            None => false,
+            Some(stored) if args.yes && stored == yaml => true,
+            Some(_) => return Err(already_exists(name, &store.url())),
+        },
+    };
+    if resuming {
+        eprintln!(
+            "note: cluster {name} is stored with this same spec (an earlier create did not finish): carrying on with it"
+        );
     }
     let capacity_timeout = wait_duration(&args.capacity_timeout)?;
     let on_hosts = cluster.spec.provider == Provider::Ssh;
@@ -64,14 +70,15 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
     if let Some(region) = region {
         check_offerings(name, region, &graph).await?;
     }
-    let yaml = spec::to_yaml(cluster)?;
-    store
-        .create_spec(name, &yaml)
-        .await
-        .map_err(|error| match error {
-            StateError::PreconditionFailed { .. } => already_exists(name, &store.url()),
-            other => other.into(),
-        })?;
+    if !resuming {
+        store
+            .create_spec(name, &yaml)
+            .await
+            .map_err(|error| match error {
+                StateError::PreconditionFailed { .. } => already_exists(name, &store.url()),
+                other => other.into(),
+            })?;
+    }
     if on_hosts && args.yes {
         let request = HostRequest {
             cluster,
@@ -118,7 +125,7 @@ fn already_exists(name: &str, store: &str) -> anyhow::Error {
         format!("cluster {name} already exists in {store}"),
     )
     .hint(format!(
-        "change it with `rafter update cluster {name} -f FILE`, or pick another name"
+        "change it with `rafter update cluster {name} -f FILE`, or pick another name (the same `create --yes` again carries on with an unfinished create)"
     ))
     .into()
 }
