@@ -1553,8 +1553,10 @@ async fn workers_at(rolled: &Rolled) -> WorkersAt {
 /// throughout; the run is killed while the second member comes back, and resumes. Until
 /// every member is done, the workers' bundle and launch template stay as they were, and a
 /// worker the group launches meanwhile (scaled up after the first member) gets the old
-/// version; then the node groups move to the new version, the new spec is stored, and a
-/// second upgrade finds nothing to do.
+/// version; then the node groups move to the new version and the upgrade replaces their
+/// four workers two at a time (replacements in service before the old ones go), the new
+/// spec is stored, a rolling update has only the bastion left, and a second upgrade finds
+/// nothing to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn upgrade_replaces_members_one_at_a_time_and_holds_the_workers_back() {
     use common::host_assets::{EtcdRelease, build_release};
@@ -1583,6 +1585,22 @@ async fn upgrade_replaces_members_one_at_a_time_and_holds_the_workers_back() {
     assert!(kubelet.contains(FROM_KUBERNETES), "{kubelet}");
     let workers_before = workers_at(&rolled).await;
     assert_eq!(workers_before.instances.len(), 3, "{workers_before:?}");
+    let group = format!("nodes-workers.{UPGRADED}");
+    let autoscaling = rolled.autoscaling.clone();
+    let worker_ids = || async {
+        autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&group)
+            .send()
+            .await
+            .unwrap()
+            .auto_scaling_groups()[0]
+            .instances()
+            .iter()
+            .filter_map(|instance| instance.instance_id().map(str::to_string))
+            .collect::<Vec<String>>()
+    };
+    let workers_old = worker_ids().await;
 
     // The target: the stored spec with the new version and its assets. `update` refuses
     // the version change; the upgrade's plan names every step, and changes nothing.
@@ -1621,6 +1639,9 @@ async fn upgrade_replaces_members_one_at_a_time_and_holds_the_workers_back() {
         UPGRADED,
         "-f",
         target_file.to_str().unwrap(),
+        "--max-surge",
+        "2",
+        "--no-drain",
     ]);
     for expected in [
         "1. member eu-west-1a",
@@ -1629,6 +1650,8 @@ async fn upgrade_replaces_members_one_at_a_time_and_holds_the_workers_back() {
         "4. node groups",
         "5. store the new spec",
         "Until every member is done, the node groups keep the old versions",
+        "replaced 2 at a time (--max-surge)",
+        "NOT drained (--no-drain)",
         "every member reports its etcd healthy",
     ] {
         assert!(plan.contains(expected), "{expected}: {plan}");
@@ -1641,6 +1664,7 @@ async fn upgrade_replaces_members_one_at_a_time_and_holds_the_workers_back() {
     let scaled = std::sync::atomic::AtomicBool::new(false);
     let run = rolled
         .run_killed_once(
+            // The emulator runs no API server to drain through: --no-drain.
             &[
                 "upgrade",
                 "cluster",
@@ -1648,6 +1672,9 @@ async fn upgrade_replaces_members_one_at_a_time_and_holds_the_workers_back() {
                 "-f",
                 target_file.to_str().unwrap(),
                 "--yes",
+                "--max-surge",
+                "2",
+                "--no-drain",
             ],
             2,
             async |rolled, replaced| {
@@ -1702,79 +1729,27 @@ async fn upgrade_replaces_members_one_at_a_time_and_holds_the_workers_back() {
         assert!(kubelet.contains(TO_KUBERNETES), "{host}: {kubelet}");
     }
 
-    // Then the node groups: a new bundle and launch template version, which the four
-    // running workers do not run yet (the step names them; the bastion, which runs no
-    // kubelet, is not counted); the new spec.
+    // Then the node groups: a new bundle and launch template version, and the four
+    // workers on the old one (the three from before and the one scaled up meanwhile)
+    // replaced two at a time; the new spec.
     let workers_after = workers_at(&rolled).await;
     assert_ne!(workers_after.bundle, workers_before.bundle);
     assert_ne!(workers_after.version, workers_before.version);
     assert_eq!(workers_after.instances.len(), 4, "{workers_after:?}");
     assert!(
-        log.contains("4 running instance(s) keep the old kubelet"),
-        "{log}"
-    );
-    let spec = rolled.ok(&["get", "cluster", UPGRADED, "-o", "yaml"]);
-    assert!(
-        spec.contains(&format!("kubernetesVersion: \"{TO_KUBERNETES}\"")),
-        "{spec}"
-    );
-    // Each member's instance runs the bundle published for it (its reports say which), so a
-    // rolling update replaces no member, only the bastion and the four workers on the old
-    // template: two at a time, each batch's replacements launched before the old ones go
-    // (the emulator runs no API server to drain through: --no-drain).
-    let rolling = rolled.ok(&["rolling-update", "cluster", UPGRADED, "--no-drain"]);
-    let group = format!("nodes-workers.{UPGRADED}");
-    assert!(
-        !rolling.contains("replace member")
-            && rolling
-                .matches(&format!(" in {group}: launch template version"))
-                .count()
-                == 4
-            && rolling.contains("NOT drained (--no-drain)"),
-        "{rolling}"
-    );
-    let workers_old: Vec<String> = rolled
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(&group)
-        .send()
-        .await
-        .unwrap()
-        .auto_scaling_groups()[0]
-        .instances()
-        .iter()
-        .filter_map(|instance| instance.instance_id().map(str::to_string))
-        .collect();
-    let output = rolled
-        .rafter(&[
-            "rolling-update",
-            "cluster",
-            UPGRADED,
-            "--yes",
-            "--no-drain",
-            "--max-surge",
-            "2",
-        ])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&output.stderr);
-    eprintln!("--- rolling the workers:\n{said}");
-    assert!(output.status.success(), "{said}");
-    assert!(
-        said.contains("[1/3] replace ")
-            && said.contains("[3/3] replace ")
-            && said.contains(&format!(" in {group}: launch template version 1 -> 2"))
-            && said.contains("5 instance(s) replaced"),
-        "{said}"
-    );
-    let workers_new = workers_at(&rolled).await;
-    assert_eq!(workers_new.instances.len(), 4, "{workers_new:?}");
-    assert!(
-        workers_new
+        workers_after
             .instances
             .iter()
             .all(|version| *version == workers_after.version),
-        "{workers_new:?}"
+        "{workers_after:?}"
+    );
+    assert!(
+        run.rerun.contains("[4/5] node groups")
+            && run.rerun.matches(&format!(" in {group}\n")).count() == 2
+            && run.rerun.contains(
+                "their instances on the old ones replaced in 2 batch(es) (not drained: --no-drain)"
+            ),
+        "{log}"
     );
     let ec2 = aws_sdk_ec2::Client::new(&common::moto::sdk_config());
     let described = ec2
@@ -1801,6 +1776,33 @@ async fn upgrade_replaces_members_one_at_a_time_and_holds_the_workers_back() {
             instance.instance_id()
         );
     }
+    assert!(
+        worker_ids()
+            .await
+            .iter()
+            .all(|id| !workers_old.contains(id))
+    );
+    let spec = rolled.ok(&["get", "cluster", UPGRADED, "-o", "yaml"]);
+    assert!(
+        spec.contains(&format!("kubernetesVersion: \"{TO_KUBERNETES}\"")),
+        "{spec}"
+    );
+    // Each member's instance runs the bundle published for it (its reports say which), and
+    // the workers were rolled by the upgrade: a rolling update replaces only the bastion.
+    let rolling = rolled.ok(&["rolling-update", "cluster", UPGRADED, "--no-drain"]);
+    assert!(
+        !rolling.contains("replace member")
+            && !rolling.contains(&format!(" in {group}"))
+            && rolling.contains(&format!("bastion.{UPGRADED}")),
+        "{rolling}"
+    );
+    let output = rolled
+        .rafter(&["rolling-update", "cluster", UPGRADED, "--yes", "--no-drain"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("1 instance(s) replaced"), "{said}");
     let rolling = rolled.ok(&["rolling-update", "cluster", UPGRADED]);
     assert!(rolling.contains("Nothing to replace"), "{rolling}");
     // Each member's leaf certificates, kept in the state store and as its instance reports

@@ -114,6 +114,10 @@ pub struct UpgradeClusterArgs {
     /// How many workers are upgraded at once
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_unavailable: u32,
+    /// AWS: how many of a node group's instances are replaced at once (their replacements
+    /// are launched before they go)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_surge: u32,
     /// Upgrade workers without cordoning and draining them first (when the API server cannot
     /// be reached): their pods stop while the kubelet restarts
     #[arg(long)]

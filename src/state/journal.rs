@@ -92,6 +92,22 @@ impl Journal {
             .collect()
     }
 
+    /// Adds `added` right after `step` (a step whose work is only known once it runs: the
+    /// worker batches of an upgrade's node-group step, planned from the instances then);
+    /// those already listed are not added twice.
+    pub fn insert_after(&mut self, step: &str, added: Vec<String>) {
+        let at = self
+            .steps
+            .iter()
+            .position(|listed| listed == step)
+            .map_or(self.steps.len(), |position| position + 1);
+        let added: Vec<String> = added
+            .into_iter()
+            .filter(|new| !self.steps.contains(new))
+            .collect();
+        self.steps.splice(at..at, added);
+    }
+
     /// Writes the journal as it is (the operation is starting).
     pub async fn save(&self, store: &impl StateStore, cluster: &str) -> Result<(), JournalError> {
         let key = layout::operation_journal_key(cluster, &self.operation);
@@ -118,6 +134,24 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::Journal;
+
+    #[test]
+    fn steps_planned_later_go_right_after_their_step_once() {
+        let mut journal = Journal::new(
+            "upgrade",
+            "1.34 -> 1.35",
+            "id",
+            "now",
+            vec!["member a".into(), "node groups".into(), "store".into()],
+        );
+        journal.insert_after("node groups", vec!["batch 1".into(), "batch 2".into()]);
+        journal.insert_after("node groups", vec!["batch 2".into()]);
+        assert_eq!(
+            journal.steps,
+            ["member a", "node groups", "batch 1", "batch 2", "store"]
+        );
+        assert!(!journal.finished());
+    }
 
     #[test]
     fn remaining_steps_keep_their_order() {

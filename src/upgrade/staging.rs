@@ -45,7 +45,7 @@ impl AwsStep {
             AwsStep::Member { member } => format!(
                 "member {member}: new launch template version and bundle, its instance replaced; gate: the member reports from the new instance, it and every other member healthy and caught up"
             ),
-            AwsStep::NodeGroups => "node groups: new launch template versions and bundles (instances launched from now on run the new versions)".to_string(),
+            AwsStep::NodeGroups => "node groups: new launch template versions and bundles, then their instances on the old versions replaced, --max-surge at a time".to_string(),
             AwsStep::StoreSpec => "store the new spec".to_string(),
         }
     }

@@ -6,16 +6,20 @@
 //! versions (`upgrade::staging`), replaces its instance through its group of one (the new
 //! instance attaches the member's data volume and comes back as the same member), and waits
 //! for the gate on the members' own reports (`rolling`). The node groups' launch templates
-//! and bundles stay on the old versions until every member is done.
+//! and bundles stay on the old versions until every member is done; then they move, and
+//! their instances on the old versions are replaced `--max-surge` at a time, drained first
+//! (the rolling update's worker batches, planned when the step starts and added to the
+//! journal then, so a rerun finishes the batch a kill interrupted).
 
 use rafter::aws::AwsProvisioner;
 use rafter::model::compute::node_group_local;
 use rafter::model::naming::Naming;
 use rafter::rolling::execute::{Gate, Roll, group_states};
-use rafter::rolling::{self, GroupState};
+use rafter::rolling::{self, Batch, GroupState};
 use rafter::spec::{self, Cluster};
 use rafter::state::journal::Journal;
 use rafter::state::{AnyStore, ClusterLock, ClusterStore};
+use rafter::upgrade::drain::Drainer;
 use rafter::upgrade::staging::{AwsStep, Staging, aws_steps};
 use rafter::upgrade::{Changes, OPERATION};
 use time::OffsetDateTime;
@@ -27,6 +31,7 @@ use crate::cli::aws_apply::{
 use crate::cli::failure::{EXIT_FAILURE, Failure, step_stopped};
 use crate::cli::{acquire_lock, force_unlock, locked, output};
 
+use super::admin_credential::drainer;
 use super::rolling_update_cluster::recorded_groups;
 
 const COMMAND: &str = "upgrade cluster";
@@ -108,7 +113,14 @@ async fn execute(
             journal
         }
     };
-    if journal.steps != steps.iter().map(AwsStep::key).collect::<Vec<_>>() {
+    let planned: Vec<String> = steps.iter().map(AwsStep::key).collect();
+    // The worker batches the node-group step added are not part of the plan's steps.
+    let journalled: Vec<&String> = journal
+        .steps
+        .iter()
+        .filter(|key| planned.contains(key))
+        .collect();
+    if journalled != planned.iter().collect::<Vec<_>>() {
         return Err(Failure::new(
             EXIT_FAILURE,
             format!("the unfinished upgrade of cluster {name} was planned for other control-plane members than the spec names now"),
@@ -120,7 +132,19 @@ async fn execute(
     let total = steps.len();
     for (index, step) in steps.iter().enumerate() {
         let key = step.key();
-        if journal.is_done(&key) {
+        let stopped = |error: rafter::rolling::execute::RollError| {
+            step_stopped(
+                "upgrade",
+                name,
+                index + 1,
+                &key,
+                error,
+                &format!("rafter upgrade cluster {name} --yes"),
+            )
+        };
+        let workers_left =
+            matches!(step, AwsStep::NodeGroups) && !pending_batches(&journal, &planned).is_empty();
+        if journal.is_done(&key) && !workers_left {
             continue;
         }
         eprintln!("[{}/{total}] {}", index + 1, step.describe());
@@ -131,20 +155,47 @@ async fn execute(
                 let group = member_group(store, upgrade.to, roll, member).await?;
                 renewing(lock, roll.bring_up_to_date(&group))
                     .await?
-                    .map_err(|error| {
-                        step_stopped(
-                            "upgrade",
-                            name,
-                            index + 1,
-                            &key,
-                            error,
-                            &format!("rafter upgrade cluster {name} --yes"),
-                        )
-                    })?
+                    .map_err(&stopped)?
             }
             AwsStep::NodeGroups => {
-                stage(store, lock, region, &staging).await?;
-                node_groups_said(store, upgrade.to, roll).await?
+                if !journal.is_done(&key) {
+                    stage(store, lock, region, &staging).await?;
+                    let batches = worker_batches(store, upgrade.to, roll, upgrade.args).await?;
+                    journal.insert_after(&key, batches.iter().map(Batch::key).collect());
+                    journal.record(store.store(), name, &key).await?;
+                }
+                let pending = pending_batches(&journal, &planned);
+                let drain = match pending.is_empty() || upgrade.args.no_drain {
+                    true => None,
+                    false => Some(
+                        drainer(
+                            store,
+                            upgrade.to,
+                            "rafter:upgrade",
+                            &upgrade.args.drain_timeout,
+                        )
+                        .await?,
+                    ),
+                };
+                let groups = node_group_states(store, upgrade.to, roll).await?;
+                for batch_key in &pending {
+                    let batch = rolling::batch_from_key(batch_key, &groups).ok_or_else(|| {
+                        Failure::new(
+                            EXIT_FAILURE,
+                            format!("cluster {name}: the group of `{batch_key}` is gone"),
+                        )
+                        .hint(format!(
+                            "`rafter update cluster {name} --yes` creates it again; then run the upgrade again"
+                        ))
+                    })?;
+                    eprintln!("      {batch_key}");
+                    let replaced = renewing(lock, roll.replace_workers(&batch, drain.as_ref()))
+                        .await?
+                        .map_err(&stopped)?;
+                    eprintln!("      {replaced}");
+                    journal.record(store.store(), name, batch_key).await?;
+                }
+                workers_said(&pending, drain.as_ref())
             }
             AwsStep::StoreSpec => {
                 store
@@ -157,6 +208,30 @@ async fn execute(
         journal.record(store.store(), name, &key).await?;
     }
     Ok(())
+}
+
+/// The worker batches the node-group step added to the journal and has not finished.
+fn pending_batches(journal: &Journal, planned: &[String]) -> Vec<String> {
+    journal
+        .steps
+        .iter()
+        .filter(|key| !planned.contains(key) && !journal.is_done(key))
+        .cloned()
+        .collect()
+}
+
+fn workers_said(batches: &[String], drain: Option<&Drainer>) -> String {
+    match batches.len() {
+        0 => "node groups: every instance runs the new versions".to_string(),
+        count => format!(
+            "node groups: the new versions, and their instances on the old ones replaced in {count} batch(es){}",
+            if drain.is_some() {
+                ", each node drained first"
+            } else {
+                " (not drained: --no-drain)"
+            }
+        ),
+    }
 }
 
 /// Applies `staging`'s graph (launch templates of the upgraded groups on the new versions,
@@ -220,12 +295,13 @@ async fn member_group(
         })
 }
 
-/// What the node groups' step leaves: how many running workers keep the old versions.
-async fn node_groups_said(
+/// The node groups' auto-scaling groups as Auto Scaling describes them now, with their
+/// bundles (the bastion, which runs no kubelet, is not one of them).
+async fn node_group_states(
     store: &ClusterStore<AnyStore>,
     cluster: &Cluster,
     roll: &Roll<'_, AnyStore>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Vec<GroupState>> {
     let naming = Naming::new(&cluster.metadata.name);
     let node_groups: Vec<String> = cluster
         .spec
@@ -233,7 +309,6 @@ async fn node_groups_said(
         .iter()
         .map(|group| naming.qualified(&node_group_local(&group.name)))
         .collect();
-    // The bastion runs no kubelet: only the node groups count.
     let groups: Vec<(String, Option<String>)> = recorded_groups(store, cluster)
         .await?
         .into_iter()
@@ -242,23 +317,24 @@ async fn node_groups_said(
     let states = group_states(roll.context, &groups)
         .await
         .map_err(|error| Failure::new(EXIT_FAILURE, format!("cannot ask AWS: {error}")))?;
-    let old: usize = states
-        .iter()
-        .map(|group| {
-            group
-                .instances
-                .iter()
-                .filter(|instance| instance.version != group.version)
-                .count()
-        })
-        .sum();
-    Ok(match old {
-        0 => "node groups: instances launched from now on run the new versions".to_string(),
-        old => format!(
-            "node groups: instances launched from now on run the new versions; {old} running instance(s) keep the old kubelet (one minor older is within the skew policy) until replaced: `rafter rolling-update cluster {} --yes` replaces them, --max-surge at a time, each node drained first",
-            cluster.metadata.name
-        ),
-    })
+    Ok(roll
+        .with_bundles(states)
+        .await
+        .map_err(|error| Failure::new(EXIT_FAILURE, error.to_string()))?)
+}
+
+/// The node groups' instances on the old versions, `--max-surge` at a time.
+async fn worker_batches(
+    store: &ClusterStore<AnyStore>,
+    cluster: &Cluster,
+    roll: &Roll<'_, AnyStore>,
+    args: &UpgradeClusterArgs,
+) -> anyhow::Result<Vec<Batch>> {
+    let groups = node_group_states(store, cluster, roll).await?;
+    Ok(rolling::batches(
+        rolling::plan(&groups, &[], false),
+        args.max_surge as usize,
+    ))
 }
 
 fn refused(name: &str, error: rafter::rolling::execute::RollError) -> anyhow::Error {
@@ -282,6 +358,15 @@ fn print_plan(upgrade: &AwsUpgrade<'_>, steps: &[AwsStep], gate: &Gate) {
     );
     println!(
         "Until every member is done, the node groups keep the old versions' launch templates and bundles: an instance they launch meanwhile runs no kubelet newer than an API server."
+    );
+    println!(
+        "Then the node groups move to the new versions, and their instances on the old ones are replaced {} at a time (--max-surge): the replacements launched and in service first, then each node {}, and the instance terminated. The bastion runs no kubelet: `rafter rolling-update cluster {name}` replaces it.",
+        upgrade.args.max_surge,
+        if upgrade.args.no_drain {
+            "NOT drained (--no-drain)"
+        } else {
+            "cordoned and drained through the API"
+        }
     );
     output::print_journalled_steps(
         "upgrade",
