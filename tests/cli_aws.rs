@@ -92,6 +92,21 @@ impl Cli {
             .unwrap();
     }
 
+    /// `ha-aws` created in one `create --yes` (see [`Cli::ha_create_args`]).
+    async fn create_ha(&self, name: &str) {
+        common::moto::public_zone("example.com").await;
+        let mut create = self.ha_create_args(name);
+        create.push("--yes");
+        let created = self.run(&create);
+        assert!(created.status.success(), "{}", stderr(&created));
+    }
+
+    /// The cluster's `resources.json`, parsed.
+    async fn record(&self, name: &str) -> serde_json::Value {
+        let bytes = self.state_object(name, "resources.json").await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
     async fn state_object(&self, name: &str, file: &str) -> Option<Vec<u8>> {
         let object = common::moto::s3_client()
             .get_object()
@@ -254,8 +269,7 @@ async fn create_update_lock_and_delete_through_the_binary() {
     );
 
     // The record of resources is in S3, with a generation per write.
-    let record: serde_json::Value =
-        serde_json::from_slice(&cli.state_object(name, "resources.json").await.unwrap()).unwrap();
+    let record = cli.record(name).await;
     let resources = record["resources"].as_array().unwrap().len();
     assert!(resources > 20, "{record}");
     assert!(record["generation"].as_u64().unwrap() >= resources as u64);
@@ -799,17 +813,12 @@ async fn ha_cluster_is_created_in_one_run_and_deleted_through_what_aws_does() {
 async fn resources_deleted_outside_rafter_are_created_again() {
     // Three zones: the emulator refuses a load balancer's subnets in fewer (AWS allows one
     // for a network load balancer).
-    common::moto::public_zone("example.com").await;
     let cli = Cli::new("drift").await;
     let name = "drift.example.com";
-    let mut create = cli.ha_create_args(name);
-    create.push("--yes");
-    let created = cli.run(&create);
-    assert!(created.status.success(), "{}", stderr(&created));
+    cli.create_ha(name).await;
     let before = inventory(name).await;
 
-    let record: serde_json::Value =
-        serde_json::from_slice(&cli.state_object(name, "resources.json").await.unwrap()).unwrap();
+    let record = cli.record(name).await;
     let id_of = |kind: &str| {
         record["resources"]
             .as_array()
@@ -938,16 +947,11 @@ fn address_of(resource: &serde_json::Value) -> String {
 /// the record), and the next plan has nothing to do.
 #[tokio::test]
 async fn resources_changed_outside_rafter_are_changed_back() {
-    common::moto::public_zone("example.com").await;
     let cli = Cli::new("changed").await;
     let name = "changed.example.com";
-    let mut create = cli.ha_create_args(name);
-    create.push("--yes");
-    let created = cli.run(&create);
-    assert!(created.status.success(), "{}", stderr(&created));
+    cli.create_ha(name).await;
 
-    let record: serde_json::Value =
-        serde_json::from_slice(&cli.state_object(name, "resources.json").await.unwrap()).unwrap();
+    let record = cli.record(name).await;
     let config = common::moto::sdk_config();
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let iam = aws_sdk_iam::Client::new(&config);
