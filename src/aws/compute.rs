@@ -358,7 +358,7 @@ async fn latest_template_data(
 
 /// What a refresh shows for a setting changed outside rafter whose live value is not a
 /// plain string (a nested block, the user data).
-pub(super) const CHANGED_OUTSIDE: &str = "(changed outside rafter)";
+const CHANGED_OUTSIDE: &str = "(changed outside rafter)";
 
 /// The attributes of template `id` whose newest version differs from `attrs` (what rafter
 /// recorded, references resolved), each with its live value where it is a plain string.

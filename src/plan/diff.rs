@@ -100,10 +100,6 @@ pub struct Refreshed {
 }
 
 impl Refreshed {
-    pub fn is_empty(&self) -> bool {
-        self.vanished.is_empty() && self.changed.is_empty()
-    }
-
     /// The records as they are now: what vanished left out, what changed with its live
     /// values in place of the recorded ones.
     pub fn apply_to(&self, recorded: &[RecordedResource]) -> Vec<RecordedResource> {
@@ -277,15 +273,15 @@ pub fn diff_refreshed(
     refreshed: &Refreshed,
 ) -> Result<Plan, GraphError> {
     let mut plan = diff(cluster, desired, &refreshed.apply_to(recorded))?;
+    let changed_outside = |change: &ResourceChange| {
+        refreshed.changed.get(&change.address).is_some_and(|live| {
+            change
+                .changes
+                .iter()
+                .any(|attribute| live.iter().any(|(name, _)| *name == attribute.name))
+        })
+    };
     for change in &mut plan.changes {
-        let changed_outside = |change: &ResourceChange| {
-            refreshed.changed.get(&change.address).is_some_and(|live| {
-                change
-                    .changes
-                    .iter()
-                    .any(|attribute| live.iter().any(|(name, _)| *name == attribute.name))
-            })
-        };
         if change.action == Action::Create && refreshed.vanished.contains(&change.address) {
             change.drift = Some(Drift::Vanished);
         } else if matches!(change.action, Action::Update | Action::Replace)

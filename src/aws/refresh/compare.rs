@@ -78,11 +78,7 @@ fn same(recorded: &Value, live: &Value) -> bool {
             sorted(recorded) == sorted(live)
         }
         (Value::File(recorded), Value::File(live)) => {
-            let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
-            match (parse(&recorded.content), parse(&live.content)) {
-                (Some(recorded), Some(live)) => recorded == live,
-                _ => recorded.content == live.content,
-            }
+            crate::aws::iam::same_document(&live.content, &recorded.content)
         }
         (recorded, live) => recorded == live,
     }

@@ -6,7 +6,8 @@
 //! plan creates what is gone and changes back what was changed.
 //!
 //! One describe per kind and page ([`read`]), filtered by the recorded ids (EC2's id filters
-//! list what exists and never fail on what does not); IAM, which has no batch describe, one
+//! list what exists and never fail on what does not; route tables, their routes and their
+//! associations share one); IAM, which has no batch describe, one
 //! read per role, policy and profile, ten at a time. The answers are compared with the
 //! record ([`compare`]) on the attributes whose update brings them back: see
 //! [`read::read`] for which those are per kind. A resource found missing is looked for once
@@ -24,7 +25,7 @@ use crate::apply::ProvisionError;
 use crate::graph::{Address, ResourceKind};
 use crate::plan::{RecordedResource, Refreshed};
 
-pub use compare::Live;
+use compare::Live;
 pub use read::is_read;
 
 /// How long before a resource found missing is looked for again.

@@ -52,19 +52,36 @@ pub fn is_read(kind: ResourceKind) -> bool {
         )
 }
 
-/// Every kind at once: one round trip's wait, not one per kind.
+/// The kinds read from the same `DescribeRouteTables`: the tables, their routes and their
+/// associations.
+const ROUTE_TABLE_KINDS: [ResourceKind; 3] = [
+    ResourceKind::RouteTable,
+    ResourceKind::Route,
+    ResourceKind::RouteTableAssociation,
+];
+
+/// Every kind at once: one round trip's wait, not one per kind. Route tables, routes and
+/// associations share one describe of the tables their records name.
 pub async fn read_all(
     context: &Context,
     by_kind: &BTreeMap<ResourceKind, Vec<&RecordedResource>>,
     records: &Records<'_>,
 ) -> Result<BTreeMap<ResourceKind, Seen>, ProvisionError> {
-    let read = join_all(by_kind.iter().map(|(kind, of_kind)| async move {
-        (*kind, read(context, *kind, of_kind, records).await)
-    }))
-    .await;
-    read.into_iter()
-        .map(|(kind, seen)| seen.map(|seen| (kind, seen)))
-        .collect()
+    let others =
+        join_all(
+            by_kind
+                .iter()
+                .filter(|(kind, _)| !ROUTE_TABLE_KINDS.contains(kind))
+                .map(|(kind, of_kind)| async move {
+                    (*kind, read(context, *kind, of_kind, records).await)
+                }),
+        );
+    let (tables, others) = futures_util::join!(route_tables(context, by_kind, records), others);
+    let mut seen = tables?;
+    for (kind, found) in others {
+        seen.insert(kind, found?);
+    }
+    Ok(seen)
 }
 
 /// What exists of `recorded` (all of `kind`), and what it says now.
@@ -75,7 +92,6 @@ async fn read(
     records: &Records<'_>,
 ) -> Found {
     match kind {
-        ResourceKind::RouteTableAssociation => associations(context, recorded, records).await,
         ResourceKind::SecurityGroupIngressRule | ResourceKind::SecurityGroupEgressRule => {
             rules(context, recorded).await
         }
@@ -106,8 +122,6 @@ async fn read_by_ids(context: &Context, kind: ResourceKind, ids: &[String]) -> F
         ResourceKind::InternetGateway => internet_gateways(context, ids).await,
         ResourceKind::ElasticIp => addresses(context, ids).await,
         ResourceKind::NatGateway => nat_gateways(context, ids).await,
-        ResourceKind::RouteTable => route_tables(context, ids).await,
-        ResourceKind::Route => routes(context, ids).await,
         ResourceKind::SecurityGroup => security_groups(context, ids).await,
         ResourceKind::KeyPair => key_pairs(context, ids).await,
         ResourceKind::EbsVolume => volumes(context, ids).await,
@@ -215,36 +229,54 @@ async fn nat_gateways(context: &Context, ids: &[String]) -> Found {
     }))
 }
 
-async fn describe_tables(
+/// The route tables, routes and associations of `by_kind`, from one describe (per 200
+/// tables and page) of every table their records name: a table by its id, a route by the
+/// table in its id (`table|destination`), an association by the table it was recorded in.
+async fn route_tables(
     context: &Context,
-    ids: &[String],
-) -> Result<Vec<aws_sdk_ec2::types::RouteTable>, ProvisionError> {
-    let request = context
-        .ec2
-        .describe_route_tables()
-        .filters(ids_filter("route-table-id", ids));
-    ec2_every_page!(context, request, route_tables, |table| Some(table.clone()))
-}
-
-async fn route_tables(context: &Context, ids: &[String]) -> Found {
-    Ok(describe_tables(context, ids)
-        .await?
-        .iter()
-        .filter_map(|table| Some((table.route_table_id()?.to_string(), tagged(table.tags()))))
-        .collect())
-}
-
-/// A route's recorded id is `table|destination`; its target is whichever the route has,
-/// compared with the one its record names.
-async fn routes(context: &Context, ids: &[String]) -> Found {
-    let tables: BTreeSet<String> = ids
-        .iter()
-        .filter_map(|id| id.split_once('|').map(|(table, _)| table.to_string()))
-        .collect();
-    let tables: Vec<String> = tables.into_iter().collect();
-    let mut seen = Seen::new();
-    for table in describe_tables(context, &tables).await? {
+    by_kind: &BTreeMap<ResourceKind, Vec<&RecordedResource>>,
+    records: &Records<'_>,
+) -> Result<BTreeMap<ResourceKind, Seen>, ProvisionError> {
+    let mut table_ids = BTreeSet::new();
+    for kind in ROUTE_TABLE_KINDS {
+        for record in by_kind.get(&kind).into_iter().flatten() {
+            let table = match kind {
+                ResourceKind::RouteTableAssociation => record
+                    .attributes
+                    .iter()
+                    .find(|field| field.name == "route_table_id")
+                    .and_then(|field| match resolved_from(&field.value, records) {
+                        Value::Str(table) => Some(table),
+                        _ => None,
+                    }),
+                _ => record.outputs.get("id").map(|id| {
+                    id.split_once('|')
+                        .map_or(id.as_str(), |(table, _)| table)
+                        .to_string()
+                }),
+            };
+            table_ids.extend(table);
+        }
+    }
+    let table_ids: Vec<String> = table_ids.into_iter().collect();
+    let mut tables = Vec::new();
+    for ids in table_ids.chunks(200) {
+        let request = context
+            .ec2
+            .describe_route_tables()
+            .filters(ids_filter("route-table-id", ids));
+        tables.extend(ec2_every_page!(context, request, route_tables, |table| {
+            Some(table.clone())
+        })?);
+    }
+    let mut seen: BTreeMap<ResourceKind, Seen> = BTreeMap::new();
+    for table in &tables {
         let table_id = table.route_table_id().unwrap_or_default();
+        seen.entry(ResourceKind::RouteTable)
+            .or_default()
+            .insert(table_id.to_string(), tagged(table.tags()));
+        // A route's target is whichever the route has, compared with the one its record
+        // names.
         for route in table.routes() {
             let Some(destination) = route.destination_cidr_block() else {
                 continue;
@@ -255,51 +287,32 @@ async fn routes(context: &Context, ids: &[String]) -> Found {
                 .or(route.network_interface_id())
                 .or(route.instance_id())
                 .unwrap_or_default();
-            seen.insert(
+            seen.entry(ResourceKind::Route).or_default().insert(
                 format!("{table_id}|{destination}"),
                 Live::default()
                     .with("gateway_id", Value::str(target))
                     .with("nat_gateway_id", Value::str(target)),
             );
         }
-    }
-    Ok(seen)
-}
-
-/// Associations are listed by the tables their records name, and compared on the table: a
-/// subnet moved to another table by hand gets a new association id, so its recorded one
-/// reads as gone and the subnet is associated again.
-async fn associations(
-    context: &Context,
-    recorded: &[&RecordedResource],
-    records: &Records<'_>,
-) -> Found {
-    let tables: BTreeSet<String> = recorded
-        .iter()
-        .filter_map(|record| {
-            let field = record
-                .attributes
-                .iter()
-                .find(|field| field.name == "route_table_id")?;
-            match resolved_from(&field.value, records) {
-                Value::Str(table) => Some(table),
-                _ => None,
-            }
-        })
-        .collect();
-    let tables: Vec<String> = tables.into_iter().collect();
-    let mut seen = Seen::new();
-    for tables in tables.chunks(200) {
-        for table in describe_tables(context, tables).await? {
-            let table_id = table.route_table_id().unwrap_or_default();
-            for association in table.associations() {
-                if let Some(id) = association.route_table_association_id() {
-                    seen.insert(
+        // Compared on the table: a subnet moved to another table by hand gets a new
+        // association id, so its recorded one reads as gone and the subnet is associated
+        // again.
+        for association in table.associations() {
+            if let Some(id) = association.route_table_association_id() {
+                seen.entry(ResourceKind::RouteTableAssociation)
+                    .or_default()
+                    .insert(
                         id.to_string(),
                         Live::default().with("route_table_id", Value::str(table_id)),
                     );
-                }
             }
+        }
+    }
+    // Only the kinds asked for (a kind with nothing found is all gone).
+    seen.retain(|kind, _| by_kind.contains_key(kind));
+    for kind in ROUTE_TABLE_KINDS {
+        if by_kind.contains_key(&kind) {
+            seen.entry(kind).or_default();
         }
     }
     Ok(seen)
