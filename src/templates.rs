@@ -112,6 +112,26 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/node/sysctl.conf.j2"),
     ),
     (
+        "node/control-plane-label.sh",
+        include_str!("../templates/node/control-plane-label.sh.j2"),
+    ),
+    (
+        "node/control-plane-label.service",
+        include_str!("../templates/node/control-plane-label.service.j2"),
+    ),
+    (
+        "addons/aws-cloud-controller-manager.yaml",
+        include_str!("../templates/addons/aws-cloud-controller-manager.yaml.j2"),
+    ),
+    (
+        "addons/aws-ebs-csi-driver.yaml",
+        include_str!("../templates/addons/aws-ebs-csi-driver.yaml.j2"),
+    ),
+    (
+        "addons/cluster-autoscaler.yaml",
+        include_str!("../templates/addons/cluster-autoscaler.yaml.j2"),
+    ),
+    (
         "addons/bootstrap-token.yaml",
         include_str!("../templates/addons/bootstrap-token.yaml.j2"),
     ),

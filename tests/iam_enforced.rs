@@ -5,7 +5,9 @@
 //! load-balancing resources.
 //!
 //! The emulator evaluates actions and S3 resource ARNs like AWS; it ignores conditions and
-//! checks EC2 and ELB requests against resource `*`. The roles rafter makes hold no ELB
+//! checks EC2 and ELB requests against resource `*`. So the cluster here runs without the AWS
+//! add-ons, whose statements are all conditioned on tags: what those allow is proven by
+//! evaluating the policies with conditions (`iam_conditions` below). The roles rafter makes hold no ELB
 //! action and no EC2 action on resource `*` but `ec2:DescribeVolumes` (control plane), so
 //! every other such call must be refused there as on AWS. The control plane's
 //! `ec2:AttachVolume` is allowed only on volumes and instances with this cluster's tags (a
@@ -388,7 +390,7 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
     std::fs::write(
         &spec,
         format!(
-            "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: {CLUSTER}\nspec:\n  nodeGroups:\n    - {{ name: workers, instanceType: t3.medium, minSize: 1, maxSize: 2 }}\n    - {{ name: gpu, instanceType: g5.xlarge, minSize: 0, maxSize: 1 }}\n"
+            "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: {CLUSTER}\nspec:\n  addons:\n    cloudControllerManager: {{ enabled: false }}\n    ebsCSIDriver: {{ enabled: false }}\n  nodeGroups:\n    - {{ name: workers, instanceType: t3.medium, minSize: 1, maxSize: 2 }}\n    - {{ name: gpu, instanceType: g5.xlarge, minSize: 0, maxSize: 1 }}\n"
         ),
     )
     .unwrap();
@@ -589,5 +591,569 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
             );
         }
         cannot_seize(role, &credentials, &foreign).await;
+    }
+}
+
+/// What the AWS add-ons' statements allow, conditions included: the control-plane and
+/// node-group policies rafter renders for a cluster, evaluated request by request with an IAM
+/// policy simulator (`@cloud-copilot/iam-simulate`, `scripts/iam-simulate`), once with every
+/// add-on on, once with each alone and once with none. Each case says which add-on needs it;
+/// with that add-on off, or for a node group's role, it must be refused.
+mod iam_conditions {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    use rafter::graph::resources::Resource;
+    use rafter::spec::{Addons, Switch};
+    use serde_json::{Value, json};
+
+    const CLUSTER: &str = "c.example.com";
+    const OTHER: &str = "other.example.com";
+    const ACCOUNT: &str = "123456789012";
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Needs {
+        CloudController,
+        EbsCsi,
+        Autoscaler,
+        /// rafter's own statements, whatever the add-ons.
+        Always,
+        Never,
+    }
+
+    struct Case {
+        what: &'static str,
+        needs: Needs,
+        action: &'static str,
+        resource: String,
+        context: Value,
+    }
+
+    fn owned(cluster: &str) -> String {
+        format!("kubernetes.io/cluster/{cluster}")
+    }
+
+    fn arn(service: &str, resource: &str) -> String {
+        format!("arn:aws:{service}:eu-west-1:{ACCOUNT}:{resource}")
+    }
+
+    fn resource_tags(tags: &[(&str, &str)]) -> Value {
+        let mut context = serde_json::Map::new();
+        for (key, value) in tags {
+            context.insert(format!("aws:ResourceTag/{key}"), json!(value));
+        }
+        Value::Object(context)
+    }
+
+    fn request_tags(tags: &[(&str, &str)]) -> Value {
+        let mut context = serde_json::Map::new();
+        for (key, value) in tags {
+            context.insert(format!("aws:RequestTag/{key}"), json!(value));
+        }
+        context.insert(
+            "aws:TagKeys".to_string(),
+            json!(tags.iter().map(|(key, _)| *key).collect::<Vec<_>>()),
+        );
+        Value::Object(context)
+    }
+
+    fn cases() -> Vec<Case> {
+        let this = owned(CLUSTER);
+        let other = owned(OTHER);
+        let this_tag = (this.as_str(), "owned");
+        let other_tag = (other.as_str(), "owned");
+        let csi = ("ebs.csi.aws.com/cluster", "true");
+        let etcd = [
+            this_tag,
+            ("rafter.dev/cluster", CLUSTER),
+            ("rafter.dev/role", "etcd"),
+        ];
+        let control_plane_instance = [
+            this_tag,
+            ("rafter.dev/cluster", CLUSTER),
+            ("rafter.dev/role", "control-plane"),
+        ];
+        let worker_instance = [
+            this_tag,
+            ("rafter.dev/cluster", CLUSTER),
+            ("rafter.dev/role", "node"),
+        ];
+        let group = arn("ec2", "security-group/sg-0123456789abcdef0");
+        let volume = arn("ec2", "volume/vol-0123456789abcdef0");
+        let instance = arn("ec2", "instance/i-0123456789abcdef0");
+        let network_lb = arn(
+            "elasticloadbalancing",
+            "loadbalancer/net/a1b2/0123456789abcdef",
+        );
+        let asg = |name: &str| {
+            arn(
+                "autoscaling",
+                &format!(
+                    "autoScalingGroup:0f1e2d3c-aaaa-bbbb-cccc-000000000000:autoScalingGroupName/{name}"
+                ),
+            )
+        };
+        let case = |what, needs, action, resource: &str, context: Value| Case {
+            what,
+            needs,
+            action,
+            resource: resource.to_string(),
+            context,
+        };
+        vec![
+            // The cloud controller: load balancers for Services, on this cluster's resources.
+            case(
+                "describe load balancers",
+                Needs::CloudController,
+                "elasticloadbalancing:DescribeLoadBalancers",
+                "*",
+                json!({}),
+            ),
+            case(
+                "describe volumes",
+                Needs::Always,
+                "ec2:DescribeVolumes",
+                "*",
+                json!({}),
+            ),
+            case(
+                "open this cluster's group",
+                Needs::CloudController,
+                "ec2:AuthorizeSecurityGroupIngress",
+                &group,
+                resource_tags(&[this_tag]),
+            ),
+            case(
+                "open another cluster's group",
+                Needs::Never,
+                "ec2:AuthorizeSecurityGroupIngress",
+                &group,
+                resource_tags(&[other_tag]),
+            ),
+            case(
+                "open an untagged group",
+                Needs::Never,
+                "ec2:AuthorizeSecurityGroupIngress",
+                &group,
+                json!({}),
+            ),
+            case(
+                "delete this cluster's group",
+                Needs::CloudController,
+                "ec2:DeleteSecurityGroup",
+                &group,
+                resource_tags(&[this_tag]),
+            ),
+            case(
+                "delete another cluster's group",
+                Needs::Never,
+                "ec2:DeleteSecurityGroup",
+                &group,
+                resource_tags(&[other_tag]),
+            ),
+            case(
+                "create a group tagged as this cluster's",
+                Needs::CloudController,
+                "ec2:CreateSecurityGroup",
+                &group,
+                request_tags(&[this_tag]),
+            ),
+            case(
+                "create an untagged group",
+                Needs::Never,
+                "ec2:CreateSecurityGroup",
+                &group,
+                json!({}),
+            ),
+            case(
+                "create a group in this cluster's VPC",
+                Needs::CloudController,
+                "ec2:CreateSecurityGroup",
+                &arn("ec2", "vpc/vpc-0123456789abcdef0"),
+                resource_tags(&[this_tag]),
+            ),
+            case(
+                "create a group in another VPC",
+                Needs::Never,
+                "ec2:CreateSecurityGroup",
+                &arn("ec2", "vpc/vpc-0123456789abcdef0"),
+                resource_tags(&[other_tag]),
+            ),
+            case(
+                "tag a group as it is created",
+                Needs::CloudController,
+                "ec2:CreateTags",
+                &group,
+                json!({ "ec2:CreateAction": "CreateSecurityGroup" }),
+            ),
+            case(
+                "tag an existing group of this cluster",
+                Needs::Never,
+                "ec2:CreateTags",
+                &group,
+                resource_tags(&[this_tag]),
+            ),
+            case(
+                "create a load balancer tagged as this cluster's",
+                Needs::CloudController,
+                "elasticloadbalancing:CreateLoadBalancer",
+                &network_lb,
+                request_tags(&[this_tag]),
+            ),
+            case(
+                "create an untagged load balancer",
+                Needs::Never,
+                "elasticloadbalancing:CreateLoadBalancer",
+                &network_lb,
+                json!({}),
+            ),
+            case(
+                "delete this cluster's load balancer",
+                Needs::CloudController,
+                "elasticloadbalancing:DeleteLoadBalancer",
+                &network_lb,
+                resource_tags(&[this_tag]),
+            ),
+            case(
+                "delete another cluster's load balancer",
+                Needs::Never,
+                "elasticloadbalancing:DeleteLoadBalancer",
+                &network_lb,
+                resource_tags(&[other_tag]),
+            ),
+            case(
+                "the load-balancing service-linked role",
+                Needs::CloudController,
+                "iam:CreateServiceLinkedRole",
+                &format!(
+                    "arn:aws:iam::{ACCOUNT}:role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing"
+                ),
+                json!({ "iam:AWSServiceName": "elasticloadbalancing.amazonaws.com" }),
+            ),
+            case(
+                "another service's linked role",
+                Needs::Never,
+                "iam:CreateServiceLinkedRole",
+                &format!(
+                    "arn:aws:iam::{ACCOUNT}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+                ),
+                json!({ "iam:AWSServiceName": "autoscaling.amazonaws.com" }),
+            ),
+            // The EBS CSI driver: only volumes it created for this cluster.
+            case(
+                "create a volume with the driver's tags",
+                Needs::EbsCsi,
+                "ec2:CreateVolume",
+                &volume,
+                request_tags(&[this_tag, csi]),
+            ),
+            case(
+                "create a volume without the driver's tag",
+                Needs::Never,
+                "ec2:CreateVolume",
+                &volume,
+                request_tags(&[this_tag]),
+            ),
+            case(
+                "tag a volume as it is created",
+                Needs::EbsCsi,
+                "ec2:CreateTags",
+                &volume,
+                json!({ "ec2:CreateAction": "CreateVolume" }),
+            ),
+            case(
+                "tag an etcd volume (to make it the driver's)",
+                Needs::Never,
+                "ec2:CreateTags",
+                &volume,
+                resource_tags(&etcd),
+            ),
+            case(
+                "attach a driver volume",
+                Needs::EbsCsi,
+                "ec2:AttachVolume",
+                &volume,
+                resource_tags(&[this_tag, csi]),
+            ),
+            case(
+                "attach to a worker",
+                Needs::EbsCsi,
+                "ec2:AttachVolume",
+                &instance,
+                resource_tags(&worker_instance),
+            ),
+            case(
+                "attach to another cluster's instance",
+                Needs::Never,
+                "ec2:AttachVolume",
+                &instance,
+                resource_tags(&[other_tag]),
+            ),
+            case(
+                "attach another cluster's driver volume",
+                Needs::Never,
+                "ec2:AttachVolume",
+                &volume,
+                resource_tags(&[other_tag, csi]),
+            ),
+            case(
+                "delete a driver volume",
+                Needs::EbsCsi,
+                "ec2:DeleteVolume",
+                &volume,
+                resource_tags(&[this_tag, csi]),
+            ),
+            case(
+                "delete an etcd volume",
+                Needs::Never,
+                "ec2:DeleteVolume",
+                &volume,
+                resource_tags(&etcd),
+            ),
+            case(
+                "detach an etcd volume",
+                Needs::Never,
+                "ec2:DetachVolume",
+                &volume,
+                resource_tags(&etcd),
+            ),
+            case(
+                "modify an etcd volume",
+                Needs::Never,
+                "ec2:ModifyVolume",
+                &volume,
+                resource_tags(&etcd),
+            ),
+            // rafter's own: a member attaches its etcd volume to itself.
+            case(
+                "attach an etcd volume",
+                Needs::Always,
+                "ec2:AttachVolume",
+                &volume,
+                resource_tags(&etcd),
+            ),
+            case(
+                "attach to a control-plane instance",
+                Needs::Always,
+                "ec2:AttachVolume",
+                &instance,
+                resource_tags(&control_plane_instance),
+            ),
+            // The cluster autoscaler: the node groups' sizes, nothing else.
+            case(
+                "resize a node group",
+                Needs::Autoscaler,
+                "autoscaling:SetDesiredCapacity",
+                &asg(&format!("nodes-workers.{CLUSTER}")),
+                resource_tags(&[this_tag]),
+            ),
+            case(
+                "end an instance of a node group",
+                Needs::Autoscaler,
+                "autoscaling:TerminateInstanceInAutoScalingGroup",
+                &asg(&format!("nodes-gpu.{CLUSTER}")),
+                resource_tags(&[this_tag]),
+            ),
+            case(
+                "resize a control-plane member's group",
+                Needs::Never,
+                "autoscaling:SetDesiredCapacity",
+                &asg(&format!("control-plane-eu-west-1a.{CLUSTER}")),
+                resource_tags(&[this_tag]),
+            ),
+            case(
+                "resize a same-named group of another cluster",
+                Needs::Never,
+                "autoscaling:SetDesiredCapacity",
+                &asg(&format!("nodes-workers.{CLUSTER}")),
+                resource_tags(&[other_tag]),
+            ),
+            case(
+                "change a node group's bounds",
+                Needs::Never,
+                "autoscaling:UpdateAutoScalingGroup",
+                &asg(&format!("nodes-workers.{CLUSTER}")),
+                resource_tags(&[this_tag]),
+            ),
+            // Never anyone's.
+            case(
+                "start instances",
+                Needs::Never,
+                "ec2:RunInstances",
+                &instance,
+                request_tags(&[this_tag]),
+            ),
+            case(
+                "end an instance",
+                Needs::Never,
+                "ec2:TerminateInstances",
+                &instance,
+                resource_tags(&worker_instance),
+            ),
+            case(
+                "change a role",
+                Needs::Never,
+                "iam:PutRolePolicy",
+                &format!("arn:aws:iam::{ACCOUNT}:role/control-plane.{CLUSTER}"),
+                json!({}),
+            ),
+        ]
+    }
+
+    /// The inline policies of a cluster with `addons`, by role (`control-plane`,
+    /// `nodes-workers`, `nodes-gpu`).
+    fn policies(addons: Addons) -> BTreeMap<String, Value> {
+        let yaml = format!(
+            "apiVersion: rafter.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: {CLUSTER}\nspec:\n  networking:\n    zones: [eu-west-1a]\n  sshAccess:\n    publicKey: {}\n  nodeGroups:\n    - {{ name: workers }}\n    - {{ name: gpu, minSize: 0, maxSize: 2 }}\n",
+            super::common::EXAMPLE_PUBLIC_KEY
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cluster.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        let sources = rafter::spec::SpecSources {
+            file: Some(file),
+            ..rafter::spec::SpecSources::default()
+        };
+        let mut cluster = rafter::spec::load(&sources, Some("s3://bucket/prefix/c.example.com"))
+            .unwrap()
+            .cluster;
+        cluster.spec.addons = Some(addons);
+        let graph = rafter::model::build_graph(&cluster).unwrap();
+        graph
+            .nodes()
+            .iter()
+            .filter_map(|node| match &node.resource {
+                Resource::IamRolePolicy(policy) => Some((
+                    node.address.name.clone(),
+                    serde_json::from_str(&policy.policy.content).unwrap(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Each case's decision under `policy`: `Allowed`, `ImplicitlyDenied` or
+    /// `ExplicitlyDenied`, and the statements that allowed it.
+    fn simulate(policy: &Value, cases: &[Case]) -> Vec<(String, Vec<String>)> {
+        let input = json!({
+            "account": ACCOUNT,
+            "cases": cases.iter().map(|case| json!({
+                "policies": [policy],
+                "action": case.action,
+                "resource": case.resource,
+                "context": case.context,
+            })).collect::<Vec<_>>(),
+        });
+        let script = super::common::tools::venv()
+            .parent()
+            .unwrap()
+            .join("iam-simulate/simulate.mjs");
+        let mut child = Command::new("node")
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "node {}: {error} (scripts/setup-tools.sh installs it)",
+                    script.display()
+                )
+            });
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.to_string().as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "the simulator refused the cases:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let decisions: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(decisions.len(), cases.len());
+        decisions
+            .iter()
+            .map(|decision| {
+                (
+                    decision["decision"].as_str().unwrap().to_string(),
+                    decision["detail"]["allowedBy"]
+                        .as_array()
+                        .map(|sids| {
+                            sids.iter()
+                                .map(|sid| {
+                                    sid.as_str()
+                                        .unwrap()
+                                        .trim_start_matches("policy0#")
+                                        .to_string()
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    fn switch(enabled: bool) -> Switch {
+        Switch { enabled }
+    }
+
+    #[test]
+    fn each_addon_may_do_what_it_needs_to_this_clusters_resources_and_nothing_more() {
+        let cases = cases();
+        let configurations = [
+            ("all on", true, true, true),
+            ("cloud controller only", true, false, false),
+            ("EBS CSI driver only", false, true, false),
+            ("autoscaler only", false, false, true),
+            ("none", false, false, false),
+        ];
+        for (label, ccm, ebs, autoscaler) in configurations {
+            let addons = Addons {
+                cloud_controller_manager: switch(ccm),
+                ebs_csi_driver: switch(ebs),
+                cluster_autoscaler: switch(autoscaler),
+            };
+            let policies = policies(addons);
+            assert_eq!(
+                policies.keys().collect::<Vec<_>>(),
+                ["control-plane", "nodes-gpu", "nodes-workers"],
+                "{label}"
+            );
+            for (role, policy) in &policies {
+                let decisions = simulate(policy, &cases);
+                for (case, (decision, allowed_by)) in cases.iter().zip(&decisions) {
+                    let on = match case.needs {
+                        Needs::CloudController => ccm,
+                        Needs::EbsCsi => ebs,
+                        Needs::Autoscaler => autoscaler,
+                        Needs::Always => true,
+                        Needs::Never => false,
+                    };
+                    let expected = if on && role == "control-plane" {
+                        "Allowed"
+                    } else {
+                        "ImplicitlyDenied"
+                    };
+                    assert_eq!(
+                        decision, expected,
+                        "{label}, {role}: {} ({} on {}) allowed by {allowed_by:?}",
+                        case.what, case.action, case.resource
+                    );
+                    // An etcd volume is attachable by rafter's own statement only, never by
+                    // an add-on's (the add-ons' instance grant covers every instance).
+                    if case.needs == Needs::Always
+                        && role == "control-plane"
+                        && case.resource.contains(":volume/")
+                    {
+                        assert_eq!(allowed_by, &["AttachEtcdVolumes"], "{label}: {}", case.what);
+                    }
+                }
+            }
+        }
     }
 }

@@ -673,7 +673,9 @@ fn a_recorded_image_is_kept_until_the_spec_names_another() {
 
 /// The only EC2 actions any role holds are the control plane's: describing volumes, and
 /// attaching a volume with this cluster's and the etcd role's tags to an instance with this
-/// cluster's and the control-plane role's tags. No node group role holds any.
+/// cluster's and the control-plane role's tags, besides the AWS add-ons' statements, whose
+/// every change is conditioned on a tag (what they allow is evaluated in `iam_enforced`). No
+/// node group role holds any.
 #[test]
 fn ec2_permissions_are_the_control_planes_and_bound_to_the_clusters_tags() {
     for (label, cluster, graph) in graphs() {
@@ -696,6 +698,21 @@ fn ec2_permissions_are_the_control_planes_and_bound_to_the_clusters_tags() {
                 }
                 assert!(control_plane, "{label}: {} holds {ec2:?}", node.address);
                 if actions == ["ec2:DescribeVolumes"] {
+                    continue;
+                }
+                let sid = statement["Sid"].as_str().unwrap();
+                if ["CloudController", "EbsCsi", "ClusterAutoscaler"]
+                    .iter()
+                    .any(|addon| sid.starts_with(addon))
+                {
+                    let reads_only = actions.iter().all(|action| {
+                        let name = action.split_once(':').unwrap().1;
+                        name.starts_with("Describe") || name.starts_with("Get")
+                    });
+                    assert!(
+                        reads_only || statement["Condition"].is_object(),
+                        "{label}: {statement} changes resources without a tag condition"
+                    );
                     continue;
                 }
                 assert_eq!(actions, ["ec2:AttachVolume"], "{label}: {statement}");

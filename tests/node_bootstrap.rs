@@ -127,6 +127,17 @@ fn every_node() -> Vec<(String, Cluster, Role, Option<&'static str>)> {
             None,
         ));
     }
+    // Every AWS add-on on (the autoscaler is off by default).
+    let mut autoscaled = example_cluster("ha-aws");
+    if let Some(addons) = &mut autoscaled.spec.addons {
+        addons.cluster_autoscaler.enabled = true;
+    }
+    nodes.push((
+        "ha-aws-autoscaled/control-plane".to_string(),
+        autoscaled,
+        Role::ControlPlane,
+        None,
+    ));
     nodes.push((
         "ha-aws/control-plane-eu-west-1b".to_string(),
         example_cluster("ha-aws"),
@@ -1101,5 +1112,138 @@ fn every_node_meets_the_kubelet_api_server_and_etcd_host_rules() {
                 "{label}: etcd does not listen on loopback:\n{etcd}"
             );
         }
+    }
+}
+
+/// The EBS driver's admission policies, evaluated (their CEL, by cel-python) on what they must
+/// refuse, a volume of the control plane named by hand, and what they must let through.
+#[test]
+fn the_ebs_admission_policies_refuse_volumes_named_by_hand_and_admit_claims() {
+    let cluster = example_cluster("ha-aws");
+    let rendered = render(&cluster, &material(&cluster), Role::ControlPlane, None);
+    let manifest = file(&rendered, "/etc/kubernetes/addons/aws-ebs-csi-driver.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aws-ebs-csi-driver.yaml");
+    std::fs::write(&path, &manifest.content).unwrap();
+
+    let user = serde_json::json!({ "username": "alice", "groups": ["system:authenticated"] });
+    let provisioner = serde_json::json!({
+        "username": "system:serviceaccount:kube-system:ebs-csi-controller-sa",
+        "groups": ["system:serviceaccounts", "system:authenticated"],
+    });
+    let admin = serde_json::json!({ "username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"] });
+    let replicaset_controller = serde_json::json!({
+        "username": "system:serviceaccount:kube-system:replicaset-controller",
+        "groups": ["system:serviceaccounts", "system:authenticated"],
+    });
+    let csi_volume = serde_json::json!({ "spec": { "csi": { "driver": "ebs.csi.aws.com", "volumeHandle": "vol-0123456789abcdef0" } } });
+    let in_tree_volume = serde_json::json!({ "spec": { "awsElasticBlockStore": { "volumeID": "vol-0123456789abcdef0" } } });
+    let nfs_volume =
+        serde_json::json!({ "spec": { "nfs": { "server": "nfs.example.com", "path": "/" } } });
+    let pod = |volumes: serde_json::Value| serde_json::json!({ "spec": { "containers": [{ "name": "c", "image": "busybox" }], "volumes": volumes } });
+    let cases = [
+        (
+            "a user's PersistentVolume of an EBS volume",
+            "persistentvolumes",
+            &csi_volume,
+            &user,
+            "refused",
+        ),
+        (
+            "a user's in-tree EBS PersistentVolume",
+            "persistentvolumes",
+            &in_tree_volume,
+            &user,
+            "refused",
+        ),
+        (
+            "the provisioner's PersistentVolume",
+            "persistentvolumes",
+            &csi_volume,
+            &provisioner,
+            "admitted",
+        ),
+        (
+            "an administrator's PersistentVolume",
+            "persistentvolumes",
+            &csi_volume,
+            &admin,
+            "admitted",
+        ),
+        (
+            "a user's NFS PersistentVolume",
+            "persistentvolumes",
+            &nfs_volume,
+            &user,
+            "skipped",
+        ),
+        (
+            "a pod naming an EBS volume in-tree",
+            "pods",
+            &pod(
+                serde_json::json!([{ "name": "v", "awsElasticBlockStore": { "volumeID": "vol-0123456789abcdef0" } }]),
+            ),
+            &replicaset_controller,
+            "refused",
+        ),
+        (
+            "a pod naming an EBS volume through the driver",
+            "pods",
+            &pod(
+                serde_json::json!([{ "name": "v", "csi": { "driver": "ebs.csi.aws.com", "volumeAttributes": {} } }]),
+            ),
+            &user,
+            "refused",
+        ),
+        (
+            "a pod with a claim and a config map",
+            "pods",
+            &pod(
+                serde_json::json!([{ "name": "v", "persistentVolumeClaim": { "claimName": "data" } }, { "name": "c", "configMap": { "name": "x" } }]),
+            ),
+            &replicaset_controller,
+            "admitted",
+        ),
+        (
+            "a pod without volumes",
+            "pods",
+            &serde_json::json!({ "spec": { "containers": [] } }),
+            &user,
+            "admitted",
+        ),
+    ];
+    let requests: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|(_, resource, object, user, _)| {
+            serde_json::json!({ "operation": "CREATE", "group": "", "resource": resource, "object": object, "userInfo": user })
+        })
+        .collect();
+    let mut child = Command::new(tool("python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check-admission.py"))
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            serde_json::json!({ "requests": requests })
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let decisions: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    for ((what, .., expected), decision) in cases.iter().zip(&decisions) {
+        assert_eq!(decision["decision"], *expected, "{what}: {decision}");
     }
 }

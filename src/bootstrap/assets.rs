@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{AssetOverride, Assets, Cluster, Cni};
+use crate::spec::{Addons, AssetOverride, Assets, Cluster, Cni};
 
 const ASSET_LIST: &str = include_str!("asset-list.yaml");
 
@@ -19,7 +19,18 @@ pub const ARCHITECTURES: [&str; 2] = ["amd64", "arm64"];
 struct AssetList {
     files: Vec<FileEntry>,
     images: BTreeMap<String, String>,
+    minor_images: BTreeMap<String, MinorImage>,
     versions: BTreeMap<String, String>,
+}
+
+/// An image released once per Kubernetes minor: `{release}` in `image` becomes the release
+/// pinned for the cluster's minor.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MinorImage {
+    image: String,
+    /// Kubernetes minor (`1.34`) -> release (`1.34.3`).
+    releases: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +114,14 @@ pub enum AssetError {
     },
     #[error("the asset list has no image `{0}`")]
     NoImage(String),
+    #[error(
+        "rafter pins no {name} for Kubernetes {kubernetes} (it pins releases for Kubernetes {known})"
+    )]
+    NoRelease {
+        name: String,
+        kubernetes: String,
+        known: String,
+    },
     #[error("rafter's embedded asset list does not parse: {0}")]
     Unreadable(String),
 }
@@ -234,14 +253,73 @@ fn download(file: &FileEntry, cluster: &Cluster, arch: &str) -> Result<Download,
     })
 }
 
+/// The images each AWS add-on that is on runs, with its field under `spec.addons`.
+pub fn addon_images(addons: &Addons) -> Vec<(&'static str, &'static str)> {
+    let mut images = Vec::new();
+    if addons.cloud_controller_manager.enabled {
+        images.push(("aws-cloud-controller-manager", "cloudControllerManager"));
+    }
+    if addons.ebs_csi_driver.enabled {
+        images.extend(
+            EBS_CSI_IMAGES
+                .iter()
+                .map(|(_, image)| (*image, "ebsCSIDriver")),
+        );
+    }
+    if addons.cluster_autoscaler.enabled {
+        images.push(("cluster-autoscaler", "clusterAutoscaler"));
+    }
+    images
+}
+
+/// The EBS CSI driver's images: (its manifest's name for it, the asset list's).
+pub const EBS_CSI_IMAGES: [(&str, &str); 6] = [
+    ("driver", "aws-ebs-csi-driver"),
+    ("provisioner", "csi-provisioner"),
+    ("attacher", "csi-attacher"),
+    ("resizer", "csi-resizer"),
+    ("livenessprobe", "csi-livenessprobe"),
+    ("node_driver_registrar", "csi-node-driver-registrar"),
+];
+
+/// The release of a per-minor image for Kubernetes `version`: its own minor's, else the
+/// previous minor's (a component one minor older than the API server is within Kubernetes'
+/// version skew policy).
+fn minor_release<'a>(
+    name: &str,
+    entry: &'a MinorImage,
+    version: &str,
+) -> Result<&'a str, AssetError> {
+    let no_release = || AssetError::NoRelease {
+        name: name.to_string(),
+        kubernetes: version.to_string(),
+        known: entry
+            .releases
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let parsed =
+        crate::spec::versions::parse_kubernetes_version(version).map_err(|_| no_release())?;
+    [parsed.minor, parsed.minor.saturating_sub(1)]
+        .iter()
+        .find_map(|minor| entry.releases.get(&format!("{}.{minor}", parsed.major)))
+        .map(String::as_str)
+        .ok_or_else(no_release)
+}
+
 /// The image `name` of the asset list for `cluster`, from its mirror if it has one.
 pub fn image(cluster: &Cluster, name: &str) -> Result<String, AssetError> {
-    let pattern = asset_list()?
-        .images
-        .get(name)
-        .ok_or_else(|| AssetError::NoImage(name.to_string()))?;
+    let list = asset_list()?;
     let version = cluster.spec.kubernetes_version.trim_start_matches('v');
-    let reference = pattern.replace("{kubernetes}", version);
+    let reference = match (list.images.get(name), list.minor_images.get(name)) {
+        (Some(pattern), _) => pattern.replace("{kubernetes}", version),
+        (None, Some(entry)) => entry
+            .image
+            .replace("{release}", minor_release(name, entry, version)?),
+        (None, None) => return Err(AssetError::NoImage(name.to_string())),
+    };
     Ok(match cluster.spec.assets.container_registry.as_deref() {
         // `registry.k8s.io/coredns/coredns:v1` -> `<mirror>/coredns/coredns:v1`
         Some(mirror) => match reference.split_once('/') {

@@ -15,12 +15,16 @@ use super::host_rules;
 use super::{BootstrapError, NodeFile};
 use crate::pki::leaf::NodeIdentity;
 use crate::pki::{ClusterPki, ClusterSecrets, Issued, LeafSpec, NodeLeaves};
-use crate::spec::{Cluster, Cni};
+use crate::spec::{Cluster, Cni, Provider};
 use crate::templates;
 
 /// The group the bootstrap token authenticates as.
 const BOOTSTRAP_GROUP: &str = "system:bootstrappers:rafter:nodes";
 const PKI: &str = "/etc/kubernetes/pki";
+const CONTROL_PLANE_LABEL_SCRIPT: &str = "/usr/local/lib/rafter/control-plane-label.sh";
+/// The label on every object of an add-on that can be switched off, valued with its name:
+/// how the add-ons step deletes one that was switched off.
+pub const ADDON_LABEL: &str = "rafter.dev/addon";
 /// Where the kubelet finds static pods: it acts on a file here the moment it changes.
 pub const STATIC_POD_DIR: &str = "/etc/kubernetes/manifests";
 /// The control plane's static pods; each one's template, manifest and image share its name.
@@ -179,6 +183,11 @@ pub fn node_files(
     } else {
         "worker"
     };
+    let on_aws = spec.provider == Provider::Aws;
+    let addons_on = spec.addons();
+    // The AWS cloud controller initialises nodes, so the kubelets and the controller manager
+    // leave that to it (cloud-provider-aws docs/getting_started.md).
+    let external_cloud_provider = addons_on.cloud_controller_manager.enabled;
     let mut files = Files::default();
 
     files.config(
@@ -240,6 +249,8 @@ pub fn node_files(
                 node_ip => node_ip.map(|ip| ip.to_string()),
                 node_labels => labels,
                 bootstrap_kubeconfig => !control_plane,
+                external_cloud_provider,
+                provider_id_file => on_aws.then_some(crate::model::compute::PROVIDER_ID_FILE),
             },
         )?,
     );
@@ -443,6 +454,20 @@ pub fn node_files(
                 discovery,
             )?;
         }
+        if boots_named {
+            // The AWS add-ons' controllers run only on nodes with the control-plane label.
+            files.script(
+                CONTROL_PLANE_LABEL_SCRIPT,
+                templates::render("node/control-plane-label.sh", ())?,
+            );
+            files.config(
+                "/etc/systemd/system/rafter-control-plane-label.service",
+                templates::render(
+                    "node/control-plane-label.service",
+                    minijinja::context! { script => CONTROL_PLANE_LABEL_SCRIPT },
+                )?,
+            );
+        }
         files.script(
             etcd::ETCDCTL,
             templates::render(
@@ -462,6 +487,7 @@ pub fn node_files(
                     etcd_servers => host_rules::LOCAL_ETCD_SERVER,
                     service_cidr,
                     pod_cidr,
+                    external_cloud_provider,
                 },
             )?;
             files.restricted(&staged_static_pod_manifest(component), manifest);
@@ -491,7 +517,8 @@ pub fn node_files(
         );
     }
 
-    let mut addons = Vec::new();
+    let mut addons: Vec<String> = Vec::new();
+    let mut removed_addons: Vec<&str> = Vec::new();
     if applies_addons {
         let addon_context = minijinja::context! {
             cluster => name,
@@ -526,23 +553,78 @@ pub fn node_files(
         addon("bootstrap-token.yaml", true, None)?;
         addon("coredns.yaml", false, Some("coredns"))?;
         addon("kube-proxy.yaml", false, Some("kube-proxy"))?;
-        addons.extend([
-            "node-rbac.yaml",
-            "bootstrap-token.yaml",
-            "coredns.yaml",
-            "kube-proxy.yaml",
-        ]);
+        addons.extend(
+            [
+                "node-rbac.yaml",
+                "bootstrap-token.yaml",
+                "coredns.yaml",
+                "kube-proxy.yaml",
+            ]
+            .map(String::from),
+        );
         match spec.networking.cni {
             Cni::Calico => {
                 addon("calico.yaml", false, None)?;
                 // The operator first (its manifest is an asset); calico.yaml once its CRDs exist.
-                addons.push("tigera-operator.yaml");
+                addons.push("tigera-operator.yaml".to_string());
             }
             Cni::Flannel => {
                 addon("flannel.yaml", false, Some("flannel"))?;
-                addons.push("flannel.yaml");
+                addons.push("flannel.yaml".to_string());
             }
             Cni::Cilium => {}
+        }
+        if on_aws {
+            let naming = crate::model::naming::Naming::new(name);
+            let node_groups: Vec<minijinja::Value> = spec
+                .node_groups
+                .iter()
+                .map(|group| {
+                    minijinja::context! {
+                        asg => crate::model::compute::node_group_asg_name(&naming, &group.name),
+                        min => group.min_size,
+                        max => group.max_size,
+                    }
+                })
+                .collect();
+            let sidecars = if addons_on.ebs_csi_driver.enabled {
+                assets::EBS_CSI_IMAGES
+                    .iter()
+                    .map(|(key, image_name)| Ok((*key, image(image_name)?)))
+                    .collect::<Result<BTreeMap<_, _>, BootstrapError>>()?
+            } else {
+                BTreeMap::new()
+            };
+            for (addon, enabled) in [
+                (
+                    "aws-cloud-controller-manager",
+                    addons_on.cloud_controller_manager.enabled,
+                ),
+                ("aws-ebs-csi-driver", addons_on.ebs_csi_driver.enabled),
+                ("cluster-autoscaler", addons_on.cluster_autoscaler.enabled),
+            ] {
+                if !enabled {
+                    // Switched off: whatever an earlier bundle applied goes (by its label).
+                    removed_addons.push(addon);
+                    continue;
+                }
+                let file = format!("{addon}.yaml");
+                let content = templates::render(
+                    &format!("addons/{file}"),
+                    minijinja::context! {
+                        image => image(addon)?,
+                        region => spec.region,
+                        node_groups,
+                        sidecars,
+                        addon_label_key => ADDON_LABEL,
+                        addon_label => addon,
+                        controller_replicas => spec.control_plane.count.clamp(1, 2),
+                        ..addon_context.clone()
+                    },
+                )?;
+                files.config(&format!("/etc/kubernetes/addons/{file}"), content);
+                addons.push(file);
+            }
         }
     }
 
@@ -580,12 +662,15 @@ pub fn node_files(
                 },
                 apply_addons => applies_addons,
                 etcd_discovery => boots_named,
+                label_control_plane => boots_named,
                 etcd_backups => control_plane && spec.etcd.backup_interval_minutes > 0,
                 peers_script => etcd::PEERS_SCRIPT,
                 volume_script => etcd::VOLUME_SCRIPT,
                 kubelet_cert => KUBELET_CLIENT_CERT,
                 kubelet_key => KUBELET_CLIENT_KEY,
                 addons,
+                removed_addons,
+                addon_label_key => ADDON_LABEL,
                 resolv_conf => host_rules::KUBELET_RESOLV_CONF,
                 cni => spec.networking.cni,
                 cilium_version => assets::pinned_version("cilium")?,

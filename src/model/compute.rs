@@ -39,7 +39,13 @@ struct UserDataContext<'a> {
     bundle_url: String,
     /// Where its instances report how their boot went (empty for the bastion).
     status_url: String,
+    provider_id_file: &'static str,
 }
+
+/// Where an instance's first boot writes `RAFTER_PROVIDER_ID=aws:///ZONE/INSTANCE-ID` from its
+/// metadata, for the kubelet's `--provider-id` (a bundle serves a whole group, so the
+/// instance's own identity is only known on the instance).
+pub const PROVIDER_ID_FILE: &str = "/etc/rafter/kubelet.env";
 
 /// One group of identical instances: its launch template and auto-scaling group.
 struct InstanceGroup<'a> {
@@ -119,6 +125,7 @@ impl Builder<'_> {
                     .as_ref()
                     .map(|owner| owner.status_url(spec.config_base.as_deref().unwrap_or("")))
                     .unwrap_or_default(),
+                provider_id_file: PROVIDER_ID_FILE,
             },
         )?;
         let mut instance_tags = self.naming.tags(&group.local, group.role);
@@ -161,6 +168,12 @@ impl Builder<'_> {
 /// The local name of a node group's launch template, auto-scaling group and IAM role.
 pub fn node_group_local(group: &str) -> String {
     format!("nodes-{group}")
+}
+
+/// The name of a node group's auto-scaling group (what the cluster autoscaler is told to
+/// size, and the one its IAM statement names).
+pub fn node_group_asg_name(naming: &Naming, group: &str) -> String {
+    naming.qualified(&node_group_local(group))
 }
 
 /// One control-plane member on AWS: its zone, and its place among that zone's members. Each

@@ -10,14 +10,16 @@
 //! | control plane | `WriteControlPlaneState` | `etcd-peers.sh` publishing the member's address |
 //! | control plane | `FindEtcdVolumes`      | `etcd-volume.sh` finding its member's volume (`ec2:DescribeVolumes` has no resource-level permissions) |
 //! | control plane | `AttachEtcdVolumes`, `AttachToControlPlane` | `etcd-volume.sh` attaching its member's volume at boot |
+//! | control plane | the add-ons' statements | the cloud controller, EBS CSI driver and cluster autoscaler that are on ([`super::iam_addons`]) |
 //! | node group    | `ReadNodeGroupState`   | user-data fetching the group's bundle             |
 //!
-//! `ec2:AttachVolume` is allowed only for a volume carrying this cluster's tag and the etcd
-//! role tag, to an instance carrying this cluster's tag and the control-plane role tag (both
-//! resources of the call must be allowed). No other EC2, Elastic Load Balancing or ECR action
-//! is granted: rafter deploys no cloud controller, storage driver or registry credential
-//! helper that would call one. In particular no role can tag anything, so no role can stamp
-//! this cluster's tags on another team's volume or instance to make it attachable.
+//! `ec2:AttachVolume` for etcd is allowed only for a volume carrying this cluster's tag and
+//! the etcd role tag, to an instance carrying this cluster's tag and the control-plane role
+//! tag (both resources of the call must be allowed). Besides the add-ons' statements (each
+//! change conditioned on this cluster's tag), no EC2, Elastic Load Balancing or ECR action is
+//! granted. No role can tag an existing resource (the add-ons tag only what they create, as
+//! they create it), so no role can stamp this cluster's tags on another team's volume or
+//! instance to make it attachable, and a node group's role holds no EC2 action at all.
 //!
 //! The S3 prefixes come from [`crate::state::layout`], so the key a bundle is published at
 //! and the statement that lets its instances read it are derived from one place.
@@ -160,6 +162,7 @@ fn etcd_volume_statements(cluster: &Cluster) -> Vec<serde_json::Value> {
 pub fn build(graph: &mut ResourceGraph, cluster: &Cluster, naming: &Naming) -> InstanceProfiles {
     let mut control_plane_statements = state_store_statements(cluster, &NodeGrant::control_plane());
     control_plane_statements.extend(etcd_volume_statements(cluster));
+    control_plane_statements.extend(super::iam_addons::statements(cluster, naming));
     let control_plane = role(
         graph,
         cluster,

@@ -8,6 +8,7 @@ pub mod compute;
 pub mod dns;
 pub mod hosts;
 pub mod iam;
+pub mod iam_addons;
 pub mod loadbalancer;
 pub mod naming;
 pub mod network;

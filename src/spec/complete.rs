@@ -8,7 +8,9 @@ use ipnet::Ipv4Net;
 
 use super::diagnostics::Diagnostic;
 use super::source::FieldPath;
-use super::types::{Cidr, Cluster, NatGateways, Provider, SubnetKind, SubnetSpec, Topology};
+use super::types::{
+    Addons, Cidr, Cluster, NatGateways, Provider, SubnetKind, SubnetSpec, Topology,
+};
 
 /// Fills in region, NAT mode, node-group zones and subnet CIDRs.
 pub fn complete(cluster: &Cluster, config_base: Option<&str>) -> (Cluster, Vec<Diagnostic>) {
@@ -21,6 +23,7 @@ pub fn complete(cluster: &Cluster, config_base: Option<&str>) -> (Cluster, Vec<D
     if spec.provider == Provider::Ssh {
         return (completed, diagnostics);
     }
+    spec.addons.get_or_insert_with(Addons::default);
     if spec.region.is_none() {
         spec.region = spec
             .networking

@@ -62,6 +62,20 @@ pub struct ClusterSpec {
     /// Where nodes download binaries and images from: mirrors and per-file overrides.
     #[serde(skip_serializing_if = "Assets::is_default")]
     pub assets: Assets,
+    /// The AWS integrations (provider `aws` only; filled in with their defaults there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addons: Option<Addons>,
+}
+
+impl ClusterSpec {
+    /// The add-ons in force: the spec's, else their defaults on AWS and none on bare hosts.
+    pub fn addons(&self) -> Addons {
+        match (&self.addons, self.provider) {
+            (Some(addons), _) => *addons,
+            (None, Provider::Aws) => Addons::default(),
+            (None, Provider::Ssh) => Addons::none(),
+        }
+    }
 }
 
 impl Default for ClusterSpec {
@@ -82,8 +96,54 @@ impl Default for ClusterSpec {
             hosts: Vec::new(),
             ssh: None,
             assets: Assets::default(),
+            addons: None,
         }
     }
+}
+
+/// The components that make a cluster on AWS what a kops user expects, each installed as a
+/// pinned add-on by the first control-plane member and given its own IAM statements on the
+/// control-plane role, present only while it is on (`crate::model::iam_addons`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Addons {
+    /// The AWS cloud controller manager: node provider IDs, zones and addresses, and load
+    /// balancers for `Service`s of type `LoadBalancer`. Kubelets run with
+    /// `--cloud-provider=external` while it is on.
+    pub cloud_controller_manager: Switch,
+    /// The EBS CSI driver and a default `gp3` storage class, so `PersistentVolumeClaim`s bind.
+    /// Needs the cloud controller (nodes learn their zone from it).
+    #[serde(rename = "ebsCSIDriver")]
+    pub ebs_csi_driver: Switch,
+    /// The cluster autoscaler, sizing every node group between its `minSize` and `maxSize`.
+    pub cluster_autoscaler: Switch,
+}
+
+impl Default for Addons {
+    /// kops' defaults: the cloud controller and the storage driver on, the autoscaler off.
+    fn default() -> Self {
+        Self {
+            cloud_controller_manager: Switch { enabled: true },
+            ebs_csi_driver: Switch { enabled: true },
+            cluster_autoscaler: Switch { enabled: false },
+        }
+    }
+}
+
+impl Addons {
+    pub fn none() -> Self {
+        Self {
+            cloud_controller_manager: Switch { enabled: false },
+            ebs_csi_driver: Switch { enabled: false },
+            cluster_autoscaler: Switch { enabled: false },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Switch {
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,8 +7,8 @@ use super::diagnostics::{Diagnostic, did_you_mean};
 use super::images::{image_aliases, resolve_image};
 use super::source::FieldPath;
 use super::types::{
-    ANYWHERE, API_VERSION, Cluster, ClusterSpec, HostRole, KIND, NatGateways, Provider, SubnetKind,
-    Topology,
+    ANYWHERE, API_VERSION, Addons, Cluster, ClusterSpec, HostRole, KIND, NatGateways, Provider,
+    SubnetKind, Topology,
 };
 use super::versions::{DEFAULT_ETCD_VERSION, parse_etcd_version, parse_kubernetes_version};
 
@@ -101,8 +101,50 @@ pub fn validate(cluster: &Cluster) -> Vec<Diagnostic> {
         Provider::Aws => validate_aws(cluster, &mut out),
         Provider::Ssh => validate_ssh(spec, &mut out),
     }
+    validate_addons(cluster, &mut out);
     validate_assets(cluster, &mut out);
     out
+}
+
+/// The AWS add-ons run only on AWS, the storage driver only with the cloud controller, and
+/// each needs an image pinned for the cluster's Kubernetes version.
+fn validate_addons(cluster: &Cluster, out: &mut Vec<Diagnostic>) {
+    let spec = &cluster.spec;
+    if spec.provider == Provider::Ssh {
+        if spec.addons.is_some_and(|addons| addons != Addons::none()) {
+            out.push(
+                Diagnostic::error(
+                    path("spec.addons"),
+                    "the AWS add-ons (cloud controller, EBS CSI driver, cluster autoscaler) need provider aws",
+                )
+                .with_hint("remove spec.addons for bare hosts"),
+            );
+        }
+        return;
+    }
+    let addons = spec.addons();
+    if addons.ebs_csi_driver.enabled && !addons.cloud_controller_manager.enabled {
+        out.push(
+            Diagnostic::error(
+                path("spec.addons.ebsCSIDriver.enabled"),
+                "the EBS CSI driver needs the cloud controller manager: its node plugin learns each node's zone and instance from the node object the cloud controller fills in (instances do not let pods reach their metadata service)",
+            )
+            .with_hint("set spec.addons.cloudControllerManager.enabled: true, or turn the EBS CSI driver off"),
+        );
+    }
+    if parse_kubernetes_version(&spec.kubernetes_version).is_ok() {
+        for (component, field) in crate::bootstrap::assets::addon_images(&addons) {
+            if let Err(error) = crate::bootstrap::assets::image(cluster, component) {
+                out.push(
+                    Diagnostic::error(
+                        path(&format!("spec.addons.{field}.enabled")),
+                        error.to_string(),
+                    )
+                    .with_hint("pick a Kubernetes version it is pinned for, or turn it off"),
+                );
+            }
+        }
+    }
 }
 
 /// Mirrors and overrides must be usable, and every file a node downloads must have a digest.

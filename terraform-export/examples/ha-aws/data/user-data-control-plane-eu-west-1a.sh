@@ -172,6 +172,13 @@ report() {
   rm -f "$file"
 }
 
+# The kubelet's provider ID, from this instance's metadata, as the AWS cloud controller and
+# the cluster autoscaler match nodes to instances (a bundle serves a whole group).
+zone="$(metadata meta-data/placement/availability-zone)" || { log "no availability zone from the metadata service"; exit 1; }
+instance="$(metadata meta-data/instance-id)" || { log "no instance id from the metadata service"; exit 1; }
+printf 'RAFTER_PROVIDER_ID=aws:///%s/%s\n' "$zone" "$instance" >"/etc/rafter/kubelet.env.new"
+mv "/etc/rafter/kubelet.env.new" "/etc/rafter/kubelet.env"
+
 bundle="$(mktemp)"
 trap 'rm -f "$bundle"' EXIT
 waited=0
