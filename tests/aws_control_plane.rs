@@ -29,6 +29,7 @@ use rafter::bootstrap::assets::NodeNeeds;
 use rafter::bootstrap::publish_node_bundles;
 use rafter::graph::ResourceKind;
 use rafter::hosts::assets::{LocalFiles, local_downloads, upload};
+use rafter::model::compute::PROVIDER_ID_FILE;
 use rafter::spec::{Cluster, SpecFlags, SpecSources};
 use rafter::ssh::Session;
 use rafter::state::{S3Store, StateStore, layout};
@@ -175,6 +176,17 @@ impl World {
             .await
             .unwrap();
         let command = if applies_addons {
+            // This member runs its bundle without the user-data, so without the provider ID
+            // the first boot writes from the metadata (checked on the other members).
+            let instance = self.fleet.instance_of(host).unwrap();
+            session
+                .upload(
+                    PROVIDER_ID_FILE,
+                    format!("RAFTER_PROVIDER_ID=aws:///{member}/{instance}\n").as_bytes(),
+                    0o644,
+                )
+                .await
+                .unwrap();
             session
                 .upload("/root/bundle.sh", &self.bundle(member).await, 0o600)
                 .await
@@ -473,6 +485,18 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
         }
         Ok(())
     });
+    // The first boot wrote each instance's provider ID from its metadata, for the kubelet.
+    for (host, _, zone) in &INSTANCES[1..] {
+        let instance = world.fleet.instance_of(host).unwrap();
+        assert_eq!(
+            world
+                .testbed
+                .ssh_ok(host, &format!("cat {PROVIDER_ID_FILE}"))
+                .trim(),
+            format!("RAFTER_PROVIDER_ID=aws:///{zone}/{instance}"),
+            "{host}"
+        );
+    }
     for (host, _, _) in INSTANCES {
         // The kubelet's certificate was issued on the node, for the node's own name.
         let subject = world.testbed.ssh_ok(

@@ -380,3 +380,248 @@ async fn the_sweep_lists_through_throttling() {
     assert!(report.clean(), "{report:?}");
     assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
 }
+
+/// What the cloud controller makes for a `Service` of type `LoadBalancer` (a classic load
+/// balancer, or a network one with its target group, and a security group that the cluster's
+/// node group admits traffic from), tagged `kubernetes.io/cluster/<name>: owned` only, goes
+/// before the cluster's own resources; another cluster's, and one only shared with this
+/// cluster, stay.
+#[tokio::test]
+async fn what_the_addons_made_goes_first_and_strangers_stay() {
+    use aws_sdk_elasticloadbalancing as classic;
+    let name = "addons.example.com";
+    let config = common::moto::sdk_config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let classic = classic::Client::new(&config);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let memory = cluster("dev-aws", name).await;
+    let owned = |cluster: &str, value: &str| {
+        (
+            format!("kubernetes.io/cluster/{cluster}"),
+            value.to_string(),
+        )
+    };
+    let ours = owned(name, "owned");
+
+    let cluster_filter = aws_sdk_ec2::types::Filter::builder()
+        .name(format!("tag:{CLUSTER_TAG}"))
+        .values(name)
+        .build();
+    let vpc = ec2
+        .describe_vpcs()
+        .filters(cluster_filter.clone())
+        .send()
+        .await
+        .unwrap()
+        .vpcs()[0]
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let subnet = ec2
+        .describe_subnets()
+        .filters(cluster_filter.clone())
+        .send()
+        .await
+        .unwrap()
+        .subnets()[0]
+        .subnet_id()
+        .unwrap()
+        .to_string();
+    let nodes_group = ec2
+        .describe_security_groups()
+        .filters(cluster_filter)
+        .send()
+        .await
+        .unwrap()
+        .security_groups()
+        .iter()
+        .find(|group| group.group_name() != Some("default"))
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+
+    // The cloud controller's security group, which a rule of the node group refers to.
+    let service_group = ec2
+        .create_security_group()
+        .group_name("k8s-elb-a1b2c3")
+        .description("Security group for Kubernetes ELB a1b2c3 (default/web)")
+        .vpc_id(&vpc)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::SecurityGroup)
+                .tags(Tag::builder().key(&ours.0).value(&ours.1).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    ec2.authorize_security_group_ingress()
+        .group_id(&nodes_group)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(30000)
+                .to_port(32767)
+                .user_id_group_pairs(
+                    aws_sdk_ec2::types::UserIdGroupPair::builder()
+                        .group_id(&service_group)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let classic_balancer = |balancer: &'static str,
+                            tag: (String, String),
+                            subnets: Vec<String>,
+                            groups: Vec<String>| {
+        let classic = classic.clone();
+        async move {
+            classic
+                .create_load_balancer()
+                .load_balancer_name(balancer)
+                .listeners(
+                    classic::types::Listener::builder()
+                        .protocol("TCP")
+                        .load_balancer_port(80)
+                        .instance_port(30080)
+                        .build()
+                        .unwrap(),
+                )
+                .set_subnets(Some(subnets))
+                .set_security_groups(Some(groups))
+                .tags(
+                    classic::types::Tag::builder()
+                        .key(tag.0)
+                        .value(tag.1)
+                        .build()
+                        .unwrap(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    classic_balancer(
+        "a1b2c3",
+        ours.clone(),
+        vec![subnet.clone()],
+        vec![service_group.clone()],
+    )
+    .await;
+    classic_balancer(
+        "stranger",
+        owned("other.example.com", "owned"),
+        vec![subnet.clone()],
+        Vec::new(),
+    )
+    .await;
+    classic_balancer(
+        "shared",
+        owned(name, "shared"),
+        vec![subnet.clone()],
+        Vec::new(),
+    )
+    .await;
+    let network = elb
+        .create_load_balancer()
+        .name("k8s-default-web")
+        .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Network)
+        .subnets(&subnet)
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key(&ours.0)
+                .value(&ours.1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let network = network.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let targets = elb
+        .create_target_group()
+        .name("k8s-default-web-tg")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Tcp)
+        .port(30080)
+        .vpc_id(&vpc)
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key(&ours.0)
+                .value(&ours.1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let targets = targets.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+
+    // First only what the add-ons made: exactly those four, and nothing of rafter's. Through
+    // the fault proxy, which refuses to delete a group another group's rule names, as EC2
+    // does.
+    let proxy = common::proxy::FaultProxy::start(
+        &common::moto::moto().endpoint,
+        common::proxy::FaultConfig::default(),
+    );
+    let provisioner = AwsProvisioner::new(&proxy.sdk_config(), name);
+    let report = provisioner.sweep_addon_leftovers(quick()).await;
+    assert!(report.clean(), "{report:?}");
+    let mut deleted: Vec<String> = report.deleted.iter().map(ToString::to_string).collect();
+    deleted.sort();
+    let mut expected = vec![
+        "aws_elb a1b2c3".to_string(),
+        format!("aws_lb {network}"),
+        format!("aws_lb_target_group {targets}"),
+        format!("aws_security_group {service_group}"),
+    ];
+    expected.sort();
+    assert_eq!(deleted, expected);
+    assert!(
+        vpc_exists(&ec2, &vpc).await,
+        "the cluster's own resources stay for the recorded delete"
+    );
+    let referring = ec2
+        .describe_security_groups()
+        .group_ids(&nodes_group)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        referring.security_groups()[0]
+            .ip_permissions()
+            .iter()
+            .all(|rule| rule
+                .user_id_group_pairs()
+                .iter()
+                .all(|pair| pair.group_id() != Some(service_group.as_str()))),
+        "the node group's rule naming the service's group was revoked"
+    );
+
+    // Then the cluster itself, and the sweep of everything: the strangers are still there.
+    let (report, _) = destroy(name, &memory).await;
+    assert!(report.succeeded(), "{report:?}");
+    let report = AwsProvisioner::new(&config, name).sweep(quick()).await;
+    assert!(report.clean(), "{report:?}");
+    assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
+    let mut left: Vec<String> = classic
+        .describe_load_balancers()
+        .send()
+        .await
+        .unwrap()
+        .load_balancer_descriptions()
+        .iter()
+        .filter_map(|balancer| balancer.load_balancer_name().map(str::to_string))
+        .collect();
+    left.sort();
+    assert_eq!(left, ["shared", "stranger"]);
+}

@@ -40,6 +40,9 @@ pub struct Context {
     pub ec2: aws_sdk_ec2::Client,
     pub iam: aws_sdk_iam::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    /// Classic load balancers: rafter makes none, but the cloud controller add-on does (a
+    /// `Service` of type `LoadBalancer`), and deleting a cluster deletes them.
+    pub classic_elb: aws_sdk_elasticloadbalancing::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub route53: aws_sdk_route53::Client,
     pub cluster: String,
@@ -113,6 +116,7 @@ impl AwsProvisioner {
                 ec2: aws_sdk_ec2::Client::new(config),
                 iam: aws_sdk_iam::Client::new(config),
                 elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
+                classic_elb: aws_sdk_elasticloadbalancing::Client::new(config),
                 autoscaling: aws_sdk_autoscaling::Client::new(config),
                 route53: aws_sdk_route53::Client::new(config),
                 cluster: cluster.to_string(),

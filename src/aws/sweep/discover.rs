@@ -8,7 +8,7 @@ use aws_sdk_autoscaling::types::Filter as GroupFilter;
 use aws_sdk_ec2::types::Filter;
 use futures_util::future::join_all;
 
-use super::{Found, LeftoverKind, LeftoverKind::Instance, LeftoverKind::Resource, PHASES};
+use super::{Found, LeftoverKind, Reach};
 use crate::apply::{ErrorClass, ProvisionError};
 use crate::aws::ec2::ec2_every_page;
 use crate::aws::errors::AwsResultExt;
@@ -27,15 +27,37 @@ type Listing = Result<Vec<Found>, ProvisionError>;
 const LISTING_TRIES: u32 = 4;
 const FIRST_LISTING_PAUSE: Duration = Duration::from_millis(500);
 
-/// Everything tagged as this cluster's, by kind (all kinds listed at once); kinds that could
-/// not be listed apart.
+/// Whether tags mark a resource as in `reach`: rafter's own carry `rafter.dev/cluster`; the
+/// add-ons' the Kubernetes ownership tag (`kubernetes.io/cluster/<name>: owned`, which
+/// rafter's own carry too) without rafter's.
+fn claimed<'a>(
+    mut tags: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)> + Clone,
+    context: &Context,
+    reach: Reach,
+) -> bool {
+    let kubernetes_tag = Naming::new(&context.cluster).kubernetes_cluster_tag();
+    let rafters = tags
+        .clone()
+        .any(|(key, value)| key == Some(CLUSTER_TAG) && value == Some(&context.cluster));
+    let kubernetes =
+        tags.any(|(key, value)| key == Some(kubernetes_tag.as_str()) && value == Some("owned"));
+    match reach {
+        Reach::Everything => rafters || kubernetes,
+        Reach::AddOns => kubernetes && !rafters,
+    }
+}
+
+/// Everything in `reach` tagged as this cluster's, by kind (all kinds listed at once); kinds
+/// that could not be listed apart.
 pub(super) async fn discover(
     context: &Context,
+    reach: Reach,
 ) -> (Vec<Found>, Vec<(LeftoverKind, ProvisionError)>) {
-    let listings = join_all(PHASES.iter().map(|kind| listed(context, *kind))).await;
+    let phases = reach.phases();
+    let listings = join_all(phases.iter().map(|kind| listed(context, *kind, reach))).await;
     let mut found = Vec::new();
     let mut unlisted = Vec::new();
-    for (kind, listing) in PHASES.into_iter().zip(listings) {
+    for (kind, listing) in phases.iter().copied().zip(listings) {
         match listing {
             Ok(listed) => found.extend(listed),
             Err(error) => unlisted.push((kind, error)),
@@ -46,11 +68,11 @@ pub(super) async fn discover(
 
 /// One kind's listing, tried again while it fails transiently: the sweep's clients have the
 /// SDK's retries off, like every rafter client.
-async fn listed(context: &Context, kind: LeftoverKind) -> Listing {
+async fn listed(context: &Context, kind: LeftoverKind, reach: Reach) -> Listing {
     let mut pause = FIRST_LISTING_PAUSE;
     let mut tries = 1;
     loop {
-        match list(context, kind).await {
+        match list(context, kind, reach).await {
             Err(error) if error.class == ErrorClass::Transient && tries < LISTING_TRIES => {
                 tokio::time::sleep(pause).await;
                 pause *= 2;
@@ -61,15 +83,18 @@ async fn listed(context: &Context, kind: LeftoverKind) -> Listing {
     }
 }
 
-async fn list(context: &Context, kind: LeftoverKind) -> Listing {
+/// The kinds the add-ons make are listed by either tag (`reach`); every other kind by
+/// rafter's only.
+async fn list(context: &Context, kind: LeftoverKind, reach: Reach) -> Listing {
     let kind = match kind {
-        Instance => return instances(context).await,
-        Resource(kind) => kind,
+        LeftoverKind::Instance => return instances(context).await,
+        LeftoverKind::ClassicLoadBalancer => return classic_load_balancers(context, reach).await,
+        LeftoverKind::Resource(kind) => kind,
     };
     match kind {
         ResourceKind::AutoscalingGroup => auto_scaling_groups(context).await,
-        ResourceKind::LoadBalancer => load_balancers(context).await,
-        ResourceKind::TargetGroup => target_groups(context).await,
+        ResourceKind::LoadBalancer => load_balancers(context, reach).await,
+        ResourceKind::TargetGroup => target_groups(context, reach).await,
         ResourceKind::LaunchTemplate => launch_templates(context).await,
         ResourceKind::KeyPair => key_pairs(context).await,
         ResourceKind::EbsVolume => volumes(context).await,
@@ -78,7 +103,7 @@ async fn list(context: &Context, kind: LeftoverKind) -> Listing {
         ResourceKind::InternetGateway => internet_gateways(context).await,
         ResourceKind::RouteTable => route_tables(context).await,
         ResourceKind::Subnet => subnets(context).await,
-        ResourceKind::SecurityGroup => security_groups(context).await,
+        ResourceKind::SecurityGroup => security_groups(context, reach).await,
         ResourceKind::Vpc => vpcs(context).await,
         ResourceKind::IamInstanceProfile => instance_profiles(context).await,
         ResourceKind::IamRole => roles(context).await,
@@ -163,7 +188,7 @@ async fn instances(context: &Context) -> Listing {
                         .is_some_and(|name| name.as_str() == "shutting-down");
                     Some(Found {
                         going,
-                        ..Found::of(Instance, instance.instance_id()?)
+                        ..Found::of(LeftoverKind::Instance, instance.instance_id()?)
                     })
                 }),
         );
@@ -171,17 +196,21 @@ async fn instances(context: &Context) -> Listing {
     Ok(found)
 }
 
-/// ARNs among `arns` that carry this cluster's tag (ELBv2 describes tags 20 at a time).
-async fn elb_owned(context: &Context, arns: Vec<String>) -> Result<Vec<String>, ProvisionError> {
+/// ARNs among `arns` tagged as in `reach` (ELBv2 describes tags 20 at a time).
+async fn elb_owned(
+    context: &Context,
+    arns: Vec<String>,
+    reach: Reach,
+) -> Result<Vec<String>, ProvisionError> {
     let mut owned = Vec::new();
     for chunk in arns.chunks(20) {
-        match elb_owned_among(context, chunk).await {
+        match elb_owned_among(context, chunk, reach).await {
             Ok(found) => owned.extend(found),
             // One of them went away since the listing, which fails the whole batch: ask one
             // by one, and skip what is gone.
             Err(error) if error.code.ends_with("NotFound") => {
                 for arn in chunk {
-                    match elb_owned_among(context, std::slice::from_ref(arn)).await {
+                    match elb_owned_among(context, std::slice::from_ref(arn), reach).await {
                         Ok(found) => owned.extend(found),
                         Err(error) if error.code.ends_with("NotFound") => {}
                         Err(error) => return Err(error),
@@ -197,6 +226,7 @@ async fn elb_owned(context: &Context, arns: Vec<String>) -> Result<Vec<String>, 
 async fn elb_owned_among(
     context: &Context,
     arns: &[String],
+    reach: Reach,
 ) -> Result<Vec<String>, ProvisionError> {
     context.calls.read("elasticloadbalancing");
     let described = context
@@ -210,27 +240,84 @@ async fn elb_owned_among(
         .tag_descriptions()
         .iter()
         .filter(|description| {
-            description
+            let tags = description
                 .tags()
                 .iter()
-                .any(|tag| tag.key() == Some(CLUSTER_TAG) && tag.value() == Some(&context.cluster))
+                .map(|tag| (tag.key(), tag.value()));
+            claimed(tags, context, reach)
         })
         .filter_map(|description| description.resource_arn().map(str::to_string))
         .collect())
 }
 
-async fn load_balancers(context: &Context) -> Listing {
+/// The cloud controller's classic load balancers: every one's tags, 20 names at a time
+/// (classic load balancing has no tag filter), kept when tagged as in `reach`.
+async fn classic_load_balancers(context: &Context, reach: Reach) -> Listing {
+    let mut names = Vec::new();
+    let mut pages = context
+        .classic_elb
+        .describe_load_balancers()
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        context.calls.read("elasticloadbalancing");
+        names.extend(
+            page.aws()?
+                .load_balancer_descriptions()
+                .iter()
+                .filter_map(|balancer| balancer.load_balancer_name().map(str::to_string)),
+        );
+    }
+    let mut found = Vec::new();
+    for chunk in names.chunks(20) {
+        context.calls.read("elasticloadbalancing");
+        let described = match context
+            .classic_elb
+            .describe_tags()
+            .set_load_balancer_names(Some(chunk.to_vec()))
+            .send()
+            .await
+            .aws()
+        {
+            Ok(described) => described,
+            // One went away since the listing: the next round lists again.
+            Err(error) if error.code == "LoadBalancerNotFound" => continue,
+            Err(error) => return Err(error),
+        };
+        found.extend(
+            described
+                .tag_descriptions()
+                .iter()
+                .filter(|description| {
+                    let tags = description
+                        .tags()
+                        .iter()
+                        .map(|tag| (Some(tag.key()), tag.value()));
+                    claimed(tags, context, reach)
+                })
+                .filter_map(|description| {
+                    Some(Found::of(
+                        LeftoverKind::ClassicLoadBalancer,
+                        description.load_balancer_name()?,
+                    ))
+                }),
+        );
+    }
+    Ok(found)
+}
+
+async fn load_balancers(context: &Context, reach: Reach) -> Listing {
     let arns = loadbalancer::all_load_balancer_arns(context).await?;
-    Ok(elb_owned(context, arns)
+    Ok(elb_owned(context, arns, reach)
         .await?
         .iter()
         .map(|arn| Found::new(ResourceKind::LoadBalancer, arn))
         .collect())
 }
 
-async fn target_groups(context: &Context) -> Listing {
+async fn target_groups(context: &Context, reach: Reach) -> Listing {
     let arns = loadbalancer::all_target_group_arns(context).await?;
-    Ok(elb_owned(context, arns)
+    Ok(elb_owned(context, arns, reach)
         .await?
         .iter()
         .map(|arn| Found::new(ResourceKind::TargetGroup, arn))
@@ -366,19 +453,33 @@ async fn subnets(context: &Context) -> Listing {
     })
 }
 
-async fn security_groups(context: &Context) -> Listing {
-    let request = context
-        .ec2
-        .describe_security_groups()
-        .filters(owned_filter(context));
-    ec2_every_page!(context, request, security_groups, |group| {
-        ec2_owned(group.tags(), context).then_some(())?;
-        // A VPC's default group goes with the VPC.
-        if group.group_name() == Some("default") {
-            return None;
+/// Listed by rafter's tag and by the Kubernetes ownership tag (the add-ons' groups carry only
+/// that one), each group once.
+async fn security_groups(context: &Context, reach: Reach) -> Listing {
+    let kubernetes_tag = Naming::new(&context.cluster).kubernetes_cluster_tag();
+    let mut filters = vec![ec2::filter(&format!("tag:{kubernetes_tag}"), "owned")];
+    if reach == Reach::Everything {
+        filters.push(owned_filter(context));
+    }
+    let mut found: Vec<Found> = Vec::new();
+    for filter in filters {
+        let request = context.ec2.describe_security_groups().filters(filter);
+        let listed = ec2_every_page!(context, request, security_groups, |group| {
+            let tags = group.tags().iter().map(|tag| (tag.key(), tag.value()));
+            claimed(tags, context, reach).then_some(())?;
+            // A VPC's default group goes with the VPC.
+            if group.group_name() == Some("default") {
+                return None;
+            }
+            Some(Found::new(ResourceKind::SecurityGroup, group.group_id()?))
+        })?;
+        for group in listed {
+            if !found.iter().any(|known| known.leftover == group.leftover) {
+                found.push(group);
+            }
         }
-        Some(Found::new(ResourceKind::SecurityGroup, group.group_id()?))
-    })
+    }
+    Ok(found)
 }
 
 async fn vpcs(context: &Context) -> Listing {

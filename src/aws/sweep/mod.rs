@@ -1,10 +1,15 @@
 //! The delete sweep: after the recorded resources are gone, find everything still tagged
 //! `rafter.dev/cluster=<name>` (what an interrupted run or a lost state file left behind) and
 //! delete it, dependents first, in rounds until nothing is left or a round makes no progress.
+//! What the cluster's add-ons made in its VPC (the cloud controller's load balancers, target
+//! groups and security groups, tagged `kubernetes.io/cluster/<name>: owned` as Kubernetes
+//! marks what it owns) goes too, and first of all ([`Reach::AddOns`]): it sits in the
+//! cluster's subnets and groups, whose deletes it would block.
 //!
 //! Only resources that carry this cluster's ownership tag are touched; the tag is checked on
 //! every describe result, not just trusted to the request's filter. Route53 records cannot
-//! be tagged, so the sweep leaves them to the state-driven delete.
+//! be tagged, so the sweep leaves them to the state-driven delete. Volumes the EBS CSI driver
+//! made for claims are user data and stay (they hold no subnet).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,7 +26,8 @@ use crate::graph::{Address, ResourceKind};
 use crate::plan::RecordedResource;
 use discover::discover;
 use release::{
-    delete_inline_policies, disassociate_route_table, revoke_group_references, terminate_instance,
+    delete_classic_load_balancer, delete_inline_policies, disassociate_route_table,
+    revoke_group_references, revoke_references_to, terminate_instance,
 };
 
 /// What the sweep looks for: the graph's taggable kinds, and the instances auto-scaling
@@ -29,6 +35,8 @@ use release::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LeftoverKind {
     Instance,
+    /// A classic load balancer: only ever the cloud controller's.
+    ClassicLoadBalancer,
     Resource(ResourceKind),
 }
 
@@ -36,19 +44,47 @@ impl LeftoverKind {
     pub fn type_name(self) -> &'static str {
         match self {
             LeftoverKind::Instance => "aws_instance",
+            LeftoverKind::ClassicLoadBalancer => "aws_elb",
             LeftoverKind::Resource(kind) => kind.type_name(),
         }
     }
 }
 
-use LeftoverKind::{Instance, Resource};
+use LeftoverKind::{ClassicLoadBalancer, Instance, Resource};
+
+/// What a sweep looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Everything tagged as the cluster's, rafter's or its add-ons'.
+    Everything,
+    /// Only what the add-ons made (the Kubernetes ownership tag without rafter's).
+    AddOns,
+}
+
+impl Reach {
+    pub(super) fn phases(self) -> &'static [LeftoverKind] {
+        match self {
+            Reach::Everything => &PHASES,
+            Reach::AddOns => &ADDON_PHASES,
+        }
+    }
+}
+
+/// The kinds the add-ons make, in the order they are deleted.
+pub(super) const ADDON_PHASES: [LeftoverKind; 4] = [
+    ClassicLoadBalancer,
+    Resource(ResourceKind::LoadBalancer),
+    Resource(ResourceKind::TargetGroup),
+    Resource(ResourceKind::SecurityGroup),
+];
 
 /// Kinds in the order they are deleted: whatever holds on to another goes first.
-pub(super) const PHASES: [LeftoverKind; 16] = [
+pub(super) const PHASES: [LeftoverKind; 17] = [
     Resource(ResourceKind::AutoscalingGroup),
     Instance,
     // Held by an instance until it has terminated.
     Resource(ResourceKind::EbsVolume),
+    ClassicLoadBalancer,
     Resource(ResourceKind::LoadBalancer),
     Resource(ResourceKind::TargetGroup),
     Resource(ResourceKind::LaunchTemplate),
@@ -144,27 +180,40 @@ impl Default for SweepPolicy {
 impl AwsProvisioner {
     /// Deletes everything still tagged as this cluster's, in rounds.
     pub async fn sweep(&self, policy: SweepPolicy) -> SweepReport {
+        self.sweep_within(policy, Reach::Everything).await
+    }
+
+    /// Deletes what the cluster's add-ons made (before its recorded resources go).
+    pub async fn sweep_addon_leftovers(&self, policy: SweepPolicy) -> SweepReport {
+        self.sweep_within(policy, Reach::AddOns).await
+    }
+
+    async fn sweep_within(&self, policy: SweepPolicy, reach: Reach) -> SweepReport {
         let started = Instant::now();
         let mut last_progress = Instant::now();
         let mut report = SweepReport::default();
         loop {
             report.rounds += 1;
-            let (found, unlisted) = discover(&self.context).await;
+            let (found, unlisted) = discover(&self.context, reach).await;
             let mut errors: BTreeMap<Leftover, ProvisionError> = BTreeMap::new();
             let mut progress = false;
-            for kind in PHASES {
+            for &kind in reach.phases() {
                 let batch: Vec<&Leftover> = found
                     .iter()
                     .filter(|found| found.leftover.kind == kind && !found.going)
                     .map(|found| &found.leftover)
                     .collect();
                 if kind == Resource(ResourceKind::SecurityGroup) {
-                    // All of them first: a group another one's rule refers to cannot go.
-                    let revoked = join_all(
-                        batch
-                            .iter()
-                            .map(|group| revoke_group_references(&self.context, &group.id)),
-                    )
+                    // All of them first: a group another one's rule refers to cannot go. An
+                    // add-on's group alone: the rules of the cluster's groups that name it.
+                    let revoked = join_all(batch.iter().map(|group| async {
+                        match reach {
+                            Reach::Everything => {
+                                revoke_group_references(&self.context, &group.id).await
+                            }
+                            Reach::AddOns => revoke_references_to(&self.context, &group.id).await,
+                        }
+                    }))
                     .await;
                     for (group, result) in batch.iter().zip(revoked) {
                         if let Err(error) = result {
@@ -198,7 +247,7 @@ impl AwsProvisioner {
                 last_progress = Instant::now();
             }
             let listing_blips = !unlisted.is_empty()
-                && unlisted.len() < PHASES.len()
+                && unlisted.len() < reach.phases().len()
                 && unlisted
                     .iter()
                     .all(|(_, error)| error.class == ErrorClass::Transient);
@@ -240,6 +289,7 @@ impl AwsProvisioner {
         let id = &leftover.id;
         let kind = match leftover.kind {
             Instance => return terminate_instance(context, id).await,
+            ClassicLoadBalancer => return delete_classic_load_balancer(context, id).await,
             Resource(kind) => kind,
         };
         match kind {
@@ -276,5 +326,7 @@ mod tests {
             );
         }
         assert!(PHASES.contains(&Instance));
+        // Every kind the add-ons make is swept with everything else too.
+        assert!(ADDON_PHASES.iter().all(|kind| PHASES.contains(kind)));
     }
 }

@@ -1,6 +1,7 @@
 //! Letting go of what would make a leftover's delete fail: instances are terminated, route
 //! tables lose their subnet associations, security groups their references to other groups,
-//! roles their inline policies.
+//! roles their inline policies. And the one delete outside the graph's kinds: a classic load
+//! balancer the cloud controller made.
 
 use aws_sdk_ec2::types::IpPermission;
 
@@ -14,6 +15,22 @@ pub(super) async fn terminate_instance(context: &Context, id: &str) -> Result<()
         .ec2
         .terminate_instances()
         .instance_ids(id)
+        .send()
+        .await
+        .aws()
+        .map(drop)
+}
+
+/// Deletes a classic load balancer (which succeeds for one already gone).
+pub(super) async fn delete_classic_load_balancer(
+    context: &Context,
+    name: &str,
+) -> Result<(), ProvisionError> {
+    context.calls.write("elasticloadbalancing");
+    context
+        .classic_elb
+        .delete_load_balancer()
+        .load_balancer_name(name)
         .send()
         .await
         .aws()
@@ -96,6 +113,81 @@ pub(super) async fn revoke_group_references(
             .send()
             .await
             .aws()?;
+    }
+    Ok(())
+}
+
+/// An add-on's group is referred to by rules of the cluster's own groups (the cloud
+/// controller lets its load balancer's group reach the nodes), which stay until the recorded
+/// delete: drop those rules' references to `id`, inbound and outbound, so it can go first.
+pub(super) async fn revoke_references_to(
+    context: &Context,
+    id: &str,
+) -> Result<(), ProvisionError> {
+    for (filter, outbound) in [
+        ("ip-permission.group-id", false),
+        ("egress.ip-permission.group-id", true),
+    ] {
+        context.calls.read("ec2");
+        let described = context
+            .ec2
+            .describe_security_groups()
+            .filters(crate::aws::ec2::filter(filter, id))
+            .send()
+            .await
+            .aws()?;
+        for group in described.security_groups() {
+            let Some(group_id) = group.group_id().filter(|group_id| *group_id != id) else {
+                continue;
+            };
+            let rules = if outbound {
+                group.ip_permissions_egress()
+            } else {
+                group.ip_permissions()
+            };
+            let naming: Vec<IpPermission> = referring(rules.iter())
+                .into_iter()
+                .filter_map(|rule| {
+                    let pairs: Vec<_> = rule
+                        .user_id_group_pairs()
+                        .iter()
+                        .filter(|pair| pair.group_id() == Some(id))
+                        .cloned()
+                        .collect();
+                    (!pairs.is_empty()).then(|| {
+                        IpPermission::builder()
+                            .set_ip_protocol(rule.ip_protocol().map(str::to_string))
+                            .set_from_port(rule.from_port())
+                            .set_to_port(rule.to_port())
+                            .set_user_id_group_pairs(Some(pairs))
+                            .build()
+                    })
+                })
+                .collect();
+            if naming.is_empty() {
+                continue;
+            }
+            context.calls.write("ec2");
+            if outbound {
+                context
+                    .ec2
+                    .revoke_security_group_egress()
+                    .group_id(group_id)
+                    .set_ip_permissions(Some(naming))
+                    .send()
+                    .await
+                    .aws()?;
+            } else {
+                context
+                    .ec2
+                    .revoke_security_group_ingress()
+                    .group_id(group_id)
+                    .set_ip_permissions(Some(naming))
+                    .send()
+                    .await
+                    .aws()?;
+            }
+        }
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use rafter::spec::Provider;
 
 use crate::cli::args::{DeleteClusterArgs, PlanFormat};
 use crate::cli::aws_apply::{
-    ApplyRequest, apply_with_lock, aws_config, aws_region, failure_of, renewing,
+    ApplyRequest, apply_under_lock, aws_config, aws_region, failure_of, renewing,
 };
 use crate::cli::failure::{EXIT_FAILURE, Failure};
 use crate::cli::{acquire_lock, force_unlock, locked, output, settings};
@@ -36,6 +36,9 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
     if !args.yes {
         if region.is_some() {
             eprintln!(
+                "Would first delete what the cluster's add-ons made (Services' load balancers, target groups and security groups, tagged kubernetes.io/cluster/{name}=owned); volumes the EBS CSI driver made for claims stay."
+            );
+            eprintln!(
                 "Then would delete anything else still tagged {CLUSTER_TAG}={name} (what state lost track of)."
             );
         }
@@ -46,7 +49,37 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
     }
     // The state goes under the same lock as the resources, so no run can slip in between
     // and create what the deleted state would then lose track of.
-    let (mut lock, mut failure) = if plan.summary.delete > 0 {
+    let mut lock = acquire_lock(
+        store.store(),
+        name,
+        "delete cluster",
+        &force_unlock(&args.force_unlock),
+    )
+    .await?;
+    let mut failure = None;
+    // What the add-ons made (a Service's load balancer and its security group) sits in the
+    // cluster's subnets and refers to its groups: it goes first, or their deletes would wait.
+    if let Some(region) = region {
+        let provisioner = AwsProvisioner::new(&aws_config(region).await, name);
+        let report = renewing(
+            &mut lock,
+            provisioner.sweep_addon_leftovers(SweepPolicy::default()),
+        )
+        .await?;
+        if !report.deleted.is_empty() {
+            eprintln!(
+                "Deleted {} resources the cluster's add-ons made:",
+                report.deleted.len()
+            );
+            for leftover in &report.deleted {
+                eprintln!("  - {leftover}");
+            }
+        }
+        if !report.clean() {
+            failure = Some(sweep_failure(&report, name));
+        }
+    }
+    if plan.summary.delete > 0 {
         // Deleting what is already gone succeeds: no refresh needed.
         let planner = |recorded: &[RecordedResource], _: &rafter::plan::Refreshed| {
             Ok(destroy_plan(name, recorded)?)
@@ -61,9 +94,15 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
             force_unlock: force_unlock(&args.force_unlock),
             refresh: false,
         };
-        let applied = apply_with_lock(&store, request).await?;
-        let left = applied.records.len();
-        let failure = failure_of(&applied.report, name, "delete").or_else(|| {
+        let (report, records, _) = match apply_under_lock(&store, &mut lock, &request).await {
+            Ok(applied) => applied,
+            Err(error) => {
+                let _ = lock.release().await;
+                return Err(error);
+            }
+        };
+        let left = records.len();
+        let recorded_failure = failure_of(&report, name, "delete").or_else(|| {
             (left > 0).then(|| {
                 Failure::new(
                     EXIT_FAILURE,
@@ -75,17 +114,8 @@ pub async fn run(state: Option<&str>, args: DeleteClusterArgs) -> anyhow::Result
                 .into()
             })
         });
-        (applied.lock, failure)
-    } else {
-        let lock = acquire_lock(
-            store.store(),
-            name,
-            "delete cluster",
-            &force_unlock(&args.force_unlock),
-        )
-        .await?;
-        (lock, None)
-    };
+        failure = failure.or(recorded_failure);
+    }
     // Swept even when the recorded delete failed: a leftover may be what blocked it.
     if let Some(region) = region {
         let provisioner = AwsProvisioner::new(&aws_config(region).await, name);
