@@ -528,17 +528,18 @@ async fn what_the_addons_made_goes_first_and_strangers_stay() {
         Vec::new(),
     )
     .await;
+    let ours_v2 = || {
+        aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+            .key(&ours.0)
+            .value(&ours.1)
+            .build()
+    };
     let network = elb
         .create_load_balancer()
         .name("k8s-default-web")
         .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Network)
         .subnets(&subnet)
-        .tags(
-            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
-                .key(&ours.0)
-                .value(&ours.1)
-                .build(),
-        )
+        .tags(ours_v2())
         .send()
         .await
         .unwrap();
@@ -552,12 +553,7 @@ async fn what_the_addons_made_goes_first_and_strangers_stay() {
         .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Tcp)
         .port(30080)
         .vpc_id(&vpc)
-        .tags(
-            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
-                .key(&ours.0)
-                .value(&ours.1)
-                .build(),
-        )
+        .tags(ours_v2())
         .send()
         .await
         .unwrap();

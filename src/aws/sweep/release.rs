@@ -92,29 +92,42 @@ pub(super) async fn revoke_group_references(
             .iter()
             .flat_map(|group| group.ip_permissions_egress()),
     );
-    if !inbound.is_empty() {
-        context.calls.write("ec2");
-        context
-            .ec2
-            .revoke_security_group_ingress()
-            .group_id(id)
-            .set_ip_permissions(Some(inbound))
-            .send()
-            .await
-            .aws()?;
+    revoke(context, id, false, inbound).await?;
+    revoke(context, id, true, outbound).await
+}
+
+/// Revokes `rules` of group `id`, its outbound rules if `outbound` (nothing if there are none).
+async fn revoke(
+    context: &Context,
+    id: &str,
+    outbound: bool,
+    rules: Vec<IpPermission>,
+) -> Result<(), ProvisionError> {
+    if rules.is_empty() {
+        return Ok(());
     }
-    if !outbound.is_empty() {
-        context.calls.write("ec2");
+    context.calls.write("ec2");
+    if outbound {
         context
             .ec2
             .revoke_security_group_egress()
             .group_id(id)
-            .set_ip_permissions(Some(outbound))
+            .set_ip_permissions(Some(rules))
             .send()
             .await
-            .aws()?;
+            .aws()
+            .map(drop)
+    } else {
+        context
+            .ec2
+            .revoke_security_group_ingress()
+            .group_id(id)
+            .set_ip_permissions(Some(rules))
+            .send()
+            .await
+            .aws()
+            .map(drop)
     }
-    Ok(())
 }
 
 /// An add-on's group is referred to by rules of the cluster's own groups (the cloud
@@ -145,8 +158,8 @@ pub(super) async fn revoke_references_to(
             } else {
                 group.ip_permissions()
             };
-            let naming: Vec<IpPermission> = referring(rules.iter())
-                .into_iter()
+            let naming: Vec<IpPermission> = rules
+                .iter()
                 .filter_map(|rule| {
                     let pairs: Vec<_> = rule
                         .user_id_group_pairs()
@@ -164,29 +177,7 @@ pub(super) async fn revoke_references_to(
                     })
                 })
                 .collect();
-            if naming.is_empty() {
-                continue;
-            }
-            context.calls.write("ec2");
-            if outbound {
-                context
-                    .ec2
-                    .revoke_security_group_egress()
-                    .group_id(group_id)
-                    .set_ip_permissions(Some(naming))
-                    .send()
-                    .await
-                    .aws()?;
-            } else {
-                context
-                    .ec2
-                    .revoke_security_group_ingress()
-                    .group_id(group_id)
-                    .set_ip_permissions(Some(naming))
-                    .send()
-                    .await
-                    .aws()?;
-            }
+            revoke(context, group_id, outbound, naming).await?;
         }
     }
     Ok(())
