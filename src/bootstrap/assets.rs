@@ -376,6 +376,34 @@ mod tests {
     }
 
     #[test]
+    fn per_minor_images_take_the_minors_release_or_the_one_before() {
+        let image = |version: &str| super::image(&cluster(version), "aws-cloud-controller-manager");
+        assert_eq!(
+            image("1.34.2").unwrap(),
+            "registry.k8s.io/provider-aws/cloud-controller-manager:v1.34.3"
+        );
+        // No 1.37 line yet: 1.36's, one minor older, within the version skew policy.
+        assert_eq!(
+            image("1.37.0").unwrap(),
+            "registry.k8s.io/provider-aws/cloud-controller-manager:v1.36.1"
+        );
+        // Two minors past the newest: none.
+        let error = image("1.38.0").unwrap_err().to_string();
+        assert!(
+            error.contains("pins no aws-cloud-controller-manager for Kubernetes 1.38.0"),
+            "{error}"
+        );
+        // Every supported minor has one.
+        for minor in
+            crate::spec::versions::MIN_SUPPORTED_MINOR..=crate::spec::versions::MAX_SUPPORTED_MINOR
+        {
+            for name in ["aws-cloud-controller-manager", "cluster-autoscaler"] {
+                super::image(&cluster(&format!("1.{minor}.0")), name).unwrap();
+            }
+        }
+    }
+
+    #[test]
     fn the_default_kubernetes_version_is_fully_pinned() {
         let cluster = cluster(crate::spec::versions::DEFAULT_KUBERNETES_VERSION);
         for (_, files) in downloads(&cluster, WORKER).unwrap() {

@@ -184,10 +184,9 @@ pub fn node_files(
         "worker"
     };
     let on_aws = spec.provider == Provider::Aws;
-    let addons_on = spec.addons();
     // The AWS cloud controller initialises nodes, so the kubelets and the controller manager
     // leave that to it (cloud-provider-aws docs/getting_started.md).
-    let external_cloud_provider = addons_on.cloud_controller_manager.enabled;
+    let external_cloud_provider = spec.addons().cloud_controller_manager.enabled;
     let mut files = Files::default();
 
     files.config(
@@ -575,56 +574,7 @@ pub fn node_files(
             Cni::Cilium => {}
         }
         if on_aws {
-            let naming = crate::model::naming::Naming::new(name);
-            let node_groups: Vec<minijinja::Value> = spec
-                .node_groups
-                .iter()
-                .map(|group| {
-                    minijinja::context! {
-                        asg => crate::model::compute::node_group_asg_name(&naming, &group.name),
-                        min => group.min_size,
-                        max => group.max_size,
-                    }
-                })
-                .collect();
-            let sidecars = if addons_on.ebs_csi_driver.enabled {
-                assets::EBS_CSI_IMAGES
-                    .iter()
-                    .map(|(key, image_name)| Ok((*key, image(image_name)?)))
-                    .collect::<Result<BTreeMap<_, _>, BootstrapError>>()?
-            } else {
-                BTreeMap::new()
-            };
-            for (addon, enabled) in [
-                (
-                    "aws-cloud-controller-manager",
-                    addons_on.cloud_controller_manager.enabled,
-                ),
-                ("aws-ebs-csi-driver", addons_on.ebs_csi_driver.enabled),
-                ("cluster-autoscaler", addons_on.cluster_autoscaler.enabled),
-            ] {
-                if !enabled {
-                    // Switched off: whatever an earlier bundle applied goes (by its label).
-                    removed_addons.push(addon);
-                    continue;
-                }
-                let file = format!("{addon}.yaml");
-                let content = templates::render(
-                    &format!("addons/{file}"),
-                    minijinja::context! {
-                        image => image(addon)?,
-                        region => spec.region,
-                        node_groups,
-                        sidecars,
-                        addon_label_key => ADDON_LABEL,
-                        addon_label => addon,
-                        controller_replicas => spec.control_plane.count.clamp(1, 2),
-                        ..addon_context.clone()
-                    },
-                )?;
-                files.config(&format!("/etc/kubernetes/addons/{file}"), content);
-                addons.push(file);
-            }
+            removed_addons = aws_addons(&mut files, cluster, &addon_context, &mut addons)?;
         }
     }
 
@@ -679,6 +629,70 @@ pub fn node_files(
         )?,
     );
     Ok(files.0)
+}
+
+/// The AWS add-ons that are on, rendered into `files` and listed in `applied` in the order
+/// they are applied; the names of those that are off, for the add-ons step to delete.
+fn aws_addons(
+    files: &mut Files,
+    cluster: &Cluster,
+    addon_context: &minijinja::Value,
+    applied: &mut Vec<String>,
+) -> Result<Vec<&'static str>, BootstrapError> {
+    let spec = &cluster.spec;
+    let switches = spec.addons();
+    let naming = crate::model::naming::Naming::new(&cluster.metadata.name);
+    let node_groups: Vec<minijinja::Value> = spec
+        .node_groups
+        .iter()
+        .map(|group| {
+            minijinja::context! {
+                asg => crate::model::compute::node_group_asg_name(&naming, &group.name),
+                min => group.min_size,
+                max => group.max_size,
+            }
+        })
+        .collect();
+    let sidecars = if switches.ebs_csi_driver.enabled {
+        assets::EBS_CSI_IMAGES
+            .iter()
+            .map(|(key, image_name)| Ok((*key, assets::image(cluster, image_name)?)))
+            .collect::<Result<BTreeMap<_, _>, BootstrapError>>()?
+    } else {
+        BTreeMap::new()
+    };
+    let mut removed = Vec::new();
+    for (addon, enabled) in [
+        (
+            "aws-cloud-controller-manager",
+            switches.cloud_controller_manager.enabled,
+        ),
+        ("aws-ebs-csi-driver", switches.ebs_csi_driver.enabled),
+        ("cluster-autoscaler", switches.cluster_autoscaler.enabled),
+    ] {
+        if !enabled {
+            // Switched off: whatever an earlier bundle applied goes (by its label).
+            removed.push(addon);
+            continue;
+        }
+        let file = format!("{addon}.yaml");
+        let content = templates::render(
+            &format!("addons/{file}"),
+            minijinja::context! {
+                image => assets::image(cluster, addon)?,
+                region => spec.region,
+                node_groups,
+                sidecars,
+                addon_label_key => ADDON_LABEL,
+                addon_label => addon,
+                controller_replicas => spec.control_plane.count.clamp(1, 2),
+                ..addon_context.clone()
+            },
+        )?;
+        files.config(&format!("/etc/kubernetes/addons/{file}"), content);
+        applied.push(file);
+    }
+    Ok(removed)
 }
 
 /// A control-plane member's scheduled backup: the script, and the timer that runs it every
