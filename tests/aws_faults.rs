@@ -621,3 +621,54 @@ async fn a_token_that_brings_back_a_deleted_nat_gateway_makes_a_new_one() {
     let deleted = common::apply::destroy(name, &memory).await.0;
     assert!(deleted.succeeded(), "{deleted:#?}");
 }
+
+/// Waiting for the groups' capacity goes on through a look refused for now: the first
+/// `DescribeAutoScalingGroups` of the wait answers a 500 (rafter's clients have the SDK's
+/// retries off), and the wait still ends with every group in service.
+#[tokio::test]
+async fn the_capacity_wait_looks_again_after_a_transient_refusal() {
+    let name = "capacity-blip.example.com";
+    let mut sources = common::example_sources("dev-aws");
+    sources.flags.name = Some(name.into());
+    let cluster = spec::load(&sources, None).unwrap().cluster;
+    let graph = build_graph(&cluster).unwrap();
+    let memory = Memory::default();
+    let (report, _) = common::apply::converge(name, &graph, &memory).await;
+    assert!(report.succeeded(), "{report:?}");
+    let groups: Vec<String> = graph
+        .nodes()
+        .iter()
+        .filter(|node| node.address.kind == ResourceKind::AutoscalingGroup)
+        .map(|node| match &node.resource {
+            rafter::graph::resources::Resource::AutoscalingGroup(group) => group.name.clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert!(!groups.is_empty());
+    let proxy = FaultProxy::start(
+        &common::moto::moto().endpoint,
+        FaultConfig {
+            lose_first_answer_to: Some("DescribeAutoScalingGroups"),
+            ..FaultConfig::default()
+        },
+    );
+    let provisioner = rafter::aws::AwsProvisioner::new(&proxy.sdk_config(), name);
+    let wait = rafter::aws::capacity::CapacityWait {
+        deadline: Duration::from_secs(30),
+        pause: Duration::from_millis(100),
+    };
+    let looks = Mutex::new(0);
+    rafter::aws::capacity::wait_for_capacity(&provisioner.context, &groups, wait, |_| {
+        *looks.lock().unwrap() += 1;
+    })
+    .await
+    .unwrap();
+    assert!(
+        proxy
+            .lost()
+            .contains_key("autoscaling DescribeAutoScalingGroups"),
+        "{:?}: the refusal the test is about never happened",
+        proxy.lost()
+    );
+    assert!(*looks.lock().unwrap() >= 1);
+}

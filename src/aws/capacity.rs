@@ -13,7 +13,7 @@ use aws_sdk_ec2::types::LocationType;
 
 use super::errors::AwsResultExt;
 use super::{Context, compute};
-use crate::apply::ProvisionError;
+use crate::apply::{ErrorClass, ProvisionError};
 use crate::model::placements::Placement;
 
 /// A group whose instance type is not offered in one of its zones.
@@ -136,7 +136,9 @@ pub struct CapacityWait {
 }
 
 /// Waits until every group in `groups` has its desired capacity in service; `progress` hears
-/// each look. Returns the groups still short when the deadline passed.
+/// each look. Returns the groups still short when the deadline passed. A look refused for
+/// now (throttled, a 5xx: rafter's clients have the SDK's retries off) is tried again at the
+/// next one; a lasting refusal, or one still there at the deadline, is the error.
 pub async fn wait_for_capacity(
     context: &Context,
     groups: &[String],
@@ -145,9 +147,16 @@ pub async fn wait_for_capacity(
 ) -> Result<(), CapacityError> {
     let started = Instant::now();
     loop {
-        let capacities = capacities(context, groups)
-            .await
-            .map_err(CapacityError::Describe)?;
+        let capacities = match capacities(context, groups).await {
+            Ok(capacities) => capacities,
+            Err(error)
+                if error.class == ErrorClass::Transient && started.elapsed() < wait.deadline =>
+            {
+                tokio::time::sleep(wait.pause).await;
+                continue;
+            }
+            Err(error) => return Err(CapacityError::Describe(error)),
+        };
         progress(&capacities);
         let short: Vec<GroupCapacity> = capacities
             .into_iter()
