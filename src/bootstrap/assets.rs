@@ -255,21 +255,19 @@ fn download(file: &FileEntry, cluster: &Cluster, arch: &str) -> Result<Download,
 
 /// The images each AWS add-on that is on runs, with its field under `spec.addons`.
 pub fn addon_images(addons: &Addons) -> Vec<(&'static str, &'static str)> {
-    let mut images = Vec::new();
-    if addons.cloud_controller_manager.enabled {
-        images.push(("aws-cloud-controller-manager", "cloudControllerManager"));
-    }
-    if addons.ebs_csi_driver.enabled {
-        images.extend(
-            EBS_CSI_IMAGES
+    addons
+        .each()
+        .into_iter()
+        .filter(|addon| addon.enabled)
+        .flat_map(|addon| match addon.name {
+            // The driver's own image is the first of them.
+            "aws-ebs-csi-driver" => EBS_CSI_IMAGES
                 .iter()
-                .map(|(_, image)| (*image, "ebsCSIDriver")),
-        );
-    }
-    if addons.cluster_autoscaler.enabled {
-        images.push(("cluster-autoscaler", "clusterAutoscaler"));
-    }
-    images
+                .map(|(_, image)| (*image, addon.field))
+                .collect::<Vec<_>>(),
+            name => vec![(name, addon.field)],
+        })
+        .collect()
 }
 
 /// The EBS CSI driver's images: (its manifest's name for it, the asset list's).

@@ -662,15 +662,9 @@ fn aws_addons(
         BTreeMap::new()
     };
     let mut removed = Vec::new();
-    for (addon, enabled) in [
-        (
-            "aws-cloud-controller-manager",
-            switches.cloud_controller_manager.enabled,
-        ),
-        ("aws-ebs-csi-driver", switches.ebs_csi_driver.enabled),
-        ("cluster-autoscaler", switches.cluster_autoscaler.enabled),
-    ] {
-        if !enabled {
+    for switch in switches.each() {
+        let addon = switch.name;
+        if !switch.enabled {
             // Switched off: whatever an earlier bundle applied goes (by its label).
             removed.push(addon);
             continue;

@@ -130,7 +130,37 @@ impl Default for Addons {
     }
 }
 
+/// One AWS add-on as the rest of rafter names it: its manifest, main image and removal label
+/// (`name`), its field under `spec.addons`, and whether it is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddonSwitch {
+    pub name: &'static str,
+    pub field: &'static str,
+    pub enabled: bool,
+}
+
 impl Addons {
+    /// Every add-on, in the order the first member applies them.
+    pub fn each(&self) -> [AddonSwitch; 3] {
+        [
+            AddonSwitch {
+                name: "aws-cloud-controller-manager",
+                field: "cloudControllerManager",
+                enabled: self.cloud_controller_manager.enabled,
+            },
+            AddonSwitch {
+                name: "aws-ebs-csi-driver",
+                field: "ebsCSIDriver",
+                enabled: self.ebs_csi_driver.enabled,
+            },
+            AddonSwitch {
+                name: "cluster-autoscaler",
+                field: "clusterAutoscaler",
+                enabled: self.cluster_autoscaler.enabled,
+            },
+        ]
+    }
+
     pub fn none() -> Self {
         Self {
             cloud_controller_manager: Switch { enabled: false },

@@ -270,40 +270,57 @@ async fn classic_load_balancers(context: &Context, reach: Reach) -> Listing {
     }
     let mut found = Vec::new();
     for chunk in names.chunks(20) {
-        context.calls.read("elasticloadbalancing");
-        let described = match context
-            .classic_elb
-            .describe_tags()
-            .set_load_balancer_names(Some(chunk.to_vec()))
-            .send()
-            .await
-            .aws()
-        {
-            Ok(described) => described,
-            // One went away since the listing: the next round lists again.
-            Err(error) if error.code == "LoadBalancerNotFound" => continue,
-            Err(error) => return Err(error),
+        let claimed_names = match classic_claimed_among(context, chunk, reach).await {
+            // One went away since the listing, which fails the whole batch: ask one by one,
+            // and skip what is gone (as for ELBv2's tags).
+            Err(error) if error.code == "LoadBalancerNotFound" => {
+                let mut claimed_names = Vec::new();
+                for name in chunk {
+                    match classic_claimed_among(context, std::slice::from_ref(name), reach).await {
+                        Ok(names) => claimed_names.extend(names),
+                        Err(error) if error.code == "LoadBalancerNotFound" => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+                claimed_names
+            }
+            result => result?,
         };
         found.extend(
-            described
-                .tag_descriptions()
+            claimed_names
                 .iter()
-                .filter(|description| {
-                    let tags = description
-                        .tags()
-                        .iter()
-                        .map(|tag| (Some(tag.key()), tag.value()));
-                    claimed(tags, context, reach)
-                })
-                .filter_map(|description| {
-                    Some(Found::of(
-                        LeftoverKind::ClassicLoadBalancer,
-                        description.load_balancer_name()?,
-                    ))
-                }),
+                .map(|name| Found::of(LeftoverKind::ClassicLoadBalancer, name)),
         );
     }
     Ok(found)
+}
+
+/// Names among `names` (at most 20) of classic load balancers tagged as in `reach`.
+async fn classic_claimed_among(
+    context: &Context,
+    names: &[String],
+    reach: Reach,
+) -> Result<Vec<String>, ProvisionError> {
+    context.calls.read("elasticloadbalancing");
+    let described = context
+        .classic_elb
+        .describe_tags()
+        .set_load_balancer_names(Some(names.to_vec()))
+        .send()
+        .await
+        .aws()?;
+    Ok(described
+        .tag_descriptions()
+        .iter()
+        .filter(|description| {
+            let tags = description
+                .tags()
+                .iter()
+                .map(|tag| (Some(tag.key()), tag.value()));
+            claimed(tags, context, reach)
+        })
+        .filter_map(|description| description.load_balancer_name().map(str::to_string))
+        .collect())
 }
 
 async fn load_balancers(context: &Context, reach: Reach) -> Listing {
