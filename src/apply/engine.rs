@@ -104,6 +104,7 @@ fn resolve_value(
                 .map(|fields| resolve(fields, outputs))
                 .collect::<Result<_, _>>()?,
         ),
+        Value::Json(document) => Value::Json(Box::new(resolve_value(document, outputs)?)),
         other => other.clone(),
     })
 }
@@ -439,6 +440,7 @@ mod tests {
                 Value::List(items) => items.iter().any(value),
                 Value::Block(fields) => has_reference(fields),
                 Value::Blocks(blocks) => blocks.iter().any(|fields| has_reference(fields)),
+                Value::Json(document) => value(document),
                 _ => false,
             }
         }

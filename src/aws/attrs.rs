@@ -87,6 +87,14 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// A JSON document's text (references resolved by then).
+    pub fn json(&self, name: &str) -> Result<String, ProvisionError> {
+        match self.value(name) {
+            Some(Value::Json(document)) => Ok(document.to_json().to_string()),
+            _ => Err(missing(name, "a JSON document")),
+        }
+    }
+
     /// A nested block, read the same way.
     pub fn block(&self, name: &str) -> Result<Attrs<'a>, ProvisionError> {
         match self.value(name) {

@@ -24,6 +24,11 @@ pub enum Value {
     Ref(Reference),
     /// A large value kept in its own file (user-data, policies).
     File(DataFile),
+    /// A JSON document built from the value inside (a block is an object, a list an
+    /// array), whose parts may be references: a resource policy that names the ARNs of other
+    /// resources. Terraform writes it as `jsonencode(…)`; the AWS target sends the JSON text
+    /// once the references are resolved ([`Value::to_json`]).
+    Json(Box<Value>),
 }
 
 impl Value {
@@ -49,9 +54,45 @@ impl Value {
                 .flatten()
                 .flat_map(|field| field.value.references())
                 .collect(),
+            Value::Json(document) => document.references(),
             Value::Str(_) | Value::Int(_) | Value::Bool(_) | Value::Map(_) | Value::File(_) => {
                 Vec::new()
             }
+        }
+    }
+
+    /// The JSON this value stands for: a block is an object (its fields in order), a list an
+    /// array, a reference its `${address.attribute}` text (resolve references first to
+    /// get what is sent), a file its content.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as Json;
+        match self {
+            Value::Str(text) => Json::String(text.clone()),
+            Value::Int(number) => Json::from(*number),
+            Value::Bool(flag) => Json::Bool(*flag),
+            Value::List(items) => Json::Array(items.iter().map(Value::to_json).collect()),
+            Value::Map(map) => Json::Object(
+                map.iter()
+                    .map(|(key, value)| (key.clone(), Json::String(value.clone())))
+                    .collect(),
+            ),
+            Value::Block(fields) => Json::Object(
+                fields
+                    .iter()
+                    .map(|field| (field.name.clone(), field.value.to_json()))
+                    .collect(),
+            ),
+            Value::Blocks(blocks) => Json::Array(
+                blocks
+                    .iter()
+                    .map(|fields| Value::Block(fields.clone()).to_json())
+                    .collect(),
+            ),
+            Value::Ref(reference) => {
+                Json::String(format!("${{{}.{}}}", reference.target, reference.attribute))
+            }
+            Value::File(file) => Json::String(file.content.clone()),
+            Value::Json(document) => document.to_json(),
         }
     }
 }

@@ -384,6 +384,7 @@ pub fn resolved_from(value: &Value, recorded: &BTreeMap<&Address, &RecordedResou
                 .map(|fields| resolved_fields(fields, recorded))
                 .collect(),
         ),
+        Value::Json(document) => Value::Json(Box::new(resolved_from(document, recorded))),
         other => other.clone(),
     }
 }

@@ -79,5 +79,6 @@ pub fn value_json(value: &Value) -> Json {
         Value::File(file) => {
             json!({ "file": file.name, "bytes": file.content.len(), "summary": file_summary(file) })
         }
+        Value::Json(document) => json!({ "json": document.to_json() }),
     }
 }

@@ -227,6 +227,7 @@ fn inline(value: &Value) -> String {
         }
         Value::Ref(reference) => format!("{}.{}", reference.target, reference.attribute),
         Value::File(file) => file_summary(file),
+        Value::Json(document) => document.to_json().to_string(),
     }
 }
 

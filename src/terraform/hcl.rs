@@ -15,6 +15,8 @@ pub enum Expr {
     List(Vec<Expr>),
     /// Always written over several lines, one `"key" = value` a line.
     Object(Vec<(String, Expr)>),
+    /// A function called with one argument: `jsonencode({ … })`.
+    Call(&'static str, Box<Expr>),
 }
 
 /// An item of a body: an attribute or a nested block.
@@ -73,7 +75,12 @@ pub fn quote(text: &str) -> String {
 
 impl Expr {
     fn is_multiline(&self) -> bool {
-        matches!(self, Expr::Object(entries) if !entries.is_empty())
+        match self {
+            Expr::Object(entries) => !entries.is_empty(),
+            Expr::Call(_, argument) => argument.is_multiline(),
+            Expr::List(items) => items.iter().any(Expr::is_multiline),
+            _ => false,
+        }
     }
 
     fn write(&self, out: &mut String, indent: usize) {
@@ -91,6 +98,12 @@ impl Expr {
                     item.write(out, indent);
                 }
                 out.push(']');
+            }
+            Expr::Call(function, argument) => {
+                out.push_str(function);
+                out.push('(');
+                argument.write(out, indent);
+                out.push(')');
             }
             Expr::Object(entries) if entries.is_empty() => out.push_str("{}"),
             Expr::Object(entries) => {
