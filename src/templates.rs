@@ -132,6 +132,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/addons/cluster-autoscaler.yaml.j2"),
     ),
     (
+        "addons/aws-node-termination-handler.yaml",
+        include_str!("../templates/addons/aws-node-termination-handler.yaml.j2"),
+    ),
+    (
         "addons/bootstrap-token.yaml",
         include_str!("../templates/addons/bootstrap-token.yaml.j2"),
     ),

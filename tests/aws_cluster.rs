@@ -501,3 +501,196 @@ async fn an_adopted_launch_template_is_brought_to_the_spec() {
     let deleted = common::apply::destroy(name, &lost).await.0;
     assert!(deleted.succeeded(), "{deleted:#?}");
 }
+
+/// The node termination handler's infrastructure on the emulator: the queue keeps events
+/// 300 s, encrypted, and only the cluster's five rules may send to it; every rule targets it;
+/// every node-running group has the terminating hook. A second apply writes nothing;
+/// switching the handler off deletes all of it and its IAM statements; deleting the cluster
+/// leaves none of it.
+#[tokio::test]
+async fn node_termination_handling_is_applied_switched_off_and_deleted() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+
+    let name = "nth.example.com";
+    let mut sources = common::example_sources("dev-aws");
+    sources.flags.name = Some(name.to_string());
+    let config_base = format!("s3://rafter-state/clusters/{name}");
+    let mut cluster = spec::load(&sources, Some(&config_base)).unwrap().cluster;
+    let graph = build_graph(&cluster).unwrap();
+    let memory = Memory::default();
+    let (report, _) = converge(name, &graph, &memory).await;
+    assert!(report.succeeded(), "{report:#?}");
+
+    let config = common::moto::sdk_config();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let autoscaling = aws_sdk_autoscaling::Client::new(&config);
+    let url = sqs
+        .get_queue_url()
+        .queue_name("nth-nth-example-com")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let attribute = |key: QueueAttributeName| attributes.attributes().unwrap()[&key].clone();
+    assert_eq!(attribute(QueueAttributeName::MessageRetentionPeriod), "300");
+    assert_eq!(attribute(QueueAttributeName::SqsManagedSseEnabled), "true");
+    let queue_arn = attribute(QueueAttributeName::QueueArn);
+    let policy: serde_json::Value =
+        serde_json::from_str(&attribute(QueueAttributeName::Policy)).unwrap();
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Principal"]["Service"], "events.amazonaws.com");
+    assert_eq!(statement["Action"], "sqs:SendMessage");
+    assert_eq!(statement["Resource"], queue_arn.as_str());
+
+    let rules = events
+        .list_rules()
+        .name_prefix("nth-")
+        .send()
+        .await
+        .unwrap();
+    let ours: Vec<_> = rules
+        .rules()
+        .iter()
+        .filter(|rule| rule.name().unwrap().ends_with("-nth-example-com"))
+        .collect();
+    assert_eq!(ours.len(), 5, "{ours:?}");
+    let mut rule_arns: Vec<String> = ours
+        .iter()
+        .map(|rule| rule.arn().unwrap().to_string())
+        .collect();
+    let mut allowed: Vec<String> = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arn| arn.as_str().unwrap().to_string())
+        .collect();
+    rule_arns.sort();
+    allowed.sort();
+    assert_eq!(allowed, rule_arns, "only the cluster's rules may send");
+    for rule in &ours {
+        let targets = events
+            .list_targets_by_rule()
+            .rule(rule.name().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let arns: Vec<&str> = targets
+            .targets()
+            .iter()
+            .map(|target| target.arn())
+            .collect();
+        assert_eq!(arns, [queue_arn.as_str()], "{}", rule.name().unwrap());
+    }
+    let lifecycle = ours
+        .iter()
+        .find(|rule| rule.name().unwrap().starts_with("nth-asg-lifecycle"))
+        .unwrap();
+    let groups = [
+        format!("control-plane-eu-west-1a.{name}"),
+        format!("nodes-workers.{name}"),
+    ];
+    let pattern: serde_json::Value =
+        serde_json::from_str(lifecycle.event_pattern().unwrap()).unwrap();
+    assert_eq!(
+        pattern["detail"]["AutoScalingGroupName"],
+        serde_json::json!(groups)
+    );
+    for group in &groups {
+        let hooks = autoscaling
+            .describe_lifecycle_hooks()
+            .auto_scaling_group_name(group)
+            .send()
+            .await
+            .unwrap();
+        let hooks: Vec<_> = hooks
+            .lifecycle_hooks()
+            .iter()
+            .map(|hook| {
+                (
+                    hook.lifecycle_hook_name().unwrap(),
+                    hook.lifecycle_transition().unwrap(),
+                    hook.default_result().unwrap(),
+                    hook.heartbeat_timeout().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            hooks,
+            [(
+                "rafter-node-termination",
+                "autoscaling:EC2_INSTANCE_TERMINATING",
+                "CONTINUE",
+                300
+            )],
+            "{group}"
+        );
+    }
+
+    // Applying again writes nothing.
+    let (again, provisioner) = converge(name, &graph, &memory).await;
+    assert!(again.succeeded(), "{again:#?}");
+    assert_eq!(
+        provisioner.calls().total_writes(),
+        0,
+        "{:?}",
+        provisioner.calls().snapshot()
+    );
+
+    // Switched off: the queue, the rules, the hooks and the handler's IAM statements go.
+    let mut addons = cluster.spec.addons();
+    addons.node_termination_handler.enabled = false;
+    cluster.spec.addons = Some(addons);
+    let without = build_graph(&cluster).unwrap();
+    let change = plan::diff(name, &without, &memory.records()).unwrap();
+    let deleted: Vec<ResourceKind> = change
+        .changes
+        .iter()
+        .filter(|change| change.action == Action::Delete)
+        .map(|change| change.address.kind)
+        .collect();
+    assert_eq!(deleted.len(), 1 + 1 + 5 + 5 + 2, "{deleted:?}");
+    let (off, _) = converge(name, &without, &memory).await;
+    assert!(off.succeeded(), "{off:#?}");
+    assert!(
+        common::inventory::tagged_counts(name).await[&ResourceKind::SqsQueue] == 0
+            && common::inventory::tagged_counts(name).await[&ResourceKind::EventRule] == 0
+    );
+    for group in &groups {
+        let hooks = autoscaling
+            .describe_lifecycle_hooks()
+            .auto_scaling_group_name(group)
+            .send()
+            .await
+            .unwrap();
+        assert!(hooks.lifecycle_hooks().is_empty(), "{group}");
+    }
+    let iam = aws_sdk_iam::Client::new(&config);
+    let role = format!("control-plane.{name}");
+    let document = iam
+        .get_role_policy()
+        .role_name(&role)
+        .policy_name(&role)
+        .send()
+        .await
+        .unwrap()
+        .policy_document()
+        .to_string();
+    assert!(!document.contains("NodeTerminationHandler"), "{document}");
+
+    // Back on, then the cluster is deleted: nothing of it is left.
+    let (on, _) = converge(name, &graph, &memory).await;
+    assert!(on.succeeded(), "{on:#?}");
+    let (gone, _) = destroy(name, &memory).await;
+    assert!(gone.succeeded(), "{gone:#?}");
+    assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
+}

@@ -182,7 +182,11 @@ impl World {
             session
                 .upload(
                     PROVIDER_ID_FILE,
-                    format!("RAFTER_PROVIDER_ID=aws:///{member}/{instance}\n").as_bytes(),
+                    format!(
+                        "RAFTER_PROVIDER_ID=aws:///{member}/{instance}\nRAFTER_ACCOUNT_ID={}\n",
+                        common::imds::ACCOUNT
+                    )
+                    .as_bytes(),
                     0o644,
                 )
                 .await
@@ -485,7 +489,8 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
         }
         Ok(())
     });
-    // The first boot wrote each instance's provider ID from its metadata, for the kubelet.
+    // The first boot wrote each instance's provider ID from its metadata, for the kubelet, and
+    // the account, for the node termination handler's queue URL.
     for (host, _, zone) in &INSTANCES[1..] {
         let instance = world.fleet.instance_of(host).unwrap();
         assert_eq!(
@@ -493,7 +498,10 @@ async fn members_find_each_other_at_boot_and_a_replacement_rejoins() {
                 .testbed
                 .ssh_ok(host, &format!("cat {PROVIDER_ID_FILE}"))
                 .trim(),
-            format!("RAFTER_PROVIDER_ID=aws:///{zone}/{instance}"),
+            format!(
+                "RAFTER_PROVIDER_ID=aws:///{zone}/{instance}\nRAFTER_ACCOUNT_ID={}",
+                common::imds::ACCOUNT
+            ),
             "{host}"
         );
     }

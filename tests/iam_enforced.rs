@@ -617,6 +617,7 @@ mod iam_conditions {
         CloudController,
         EbsCsi,
         Autoscaler,
+        TerminationHandler,
         /// rafter's own statements, whatever the add-ons.
         Always,
         Never,
@@ -976,6 +977,71 @@ mod iam_conditions {
                 &asg(&format!("nodes-workers.{CLUSTER}")),
                 resource_tags(&[this_tag]),
             ),
+            // The node termination handler: its own queue, lifecycle actions of the cluster's
+            // node-running groups.
+            case(
+                "complete a control-plane member's lifecycle action",
+                Needs::TerminationHandler,
+                "autoscaling:CompleteLifecycleAction",
+                &asg(&format!("control-plane-eu-west-1a.{CLUSTER}")),
+                resource_tags(&[this_tag]),
+            ),
+            case(
+                "complete a node group's lifecycle action",
+                Needs::TerminationHandler,
+                "autoscaling:CompleteLifecycleAction",
+                &asg(&format!("nodes-gpu.{CLUSTER}")),
+                resource_tags(&[this_tag]),
+            ),
+            case(
+                "complete a lifecycle action of a same-named group of another cluster",
+                Needs::Never,
+                "autoscaling:CompleteLifecycleAction",
+                &asg(&format!("nodes-gpu.{CLUSTER}")),
+                resource_tags(&[other_tag]),
+            ),
+            case(
+                "complete a lifecycle action of a group rafter did not make",
+                Needs::Never,
+                "autoscaling:CompleteLifecycleAction",
+                &asg("batch-workers"),
+                resource_tags(&[this_tag]),
+            ),
+            case(
+                "receive from the cluster's queue",
+                Needs::TerminationHandler,
+                "sqs:ReceiveMessage",
+                &arn("sqs", "nth-c-example-com"),
+                json!({}),
+            ),
+            case(
+                "delete from the cluster's queue",
+                Needs::TerminationHandler,
+                "sqs:DeleteMessage",
+                &arn("sqs", "nth-c-example-com"),
+                json!({}),
+            ),
+            case(
+                "receive from another cluster's queue",
+                Needs::Never,
+                "sqs:ReceiveMessage",
+                &arn("sqs", "nth-other-example-com"),
+                json!({}),
+            ),
+            case(
+                "send to the cluster's queue",
+                Needs::Never,
+                "sqs:SendMessage",
+                &arn("sqs", "nth-c-example-com"),
+                json!({}),
+            ),
+            case(
+                "purge the cluster's queue",
+                Needs::Never,
+                "sqs:PurgeQueue",
+                &arn("sqs", "nth-c-example-com"),
+                json!({}),
+            ),
             // Never anyone's.
             case(
                 "start instances",
@@ -1106,17 +1172,19 @@ mod iam_conditions {
     fn each_addon_may_do_what_it_needs_to_this_clusters_resources_and_nothing_more() {
         let cases = cases();
         let configurations = [
-            ("all on", true, true, true),
-            ("cloud controller only", true, false, false),
-            ("EBS CSI driver only", false, true, false),
-            ("autoscaler only", false, false, true),
-            ("none", false, false, false),
+            ("all on", true, true, true, true),
+            ("cloud controller only", true, false, false, false),
+            ("EBS CSI driver only", false, true, false, false),
+            ("autoscaler only", false, false, true, false),
+            ("termination handler only", false, false, false, true),
+            ("none", false, false, false, false),
         ];
-        for (label, ccm, ebs, autoscaler) in configurations {
+        for (label, ccm, ebs, autoscaler, termination) in configurations {
             let addons = Addons {
                 cloud_controller_manager: switch(ccm),
                 ebs_csi_driver: switch(ebs),
                 cluster_autoscaler: switch(autoscaler),
+                node_termination_handler: switch(termination),
             };
             let policies = policies(addons);
             assert_eq!(
@@ -1131,6 +1199,7 @@ mod iam_conditions {
                         Needs::CloudController => ccm,
                         Needs::EbsCsi => ebs,
                         Needs::Autoscaler => autoscaler,
+                        Needs::TerminationHandler => termination,
                         Needs::Always => true,
                         Needs::Never => false,
                     };

@@ -231,6 +231,9 @@ fn every_taggable_resource_carries_ownership_tags() {
                     | ResourceKind::DnsRecord
                     | ResourceKind::Image
                     | ResourceKind::HostedZone
+                    | ResourceKind::SqsQueuePolicy
+                    | ResourceKind::EventTarget
+                    | ResourceKind::LifecycleHook
             );
             match tags {
                 Some(tags) => {
@@ -701,9 +704,14 @@ fn ec2_permissions_are_the_control_planes_and_bound_to_the_clusters_tags() {
                     continue;
                 }
                 let sid = statement["Sid"].as_str().unwrap();
-                if ["CloudController", "EbsCsi", "ClusterAutoscaler"]
-                    .iter()
-                    .any(|addon| sid.starts_with(addon))
+                if [
+                    "CloudController",
+                    "EbsCsi",
+                    "ClusterAutoscaler",
+                    "NodeTerminationHandler",
+                ]
+                .iter()
+                .any(|addon| sid.starts_with(addon))
                 {
                     let reads_only = actions.iter().all(|action| {
                         let name = action.split_once(':').unwrap().1;

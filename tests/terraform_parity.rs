@@ -181,6 +181,33 @@ async fn cloud_tags(config: &aws_config::SdkConfig, recorded: &RecordedResource)
                 })
                 .collect()
         }
+        ResourceKind::SqsQueue => {
+            let listed = aws_sdk_sqs::Client::new(config)
+                .list_queue_tags()
+                .queue_url(recorded.outputs["url"].clone())
+                .send()
+                .await
+                .unwrap();
+            listed
+                .tags()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        }
+        ResourceKind::EventRule => {
+            let listed = aws_sdk_eventbridge::Client::new(config)
+                .list_tags_for_resource()
+                .resource_arn(recorded.outputs["arn"].clone())
+                .send()
+                .await
+                .unwrap();
+            listed
+                .tags()
+                .iter()
+                .map(|tag| (tag.key().to_string(), tag.value().to_string()))
+                .collect()
+        }
         _ => return None,
     };
     Some(pairs.into_iter().collect())

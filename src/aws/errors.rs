@@ -43,6 +43,10 @@ const STILL_IN_USE_CODES: &[&str] = &[
     "OperationAborted",
     // A volume an instance still holds (a terminating one lets go of it).
     "VolumeInUse",
+    // SQS CreateQueue within 60 seconds of deleting a queue of the same name (the SQS API
+    // reference, DeleteQueue), under its JSON and query protocol names.
+    "QueueDeletedRecently",
+    "AWS.SimpleQueueService.QueueDeletedRecently",
 ];
 
 /// An answer AWS gives while something just made propagates, or while the other side
@@ -228,6 +232,7 @@ mod tests {
             "SlowDown",
             "PriorRequestNotComplete",
             "DependencyViolation",
+            "QueueDeletedRecently",
         ] {
             assert_eq!(
                 classify(Some(code), None, Some(400), false),

@@ -12,6 +12,7 @@ pub mod compute;
 pub mod dns;
 pub mod ec2;
 pub mod errors;
+pub mod events;
 pub mod health;
 pub mod iam;
 pub mod loadbalancer;
@@ -45,6 +46,9 @@ pub struct Context {
     pub classic_elb: aws_sdk_elasticloadbalancing::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub route53: aws_sdk_route53::Client,
+    /// The node termination handler's queue, and the EventBridge rules that feed it.
+    pub sqs: aws_sdk_sqs::Client,
+    pub events: aws_sdk_eventbridge::Client,
     pub cluster: String,
     pub calls: CallCounter,
     /// Addresses of the EC2 resources this cluster's tags already mark, listed once per
@@ -119,6 +123,8 @@ impl AwsProvisioner {
                 classic_elb: aws_sdk_elasticloadbalancing::Client::new(config),
                 autoscaling: aws_sdk_autoscaling::Client::new(config),
                 route53: aws_sdk_route53::Client::new(config),
+                sqs: aws_sdk_sqs::Client::new(config),
+                events: aws_sdk_eventbridge::Client::new(config),
                 cluster: cluster.to_string(),
                 calls: CallCounter::default(),
                 tagged: tokio::sync::OnceCell::new(),
@@ -150,6 +156,7 @@ enum Family {
     Volume,
     LoadBalancer,
     Dns,
+    Events,
     NotAws,
 }
 
@@ -163,6 +170,7 @@ fn family(kind: ResourceKind) -> Family {
         Concern::Compute => Family::Compute,
         Concern::LoadBalancer => Family::LoadBalancer,
         Concern::Dns => Family::Dns,
+        Concern::Events => Family::Events,
         Concern::Hosts => Family::NotAws,
     }
 }
@@ -201,6 +209,7 @@ impl Provisioner for AwsProvisioner {
             Family::Volume => volumes::create(context, address, attrs).await,
             Family::LoadBalancer => loadbalancer::create(context, address.kind, attrs).await,
             Family::Dns => dns::upsert_record(context, attrs).await,
+            Family::Events => events::create(context, address.kind, attrs).await,
             Family::NotAws => Err(not_aws(address)),
         }
     }
@@ -218,6 +227,7 @@ impl Provisioner for AwsProvisioner {
             Family::Volume => volumes::update(context, recorded, attrs).await,
             Family::LoadBalancer => loadbalancer::update(context, recorded, attrs).await,
             Family::Dns => dns::upsert_record(context, attrs).await,
+            Family::Events => events::update(context, recorded, attrs).await,
             Family::NotAws => Err(not_aws(&recorded.address)),
         }
     }
@@ -231,6 +241,7 @@ impl Provisioner for AwsProvisioner {
             Family::Volume => volumes::delete(context, recorded).await,
             Family::LoadBalancer => loadbalancer::delete(context, recorded).await,
             Family::Dns => dns::delete_record(context, recorded).await,
+            Family::Events => events::delete(context, recorded).await,
             Family::NotAws => Err(not_aws(&recorded.address)),
         }
     }

@@ -611,6 +611,7 @@ pub fn node_files(
                     Vec::new()
                 },
                 apply_addons => applies_addons,
+                termination_queue => termination_queue(cluster).filter(|_| applies_addons),
                 etcd_discovery => boots_named,
                 label_control_plane => boots_named,
                 etcd_backups => control_plane && spec.etcd.backup_interval_minutes > 0,
@@ -629,6 +630,27 @@ pub fn node_files(
         )?,
     );
     Ok(files.0)
+}
+
+/// What the add-ons step needs to write the node termination handler's queue URL (the
+/// account comes from the instance): the URL's prefix and the queue's name, the ConfigMap,
+/// the add-on's label and the file the first boot writes the account to. `None` unless the
+/// handler is on.
+fn termination_queue(cluster: &Cluster) -> Option<minijinja::Value> {
+    let spec = &cluster.spec;
+    if spec.provider != crate::spec::Provider::Aws
+        || !spec.addons().node_termination_handler.enabled
+    {
+        return None;
+    }
+    let naming = crate::model::naming::Naming::new(&cluster.metadata.name);
+    Some(minijinja::context! {
+        url_prefix => crate::model::termination::queue_url_prefix(spec.region.as_deref().unwrap_or_default()),
+        name => crate::model::termination::queue_name(&naming),
+        config_map => crate::model::termination::QUEUE_CONFIG_MAP,
+        addon => "aws-node-termination-handler",
+        identity_file => crate::model::compute::PROVIDER_ID_FILE,
+    })
 }
 
 /// The AWS add-ons that are on, rendered into `files` and listed in `applied` in the order
@@ -680,6 +702,9 @@ fn aws_addons(
                 addon_label_key => ADDON_LABEL,
                 addon_label => addon,
                 controller_replicas => spec.control_plane.count.clamp(1, 2),
+                managed_tag => naming.kubernetes_cluster_tag(),
+                queue_config_map => crate::model::termination::QUEUE_CONFIG_MAP,
+                probes_port => crate::model::termination::PROBES_PORT,
                 ..addon_context.clone()
             },
         )?;

@@ -33,6 +33,11 @@ pub enum ResourceKind {
     Listener,
     HostedZone,
     DnsRecord,
+    SqsQueue,
+    SqsQueuePolicy,
+    EventRule,
+    EventTarget,
+    LifecycleHook,
     SshHost,
 }
 
@@ -45,6 +50,9 @@ pub enum Concern {
     Compute,
     LoadBalancer,
     Dns,
+    /// How instance events reach the cluster: the node termination handler's queue, the
+    /// EventBridge rules feeding it and the groups' lifecycle hooks.
+    Events,
     Hosts,
 }
 
@@ -57,6 +65,7 @@ impl Concern {
             Concern::Compute => "compute",
             Concern::LoadBalancer => "loadbalancer",
             Concern::Dns => "dns",
+            Concern::Events => "events",
             Concern::Hosts => "hosts",
         }
     }
@@ -90,6 +99,11 @@ impl ResourceKind {
             ResourceKind::Listener => "aws_lb_listener",
             ResourceKind::HostedZone => "aws_route53_zone",
             ResourceKind::DnsRecord => "aws_route53_record",
+            ResourceKind::SqsQueue => "aws_sqs_queue",
+            ResourceKind::SqsQueuePolicy => "aws_sqs_queue_policy",
+            ResourceKind::EventRule => "aws_cloudwatch_event_rule",
+            ResourceKind::EventTarget => "aws_cloudwatch_event_target",
+            ResourceKind::LifecycleHook => "aws_autoscaling_lifecycle_hook",
             ResourceKind::SshHost => "ssh_host",
         }
     }
@@ -136,7 +150,9 @@ impl ResourceKind {
             | ResourceKind::LaunchTemplate
             | ResourceKind::AutoscalingGroup
             | ResourceKind::LoadBalancer
-            | ResourceKind::TargetGroup => true,
+            | ResourceKind::TargetGroup
+            | ResourceKind::SqsQueue
+            | ResourceKind::EventRule => true,
             ResourceKind::Route
             | ResourceKind::RouteTableAssociation
             | ResourceKind::SecurityGroupIngressRule
@@ -146,12 +162,15 @@ impl ResourceKind {
             | ResourceKind::Listener
             | ResourceKind::HostedZone
             | ResourceKind::DnsRecord
+            | ResourceKind::SqsQueuePolicy
+            | ResourceKind::EventTarget
+            | ResourceKind::LifecycleHook
             | ResourceKind::SshHost => false,
         }
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [ResourceKind; 25] = [
+    pub const ALL: [ResourceKind; 30] = [
         ResourceKind::Vpc,
         ResourceKind::Subnet,
         ResourceKind::InternetGateway,
@@ -176,6 +195,11 @@ impl ResourceKind {
         ResourceKind::Listener,
         ResourceKind::HostedZone,
         ResourceKind::DnsRecord,
+        ResourceKind::SqsQueue,
+        ResourceKind::SqsQueuePolicy,
+        ResourceKind::EventRule,
+        ResourceKind::EventTarget,
+        ResourceKind::LifecycleHook,
         ResourceKind::SshHost,
     ];
 
@@ -209,6 +233,11 @@ impl ResourceKind {
                 Concern::LoadBalancer
             }
             ResourceKind::HostedZone | ResourceKind::DnsRecord => Concern::Dns,
+            ResourceKind::SqsQueue
+            | ResourceKind::SqsQueuePolicy
+            | ResourceKind::EventRule
+            | ResourceKind::EventTarget
+            | ResourceKind::LifecycleHook => Concern::Events,
             ResourceKind::SshHost => Concern::Hosts,
         }
     }

@@ -127,6 +127,11 @@ resources! {
     Listener(Listener),
     HostedZone(HostedZone),
     DnsRecord(DnsRecord),
+    SqsQueue(SqsQueue),
+    SqsQueuePolicy(SqsQueuePolicy),
+    EventRule(EventRule),
+    EventTarget(EventTarget),
+    LifecycleHook(LifecycleHook),
     SshHost(SshHost),
 }
 
@@ -836,5 +841,114 @@ impl Resource {
             }
             _ => Vec::new(),
         }
+    }
+}
+
+/// A queue the node termination handler reads instance events from (queue mode).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqsQueue {
+    pub name: String,
+    /// How long an unread event is kept: past it, the instance is gone anyway.
+    pub message_retention_seconds: u32,
+    pub tags: Tags,
+}
+
+impl SqsQueue {
+    fn attributes(&self) -> Vec<Field> {
+        Fields::new()
+            .immutable("name", Value::str(&self.name))
+            .mutable(
+                "message_retention_seconds",
+                Value::Int(i64::from(self.message_retention_seconds)),
+            )
+            .mutable("sqs_managed_sse_enabled", Value::Bool(true))
+            .tags(&self.tags)
+            .build()
+    }
+}
+
+/// Who may send to a queue: its resource policy, a JSON document that names the queue's
+/// ARN and the rules' ARNs (known once they exist).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqsQueuePolicy {
+    pub queue: Ref<SqsQueue>,
+    pub policy: Value,
+}
+
+impl SqsQueuePolicy {
+    fn attributes(&self) -> Vec<Field> {
+        Fields::new()
+            .immutable("queue_url", Value::Ref(self.queue.id()))
+            .mutable("policy", Value::Json(Box::new(self.policy.clone())))
+            .build()
+    }
+}
+
+/// An EventBridge rule on the account's default bus, matching `event_pattern` (JSON text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRule {
+    pub name: String,
+    pub description: String,
+    pub event_pattern: String,
+    pub tags: Tags,
+}
+
+impl EventRule {
+    fn attributes(&self) -> Vec<Field> {
+        Fields::new()
+            .immutable("name", Value::str(&self.name))
+            .mutable("description", Value::str(&self.description))
+            .mutable("event_pattern", Value::str(&self.event_pattern))
+            .tags(&self.tags)
+            .build()
+    }
+}
+
+/// Where a rule sends what it matched: a queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventTarget {
+    pub rule: Ref<EventRule>,
+    pub target_id: String,
+    pub queue: Ref<SqsQueue>,
+}
+
+impl EventTarget {
+    fn attributes(&self) -> Vec<Field> {
+        Fields::new()
+            .immutable("rule", Value::Ref(self.rule.attribute("name")))
+            .immutable("target_id", Value::str(&self.target_id))
+            .mutable("arn", Value::Ref(self.queue.arn()))
+            .build()
+    }
+}
+
+/// A lifecycle hook holding an auto-scaling group's instances in a transition until someone
+/// completes the action or the heartbeat runs out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LifecycleHook {
+    pub name: String,
+    pub group: Ref<AutoscalingGroup>,
+    /// `autoscaling:EC2_INSTANCE_TERMINATING` or `…_LAUNCHING`.
+    pub transition: String,
+    /// `CONTINUE` or `ABANDON`, when the heartbeat runs out.
+    pub default_result: String,
+    pub heartbeat_timeout_seconds: u32,
+}
+
+impl LifecycleHook {
+    fn attributes(&self) -> Vec<Field> {
+        Fields::new()
+            .immutable("name", Value::str(&self.name))
+            .immutable(
+                "autoscaling_group_name",
+                Value::Ref(self.group.attribute("name")),
+            )
+            .mutable("lifecycle_transition", Value::str(&self.transition))
+            .mutable("default_result", Value::str(&self.default_result))
+            .mutable(
+                "heartbeat_timeout",
+                Value::Int(i64::from(self.heartbeat_timeout_seconds)),
+            )
+            .build()
     }
 }

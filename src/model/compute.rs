@@ -43,8 +43,9 @@ struct UserDataContext<'a> {
 }
 
 /// Where an instance's first boot writes `RAFTER_PROVIDER_ID=aws:///ZONE/INSTANCE-ID` from its
-/// metadata, for the kubelet's `--provider-id` (a bundle serves a whole group, so the
-/// instance's own identity is only known on the instance).
+/// metadata, for the kubelet's `--provider-id`, and `RAFTER_ACCOUNT_ID`, for the node
+/// termination handler's queue URL (a bundle serves a whole group, so the instance's own
+/// identity is only known on the instance).
 pub const PROVIDER_ID_FILE: &str = "/etc/rafter/kubelet.env";
 
 /// One group of identical instances: its launch template and auto-scaling group.
@@ -101,7 +102,10 @@ impl Builder<'_> {
         }
     }
 
-    fn instance_group(&mut self, group: InstanceGroup<'_>) -> Result<(), ModelError> {
+    fn instance_group(
+        &mut self,
+        group: InstanceGroup<'_>,
+    ) -> Result<Ref<AutoscalingGroup>, ModelError> {
         let spec = &self.cluster.spec;
         let user_data = crate::templates::render(
             "user-data/node.sh",
@@ -148,7 +152,7 @@ impl Builder<'_> {
             instance_tags: instance_tags.clone(),
         };
         let launch_template = self.graph.add(group.local.clone(), template);
-        self.graph.add(
+        Ok(self.graph.add(
             group.local.clone(),
             AutoscalingGroup {
                 name: self.naming.qualified(&group.local),
@@ -160,8 +164,7 @@ impl Builder<'_> {
                 data_volume: group.data_volume,
                 tags: instance_tags,
             },
-        );
-        Ok(())
+        ))
     }
 }
 
@@ -174,6 +177,21 @@ pub fn node_group_local(group: &str) -> String {
 /// size, and the one its IAM statement names).
 pub fn node_group_asg_name(naming: &Naming, group: &str) -> String {
     naming.qualified(&node_group_local(group))
+}
+
+/// The names of the auto-scaling groups that run nodes: every control-plane member's and
+/// every node group's (not the bastion's), as [`build`] names them.
+pub fn node_running_asg_names(cluster: &Cluster, naming: &Naming) -> Vec<String> {
+    let spec = &cluster.spec;
+    control_plane_slots(spec.control_plane.count, &spec.networking.zones)
+        .iter()
+        .map(|slot| naming.qualified(&slot.group()))
+        .chain(
+            spec.node_groups
+                .iter()
+                .map(|group| node_group_asg_name(naming, &group.name)),
+        )
+        .collect()
 }
 
 /// One control-plane member on AWS: its zone, and its place among that zone's members. Each
@@ -231,6 +249,9 @@ pub fn control_plane_slots(count: u32, zones: &[String]) -> Vec<ControlPlaneSlot
         .collect()
 }
 
+/// The launch templates and auto-scaling groups of the control-plane members, node groups
+/// and bastion, with the members' etcd volumes. Returns the groups that run nodes (not the
+/// bastion's).
 pub fn build(
     graph: &mut ResourceGraph,
     cluster: &Cluster,
@@ -239,7 +260,7 @@ pub fn build(
     groups: &SecurityGroups,
     profiles: &InstanceProfiles,
     api: &ApiLoadBalancer,
-) -> Result<(), ModelError> {
+) -> Result<Vec<Ref<AutoscalingGroup>>, ModelError> {
     let spec = &cluster.spec;
     let key_pair = spec.ssh_access.public_key.as_ref().map(|public_key| {
         graph.add(
@@ -259,6 +280,7 @@ pub fn build(
         images: BTreeMap::new(),
     };
     let public_nodes = spec.networking.topology == Topology::Public;
+    let mut node_groups = Vec::new();
 
     for slot in control_plane_slots(spec.control_plane.count, &spec.networking.zones) {
         let member = slot.member();
@@ -276,7 +298,7 @@ pub fn build(
                 tags: volume_tags,
             },
         );
-        builder.instance_group(InstanceGroup {
+        node_groups.push(builder.instance_group(InstanceGroup {
             local: slot.group(),
             role: CONTROL_PLANE_ROLE,
             bundle: Some(BundleOwner::ControlPlaneMember(&member)),
@@ -292,7 +314,7 @@ pub fn build(
             target_groups: api.target_groups(),
             data_volume: Some(data_volume),
             extra_tags: BTreeMap::new(),
-        })?;
+        })?);
     }
 
     for node_group in &spec.node_groups {
@@ -306,7 +328,7 @@ pub fn build(
                 "owned".to_string(),
             ),
         ]);
-        builder.instance_group(InstanceGroup {
+        node_groups.push(builder.instance_group(InstanceGroup {
             local: node_group_local(&node_group.name),
             role: "node",
             bundle: Some(BundleOwner::NodeGroup(&node_group.name)),
@@ -322,7 +344,7 @@ pub fn build(
             target_groups: Vec::new(),
             data_volume: None,
             extra_tags,
-        })?;
+        })?);
     }
 
     if let (Some(bastion), Some(bastion_group)) = (&spec.bastion, &groups.bastion) {
@@ -344,7 +366,7 @@ pub fn build(
             extra_tags: BTreeMap::new(),
         })?;
     }
-    Ok(())
+    Ok(node_groups)
 }
 
 #[cfg(test)]

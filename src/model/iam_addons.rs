@@ -24,6 +24,9 @@
 //! | `EbsCsiManageVolumes` | attach, detach, modify, delete volumes carrying both tags | same |
 //! | `EbsCsiAttachToNodes` | attach to and detach from this cluster's instances | same |
 //! | `ClusterAutoscalerRead` | auto-scaling, image, instance-type and template describes | autoscaler `cluster-autoscaler/cloudprovider/aws/README.md` (full features policy, without EKS) |
+//! | `NodeTerminationHandlerRead` | `autoscaling:DescribeAutoScalingInstances`, `autoscaling:DescribeTags`, `ec2:DescribeInstances` | aws-node-termination-handler README, "Queue Processor" IAM policy |
+//! | `NodeTerminationHandlerQueue` | `sqs:ReceiveMessage`, `sqs:DeleteMessage` on the cluster's queue only (kops and the README: any queue) | same |
+//! | `NodeTerminationHandlerCompleteLifecycle` | `autoscaling:CompleteLifecycleAction` on the cluster's node-running groups by name, carrying the cluster tag | same; kops conditions it on the cluster tag |
 //! | `ClusterAutoscalerResizeNodeGroups` | `SetDesiredCapacity`, `TerminateInstanceInAutoScalingGroup` on the node groups' auto-scaling groups by name, carrying the cluster tag | same, restricted by name as its README advises; never a control-plane member's group |
 //!
 //! The EBS statements require the driver's own `ebs.csi.aws.com/cluster: true` tag on a
@@ -36,7 +39,7 @@
 
 use serde_json::{Value, json};
 
-use super::compute::node_group_asg_name;
+use super::compute::{node_group_asg_name, node_running_asg_names};
 use super::iam::partition;
 use super::naming::Naming;
 use crate::spec::Cluster;
@@ -57,6 +60,9 @@ pub fn statements(cluster: &Cluster, naming: &Naming) -> Vec<Value> {
     }
     if addons.cluster_autoscaler.enabled {
         statements.extend(cluster_autoscaler(cluster, naming, &scope));
+    }
+    if addons.node_termination_handler.enabled {
+        statements.extend(node_termination_handler(cluster, naming, &scope));
     }
     statements
 }
@@ -94,6 +100,14 @@ impl Scope {
 
     fn ec2_arn(&self, resource: &str) -> String {
         format!("arn:{}:ec2:{}:*:{resource}/*", self.partition, self.region)
+    }
+
+    /// An auto-scaling group's ARN by its name.
+    fn asg_arn(&self, name: &str) -> String {
+        format!(
+            "arn:{}:autoscaling:{}:*:autoScalingGroup:*:autoScalingGroupName/{name}",
+            self.partition, self.region
+        )
     }
 }
 
@@ -266,14 +280,7 @@ fn cluster_autoscaler(cluster: &Cluster, naming: &Naming, scope: &Scope) -> Vec<
         .spec
         .node_groups
         .iter()
-        .map(|group| {
-            format!(
-                "arn:{}:autoscaling:{}:*:autoScalingGroup:*:autoScalingGroupName/{}",
-                scope.partition,
-                scope.region,
-                node_group_asg_name(naming, &group.name)
-            )
-        })
+        .map(|group| scope.asg_arn(&node_group_asg_name(naming, &group.name)))
         .collect();
     let mut statements = vec![statement(
         "ClusterAutoscalerRead",
@@ -297,6 +304,46 @@ fn cluster_autoscaler(cluster: &Cluster, naming: &Naming, scope: &Scope) -> Vec<
                 "autoscaling:SetDesiredCapacity",
                 "autoscaling:TerminateInstanceInAutoScalingGroup",
             ],
+            json!(groups),
+            Some(scope.resource_owned()),
+        ));
+    }
+    statements
+}
+
+fn node_termination_handler(cluster: &Cluster, naming: &Naming, scope: &Scope) -> Vec<Value> {
+    let groups: Vec<String> = node_running_asg_names(cluster, naming)
+        .iter()
+        .map(|name| scope.asg_arn(name))
+        .collect();
+    let queue = format!(
+        "arn:{}:sqs:{}:*:{}",
+        scope.partition,
+        scope.region,
+        super::termination::queue_name(naming)
+    );
+    let mut statements = vec![
+        statement(
+            "NodeTerminationHandlerRead",
+            &[
+                "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling:DescribeTags",
+                "ec2:DescribeInstances",
+            ],
+            json!("*"),
+            None,
+        ),
+        statement(
+            "NodeTerminationHandlerQueue",
+            &["sqs:DeleteMessage", "sqs:ReceiveMessage"],
+            json!(queue),
+            None,
+        ),
+    ];
+    if !groups.is_empty() {
+        statements.push(statement(
+            "NodeTerminationHandlerCompleteLifecycle",
+            &["autoscaling:CompleteLifecycleAction"],
             json!(groups),
             Some(scope.resource_owned()),
         ));
@@ -336,6 +383,7 @@ mod tests {
         let ccm = only(&|addons| addons.cloud_controller_manager = on);
         let ebs = only(&|addons| addons.ebs_csi_driver = on);
         let autoscaler = only(&|addons| addons.cluster_autoscaler = on);
+        let termination = only(&|addons| addons.node_termination_handler = on);
         assert!(
             ccm.iter().all(|sid| sid.starts_with("CloudController")),
             "{ccm:?}"
@@ -347,12 +395,19 @@ mod tests {
                 .all(|sid| sid.starts_with("ClusterAutoscaler")),
             "{autoscaler:?}"
         );
+        assert!(
+            termination
+                .iter()
+                .all(|sid| sid.starts_with("NodeTerminationHandler")),
+            "{termination:?}"
+        );
         let all = Addons {
             cloud_controller_manager: on,
             ebs_csi_driver: on,
             cluster_autoscaler: on,
+            node_termination_handler: on,
         };
-        assert_eq!(sids(all), [ccm, ebs, autoscaler].concat());
+        assert_eq!(sids(all), [ccm, ebs, autoscaler, termination].concat());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod network;
 pub mod placements;
 pub mod pod_network;
 pub mod security;
+pub mod termination;
 
 use crate::graph::{GraphError, ResourceGraph};
 use crate::spec::{Cluster, Provider, SubnetKind};
@@ -51,5 +52,9 @@ fn build_aws(graph: &mut ResourceGraph, cluster: &Cluster) -> Result<(), ModelEr
     let profiles = iam::build(graph, cluster, &naming);
     let api = loadbalancer::build(graph, spec, &naming, &network, &groups)?;
     dns::build(graph, cluster, &api);
-    compute::build(graph, cluster, &naming, &network, &groups, &profiles, &api)
+    let node_groups = compute::build(graph, cluster, &naming, &network, &groups, &profiles, &api)?;
+    if spec.addons().node_termination_handler.enabled {
+        termination::build(graph, &naming, &node_groups);
+    }
+    Ok(())
 }

@@ -87,6 +87,17 @@ impl Naming {
         format!("{}-{hash}", kept.trim_end_matches('-'))
     }
 
+    /// Whether `name` may be one [`Naming::short`] made for this cluster (a cheap pre-check
+    /// before asking a service for the resource's tags).
+    pub fn could_be_short_name(&self, name: &str) -> bool {
+        let flat: String = self
+            .cluster
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        name.ends_with(&format!("-{flat}")) || name.ends_with(&format!("-{}", self.hash8()))
+    }
+
     /// IAM role and instance profile names: `[\w+=,.@-]`, at most 64 characters.
     pub fn iam(&self, local: &str) -> String {
         let full = self.qualified(local);
@@ -133,6 +144,15 @@ mod tests {
         );
         assert_ne!(long_a, long_b);
         assert!(!long_a.contains("--"));
+    }
+
+    #[test]
+    fn short_names_are_recognised_and_other_clusters_are_not() {
+        let naming = Naming::new("dev.example.com");
+        assert!(naming.could_be_short_name(&naming.short("nth-rebalance", 64)));
+        let long = Naming::new(&format!("{}.example.com", "x".repeat(70)));
+        assert!(long.could_be_short_name(&long.short("nth-rebalance", 64)));
+        assert!(!naming.could_be_short_name(&Naming::new("prod.example.com").short("nth", 80)));
     }
 
     #[test]

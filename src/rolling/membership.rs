@@ -174,14 +174,14 @@ fn all_slots(cluster: &Cluster) -> Vec<ControlPlaneSlot> {
     )
 }
 
-/// Whether `node` is one of `slot`'s own resources: its data volume, launch template or
-/// group.
+/// Whether `node` is one of `slot`'s own resources: its data volume, launch template, group
+/// or the group's lifecycle hook.
 fn owned_by(slot: &ControlPlaneSlot, node: &GraphNode) -> bool {
     match node.address.kind {
         ResourceKind::EbsVolume => node.address.name == slot.volume(),
-        ResourceKind::LaunchTemplate | ResourceKind::AutoscalingGroup => {
-            node.address.name == slot.group()
-        }
+        ResourceKind::LaunchTemplate
+        | ResourceKind::AutoscalingGroup
+        | ResourceKind::LifecycleHook => node.address.name == slot.group(),
         _ => false,
     }
 }

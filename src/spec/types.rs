@@ -117,15 +117,22 @@ pub struct Addons {
     pub ebs_csi_driver: Switch,
     /// The cluster autoscaler, sizing every node group between its `minSize` and `maxSize`.
     pub cluster_autoscaler: Switch,
+    /// The AWS node termination handler in queue mode: an SQS queue fed by EventBridge rules
+    /// (spot interruptions, rebalance recommendations, instance state changes, scheduled
+    /// maintenance) and a terminating lifecycle hook on every group, so a node is cordoned
+    /// and drained before AWS takes its instance away.
+    pub node_termination_handler: Switch,
 }
 
 impl Default for Addons {
-    /// kops' defaults: the cloud controller and the storage driver on, the autoscaler off.
+    /// kops' defaults: the cloud controller, the storage driver and the termination handler
+    /// on, the autoscaler off.
     fn default() -> Self {
         Self {
             cloud_controller_manager: Switch { enabled: true },
             ebs_csi_driver: Switch { enabled: true },
             cluster_autoscaler: Switch { enabled: false },
+            node_termination_handler: Switch { enabled: true },
         }
     }
 }
@@ -141,7 +148,7 @@ pub struct AddonSwitch {
 
 impl Addons {
     /// Every add-on, in the order the first member applies them.
-    pub fn each(&self) -> [AddonSwitch; 3] {
+    pub fn each(&self) -> [AddonSwitch; 4] {
         [
             AddonSwitch {
                 name: "aws-cloud-controller-manager",
@@ -158,6 +165,11 @@ impl Addons {
                 field: "clusterAutoscaler",
                 enabled: self.cluster_autoscaler.enabled,
             },
+            AddonSwitch {
+                name: "aws-node-termination-handler",
+                field: "nodeTerminationHandler",
+                enabled: self.node_termination_handler.enabled,
+            },
         ]
     }
 
@@ -166,6 +178,7 @@ impl Addons {
             cloud_controller_manager: Switch { enabled: false },
             ebs_csi_driver: Switch { enabled: false },
             cluster_autoscaler: Switch { enabled: false },
+            node_termination_handler: Switch { enabled: false },
         }
     }
 }

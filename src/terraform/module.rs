@@ -75,6 +75,7 @@ fn expression(value: &Value) -> Expr {
         // can only be written as objects.
         Value::Block(fields) => object(fields),
         Value::Blocks(blocks) => Expr::List(blocks.iter().map(|fields| object(fields)).collect()),
+        Value::Json(document) => Expr::Call("jsonencode", Box::new(expression(document))),
     }
 }
 

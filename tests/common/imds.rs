@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 
 pub const REGION: &str = "eu-west-1";
 const ROLE: &str = "rafter-test-control-plane";
+/// The emulator's account (moto's default), which instances find in their identity document.
+pub const ACCOUNT: &str = "123456789012";
 
 /// By caller address: the instance id and zone it answers with.
 type Placements = Arc<Mutex<HashMap<String, (String, String)>>>;
@@ -83,6 +85,13 @@ fn answer(mut client: TcpStream, placements: &Placements) -> std::io::Result<()>
         ("GET", "/latest/meta-data/local-ipv4") => Some(caller),
         ("GET", "/latest/meta-data/placement/region") => Some(REGION.to_string()),
         ("GET", "/latest/meta-data/iam/security-credentials/") => Some(ROLE.to_string()),
+        // The instance identity document, as IMDS formats it (one field a line), in the
+        // emulator's account.
+        ("GET", "/latest/dynamic/instance-identity/document") => placement.map(|(instance, zone)| {
+            format!(
+                "{{\n  \"accountId\" : \"{ACCOUNT}\",\n  \"availabilityZone\" : \"{zone}\",\n  \"instanceId\" : \"{instance}\",\n  \"region\" : \"{REGION}\"\n}}"
+            )
+        }),
         ("GET", path) if path == credentials_path => Some(
             r#"{ "Code" : "Success", "Type" : "AWS-HMAC", "AccessKeyId" : "testing", "SecretAccessKey" : "testing", "Token" : "testing" }"#
                 .to_string(),

@@ -265,10 +265,70 @@ pub async fn tagged_leftovers(name: &str) -> Vec<String> {
             ));
         }
     }
+    left.extend(termination_leftovers(&config, name).await);
     left
 }
 
-/// What carries the cluster's tag, counted by kind (EC2 and Auto Scaling kinds).
+/// The node termination handler's queues and rules tagged as `name`'s.
+async fn termination_leftovers(config: &aws_config::SdkConfig, name: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let queues = sqs
+        .list_queues()
+        .queue_name_prefix("nth-")
+        .send()
+        .await
+        .unwrap();
+    for url in queues.queue_urls() {
+        let tags = match sqs.list_queue_tags().queue_url(url).send().await {
+            Err(error)
+                if error.code().is_some_and(|code| {
+                    code.contains("NonExistentQueue") || code == "QueueDoesNotExist"
+                }) =>
+            {
+                continue;
+            }
+            other => other.unwrap(),
+        };
+        if tags
+            .tags()
+            .and_then(|tags| tags.get(CLUSTER_TAG))
+            .map(String::as_str)
+            == Some(name)
+        {
+            left.push(format!("queue {url}"));
+        }
+    }
+    let events = aws_sdk_eventbridge::Client::new(config);
+    let rules = events
+        .list_rules()
+        .name_prefix("nth-")
+        .send()
+        .await
+        .unwrap();
+    for rule in rules.rules() {
+        let tags = match events
+            .list_tags_for_resource()
+            .resource_arn(rule.arn().unwrap())
+            .send()
+            .await
+        {
+            Err(error) if error.code() == Some("ResourceNotFoundException") => continue,
+            other => other.unwrap(),
+        };
+        if tags
+            .tags()
+            .iter()
+            .any(|tag| tag.key() == CLUSTER_TAG && tag.value() == name)
+        {
+            left.push(format!("rule {}", rule.name().unwrap()));
+        }
+    }
+    left
+}
+
+/// What carries the cluster's tag, counted by kind (EC2, Auto Scaling, SQS and EventBridge
+/// kinds).
 pub async fn tagged_counts(name: &str) -> std::collections::BTreeMap<ResourceKind, usize> {
     let mut counts = wanted_counts(&rafter::graph::ResourceGraph::new());
     for leftover in tagged_leftovers(name).await {
@@ -284,6 +344,8 @@ pub async fn tagged_counts(name: &str) -> std::collections::BTreeMap<ResourceKin
             "vol" => ResourceKind::EbsVolume,
             "lt" => ResourceKind::LaunchTemplate,
             "asg" => ResourceKind::AutoscalingGroup,
+            "queue" => ResourceKind::SqsQueue,
+            "rule" => ResourceKind::EventRule,
             _ => continue,
         };
         *counts.entry(kind).or_default() += 1;
@@ -306,6 +368,8 @@ pub fn wanted_counts(
         ResourceKind::EbsVolume,
         ResourceKind::LaunchTemplate,
         ResourceKind::AutoscalingGroup,
+        ResourceKind::SqsQueue,
+        ResourceKind::EventRule,
     ]
     .into_iter()
     .map(|kind| (kind, 0))

@@ -12,9 +12,10 @@ use super::{Found, LeftoverKind, Reach};
 use crate::apply::{ErrorClass, ProvisionError};
 use crate::aws::ec2::ec2_every_page;
 use crate::aws::errors::AwsResultExt;
-use crate::aws::{Context, ec2, iam, loadbalancer};
+use crate::aws::{Context, ec2, events, iam, loadbalancer};
 use crate::graph::ResourceKind;
 use crate::model::naming::{CLUSTER_TAG, Naming};
+use crate::model::termination;
 
 fn owned_filter(context: &Context) -> Filter {
     ec2::filter(&format!("tag:{CLUSTER_TAG}"), &context.cluster)
@@ -107,6 +108,8 @@ async fn list(context: &Context, kind: LeftoverKind, reach: Reach) -> Listing {
         ResourceKind::Vpc => vpcs(context).await,
         ResourceKind::IamInstanceProfile => instance_profiles(context).await,
         ResourceKind::IamRole => roles(context).await,
+        ResourceKind::EventRule => event_rules(context).await,
+        ResourceKind::SqsQueue => queues(context).await,
         other => Err(ProvisionError::permanent(
             "RafterModel",
             format!("the sweep has no listing of {}", other.type_name()),
@@ -581,4 +584,103 @@ async fn roles(context: &Context) -> Listing {
         }
     }
     Ok(found)
+}
+
+/// One lookup about one listed resource (its tags), tried again while it fails
+/// transiently: a listing that looks at each resource must not fail whole for one blip.
+async fn patiently<T, F, Fut>(mut lookup: F) -> Result<T, ProvisionError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProvisionError>>,
+{
+    let mut pause = FIRST_LISTING_PAUSE / 5;
+    let mut tries = 1;
+    loop {
+        match lookup().await {
+            Err(error) if error.class == ErrorClass::Transient && tries < LISTING_TRIES => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                tries += 1;
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// The node termination handler's rules: those whose name starts and ends as rafter names
+/// them for this cluster and whose tags say this cluster's (EventBridge lists rules by name
+/// prefix only).
+async fn event_rules(context: &Context) -> Listing {
+    let naming = Naming::new(&context.cluster);
+    let mut found = Vec::new();
+    let mut next = None;
+    loop {
+        context.calls.read("events");
+        let page = context
+            .events
+            .list_rules()
+            .name_prefix(termination::RULE_PREFIX)
+            .set_next_token(next)
+            .send()
+            .await
+            .aws()?;
+        for rule in page.rules() {
+            let (Some(name), Some(arn)) = (rule.name(), rule.arn()) else {
+                continue;
+            };
+            if !naming.could_be_short_name(name) {
+                continue;
+            }
+            let tags = match patiently(|| events::rule_tags(context, arn)).await {
+                Ok(tags) => tags,
+                // Deleted between the listing and this look.
+                Err(error) if error.code == "ResourceNotFoundException" => continue,
+                Err(error) => return Err(error),
+            };
+            if tags.get(CLUSTER_TAG) == Some(&context.cluster) {
+                found.push(Found::new(ResourceKind::EventRule, name));
+            }
+        }
+        next = page.next_token().map(ToString::to_string);
+        if next.is_none() {
+            return Ok(found);
+        }
+    }
+}
+
+/// The node termination handler's queues, found the same way (by name, then tags).
+async fn queues(context: &Context) -> Listing {
+    let naming = Naming::new(&context.cluster);
+    let mut found = Vec::new();
+    let mut next = None;
+    loop {
+        context.calls.read("sqs");
+        let page = context
+            .sqs
+            .list_queues()
+            .queue_name_prefix(termination::QUEUE_PREFIX)
+            .set_next_token(next)
+            .send()
+            .await
+            .aws()?;
+        for url in page.queue_urls() {
+            let queue = url.rsplit('/').next().unwrap_or_default();
+            if !naming.could_be_short_name(queue) {
+                continue;
+            }
+            let tags = match patiently(|| events::queue_tags(context, url)).await {
+                Ok(tags) => tags,
+                // Deleted between the listing and this look.
+                Err(error) if events::queue_is_absent(&error) => continue,
+                Err(error) => return Err(error),
+            };
+            if tags.get(CLUSTER_TAG) == Some(&context.cluster) {
+                found.push(Found::new(ResourceKind::SqsQueue, url));
+            }
+        }
+        next = page.next_token().map(ToString::to_string);
+        if next.is_none() {
+            return Ok(found);
+        }
+    }
 }

@@ -79,7 +79,7 @@ pub(super) const ADDON_PHASES: [LeftoverKind; 4] = [
 ];
 
 /// Kinds in the order they are deleted: whatever holds on to another goes first.
-pub(super) const PHASES: [LeftoverKind; 17] = [
+pub(super) const PHASES: [LeftoverKind; 19] = [
     Resource(ResourceKind::AutoscalingGroup),
     Instance,
     // Held by an instance until it has terminated.
@@ -98,6 +98,9 @@ pub(super) const PHASES: [LeftoverKind; 17] = [
     Resource(ResourceKind::Vpc),
     Resource(ResourceKind::IamInstanceProfile),
     Resource(ResourceKind::IamRole),
+    // A rule goes with its targets, then the queue they sent to.
+    Resource(ResourceKind::EventRule),
+    Resource(ResourceKind::SqsQueue),
 ];
 
 /// A resource tagged as this cluster's that is still there.

@@ -173,10 +173,13 @@ report() {
 }
 
 # The kubelet's provider ID, from this instance's metadata, as the AWS cloud controller and
-# the cluster autoscaler match nodes to instances (a bundle serves a whole group).
+# the cluster autoscaler match nodes to instances (a bundle serves a whole group), and the
+# account, which the node termination handler's queue URL names.
 zone="$(metadata meta-data/placement/availability-zone)" || { log "no availability zone from the metadata service"; exit 1; }
 instance="$(metadata meta-data/instance-id)" || { log "no instance id from the metadata service"; exit 1; }
-printf 'RAFTER_PROVIDER_ID=aws:///%s/%s\n' "$zone" "$instance" >"/etc/rafter/kubelet.env.new"
+account="$(metadata dynamic/instance-identity/document | json_field accountId)"
+[ -n "$account" ] || { log "no account id from the metadata service"; exit 1; }
+printf 'RAFTER_PROVIDER_ID=aws:///%s/%s\nRAFTER_ACCOUNT_ID=%s\n' "$zone" "$instance" "$account" >"/etc/rafter/kubelet.env.new"
 mv "/etc/rafter/kubelet.env.new" "/etc/rafter/kubelet.env"
 
 bundle="$(mktemp)"
