@@ -636,6 +636,78 @@ async fn node_termination_handling_is_applied_switched_off_and_deleted() {
         );
     }
 
+    // Changed and deleted by hand: a refresh sees both, and the next apply mends them.
+    let (_, provisioner) = converge(name, &graph, &memory).await;
+    sqs.set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "60")
+        .send()
+        .await
+        .unwrap();
+    let spot = ours
+        .iter()
+        .find(|rule| rule.name().unwrap().starts_with("nth-spot-interruption"))
+        .unwrap()
+        .name()
+        .unwrap()
+        .to_string();
+    events
+        .remove_targets()
+        .rule(&spot)
+        .ids("node-termination-queue")
+        .send()
+        .await
+        .unwrap();
+    events.delete_rule().name(&spot).send().await.unwrap();
+    let refreshed = rafter::aws::refresh::refresh(&provisioner.context, &memory.records())
+        .await
+        .unwrap();
+    assert_eq!(
+        refreshed
+            .vanished
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["aws_cloudwatch_event_rule.nth-spot-interruption"]
+    );
+    let queue_address = rafter::graph::Address::new(ResourceKind::SqsQueue, "node-termination");
+    assert_eq!(
+        refreshed.changed.get(&queue_address),
+        Some(&vec![(
+            "message_retention_seconds".to_string(),
+            rafter::graph::Value::Int(60)
+        )]),
+        "{:?}",
+        refreshed.changed
+    );
+    // As `update cluster` plans: against the record as the refresh found things.
+    let now = refreshed.apply_to(&memory.records());
+    *memory.0.lock().unwrap() = now;
+    let (mended, _) = converge(name, &graph, &memory).await;
+    assert!(mended.succeeded(), "{mended:#?}");
+    let retention = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::MessageRetentionPeriod)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        retention.attributes().unwrap()[&QueueAttributeName::MessageRetentionPeriod],
+        "300"
+    );
+    let targets = events
+        .list_targets_by_rule()
+        .rule(&spot)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        targets.targets().len(),
+        1,
+        "the rule made again has its target again"
+    );
+
     // Applying again writes nothing.
     let (again, provisioner) = converge(name, &graph, &memory).await;
     assert!(again.succeeded(), "{again:#?}");
@@ -644,6 +716,58 @@ async fn node_termination_handling_is_applied_switched_off_and_deleted() {
         0,
         "{:?}",
         provisioner.calls().snapshot()
+    );
+
+    // The hook holds a terminated instance (the emulator is taught AWS's behaviour) until
+    // rafter completes the action: only then is it terminated and replaced.
+    let workers = &groups[1];
+    let instances_of = |described: aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput| {
+        described.auto_scaling_groups()[0]
+            .instances()
+            .iter()
+            .map(|instance| {
+                (
+                    instance.instance_id().unwrap().to_string(),
+                    instance.lifecycle_state().unwrap().as_str().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let describe = || {
+        autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(workers)
+            .send()
+    };
+    let before = instances_of(describe().await.unwrap());
+    let (held, _) = before[0].clone();
+    autoscaling
+        .terminate_instance_in_auto_scaling_group()
+        .instance_id(&held)
+        .should_decrement_desired_capacity(false)
+        .send()
+        .await
+        .unwrap();
+    let waiting = instances_of(describe().await.unwrap());
+    assert!(
+        waiting.contains(&(held.clone(), "Terminating:Wait".to_string())),
+        "{waiting:?}"
+    );
+    assert_eq!(waiting.len(), before.len(), "no replacement while it waits");
+    let context = &provisioner.context;
+    assert!(
+        rafter::aws::events::complete_termination(context, workers, &held)
+            .await
+            .unwrap()
+    );
+    let after = instances_of(describe().await.unwrap());
+    assert!(after.iter().all(|(id, _)| *id != held), "{after:?}");
+    assert_eq!(after.len(), before.len(), "replaced: {after:?}");
+    // Completed already: nothing is waiting for it.
+    assert!(
+        !rafter::aws::events::complete_termination(context, workers, &held)
+            .await
+            .unwrap()
     );
 
     // Switched off: the queue, the rules, the hooks and the handler's IAM statements go.

@@ -1336,6 +1336,18 @@ async fn rolling_update_replaces_members_one_at_a_time() {
         );
     }
     rolled.assert_nothing_lost(&before);
+    // Each old instance waited at the node termination handler's hook (the emulator holds it
+    // there as AWS does) until rafter completed the action: once per member.
+    assert_eq!(
+        rolled
+            .s3
+            .operations()
+            .get("autoscaling CompleteLifecycleAction")
+            .copied(),
+        Some(3),
+        "{:?}",
+        rolled.s3.operations()
+    );
 
     // Nothing left to do.
     let again = rolled.ok(&["rolling-update", "cluster", ROLLED]);

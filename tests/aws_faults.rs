@@ -475,6 +475,48 @@ async fn auto_scaling_waits_out_a_new_instance_profile() {
     assert!(deleted.succeeded(), "{deleted:#?}");
 }
 
+/// A new SQS queue is not usable at once: for two seconds its attribute calls answer
+/// `QueueDoesNotExist`. The queue's create and its policy wait that out (one run converges)
+/// and one queue is made.
+#[tokio::test]
+async fn a_new_queue_is_used_once_sqs_knows_it() {
+    let name = "faults-queue.example.com";
+    let graph = dev_graph(name).filtered(|node| {
+        matches!(
+            node.address.kind,
+            ResourceKind::SqsQueue
+                | ResourceKind::SqsQueuePolicy
+                | ResourceKind::EventRule
+                | ResourceKind::EventTarget
+        )
+    });
+    let memory = Memory::default();
+    let proxy = FaultProxy::start(
+        &common::moto::moto().endpoint,
+        FaultConfig {
+            queue_propagation: Duration::from_secs(2),
+            ..FaultConfig::default()
+        },
+    );
+    let retries = Retries::default();
+    let report = apply_through(&proxy, name, &graph, &memory, &retries).await;
+    assert!(report.succeeded(), "{report:#?}");
+    assert!(
+        proxy.propagation_refusals() > 0,
+        "SQS never refused a new queue: the test proves nothing"
+    );
+    let codes = retries.codes();
+    assert!(
+        codes.iter().any(|retry| retry.starts_with("aws_sqs_queue")
+            && (retry.ends_with("NonExistentQueue") || retry.ends_with("QueueDoesNotExist"))),
+        "{codes:?}"
+    );
+    assert_eq!(tagged_counts(name).await[&ResourceKind::SqsQueue], 1);
+    let deleted = common::apply::destroy(name, &memory).await.0;
+    assert!(deleted.succeeded(), "{deleted:#?}");
+    assert_eq!(tagged_leftovers(name).await, Vec::<String>::new());
+}
+
 /// A new VPC is not visible at once: `ModifyVpcAttribute` answers `InvalidVpcID.NotFound` and
 /// `DescribeVpcs` does not list it for a second. The retried create keeps the id it got and
 /// never makes a second VPC.

@@ -74,7 +74,7 @@ fn create_stores_the_spec_and_prints_the_plan() {
     let plan = stdout(&created);
     assert!(plan.contains("+ resource \"aws_vpc\" \"main\""), "{plan}");
     assert!(
-        plan.contains("Plan: 78 to add, 0 to change, 0 to replace, 0 to destroy."),
+        plan.contains("Plan: 94 to add, 0 to change, 0 to replace, 0 to destroy."),
         "{plan}"
     );
     assert!(

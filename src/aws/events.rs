@@ -30,6 +30,23 @@ pub(crate) fn queue_is_absent(error: &ProvisionError) -> bool {
     error.code == "QueueDoesNotExist" || error.code.ends_with("NonExistentQueue")
 }
 
+/// A queue rafter made or recorded that SQS does not know yet: "after you create a queue,
+/// you must wait at least one second after the queue is created to be able to use the
+/// queue" (SQS API reference, CreateQueue). Transient, so the engine asks again.
+fn queue_settling(error: ProvisionError) -> ProvisionError {
+    if queue_is_absent(&error) {
+        ProvisionError::transient(
+            &error.code,
+            format!(
+                "{} (a new queue is usable about a second after it is made)",
+                error.message
+            ),
+        )
+    } else {
+        error
+    }
+}
+
 /// Auto Scaling names a missing group (`AutoScalingGroup name not found - …`) or hook only
 /// in a `ValidationError`'s message.
 fn hook_is_absent(error: &ProvisionError) -> bool {
@@ -172,7 +189,9 @@ async fn ensure_queue(context: &Context, attrs: Attrs<'_>) -> Result<Outputs, Pr
     let tags = attrs.tags();
     let url = match queue_url(context, name).await? {
         Some(url) => {
-            if !owned(&queue_tags(context, &url).await?, &context.cluster) {
+            // Found by name, it may be the one an attempt before this one just made.
+            let tags_now = queue_tags(context, &url).await.map_err(queue_settling)?;
+            if !owned(&tags_now, &context.cluster) {
                 return Err(not_owned("SQS queue", name, &context.cluster));
             }
             context.calls.write(SQS);
@@ -183,7 +202,8 @@ async fn ensure_queue(context: &Context, attrs: Attrs<'_>) -> Result<Outputs, Pr
                 .set_attributes(Some(settings.into_iter().collect()))
                 .send()
                 .await
-                .aws()?;
+                .aws()
+                .map_err(queue_settling)?;
             context.calls.write(SQS);
             context
                 .sqs
@@ -192,7 +212,8 @@ async fn ensure_queue(context: &Context, attrs: Attrs<'_>) -> Result<Outputs, Pr
                 .set_tags(Some(tags.into_iter().collect()))
                 .send()
                 .await
-                .aws()?;
+                .aws()
+                .map_err(queue_settling)?;
             url
         }
         None => {
@@ -222,7 +243,8 @@ async fn ensure_queue(context: &Context, attrs: Attrs<'_>) -> Result<Outputs, Pr
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .aws()?;
+        .aws()
+        .map_err(queue_settling)?;
     let arn = described
         .attributes()
         .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn))
@@ -255,7 +277,8 @@ async fn put_queue_policy(context: &Context, attrs: Attrs<'_>) -> Result<Outputs
         .attributes(QueueAttributeName::Policy, attrs.json("policy")?)
         .send()
         .await
-        .aws()?;
+        .aws()
+        .map_err(queue_settling)?;
     Ok(outputs([("id", url.to_string())]))
 }
 
@@ -420,6 +443,38 @@ async fn put_target(context: &Context, attrs: Attrs<'_>) -> Result<Outputs, Prov
     Ok(outputs([("id", format!("{rule}|{id}"))]))
 }
 
+/// Lets `instance` of `group` go on terminating past rafter's terminating hook
+/// ([`crate::model::termination::HOOK_NAME`]) with `CONTINUE`. False when no action of that
+/// hook is waiting for it (someone completed it, or the group has no such hook).
+pub async fn complete_termination(
+    context: &Context,
+    group: &str,
+    instance: &str,
+) -> Result<bool, ProvisionError> {
+    context.calls.write(AUTOSCALING);
+    let completed = context
+        .autoscaling
+        .complete_lifecycle_action()
+        .auto_scaling_group_name(group)
+        .lifecycle_hook_name(crate::model::termination::HOOK_NAME)
+        .instance_id(instance)
+        .lifecycle_action_result("CONTINUE")
+        .send()
+        .await
+        .aws();
+    match completed {
+        Ok(_) => Ok(true),
+        // "No active Lifecycle Action found with instance ID i-…"
+        Err(error)
+            if error.code == "ValidationError"
+                && error.message.contains("No active Lifecycle Action") =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// `PutLifecycleHook` creates or replaces the hook of this name.
 async fn put_lifecycle_hook(
     context: &Context,
@@ -458,6 +513,18 @@ mod tests {
             "AccessDenied",
             "no"
         )));
+    }
+
+    #[test]
+    fn a_queue_not_usable_yet_is_asked_again() {
+        let settling = queue_settling(ProvisionError::permanent(
+            "QueueDoesNotExist",
+            "The specified queue does not exist.",
+        ));
+        assert_eq!(settling.class, crate::apply::ErrorClass::Transient);
+        assert_eq!(settling.code, "QueueDoesNotExist");
+        let denied = queue_settling(ProvisionError::permanent("AccessDenied", "no"));
+        assert_eq!(denied.class, crate::apply::ErrorClass::Permanent);
     }
 
     #[test]

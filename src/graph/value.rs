@@ -197,3 +197,33 @@ impl Fields {
         self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{Address, ResourceKind};
+
+    #[test]
+    fn a_json_document_keeps_its_structure_and_shows_references_until_resolved() {
+        let queue = Reference {
+            target: Address::new(ResourceKind::SqsQueue, "q"),
+            attribute: "arn".to_string(),
+        };
+        let document = Value::Json(Box::new(Value::Block(
+            Fields::new()
+                .mutable("Resource", Value::Ref(queue.clone()))
+                .mutable("Action", Value::List(vec![Value::str("sqs:SendMessage")]))
+                .mutable("Retention", Value::Int(300))
+                .build(),
+        )));
+        assert_eq!(document.references(), [&queue.target]);
+        assert_eq!(
+            document.to_json(),
+            serde_json::json!({
+                "Resource": "${aws_sqs_queue.q.arn}",
+                "Action": ["sqs:SendMessage"],
+                "Retention": 300,
+            })
+        );
+    }
+}

@@ -318,7 +318,7 @@ pub fn build(
     }
 
     for node_group in &spec.node_groups {
-        let extra_tags = BTreeMap::from([
+        let mut extra_tags = BTreeMap::from([
             (
                 "k8s.io/cluster-autoscaler/enabled".to_string(),
                 "true".to_string(),
@@ -328,6 +328,17 @@ pub fn build(
                 "owned".to_string(),
             ),
         ]);
+        // What a node of the group will carry, for the autoscaler to scale a group up from
+        // zero instances (autoscaler cloudprovider/aws/README.md, "Scaling a node group to
+        // 0"): it cannot see a node to copy labels from.
+        if spec.addons().cluster_autoscaler.enabled {
+            extra_tags.extend(node_group.labels.iter().map(|(key, value)| {
+                (
+                    format!("k8s.io/cluster-autoscaler/node-template/label/{key}"),
+                    value.clone(),
+                )
+            }));
+        }
         node_groups.push(builder.instance_group(InstanceGroup {
             local: node_group_local(&node_group.name),
             role: "node",
@@ -416,5 +427,50 @@ mod tests {
             slot.dns_name("c.example.com"),
             "etcd-eu-west-1a-2.internal.c.example.com"
         );
+    }
+
+    #[test]
+    fn with_the_autoscaler_on_a_node_groups_labels_are_tagged_for_scaling_from_zero() {
+        let tags_of_workers = |autoscaler: bool| {
+            let mut cluster = crate::spec::load(
+                &crate::spec::SpecSources {
+                    profile: Some("dev-aws".into()),
+                    flags: crate::spec::SpecFlags {
+                        name: Some("c.example.com".into()),
+                        zones: Some(vec!["eu-west-1a".into()]),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                Some("s3://bucket/clusters/c.example.com"),
+            )
+            .unwrap()
+            .cluster;
+            cluster.spec.node_groups[0]
+                .labels
+                .insert("tier".into(), "batch".into());
+            let mut addons = cluster.spec.addons();
+            addons.cluster_autoscaler.enabled = autoscaler;
+            cluster.spec.addons = Some(addons);
+            let graph = crate::model::build_graph(&cluster).unwrap();
+            graph
+                .nodes()
+                .iter()
+                .find_map(|node| match &node.resource {
+                    crate::graph::Resource::AutoscalingGroup(group)
+                        if group.name.starts_with("nodes-") =>
+                    {
+                        Some(group.tags.clone())
+                    }
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let key = "k8s.io/cluster-autoscaler/node-template/label/tier";
+        assert_eq!(
+            tags_of_workers(true).get(key).map(String::as_str),
+            Some("batch")
+        );
+        assert!(!tags_of_workers(false).contains_key(key));
     }
 }

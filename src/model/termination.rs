@@ -223,3 +223,147 @@ pub fn build(graph: &mut ResourceGraph, naming: &Naming, groups: &[Ref<Autoscali
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::ResourceKind;
+    use crate::spec::Cluster;
+
+    /// The `ha-aws` profile (three members) with a second node group.
+    fn cluster(name: &str) -> Cluster {
+        let mut cluster = crate::spec::load(
+            &crate::spec::SpecSources {
+                profile: Some("ha-aws".into()),
+                flags: crate::spec::SpecFlags {
+                    name: Some(name.into()),
+                    zones: Some(vec![
+                        "eu-west-1a".into(),
+                        "eu-west-1b".into(),
+                        "eu-west-1c".into(),
+                    ]),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            Some(&format!("s3://bucket/clusters/{name}")),
+        )
+        .unwrap()
+        .cluster;
+        let mut gpu = cluster.spec.node_groups[0].clone();
+        gpu.name = "gpu".into();
+        cluster.spec.node_groups.push(gpu);
+        cluster
+    }
+
+    /// The groups the hooks hold, the groups the lifecycle rule matches and the groups the
+    /// handler's IAM statement may complete actions of are one set; so are the queue the
+    /// graph makes and the queue the statement names.
+    #[test]
+    fn the_hooks_the_rule_and_the_iam_statement_name_the_same_groups_and_queue() {
+        let cluster = cluster("c.example.com");
+        let naming = Naming::new("c.example.com");
+        let graph = crate::model::build_graph(&cluster).unwrap();
+        let mut hooked: Vec<String> = graph
+            .nodes()
+            .iter()
+            .filter(|node| node.address.kind == ResourceKind::LifecycleHook)
+            .map(|node| match &node.resource {
+                Resource::LifecycleHook(hook) => {
+                    match &graph.get(hook.group.address()).unwrap().resource {
+                        Resource::AutoscalingGroup(group) => group.name.clone(),
+                        other => panic!("{other:?}"),
+                    }
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        hooked.sort();
+        assert_eq!(
+            hooked.len(),
+            5,
+            "three members and two node groups: {hooked:?}"
+        );
+
+        let rule = graph
+            .nodes()
+            .iter()
+            .find_map(|node| match &node.resource {
+                Resource::EventRule(rule) if rule.name.starts_with("nth-asg-lifecycle") => {
+                    Some(rule.clone())
+                }
+                _ => None,
+            })
+            .unwrap();
+        let pattern: serde_json::Value = serde_json::from_str(&rule.event_pattern).unwrap();
+        let mut matched: Vec<String> = pattern["detail"]["AutoScalingGroupName"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|name| name.as_str().unwrap().to_string())
+            .collect();
+        matched.sort();
+        assert_eq!(matched, hooked);
+
+        let statements = crate::model::iam_addons::statements(&cluster, &naming);
+        let complete = statements
+            .iter()
+            .find(|statement| statement["Sid"] == "NodeTerminationHandlerCompleteLifecycle")
+            .unwrap();
+        let mut allowed: Vec<String> = complete["Resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|arn| {
+                arn.as_str()
+                    .unwrap()
+                    .rsplit_once("autoScalingGroupName/")
+                    .unwrap()
+                    .1
+                    .to_string()
+            })
+            .collect();
+        allowed.sort();
+        assert_eq!(allowed, hooked);
+
+        let queue = graph
+            .nodes()
+            .iter()
+            .find_map(|node| match &node.resource {
+                Resource::SqsQueue(queue) => Some(queue.name.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let read = statements
+            .iter()
+            .find(|statement| statement["Sid"] == "NodeTerminationHandlerQueue")
+            .unwrap();
+        assert_eq!(
+            read["Resource"],
+            format!("arn:aws:sqs:eu-west-1:*:{queue}").as_str()
+        );
+    }
+
+    #[test]
+    fn names_fit_sqs_and_eventbridge_limits_and_stay_distinct_per_cluster() {
+        let long = format!("{}.example.com", "a".repeat(90));
+        for name in ["c.example.com", long.as_str()] {
+            let naming = Naming::new(name);
+            let queue = queue_name(&naming);
+            assert!(
+                queue.len() <= 80 && queue.starts_with(QUEUE_PREFIX),
+                "{queue}"
+            );
+            for event in ["asg-lifecycle", "spot-interruption", "scheduled-change"] {
+                let rule = rule_name(&naming, event);
+                assert!(rule.len() <= 64 && rule.starts_with(RULE_PREFIX), "{rule}");
+                assert!(naming.could_be_short_name(&rule), "{rule}");
+            }
+        }
+        // Another cluster's names are not taken for this one's (the sweep's pre-check).
+        assert!(
+            !Naming::new("a.example.com")
+                .could_be_short_name(&queue_name(&Naming::new("b.example.com")))
+        );
+    }
+}

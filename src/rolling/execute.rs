@@ -12,11 +12,14 @@ use time::OffsetDateTime;
 use super::plan::{Batch, GroupState, InstanceState, Replacement};
 use crate::apply::ProvisionError;
 use crate::aws::errors::AwsResultExt;
-use crate::aws::{Context, compute, health};
+use crate::aws::{Context, compute, events, health};
 use crate::state::{StateError, StateStore};
 use crate::upgrade::drain::Drainer;
 use crate::validate::Report;
 use crate::validate::member_reports::{self, MemberReport};
+
+/// How long a terminated member's instance may take to reach its terminating hook.
+const HOOK_ENTRY_WITHIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RollError {
@@ -262,6 +265,7 @@ impl<S: StateStore> Roll<'_, S> {
             }
             self.terminate(&step.instance).await?;
         }
+        self.let_go(&step.group, &step.instance).await?;
         let new = self
             .new_instance(&step.group, &step.instance, &member)
             .await?;
@@ -470,6 +474,36 @@ impl<S: StateStore> Roll<'_, S> {
             // Gone already (a rerun, or Auto Scaling got there first).
             Err(error) if error.message.contains("not found") => Ok(()),
             other => other.map(drop).map_err(RollError::from),
+        }
+    }
+
+    /// A terminating lifecycle hook (the node termination handler's) holds a terminated
+    /// instance, still running, until its action is completed or its heartbeat runs out
+    /// (300 s), and with it the member's etcd volume, which the replacement needs. rafter
+    /// replaced the member under its own gates, so it completes the action itself (the
+    /// handler, when it gets there, finds nothing left to do). Rerun after a kill, it finds
+    /// the instance still waiting and lets it go then.
+    async fn let_go(&self, group: &str, instance: &str) -> Result<(), RollError> {
+        let deadline = Instant::now() + HOOK_ENTRY_WITHIN;
+        loop {
+            let state = self.described(group).await?.and_then(|described| {
+                described
+                    .instances()
+                    .iter()
+                    .find(|listed| listed.instance_id() == Some(instance))
+                    .and_then(|listed| listed.lifecycle_state().cloned())
+            });
+            match state {
+                Some(LifecycleState::TerminatingWait) => {
+                    events::complete_termination(self.context, group, instance).await?;
+                    return Ok(());
+                }
+                // Not at the hook yet (AWS moves it there within seconds).
+                Some(LifecycleState::Terminating) if Instant::now() < deadline => {
+                    tokio::time::sleep(self.gate.poll.min(Duration::from_secs(2))).await;
+                }
+                _ => return Ok(()),
+            }
         }
     }
 

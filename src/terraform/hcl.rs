@@ -211,6 +211,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_call_around_an_object_is_multi_line_and_so_is_a_list_holding_one() {
+        let object = Expr::Object(vec![("Sid".to_string(), Expr::Str("x".to_string()))]);
+        let call = Expr::Call("jsonencode", Box::new(object.clone()));
+        assert!(call.is_multiline());
+        assert!(Expr::List(vec![object]).is_multiline());
+        assert!(!Expr::List(vec![Expr::Int(1)]).is_multiline());
+        let mut out = String::new();
+        call.write(&mut out, 0);
+        assert_eq!(out, "jsonencode({\n  \"Sid\" = \"x\"\n})");
+    }
+
+    #[test]
     fn aligns_runs_and_breaks_on_multiline_values() {
         let block = Block::new("resource", &["aws_vpc", "main"])
             .attribute("cidr_block", Expr::Str("10.0.0.0/16".into()))

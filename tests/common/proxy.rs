@@ -35,6 +35,11 @@
 //! yet visible: `ModifyVpcAttribute` answers `InvalidVpcID.NotFound` and `DescribeVpcs` does
 //! not list it (AWS's eventual consistency, which the emulator does not have).
 //!
+//! With [`FaultConfig::queue_propagation`], a new SQS queue is, for that long after
+//! `CreateQueue`, not yet usable: `GetQueueAttributes` and `SetQueueAttributes` answer SQS's
+//! `QueueDoesNotExist` ("after you create a queue, you must wait at least one second after
+//! the queue is created to be able to use the queue", SQS API reference, CreateQueue).
+//!
 //! With [`FaultConfig::dependency_linger`], for that long after a load balancer or a NAT
 //! gateway is deleted, deleting a subnet, a security group or the VPC, or detaching the
 //! internet gateway, answers `DependencyViolation` (their network interfaces linger on AWS).
@@ -107,6 +112,8 @@ pub struct FaultConfig {
     pub profile_propagation: Duration,
     /// How long after the last `CreateRole` `AddRoleToInstanceProfile` does not know it.
     pub role_propagation: Duration,
+    /// How long a new SQS queue answers `QueueDoesNotExist` to attribute calls.
+    pub queue_propagation: Duration,
     /// How long a new VPC stays invisible to `ModifyVpcAttribute` and `DescribeVpcs`.
     pub vpc_consistency: Duration,
     /// How long a deleted load balancer's or NAT gateway's interfaces keep their subnets,
@@ -137,6 +144,7 @@ impl Default for FaultConfig {
             lose_answers: false,
             profile_propagation: Duration::ZERO,
             role_propagation: Duration::ZERO,
+            queue_propagation: Duration::ZERO,
             vpc_consistency: Duration::ZERO,
             dependency_linger: Duration::ZERO,
             ignore_conditions: false,
@@ -201,6 +209,7 @@ struct Shared {
     dependency_refusals: AtomicU64,
     /// When the last `CreateRole` was forwarded.
     role_created: Mutex<Option<std::time::Instant>>,
+    queue_created: Mutex<Option<std::time::Instant>>,
     /// When the last `CreateVpc` was forwarded.
     vpc_created: Mutex<Option<std::time::Instant>>,
     /// EC2 requests answered as if a new VPC were not visible yet.
@@ -264,6 +273,7 @@ impl FaultProxy {
             first_answer_lost: std::sync::atomic::AtomicBool::new(false),
             vpc_created: Mutex::new(None),
             role_created: Mutex::new(None),
+            queue_created: Mutex::new(None),
             interfaces_released: Mutex::new(None),
             dependency_refusals: AtomicU64::new(0),
             consistency_refusals: AtomicU64::new(0),
@@ -628,6 +638,8 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             unknown
         } else if let Some(unseen) = shared.vpc_not_yet_visible(action.as_deref()) {
             unseen
+        } else if let Some(unusable) = shared.queue_not_yet_usable(&request) {
+            unusable
         } else if let Some(unlisted) = shared.listing_lags(&request, action.as_deref()) {
             unlisted
         } else if let Some(failed) = shared.failed_launches(&request, action.as_deref()) {
@@ -702,6 +714,11 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             }
             if action.as_deref() == Some("CreateVpc")
                 && let Ok(mut created) = shared.vpc_created.lock()
+            {
+                *created = Some(std::time::Instant::now());
+            }
+            if request.head.header("x-amz-target") == Some("AmazonSQS.CreateQueue")
+                && let Ok(mut created) = shared.queue_created.lock()
             {
                 *created = Some(std::time::Instant::now());
             }
@@ -1064,6 +1081,40 @@ impl Shared {
                 None
             }
         }
+    }
+
+    /// SQS's answer to an attribute call on a queue made moments ago (JSON protocol, with
+    /// the query-compatible code in `x-amzn-query-error`, as SQS sends it).
+    fn queue_not_yet_usable(&self, request: &Request<'_>) -> Option<Response> {
+        let target = request.head.header("x-amz-target")?;
+        if !matches!(
+            target,
+            "AmazonSQS.GetQueueAttributes" | "AmazonSQS.SetQueueAttributes"
+        ) {
+            return None;
+        }
+        let created = (*self.queue_created.lock().ok()?)?;
+        if created.elapsed() >= self.config.queue_propagation {
+            return None;
+        }
+        let number = self.propagation_refusals.fetch_add(1, Ordering::SeqCst);
+        Some(Response {
+            status_line: "HTTP/1.1 400 Bad Request".to_string(),
+            headers: vec![
+                ("Content-Type".into(), "application/x-amz-json-1.0".into()),
+                (
+                    "x-amzn-query-error".into(),
+                    "AWS.SimpleQueueService.NonExistentQueue;Sender".into(),
+                ),
+                (
+                    "x-amzn-RequestId".into(),
+                    format!("fault-proxy-propagation-{number}"),
+                ),
+            ],
+            body: br#"{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"The specified queue does not exist."}"#
+                .to_vec(),
+            bodiless: false,
+        })
     }
 
     /// IAM's answer to `AddRoleToInstanceProfile` naming a role made moments ago.

@@ -8,7 +8,10 @@
 //! - the settings of a launch template's newest version, read only when the template has a
 //!   version rafter did not make;
 //! - an auto-scaling group's sizes, subnets, target groups and template;
-//! - an IAM role's trust policy, each inline policy, and the role in each instance profile.
+//! - an IAM role's trust policy, each inline policy, and the role in each instance profile;
+//! - the node termination handler's queue: its retention, encryption and tags; its rules:
+//!   their description and tags (not their patterns, which EventBridge may store
+//!   reformatted).
 //!
 //! Existence only: key pairs, load balancers and target groups. Not read: listeners and DNS
 //! records (their load balancer and zone are), lookups, hosts.
@@ -26,7 +29,7 @@ use crate::aws::attrs::Attrs;
 use crate::aws::ec2::ec2_every_page;
 use crate::aws::errors::AwsResultExt;
 use crate::aws::iam::percent_decode;
-use crate::aws::{Context, compute, loadbalancer};
+use crate::aws::{Context, compute, events, loadbalancer};
 use crate::graph::{Field, ResourceKind, Value};
 use crate::model::naming::CLUSTER_TAG;
 use crate::plan::RecordedResource;
@@ -127,6 +130,8 @@ async fn read_by_ids(context: &Context, kind: ResourceKind, ids: &[String]) -> F
         ResourceKind::EbsVolume => volumes(context, ids).await,
         ResourceKind::LoadBalancer => load_balancers(context, ids).await,
         ResourceKind::TargetGroup => target_groups(context, ids).await,
+        ResourceKind::SqsQueue => queues(context, ids).await,
+        ResourceKind::EventRule => event_rules(context, ids).await,
         // Not read: taken to exist as recorded.
         _ => Ok(ids.iter().map(|id| (id.clone(), Live::default())).collect()),
     }
@@ -678,4 +683,72 @@ where
         .try_collect()
         .await?;
     Ok(read.into_iter().flatten().collect())
+}
+
+/// The queues at these URLs that still exist, with their settings and tags.
+async fn queues(context: &Context, urls: &[String]) -> Found {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let mut seen = Seen::new();
+    for url in urls {
+        context.calls.read("sqs");
+        let described = context
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::MessageRetentionPeriod)
+            .attribute_names(QueueAttributeName::SqsManagedSseEnabled)
+            .send()
+            .await
+            .aws();
+        let described = match described {
+            Err(error) if events::queue_is_absent(&error) => continue,
+            other => other?,
+        };
+        let attribute = |name: QueueAttributeName| {
+            described
+                .attributes()
+                .and_then(|attributes| attributes.get(&name))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let mut live = Live::default()
+            .with(
+                "sqs_managed_sse_enabled",
+                Value::Bool(attribute(QueueAttributeName::SqsManagedSseEnabled) == "true"),
+            )
+            .tagged(
+                events::queue_tags(context, url)
+                    .await?
+                    .into_iter()
+                    .collect(),
+            );
+        if let Ok(seconds) = attribute(QueueAttributeName::MessageRetentionPeriod).parse() {
+            live = live.with("message_retention_seconds", Value::Int(seconds));
+        }
+        seen.insert(url.clone(), live);
+    }
+    Ok(seen)
+}
+
+/// The rules of these names that still exist, with their descriptions and tags.
+async fn event_rules(context: &Context, names: &[String]) -> Found {
+    let mut seen = Seen::new();
+    for name in names {
+        context.calls.read("events");
+        let described = match context.events.describe_rule().name(name).send().await.aws() {
+            Err(error) if error.code == "ResourceNotFoundException" => continue,
+            other => other?,
+        };
+        let tags = events::rule_tags(context, described.arn().unwrap_or_default()).await?;
+        seen.insert(
+            name.clone(),
+            Live::default()
+                .with(
+                    "description",
+                    Value::str(described.description().unwrap_or_default()),
+                )
+                .tagged(tags.into_iter().collect()),
+        );
+    }
+    Ok(seen)
 }
