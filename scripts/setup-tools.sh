@@ -10,10 +10,12 @@ venv=${RAFTER_TOOLS_VENV:-$repo/.tools/venv}
 requirements=$repo/scripts/tools-requirements.txt
 
 # The PKI tests check certificates with the openssl command (Debian's openssl package), the
-# etcd tests its systemd unit with systemd-analyze (Debian's systemd package).
+# etcd tests its systemd unit with systemd-analyze (Debian's systemd package), the CLI tests
+# render the manual pages with groff (Debian's groff-base).
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v groff >/dev/null 2>&1 || missing+=(groff-base)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup-tools: installing ${missing[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

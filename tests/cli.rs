@@ -880,3 +880,107 @@ fn a_corrupt_cluster_is_listed_as_unreadable_among_the_good_ones() {
         "{said}"
     );
 }
+
+/// `rafter completion SHELL` prints a script the shell accepts that knows every command and
+/// flag; a shell clap does not know is refused with the ones it does.
+#[test]
+fn completion_scripts_know_every_command_and_parse_in_their_shell() {
+    let rafter = Rafter::new();
+    let bash = rafter.run(&["completion", "bash"]);
+    assert!(bash.status.success(), "{}", stderr(&bash));
+    let script = stdout(&bash);
+    for word in [
+        "rolling-update",
+        "restore",
+        "--dns-zone",
+        "--instance-group",
+    ] {
+        assert!(script.contains(word), "bash completion lacks {word}");
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &script).unwrap();
+    let checked = Command::new("bash")
+        .arg("-n")
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    // Sourced, it registers the completion function for `rafter`.
+    let registered = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p rafter",
+            file.path().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&registered).contains("rafter"),
+        "{}{}",
+        stdout(&registered),
+        stderr(&registered)
+    );
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let output = rafter.run(&["completion", shell]);
+        assert!(output.status.success(), "{shell}: {}", stderr(&output));
+        assert!(stdout(&output).contains("rolling-update"), "{shell}");
+    }
+    let unknown = rafter.run(&["completion", "tcsh"]);
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("bash"), "{}", stderr(&unknown));
+}
+
+/// `rafter man --out DIR` writes a page for rafter and for every command, and each renders
+/// with groff without a warning.
+#[test]
+fn manual_pages_cover_every_command_and_render() {
+    let rafter = Rafter::new();
+    let out = tempfile::tempdir().unwrap();
+    let written = rafter.run(&["man", "--out", out.path().to_str().unwrap()]);
+    assert!(written.status.success(), "{}", stderr(&written));
+    let mut pages: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    for page in [
+        "rafter.1",
+        "rafter-create-cluster.1",
+        "rafter-rolling-update-cluster.1",
+        "rafter-restore-etcd.1",
+        "rafter-completion.1",
+    ] {
+        assert!(
+            pages.contains(&page.to_string()),
+            "{page} missing: {pages:?}"
+        );
+    }
+    assert!(!pages.iter().any(|page| page.contains("help")), "{pages:?}");
+    let render = |page: &str| {
+        let rendered = Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww"])
+            .arg(out.path().join(page))
+            .output()
+            .unwrap();
+        assert!(rendered.status.success(), "{page}: {}", stderr(&rendered));
+        assert!(
+            stderr(&rendered).is_empty(),
+            "{page}: {}",
+            stderr(&rendered)
+        );
+        stdout(&rendered)
+    };
+    for page in &pages {
+        render(page);
+    }
+    // Bold and underlined words come overstruck (`X\u{8}X`): read the plain letters.
+    let mut text = String::new();
+    for character in render("rafter-create-cluster.1").chars() {
+        if character == '\u{8}' {
+            text.pop();
+        } else {
+            text.push(character);
+        }
+    }
+    assert!(text.contains("--dns-zone"), "{text}");
+}

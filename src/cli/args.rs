@@ -55,6 +55,23 @@ pub enum Command {
     /// --yes replaces)
     #[command(subcommand, name = "rolling-update")]
     RollingUpdate(RollingUpdateCommand),
+    /// Print the shell completion script for SHELL (e.g. `rafter completion bash >
+    /// /etc/bash_completion.d/rafter`)
+    Completion(CompletionArgs),
+    /// Write rafter's manual pages (rafter.1 and one per command) into a directory
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Where the pages go (made if missing)
+    #[arg(long, value_name = "DIR", default_value = "man")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

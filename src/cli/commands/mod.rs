@@ -2,6 +2,7 @@
 
 mod admin_credential;
 mod backup_etcd;
+mod completion;
 mod create_cluster;
 mod delete_cluster;
 mod export_bootstrap;
@@ -12,6 +13,7 @@ mod get_certificates;
 mod get_cluster;
 mod get_clusters;
 mod get_credentials;
+mod man;
 mod restore_etcd;
 mod rolling_update_cluster;
 mod stored_cluster;
@@ -51,5 +53,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RollingUpdate(RollingUpdateCommand::Cluster(args)) => {
             rolling_update_cluster::run(state, args).await
         }
+        Command::Completion(args) => completion::run(&args),
+        Command::Man(args) => man::run(&args),
     }
 }
