@@ -648,7 +648,7 @@ fn termination_queue(cluster: &Cluster) -> Option<minijinja::Value> {
         url_prefix => crate::model::termination::queue_url_prefix(spec.region.as_deref().unwrap_or_default()),
         name => crate::model::termination::queue_name(&naming),
         config_map => crate::model::termination::QUEUE_CONFIG_MAP,
-        addon => "aws-node-termination-handler",
+        addon => crate::spec::NODE_TERMINATION_HANDLER_ADDON,
         identity_file => crate::model::compute::PROVIDER_ID_FILE,
     })
 }

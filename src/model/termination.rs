@@ -33,12 +33,11 @@ const HOOK_HEARTBEAT_SECONDS: u32 = 300;
 pub const HOOK_NAME: &str = "rafter-node-termination";
 
 /// How the queue's and every rule's name start (what the delete sweep lists by).
-pub const QUEUE_PREFIX: &str = "nth-";
-pub const RULE_PREFIX: &str = "nth-";
+pub const NAME_PREFIX: &str = "nth-";
 
 /// The queue's name: `nth-<cluster>`, SQS's `[A-Za-z0-9_-]` and 80 characters.
 pub fn queue_name(naming: &Naming) -> String {
-    naming.short(QUEUE_PREFIX.trim_end_matches('-'), 80)
+    naming.short(NAME_PREFIX.trim_end_matches('-'), 80)
 }
 
 /// The queue's URL but for the account id and the name (`https://sqs.REGION.DOMAIN/`): a
@@ -61,7 +60,7 @@ pub const PROBES_PORT: u16 = 8087;
 
 /// Every rule's name starts with this (EventBridge: `[.\-_A-Za-z0-9]`, 64 characters).
 pub fn rule_name(naming: &Naming, event: &str) -> String {
-    naming.short(&format!("{RULE_PREFIX}{event}"), 64)
+    naming.short(&format!("{NAME_PREFIX}{event}"), 64)
 }
 
 /// One EventBridge rule: its local name and the events it matches.
@@ -351,12 +350,12 @@ mod tests {
             let naming = Naming::new(name);
             let queue = queue_name(&naming);
             assert!(
-                queue.len() <= 80 && queue.starts_with(QUEUE_PREFIX),
+                queue.len() <= 80 && queue.starts_with(NAME_PREFIX),
                 "{queue}"
             );
             for event in ["asg-lifecycle", "spot-interruption", "scheduled-change"] {
                 let rule = rule_name(&naming, event);
-                assert!(rule.len() <= 64 && rule.starts_with(RULE_PREFIX), "{rule}");
+                assert!(rule.len() <= 64 && rule.starts_with(NAME_PREFIX), "{rule}");
                 assert!(naming.could_be_short_name(&rule), "{rule}");
             }
         }

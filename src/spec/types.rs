@@ -137,6 +137,10 @@ impl Default for Addons {
     }
 }
 
+/// The node termination handler's add-on name (its manifest and removal label), which the
+/// add-ons step also gives the ConfigMap holding its queue URL.
+pub const NODE_TERMINATION_HANDLER_ADDON: &str = "aws-node-termination-handler";
+
 /// One AWS add-on as the rest of rafter names it: its manifest, main image and removal label
 /// (`name`), its field under `spec.addons`, and whether it is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +170,7 @@ impl Addons {
                 enabled: self.cluster_autoscaler.enabled,
             },
             AddonSwitch {
-                name: "aws-node-termination-handler",
+                name: NODE_TERMINATION_HANDLER_ADDON,
                 field: "nodeTerminationHandler",
                 enabled: self.node_termination_handler.enabled,
             },

@@ -70,18 +70,7 @@ pub(super) async fn discover(
 /// One kind's listing, tried again while it fails transiently: the sweep's clients have the
 /// SDK's retries off, like every rafter client.
 async fn listed(context: &Context, kind: LeftoverKind, reach: Reach) -> Listing {
-    let mut pause = FIRST_LISTING_PAUSE;
-    let mut tries = 1;
-    loop {
-        match list(context, kind, reach).await {
-            Err(error) if error.class == ErrorClass::Transient && tries < LISTING_TRIES => {
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-                tries += 1;
-            }
-            listing => return listing,
-        }
-    }
+    patiently(FIRST_LISTING_PAUSE, || list(context, kind, reach)).await
 }
 
 /// The kinds the add-ons make are listed by either tag (`reach`); every other kind by
@@ -586,14 +575,14 @@ async fn roles(context: &Context) -> Listing {
     Ok(found)
 }
 
-/// One lookup about one listed resource (its tags), tried again while it fails
-/// transiently: a listing that looks at each resource must not fail whole for one blip.
-async fn patiently<T, F, Fut>(mut lookup: F) -> Result<T, ProvisionError>
+/// `lookup` (a listing, or a look at one listed resource's tags) tried again while it fails
+/// transiently, first after `pause`, then twice as long each time: a listing that looks at
+/// each resource must not fail whole for one blip.
+async fn patiently<T, F, Fut>(mut pause: Duration, mut lookup: F) -> Result<T, ProvisionError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ProvisionError>>,
 {
-    let mut pause = FIRST_LISTING_PAUSE / 5;
     let mut tries = 1;
     loop {
         match lookup().await {
@@ -619,7 +608,7 @@ async fn event_rules(context: &Context) -> Listing {
         let page = context
             .events
             .list_rules()
-            .name_prefix(termination::RULE_PREFIX)
+            .name_prefix(termination::NAME_PREFIX)
             .set_next_token(next)
             .send()
             .await
@@ -631,7 +620,9 @@ async fn event_rules(context: &Context) -> Listing {
             if !naming.could_be_short_name(name) {
                 continue;
             }
-            let tags = match patiently(|| events::rule_tags(context, arn)).await {
+            let tags = match patiently(FIRST_LISTING_PAUSE / 5, || events::rule_tags(context, arn))
+                .await
+            {
                 Ok(tags) => tags,
                 // Deleted between the listing and this look.
                 Err(error) if error.code == "ResourceNotFoundException" => continue,
@@ -658,7 +649,7 @@ async fn queues(context: &Context) -> Listing {
         let page = context
             .sqs
             .list_queues()
-            .queue_name_prefix(termination::QUEUE_PREFIX)
+            .queue_name_prefix(termination::NAME_PREFIX)
             .set_next_token(next)
             .send()
             .await
@@ -668,7 +659,9 @@ async fn queues(context: &Context) -> Listing {
             if !naming.could_be_short_name(queue) {
                 continue;
             }
-            let tags = match patiently(|| events::queue_tags(context, url)).await {
+            let tags = match patiently(FIRST_LISTING_PAUSE / 5, || events::queue_tags(context, url))
+                .await
+            {
                 Ok(tags) => tags,
                 // Deleted between the listing and this look.
                 Err(error) if events::queue_is_absent(&error) => continue,
