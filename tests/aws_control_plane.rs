@@ -1953,6 +1953,8 @@ async fn rolling_gates_refuse_stop_at_the_deadline_and_resume() {
             alarms: String::new(),
             bundle: String::new(),
             certificates_expire: String::new(),
+            restored: String::new(),
+            restore_problem: String::new(),
             at: at
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap(),
@@ -2120,4 +2122,253 @@ async fn in_group(autoscaling: &aws_sdk_autoscaling::Client, group: &str) -> Str
         .collect();
     assert_eq!(instances.len(), 1, "{instances:?}");
     instances[0].clone()
+}
+
+/// The cluster restored from a backup, and the hosts playing its members' instances.
+const RESTORED: &str = "restore.example.com";
+const RESTORE_HOSTS: [(&str, &str); 3] = [
+    ("rst-1", "10.250.0.121"),
+    ("rst-2", "10.250.0.122"),
+    ("rst-3", "10.250.0.123"),
+];
+
+/// Every `/restore/` key on `host`'s member (a serializable read: the member's own data).
+fn restore_keys(testbed: &Testbed, host: &str) -> Vec<String> {
+    testbed
+        .ssh_ok(
+            host,
+            &format!("{ETCDCTL} get /restore/ --prefix --keys-only --consistency=s"),
+        )
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `rafter restore etcd` on AWS, the worst case: every member of a cluster made by `create
+/// cluster --yes` loses its data. rafter cannot reach the members, so it stages the restore in
+/// the state store and each member's timer carries it out. A member reports a restore it
+/// cannot do (a staged snapshot that is not the backup's) instead of doing it; the real one
+/// is killed while it waits for the members and finished by running it again. Afterwards
+/// every key from before the backup is on every member and none from after, the members are
+/// new (one new cluster) with the spec's names and agree on their data, the API server's
+/// manifest was moved aside before etcd stopped and is back, the cluster takes writes, and
+/// nothing secret is left in the store or on the instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restore_brings_back_a_control_plane_whose_every_member_lost_its_data() {
+    let assets = tempfile::tempdir().unwrap();
+    let spec_lines = common::host_assets::build(assets.path());
+    let mut rolled = Rolled::create(RESTORED, &RESTORE_HOSTS, 3, assets, &spec_lines, None).await;
+    rolled
+        .stop_writer
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    rolled.writer.take().unwrap().join().unwrap();
+    let testbed = Testbed::open();
+    let hosts: Vec<&str> = RESTORE_HOSTS.iter().map(|(host, _)| *host).collect();
+    let put = |prefix: &str, count: usize| {
+        testbed.ssh_ok(
+            hosts[0],
+            &format!(
+                "for i in $(seq 1 {count}); do {ETCDCTL} put /restore/{prefix}/$i v$i >/dev/null; done"
+            ),
+        );
+    };
+    put("before", 20);
+    // The leading member takes the scheduled backup (the others' runs say they do not lead).
+    for host in &hosts {
+        testbed.ssh_ok(host, "systemctl start rafter-etcd-backup.service");
+    }
+    let catalog = rafter::backup::catalog::list(&rolled.world.store, RESTORED)
+        .await
+        .unwrap();
+    assert_eq!(catalog.backups.len(), 1, "{catalog:?}");
+    let backup = catalog.backups[0].clone();
+    put("after", 10);
+    let before = members(&testbed, hosts[0]);
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    // Every member loses its data.
+    for host in &hosts {
+        testbed.ssh_ok(host, "systemctl stop etcd && rm -rf /var/lib/etcd/member");
+    }
+
+    // A request whose snapshot is not what it claims: each member refuses it and says so in
+    // its report (the problem is that restore's alone).
+    let store = &rolled.world.store;
+    let bogus_id = "19990101T000000Z";
+    store
+        .write(
+            &layout::etcd_restore_snapshot_key(RESTORED, bogus_id),
+            b"not a snapshot",
+        )
+        .await
+        .unwrap();
+    let members_of_spec = rafter::bootstrap::aws_control_plane_members(&rolled.world.cluster);
+    let mut bogus =
+        rafter::rolling::restore::Request::new(RESTORED, bogus_id, &backup, &members_of_spec);
+    bogus.sha256 = "0".repeat(64);
+    store
+        .write(
+            &layout::etcd_restore_request_key(RESTORED),
+            bogus.render().as_bytes(),
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = members_of_spec.iter().map(|m| m.name.clone()).collect();
+    eventually_async("every member refuses the damaged snapshot", || async {
+        let reports = rafter::validate::member_reports::read(store, RESTORED, &names)
+            .await
+            .unwrap();
+        let seen = rafter::rolling::restore::progress(bogus_id, &reports);
+        match seen.failed {
+            Some((_, problem)) if problem.contains("not the backup's") => Ok(()),
+            other => Err(format!("{other:?} {reports:?}")),
+        }
+    })
+    .await;
+    for host in &hosts {
+        let left = testbed.ssh(host, "ls /var/lib/etcd/.rafter/*.db");
+        assert!(!left.status.success(), "{host} kept a snapshot");
+    }
+
+    // The plan, then the restore: killed while it waits for the members, and run again.
+    let plan = rolled.ok(&["restore", "etcd", RESTORED, "--from", &backup.id]);
+    assert!(plan.contains("every member (its timer"), "{plan}");
+    assert!(
+        store
+            .read(&layout::etcd_restore_request_key(RESTORED))
+            .await
+            .unwrap()
+            .is_some_and(|request| String::from_utf8_lossy(&request).contains(bogus_id)),
+        "the plan changes nothing"
+    );
+    let log_path = rolled.logs.path().join("restore-1.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut first = rolled
+        .rafter(&[
+            "restore",
+            "etcd",
+            RESTORED,
+            "--from",
+            &backup.id,
+            "--yes",
+            "--gate-timeout",
+            "5m",
+        ])
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .spawn()
+        .unwrap();
+    eventually("the first run waits for the members", || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        match log.contains("[2/4]") {
+            true => Ok(()),
+            false => Err(log),
+        }
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let rerun = rolled
+        .rafter(&[
+            "restore",
+            "etcd",
+            RESTORED,
+            "--from",
+            &backup.id,
+            "--yes",
+            "--gate-timeout",
+            "5m",
+        ])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&rerun.stdout),
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    eprintln!(
+        "--- restore, first run:\n{}\n--- rerun:\n{said}",
+        std::fs::read_to_string(&log_path).unwrap()
+    );
+    assert!(rerun.status.success(), "{said}");
+    assert!(
+        said.contains("Continuing the restore")
+            && !said.contains("[1/4]")
+            && said.contains("[4/4]"),
+        "{said}"
+    );
+
+    // Every key from before the backup on every member, none from after.
+    let wanted: Vec<String> = (1..=20).map(|i| format!("/restore/before/{i}")).collect();
+    for host in &hosts {
+        let mut keys = restore_keys(&testbed, host);
+        keys.sort();
+        let mut expected = wanted.clone();
+        expected.sort();
+        assert_eq!(keys, expected, "{host}");
+    }
+    // One new cluster of the spec's members, agreeing on their data.
+    let after = members(&testbed, hosts[0]);
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    for (member, (id, _)) in &after {
+        assert_ne!(&before[member].0, id, "member {member} is new");
+    }
+    let hashes = testbed.ssh_ok(
+        hosts[0],
+        &format!("{ETCDCTL} endpoint hashkv --cluster -w json"),
+    );
+    let hashes: Vec<serde_json::Value> = serde_json::from_str(&hashes).unwrap();
+    let distinct: std::collections::BTreeSet<String> = hashes
+        .iter()
+        .map(|hash| hash["HashKV"]["hash"].to_string())
+        .collect();
+    assert_eq!((hashes.len(), distinct.len()), (3, 1), "{hashes:?}");
+    // Each member stopped its API server before etcd, and brought it back once healthy.
+    for host in &hosts {
+        let journal = testbed.ssh_ok(host, "journalctl -u rafter-etcd-peers --no-pager");
+        let moved = journal.find("control-plane manifests moved to");
+        let restored = journal.find("restored member");
+        let back = journal.find("control-plane manifests back");
+        assert!(
+            moved.is_some() && moved < restored && restored < back,
+            "{host}: {journal}"
+        );
+        testbed.ssh_ok(
+            host,
+            "test -f /etc/kubernetes/manifests/kube-apiserver.yaml",
+        );
+        testbed.ssh_ok(host, "ls -d /var/lib/etcd/.rafter/before-restore-*");
+        let left = testbed.ssh(host, "ls /var/lib/etcd/.rafter/*.db");
+        assert!(!left.status.success(), "{host} kept a snapshot");
+    }
+    // Nothing staged is left (the refused request's snapshot neither): each held every Secret.
+    let staged_prefix = layout::etcd_restore_prefix(RESTORED);
+    let staged: Vec<String> = store
+        .list(&staged_prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|key| key.starts_with(&format!("{staged_prefix}/")))
+        .collect();
+    assert!(staged.is_empty(), "{staged:?}");
+    // The cluster takes writes, and `validate` finds its etcd healthy (the rest of the
+    // cluster, which no test-bed host plays here, it does not).
+    put("later", 1);
+    let validated = rolled
+        .rafter(&["validate", "cluster", RESTORED, "-o", "json"])
+        .output()
+        .unwrap();
+    let judged: serde_json::Value = serde_json::from_slice(&validated.stdout).unwrap();
+    let passed = judged["passed"].to_string();
+    assert!(passed.contains("member(s) report healthy"), "{judged:#}");
+    let etcd_findings: Vec<&serde_json::Value> = judged["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|finding| finding["area"] == "etcd")
+        .collect();
+    assert!(etcd_findings.is_empty(), "{judged:#}");
 }

@@ -466,6 +466,18 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
             .await
             .unwrap();
     }
+    // A restore staged for the members: the request and its copy of the snapshot, which the
+    // members may read (and nothing more); no worker may.
+    for object in ["request", "20261201T010000Z.db"] {
+        s3(&admin)
+            .put_object()
+            .bucket(BUCKET)
+            .key(format!("{PREFIX}/{CLUSTER}/etcd-restore/{object}"))
+            .body(b"staged restore".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
     let listed = s3(&admin)
         .list_objects_v2()
         .bucket(BUCKET)
@@ -503,6 +515,8 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
                 "control-plane/eu-west-1a/bundle.sh",
                 "etcd-peers/_formed",
                 "etcd-peers/eu-west-1a",
+                "etcd-restore/20261201T010000Z.db",
+                "etcd-restore/request",
             ],
         ),
         (
@@ -562,6 +576,9 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
             "pki/ca.pem",
             "control-plane/eu-west-1a/bundle.sh",
             "node-groups/workers/bundle.sh",
+            // Only rafter stages a restore.
+            "etcd-restore/request",
+            "etcd-restore/20261201T020000Z.db",
         ] {
             assert!(!may_write(&client, key).await, "{role} may write {key}");
         }

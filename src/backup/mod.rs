@@ -14,6 +14,12 @@ pub use record::{BackupRecord, SnapshotFacts, Verification};
 
 use crate::state::StateError;
 
+/// The journal's name for a restore of etcd (one at a time per cluster, on any provider).
+pub const RESTORE_OPERATION: &str = "restore-etcd";
+/// How far revisions jump at a restore where etcd can bump them: Kubernetes' documented
+/// example, far above what any cluster reaches between two backups.
+pub const REVISION_BUMP: u64 = 1_000_000_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error(transparent)]

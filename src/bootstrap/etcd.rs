@@ -113,6 +113,8 @@ pub struct PeerDiscovery {
     pub backups_url: String,
     /// `s3://bucket/prefix/<cluster>/etcd-status`: one status report per member.
     pub status_url: String,
+    /// `s3://bucket/prefix/<cluster>/etcd-restore`: a restore rafter staged for the members.
+    pub restore_url: String,
 }
 
 /// A new cluster's members start together from the full list; a member added to a running

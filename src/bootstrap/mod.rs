@@ -216,10 +216,7 @@ pub fn select_node(
                 None => 0,
             };
             Ok(NodeRole::ControlPlane {
-                members: slots
-                    .iter()
-                    .map(|slot| EtcdMember::at_dns(&slot.member(), &slot.dns_name(name)))
-                    .collect(),
+                members: aws_control_plane_members(cluster),
                 index,
                 initial_state: InitialState::New,
                 discovery: Some(PeerDiscovery {
@@ -228,6 +225,9 @@ pub fn select_node(
                         spec.config_base.as_deref().unwrap_or(""),
                     ),
                     status_url: layout::etcd_status_url(spec.config_base.as_deref().unwrap_or("")),
+                    restore_url: layout::etcd_restore_url(
+                        spec.config_base.as_deref().unwrap_or(""),
+                    ),
                 }),
             })
         }
@@ -292,6 +292,16 @@ pub fn select_node(
             })
         }
     }
+}
+
+/// An AWS cluster's control-plane members, as etcd members: one per slot, each addressed by
+/// the DNS name its instance resolves from the published addresses.
+pub fn aws_control_plane_members(cluster: &Cluster) -> Vec<EtcdMember> {
+    let spec = &cluster.spec;
+    control_plane_slots(spec.control_plane.count, &spec.networking.zones)
+        .iter()
+        .map(|slot| EtcdMember::at_dns(&slot.member(), &slot.dns_name(&cluster.metadata.name)))
+        .collect()
 }
 
 /// The control-plane hosts of a bare-host cluster, as etcd members.

@@ -39,6 +39,10 @@ pub const CONTROL_PLANE_COMPONENTS: [&str; 3] = [
 /// `control-plane` step moves them into [`STATIC_POD_DIR`], one host at a time.
 pub const STAGED_STATIC_POD_DIR: &str = "/etc/kubernetes/rafter/manifests";
 
+/// Where a restore of etcd keeps a host's control-plane manifests while it replaces the
+/// data they serve (the kubelet stops what leaves [`STATIC_POD_DIR`]).
+pub const RESTORE_STOPPED_MANIFEST_DIR: &str = "/etc/kubernetes/rafter-restore/manifests";
+
 /// The static pod manifest of `component`.
 pub fn static_pod_manifest(component: &str) -> String {
     format!("{STATIC_POD_DIR}/{component}.yaml")
@@ -790,6 +794,12 @@ fn peer_discovery_files(
                 status_url => format!("{}/{}", discovery.status_url, this.name),
                 formed_record => crate::state::layout::ETCD_FORMED_RECORD,
                 members_record => crate::state::layout::ETCD_MEMBERS_RECORD,
+                restore_url => discovery.restore_url,
+                restore_request => crate::state::layout::etcd_restore_request_name(),
+                static_pod_dir => STATIC_POD_DIR,
+                stopped_manifests => RESTORE_STOPPED_MANIFEST_DIR,
+                manifests => CONTROL_PLANE_COMPONENTS.map(|component| format!("{component}.yaml")),
+                etcdutl => etcd::ETCDUTL,
                 initial_state => match initial_state {
                     InitialState::New => "new",
                     InitialState::Existing | InitialState::Established => "existing",

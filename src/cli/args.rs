@@ -209,6 +209,10 @@ pub struct RestoreEtcdArgs {
     /// Restore (without it, only show the plan)
     #[arg(long)]
     pub yes: bool,
+    /// On AWS: how long each gate waits for the members' reports (that every member restored,
+    /// then that the restored cluster is healthy) before the restore stops (e.g. 15m)
+    #[arg(long, value_name = "DURATION", default_value = "15m")]
+    pub gate_timeout: String,
     /// Break a lock whose lease has run out; with =ID, break that lock even if live (the id
     /// the refusal printed). A lock whose holder ran here and is gone is broken anyway.
     #[arg(long, value_name = "ID", num_args = 0..=1, require_equals = true, default_missing_value = "")]

@@ -24,12 +24,9 @@ use super::connect::Connected;
 use super::etcd;
 
 /// The journal's name for a restore.
-pub const OPERATION: &str = "restore-etcd";
-/// Where a host keeps its control-plane manifests while etcd is restored.
-const STOPPED_MANIFESTS: &str = "/etc/kubernetes/rafter-restore/manifests";
-/// How far revisions jump at a restore: Kubernetes' documented example, far above what any
-/// cluster reaches between two backups.
-const REVISION_BUMP: u64 = 1_000_000_000;
+pub const OPERATION: &str = crate::backup::RESTORE_OPERATION;
+use crate::backup::REVISION_BUMP;
+use crate::bootstrap::node::RESTORE_STOPPED_MANIFEST_DIR as STOPPED_MANIFESTS;
 const HEALTHY_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// One step of a restore.

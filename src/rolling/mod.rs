@@ -1,6 +1,8 @@
 //! `rafter rolling-update cluster` on AWS: replacing instances whose launch template is out of
 //! date (or every one, forced), one at a time, each behind a gate on evidence. Which
-//! instances and in what order ([`plan`], pure); carrying it out ([`execute`]).
+//! instances and in what order ([`plan`], pure); carrying it out ([`execute`]). The other
+//! day-two changes of AWS control-plane members live beside it, gated on the same evidence:
+//! adding and removing members ([`membership`]) and restoring their etcd ([`restore`]).
 //!
 //! A control-plane member is replaced through its auto-scaling group of one: its instance is
 //! terminated, the group launches a new one, which attaches the member's data volume and
@@ -12,6 +14,7 @@
 pub mod execute;
 pub mod membership;
 pub mod plan;
+pub mod restore;
 
 pub use plan::{
     Batch, GroupState, InstanceState, Replacement, batch_from_key, batches, from_key, plan,

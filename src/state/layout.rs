@@ -18,6 +18,8 @@
 //! <cluster>/etcd-peers/<member>              a member's address                control plane (read, write)
 //! <cluster>/etcd-peers/_formed               whether etcd ever formed          control plane (read, write)
 //! <cluster>/etcd-status/<member>             the member's etcd, as it sees it  control plane (write)
+//! <cluster>/etcd-restore/request             a restore the members carry out    user; control plane (read)
+//! <cluster>/etcd-restore/<id>.db             that restore's snapshot (secrets)  user; control plane (read)
 //! <cluster>/node-groups/<group>/bundle.sh    a node group's files (no CA key)  that group only
 //! <cluster>/node-status/control-plane/<member>/<host>   how an instance's boot went   control plane (write)
 //! <cluster>/node-status/node-groups/<group>/<host>      how an instance's boot went   that group (write)
@@ -61,6 +63,42 @@ pub fn etcd_status_url(config_base: &str) -> String {
 /// The key of one member's status report.
 pub fn etcd_status_key(cluster: &str, member: &str) -> String {
     under(cluster, &format!("{ETCD_STATUS_DIR}/{member}"))
+}
+
+/// Where rafter stages a restore of an AWS cluster's etcd for its members
+/// (`rolling::restore`): the request and a copy of the one snapshot it restores. The
+/// members may read it and nothing more; they may never read the backups themselves.
+const ETCD_RESTORE_DIR: &str = "etcd-restore";
+/// The restore request's name in [`ETCD_RESTORE_DIR`].
+const ETCD_RESTORE_REQUEST: &str = "request";
+
+/// Where the members find a restore request and its snapshot, from the cluster's
+/// `configBase`.
+pub fn etcd_restore_url(config_base: &str) -> String {
+    format!("{}/{ETCD_RESTORE_DIR}", config_base.trim_end_matches('/'))
+}
+
+/// The name of the restore request in the directory [`etcd_restore_url`] names.
+pub const fn etcd_restore_request_name() -> &'static str {
+    ETCD_RESTORE_REQUEST
+}
+
+/// The key of the restore request.
+pub fn etcd_restore_request_key(cluster: &str) -> String {
+    under(
+        cluster,
+        &format!("{ETCD_RESTORE_DIR}/{ETCD_RESTORE_REQUEST}"),
+    )
+}
+
+/// Everything staged for restores: the request and the staged snapshots.
+pub fn etcd_restore_prefix(cluster: &str) -> String {
+    under(cluster, ETCD_RESTORE_DIR)
+}
+
+/// The snapshot restore `id` restores, staged for the members.
+pub fn etcd_restore_snapshot_key(cluster: &str, id: &str) -> String {
+    under(cluster, &format!("{ETCD_RESTORE_DIR}/{id}.db"))
 }
 
 /// Where bundles were kept before the layout split control-plane and worker material: every
@@ -278,13 +316,17 @@ pub struct NodeGrant {
 impl NodeGrant {
     /// Control-plane members read their bundles (all members share one role, and every
     /// member's bundle holds the same CA keys), read and write the address records, write
-    /// their etcd status reports, and
+    /// their etcd status reports, read a restore rafter staged for them, and
     /// write scheduled etcd backups: never read or list them, so a backup is no way into
     /// the store, and never delete them.
     pub fn control_plane() -> Self {
         Self {
             holder: "ControlPlane",
-            read: vec![CONTROL_PLANE_DIR.to_string(), ETCD_PEERS_DIR.to_string()],
+            read: vec![
+                CONTROL_PLANE_DIR.to_string(),
+                ETCD_PEERS_DIR.to_string(),
+                ETCD_RESTORE_DIR.to_string(),
+            ],
             write: vec![
                 ETCD_PEERS_DIR.to_string(),
                 ETCD_STATUS_DIR.to_string(),
@@ -415,6 +457,32 @@ mod tests {
         assert!(
             !control_plane
                 .may_write(&BundleOwner::ControlPlaneMember("eu-west-1b").relative_path())
+        );
+    }
+
+    #[test]
+    fn only_the_control_plane_reads_a_staged_restore_and_nobody_reads_the_backups() {
+        let relative = |key: String| key.strip_prefix("c/").unwrap().to_string();
+        let request = relative(etcd_restore_request_key("c"));
+        let snapshot = relative(etcd_restore_snapshot_key("c", "20261203T101500Z"));
+        let backup = relative(etcd_backup_snapshot_key("c", "20261203T101500Z"));
+        let control_plane = NodeGrant::control_plane();
+        let workers = NodeGrant::node_group("workers");
+        for key in [&request, &snapshot] {
+            assert!(control_plane.may_read(key), "{key}");
+            assert!(!control_plane.may_write(key), "{key}");
+            assert!(!workers.may_read(key), "{key}");
+            assert!(!workers.may_write(key), "{key}");
+        }
+        assert!(!control_plane.may_read(&backup));
+        assert!(!workers.may_read(&backup));
+        assert_eq!(
+            format!(
+                "{}/{}",
+                etcd_restore_url("s3://b/p/c/"),
+                etcd_restore_request_name()
+            ),
+            format!("s3://b/p/{}", etcd_restore_request_key("c"))
         );
     }
 

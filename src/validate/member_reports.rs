@@ -58,6 +58,14 @@ pub struct MemberReport {
     /// When the first of the node's leaf certificates expires (RFC 3339; empty when unknown).
     #[serde(default)]
     pub certificates_expire: String,
+    /// The restore of etcd (`rafter restore etcd`) the member finished last, serving again
+    /// (empty when none).
+    #[serde(default)]
+    pub restored: String,
+    /// The problem that stopped the member's part of a restore, after the restore's id
+    /// (empty when none).
+    #[serde(default)]
+    pub restore_problem: String,
     /// When it was taken (RFC 3339, UTC).
     pub at: String,
 }
@@ -283,6 +291,8 @@ mod tests {
             alarms: String::new(),
             bundle: "b".repeat(64),
             certificates_expire: "2027-12-01T09:00:00Z".into(),
+            restored: String::new(),
+            restore_problem: String::new(),
             at: "2026-12-02T09:59:40Z".into(),
         }
     }
