@@ -1043,27 +1043,50 @@ impl Rolled {
             writer: None,
             logs: tempfile::tempdir().unwrap(),
         };
-        rolled.ok(&[
-            "create",
-            "cluster",
-            "-f",
-            overlay.to_str().unwrap(),
-            "--profile",
-            "ha-aws",
-            "--zones",
-            "eu-west-1a,eu-west-1b,eu-west-1c",
-            "--dns-zone",
-            "example.com",
-            "--ssh-public-key",
-            key_file.to_str().unwrap(),
-            "--control-plane-count",
-            &count.to_string(),
-            "--yes",
-        ]);
+        // `create --yes` waits for the members' etcd: the hosts boot the instances the groups
+        // launch while it waits, as instances would.
+        let count_arg = count.to_string();
+        let create_log = rolled.logs.path().join("create.log");
+        let log_file = std::fs::File::create(&create_log).unwrap();
+        let mut create = rolled
+            .rafter(&[
+                "create",
+                "cluster",
+                "-f",
+                overlay.to_str().unwrap(),
+                "--profile",
+                "ha-aws",
+                "--zones",
+                "eu-west-1a,eu-west-1b,eu-west-1c",
+                "--dns-zone",
+                "example.com",
+                "--ssh-public-key",
+                key_file.to_str().unwrap(),
+                "--control-plane-count",
+                &count_arg,
+                "--yes",
+            ])
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        let said = || std::fs::read_to_string(&create_log).unwrap_or_default();
+        let groups = loop {
+            let groups = member_groups(&rolled.autoscaling, name).await;
+            if groups.len() == count && groups.values().all(|(_, instances)| !instances.is_empty())
+            {
+                break groups;
+            }
+            if let Some(status) = create.try_wait().unwrap() {
+                panic!(
+                    "create exited ({status}) before its instances ran: {}",
+                    said()
+                );
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
 
         // The hosts play the instances the groups launched, and boot them.
-        let groups = member_groups(&rolled.autoscaling, name).await;
-        assert_eq!(groups.len(), count, "{groups:?}");
         let mut boots = Vec::new();
         for (member, (_, instances)) in &groups {
             let (host, address) = rolled.free_hosts.lock().unwrap().next().unwrap();
@@ -1075,6 +1098,18 @@ impl Rolled {
             boots.push(rolled.world.boot(host, address, member));
         }
         futures::future::join_all(boots).await;
+        let status = loop {
+            if let Some(status) = create.try_wait().unwrap() {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        let log = said();
+        assert!(status.success(), "create: {log}");
+        assert!(
+            log.contains("Every control-plane member reports a healthy etcd."),
+            "{log}"
+        );
         eventually_async("the members report healthy", || {
             member_evidence(&rolled.world.store, name, count)
         })

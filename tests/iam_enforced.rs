@@ -409,6 +409,9 @@ async fn each_instance_role_reads_only_its_own_part_of_the_state_and_seizes_noth
             "--ssh-public-key",
             key_file.to_str().unwrap(),
             "--yes",
+            // No instance boots here, so no member reports its etcd.
+            "--etcd-timeout",
+            "0s",
         ])
         .env("RAFTER_STATE", format!("s3://{BUCKET}/{PREFIX}"))
         .env("AWS_ENDPOINT_URL", &moto.endpoint)

@@ -349,6 +349,10 @@ pub struct CreateClusterArgs {
     /// (e.g. 10m; 0s: do not wait)
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub capacity_timeout: String,
+    /// How long `--yes` then waits for the control-plane members to report a healthy etcd,
+    /// as `validate cluster` judges it (e.g. 15m; 0s: do not wait)
+    #[arg(long, value_name = "DURATION", default_value = "15m")]
+    pub etcd_timeout: String,
     /// Plan output format
     #[arg(short, long, value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,

@@ -339,15 +339,25 @@ fn print_summary(report: &ApplyReport, provisioner: &AwsProvisioner) {
     }
 }
 
+/// How long `finish` waits, after a successful apply.
+#[derive(Debug, Clone, Copy)]
+pub struct Waits {
+    /// For every group's instances to be in service.
+    pub capacity: Duration,
+    /// Then for the control-plane members to report a healthy etcd (a `create`).
+    pub etcd: Duration,
+}
+
 /// Publishes the node groups' bundles (once the apply succeeded: the API's address is known
-/// then), waits up to `capacity_timeout` for the groups' instances, releases the lock, then
-/// turns a failed apply or a group short of instances into a failure.
+/// then), waits for the groups' instances and then for the members' etcd ([`Waits`]),
+/// releases the lock, then turns a failed apply, a group short of instances or an unhealthy
+/// control plane into a failure.
 pub async fn finish<S: StateStore>(
     store: &ClusterStore<S>,
     mut applied: Applied<'_, S>,
     spec: &rafter::spec::Cluster,
     verb: &str,
-    capacity_timeout: Duration,
+    waits: Waits,
 ) -> anyhow::Result<()> {
     let cluster = spec.metadata.name.as_str();
     if applied.report.succeeded() {
@@ -374,13 +384,26 @@ pub async fn finish<S: StateStore>(
         }
     }
     let waited = if applied.report.succeeded() {
-        super::aws_capacity::wait_for_instances(
+        let in_service = super::aws_capacity::wait_for_instances(
             &applied.provisioner,
             &applied.records,
-            capacity_timeout,
+            waits.capacity,
             &mut applied.lock,
         )
-        .await
+        .await;
+        match in_service {
+            Ok(()) => {
+                super::aws_capacity::wait_for_members(
+                    store.store(),
+                    cluster,
+                    &rafter::rolling::members(spec),
+                    waits.etcd,
+                    &mut applied.lock,
+                )
+                .await
+            }
+            other => other,
+        }
     } else {
         Ok(())
     };

@@ -10,7 +10,7 @@ use rafter::state::StateError;
 
 use crate::cli::args::{CreateClusterArgs, SpecArgs};
 use crate::cli::aws_apply::{
-    ApplyRequest, apply_with_lock, aws_region, finish, require_state_in_s3,
+    ApplyRequest, Waits, apply_with_lock, aws_region, finish, require_state_in_s3,
 };
 use crate::cli::aws_capacity::check_offerings;
 use crate::cli::durations::wait_duration;
@@ -51,7 +51,10 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
             "note: cluster {name} is stored with this same spec (an earlier create did not finish): carrying on with it"
         );
     }
-    let capacity_timeout = wait_duration(&args.capacity_timeout)?;
+    let waits = Waits {
+        capacity: wait_duration(&args.capacity_timeout)?,
+        etcd: wait_duration(&args.etcd_timeout)?,
+    };
     let on_hosts = cluster.spec.provider == Provider::Ssh;
     let region = if args.yes && !on_hosts {
         require_state_in_s3(cluster)?;
@@ -114,7 +117,7 @@ pub async fn run(state: Option<&str>, args: Box<CreateClusterArgs>) -> anyhow::R
         apply_with_lock(&store, request).await?,
         cluster,
         "create",
-        capacity_timeout,
+        waits,
     )
     .await
 }

@@ -9,7 +9,8 @@ use rafter::state::{AnyStore, ClusterStore};
 
 use crate::cli::args::{PlanFormat, UpdateClusterArgs};
 use crate::cli::aws_apply::{
-    ApplyRequest, apply_with_lock, aws_config, aws_region, finish, refresh, require_state_in_s3,
+    ApplyRequest, Waits, apply_with_lock, aws_config, aws_region, finish, refresh,
+    require_state_in_s3,
 };
 use crate::cli::aws_capacity::check_offerings;
 use crate::cli::durations::wait_duration;
@@ -138,7 +139,11 @@ pub async fn run(state: Option<&str>, args: UpdateClusterArgs) -> anyhow::Result
             apply_with_lock(&store, request).await?,
             &prepared.cluster,
             "update",
-            capacity_timeout,
+            Waits {
+                capacity: capacity_timeout,
+                // An update that changes members replaces them behind their own gates.
+                etcd: std::time::Duration::ZERO,
+            },
         )
         .await;
     }
