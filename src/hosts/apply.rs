@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use time::OffsetDateTime;
 
 use crate::bootstrap::assets::NodeNeeds;
-use crate::bootstrap::{self, EtcdMember, InitialState, NodeRole, RenderedNode};
+use crate::bootstrap::{self, EtcdMember, NodeRole, RenderedNode};
 use crate::pki::{ClusterPki, ClusterSecrets, NodeLeaves};
 use crate::spec::Cluster;
 use crate::ssh::Session;
@@ -16,9 +16,10 @@ use crate::state::StateStore;
 
 use super::HostsError;
 use super::assets::{self, HOST_CACHE, asset_arch};
-use super::etcd::{self, Member};
+use super::etcd;
 use super::facts::{self, HostFacts};
 use super::inventory::{self, HostEntry};
+use super::membership::{self, HostSeen, Membership};
 
 /// The phases of a run, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -310,7 +311,7 @@ pub async fn run(
     }
     report.phases.push((Phase::Preflight, started.elapsed()));
 
-    let membership = plan_membership(cluster, &nodes, &report).await?;
+    let membership = plan_membership(cluster, &nodes).await?;
     for removal in &membership.remove {
         report.membership.push(format!(
             "remove etcd member {} ({})",
@@ -333,7 +334,7 @@ pub async fn run(
     let secrets = ClusterSecrets::load_or_create(store, &cluster.metadata.name).await?;
     let access = bootstrap::api_access(cluster, &Default::default())?;
     for node in &mut nodes {
-        let role = membership.role_of(cluster, node)?;
+        let role = role_of(cluster, &membership, node)?;
         let mut leaves = NodeLeaves::load(store, &cluster.metadata.name, node.name()).await?;
         let rendered =
             bootstrap::render_node(cluster, role, &access, &pki, &secrets, &mut leaves, now)?;
@@ -350,7 +351,7 @@ pub async fn run(
     }
 
     // Members leaving go first, while the cluster still has every other member.
-    if let Some(asker) = membership.asker(&nodes) {
+    if let Some(asker) = asker(&nodes) {
         for removal in &membership.remove {
             observer.event(
                 asker.name(),
@@ -565,228 +566,52 @@ fn services_of(node: &Node<'_>) -> Vec<&'static str> {
     }
 }
 
-/// etcd's membership: who forms or joins, who leaves.
-struct Membership {
-    /// The control-plane hosts of the spec, as members.
-    wanted: Vec<EtcdMember>,
-    /// The members etcd has now (`None`: no cluster yet, a new one is formed).
-    current: Option<Vec<Member>>,
-    /// Members to remove: in etcd but no longer in the spec.
-    remove: Vec<Member>,
-    /// Hosts that join an existing cluster, in order.
-    join: Vec<EtcdMember>,
+/// A reachable control-plane host whose etcd answers, to ask for membership changes.
+fn asker<'n, 'a>(nodes: &'n [Node<'a>]) -> Option<&'n Node<'a>> {
+    nodes
+        .iter()
+        .find(|node| node.entry.is_control_plane() && node.facts.etcd_active)
 }
 
-impl Membership {
-    fn is_first_control_plane(&self, name: &str) -> bool {
-        self.wanted
-            .first()
-            .is_some_and(|member| member.name == name)
-    }
-
-    /// A reachable host whose etcd answers, to ask for membership changes.
-    fn asker<'n, 'a>(&self, nodes: &'n [Node<'a>]) -> Option<&'n Node<'a>> {
-        nodes
-            .iter()
-            .find(|node| node.entry.is_control_plane() && node.facts.etcd_active)
-    }
-
-    /// The node role `node` is rendered with: a new cluster's members all start from the
-    /// full list; a joining member from the members it will find plus itself.
-    fn role_of(&self, cluster: &Cluster, node: &Node<'_>) -> Result<NodeRole, HostsError> {
-        if !node.entry.is_control_plane() {
-            return Ok(bootstrap::select_node(
-                cluster,
-                bootstrap::Role::Worker,
-                Some(node.name()),
-            )?);
-        }
-        let index = self
-            .wanted
-            .iter()
-            .position(|member| member.name == node.name())
-            .ok_or_else(|| {
-                HostsError::Setup(format!("{} is not a control-plane host", node.name()))
-            })?;
-        if self.current.is_none() {
-            return Ok(NodeRole::ControlPlane {
-                members: self.wanted.clone(),
-                index,
-                initial_state: InitialState::New,
-                discovery: None,
-            });
-        }
-        let Some(position) = self
-            .join
-            .iter()
-            .position(|member| member.name == node.name())
-        else {
-            // An established member (it has data): no first-start file is pushed.
-            return Ok(NodeRole::ControlPlane {
-                members: self.wanted.clone(),
-                index,
-                initial_state: InitialState::Established,
-                discovery: None,
-            });
-        };
-        // A joiner finds the members that stay and the joiners before it, and itself.
-        let mut members: Vec<EtcdMember> = self
-            .wanted
-            .iter()
-            .filter(|member| self.stays(member))
-            .cloned()
-            .collect();
-        members.extend(self.join[..=position].iter().cloned());
-        let index = members.len() - 1;
-        Ok(NodeRole::ControlPlane {
-            members,
-            index,
-            initial_state: InitialState::Existing,
-            discovery: None,
-        })
-    }
-
-    /// A member of the spec that is in etcd now and neither leaves nor joins again.
-    fn stays(&self, member: &EtcdMember) -> bool {
-        let listed = self.current.as_ref().is_some_and(|current| {
-            current.iter().any(|known| {
-                known.name == member.name || known.peer_urls.contains(&member.peer_url())
-            })
-        });
-        listed && !self.join.iter().any(|joining| joining.name == member.name)
-    }
-}
-
-/// Reads etcd's membership from a reachable member and compares it with the spec; refuses
-/// anything that could lose quorum or data.
-async fn plan_membership(
+/// The node role `node` is rendered with: a worker's, or its place in `membership`.
+fn role_of(
     cluster: &Cluster,
-    nodes: &[Node<'_>],
-    report: &Report,
-) -> Result<Membership, HostsError> {
-    let wanted = bootstrap::control_plane_members(cluster)?;
-    let unreachable: Vec<&str> = report
-        .unreachable()
-        .iter()
-        .map(|host| host.name.as_str())
-        .filter(|name| wanted.iter().any(|member| member.name == *name))
-        .collect();
-    let control_plane: Vec<&Node> = nodes
-        .iter()
-        .filter(|node| node.entry.is_control_plane())
-        .collect();
-    let asker = control_plane.iter().find(|node| node.facts.etcd_active);
-    let with_data: Vec<&str> = control_plane
-        .iter()
-        .filter(|node| node.facts.etcd_data)
-        .map(|node| node.name())
-        .collect();
-    let Some(asker) = asker else {
-        if with_data.is_empty() && unreachable.is_empty() {
-            return Ok(Membership {
-                wanted,
-                current: None,
-                remove: Vec::new(),
-                join: Vec::new(),
-            });
-        }
-        if with_data.is_empty() {
-            return Err(HostsError::Etcd(format!(
-                "a new etcd cluster needs every control-plane host, and {} cannot be reached; nothing was changed",
-                unreachable.join(", ")
-            )));
-        }
-        // Members with data but none running: the run starts them again (the etcd phase)
-        // as the members they are, then adds the others.
-        let current = wanted
-            .iter()
-            .filter(|member| with_data.contains(&member.name.as_str()))
-            .map(|member| Member {
-                id: 0,
-                name: member.name.clone(),
-                peer_urls: vec![member.peer_url()],
-            })
-            .collect();
-        return compare(wanted, current, nodes, &unreachable);
-    };
-    let current = etcd::members(&asker.session).await?;
-    compare(wanted, current, nodes, &unreachable)
+    membership: &Membership,
+    node: &Node<'_>,
+) -> Result<NodeRole, HostsError> {
+    if !node.entry.is_control_plane() {
+        return Ok(bootstrap::select_node(
+            cluster,
+            bootstrap::Role::Worker,
+            Some(node.name()),
+        )?);
+    }
+    membership
+        .control_plane_role(node.name())
+        .ok_or_else(|| HostsError::Setup(format!("{} is not a control-plane host", node.name())))
 }
 
-/// The membership changes that take etcd from `current` to `wanted`: a spec host with etcd
-/// data that etcd lists stays; one etcd lists but whose data is gone (a reinstalled host) is
-/// removed and added again, as etcd requires; one never started or not listed joins; a
-/// listed member the spec no longer has is removed. Unreachable hosts are left as they are.
-fn compare(
-    wanted: Vec<EtcdMember>,
-    current: Vec<Member>,
-    nodes: &[Node<'_>],
-    unreachable: &[&str],
-) -> Result<Membership, HostsError> {
-    let node = |name: &str| nodes.iter().find(|node| node.name() == name);
-    let mut remove: Vec<Member> = current
+/// Gathers the evidence of etcd's membership (what a running member lists, what each
+/// control-plane host has) and plans the changes ([`membership::plan`]), which refuses
+/// anything that could lose quorum or data.
+async fn plan_membership(cluster: &Cluster, nodes: &[Node<'_>]) -> Result<Membership, HostsError> {
+    let wanted = bootstrap::control_plane_members(cluster)?;
+    let seen: Vec<HostSeen> = wanted
         .iter()
-        .filter(|known| {
-            !wanted.iter().any(|member| {
-                member.name == known.name || known.peer_urls.contains(&member.peer_url())
-            })
+        .map(|member| {
+            let node = nodes.iter().find(|node| node.name() == member.name);
+            HostSeen {
+                name: member.name.clone(),
+                reachable: node.is_some(),
+                etcd_data: node.is_some_and(|node| node.facts.etcd_data),
+            }
         })
-        .cloned()
         .collect();
-    let mut join = Vec::new();
-    for member in &wanted {
-        if unreachable.contains(&member.name.as_str()) {
-            continue;
-        }
-        let has_data = node(&member.name).is_some_and(|node| node.facts.etcd_data);
-        let listed = current.iter().find(|known| {
-            known.name == member.name || known.peer_urls.contains(&member.peer_url())
-        });
-        match (listed, has_data) {
-            (Some(_), true) => {}
-            (Some(known), false) => {
-                if !known.name.is_empty() {
-                    remove.push(known.clone());
-                }
-                join.push(member.clone());
-            }
-            (None, false) => join.push(member.clone()),
-            (None, true) => {
-                return Err(HostsError::Etcd(format!(
-                    "{} has etcd data but is not a member of the cluster (an earlier membership); rafter will not delete it: move /var/lib/etcd away on {0} after checking, then rerun",
-                    member.name
-                )));
-            }
-        }
-    }
-    // Quorum: members known to be down (their host unreachable, or reachable without its
-    // data) must leave a majority. Members leaving the spec count as up: etcd itself refuses a
-    // removal it cannot commit.
-    let down = current
-        .iter()
-        .filter(|known| {
-            unreachable.contains(&known.name.as_str())
-                || node(&known.name).is_some_and(|node| !node.facts.etcd_data)
-        })
-        .count();
-    let up = current.len() - down;
-    if up * 2 <= current.len() {
-        return Err(HostsError::Etcd(format!(
-            "only {up} of etcd's {} members are up{}: changing anything could lose quorum; bring them back first. Nothing was changed",
-            current.len(),
-            if unreachable.is_empty() {
-                String::new()
-            } else {
-                format!(" ({} cannot be reached)", unreachable.join(", "))
-            }
-        )));
-    }
-    Ok(Membership {
-        wanted,
-        current: Some(current),
-        remove,
-        join,
-    })
+    let listed = match asker(nodes) {
+        Some(asker) => Some(etcd::members(&asker.session).await?),
+        None => None,
+    };
+    Ok(membership::plan(wanted, listed, &seen)?)
 }
 
 /// Brings etcd to the planned membership: a new cluster's members start together; an

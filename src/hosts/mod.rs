@@ -16,6 +16,7 @@ pub mod connect;
 pub mod etcd;
 pub mod facts;
 pub mod inventory;
+pub mod membership;
 pub mod restore;
 pub mod snapshot;
 
@@ -44,6 +45,8 @@ pub enum HostsError {
     Pki(#[from] crate::pki::PkiError),
     #[error(transparent)]
     Backup(#[from] crate::backup::BackupError),
+    #[error(transparent)]
+    Membership(#[from] membership::MembershipError),
 }
 
 impl From<SshError> for HostsError {
