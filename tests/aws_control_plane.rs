@@ -2277,19 +2277,20 @@ async fn restore_brings_back_a_control_plane_whose_every_member_lost_its_data() 
             .is_some_and(|request| String::from_utf8_lossy(&request).contains(bogus_id)),
         "the plan changes nothing"
     );
+    let restore = [
+        "restore",
+        "etcd",
+        RESTORED,
+        "--from",
+        &backup.id,
+        "--yes",
+        "--gate-timeout",
+        "5m",
+    ];
     let log_path = rolled.logs.path().join("restore-1.log");
     let log_file = std::fs::File::create(&log_path).unwrap();
     let mut first = rolled
-        .rafter(&[
-            "restore",
-            "etcd",
-            RESTORED,
-            "--from",
-            &backup.id,
-            "--yes",
-            "--gate-timeout",
-            "5m",
-        ])
+        .rafter(&restore)
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file)
         .spawn()
@@ -2303,19 +2304,7 @@ async fn restore_brings_back_a_control_plane_whose_every_member_lost_its_data() 
     });
     first.kill().unwrap();
     first.wait().unwrap();
-    let rerun = rolled
-        .rafter(&[
-            "restore",
-            "etcd",
-            RESTORED,
-            "--from",
-            &backup.id,
-            "--yes",
-            "--gate-timeout",
-            "5m",
-        ])
-        .output()
-        .unwrap();
+    let rerun = rolled.rafter(&restore).output().unwrap();
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&rerun.stdout),
