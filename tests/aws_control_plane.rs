@@ -2209,15 +2209,38 @@ async fn restore_brings_back_a_control_plane_whose_every_member_lost_its_data() 
         );
     };
     put("before", 20);
-    // The leading member takes the scheduled backup (the others' runs say they do not lead).
-    for host in &hosts {
-        testbed.ssh_ok(host, "systemctl start rafter-etcd-backup.service");
-    }
+    // `backup etcd` asks the members through the state store; the leading member's timer
+    // takes it, and its record names the request (a scheduled one taken meanwhile does not).
+    let taken = rolled.ok(&["backup", "etcd", RESTORED]);
     let catalog = rafter::backup::catalog::list(&rolled.world.store, RESTORED)
         .await
         .unwrap();
-    assert_eq!(catalog.backups.len(), 1, "{catalog:?}");
-    let backup = catalog.backups[0].clone();
+    let backup = catalog
+        .backups
+        .iter()
+        .find(|backup| backup.id == taken.trim())
+        .unwrap_or_else(|| panic!("{taken} not in {catalog:?}"))
+        .clone();
+    assert!(backup.request.is_some(), "{backup:?}");
+    assert!(
+        backup.facts.keys.is_some_and(|keys| keys >= 20),
+        "{backup:?}"
+    );
+    assert!(
+        rolled
+            .world
+            .store
+            .read(&layout::etcd_backup_request_key(RESTORED))
+            .await
+            .unwrap()
+            .is_none(),
+        "the request is withdrawn"
+    );
+    let verify = rolled
+        .rafter(&["backup", "etcd", RESTORED, "--verify", &backup.id])
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(5), "{verify:?}");
     put("after", 10);
     let before = members(&testbed, hosts[0]);
     assert_eq!(before.len(), 3, "{before:?}");

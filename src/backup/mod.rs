@@ -2,12 +2,13 @@
 //! read back intact ([`catalog`]), and which of them retention keeps ([`retention`]).
 //!
 //! Taking, verifying and restoring a snapshot happen on the members themselves (over SSH on
-//! bare hosts: [`crate::hosts::snapshot`], [`crate::hosts::restore`]); this module owns what
-//! is stored. A snapshot holds every Secret of the cluster, so it is kept where only the user
+//! bare hosts: [`crate::hosts::snapshot`], [`crate::hosts::restore`]; on AWS asked through the
+//! state store: [`request`], [`crate::rolling::restore`]); this module owns what is stored. A snapshot holds every Secret of the cluster, so it is kept where only the user
 //! can read it (see [`crate::state::layout`]).
 
 pub mod catalog;
 pub mod record;
+pub mod request;
 pub mod retention;
 
 pub use record::{BackupRecord, SnapshotFacts, Verification};
@@ -44,4 +45,12 @@ pub enum BackupError {
     },
     #[error("backup {id} already exists")]
     Exists { id: String },
+    #[error(
+        "no member of cluster {cluster} answered backup request {request} within {waited_secs}s: the leading member's timer takes it within 30 s while etcd is healthy (`rafter validate cluster {cluster}` says whether it is)"
+    )]
+    NotAnswered {
+        request: String,
+        cluster: String,
+        waited_secs: u64,
+    },
 }

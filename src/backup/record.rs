@@ -51,6 +51,10 @@ pub struct BackupRecord {
     pub facts: SnapshotFacts,
     #[serde(default)]
     pub verification: Option<Verification>,
+    /// The request it answers (`rafter backup etcd` on AWS asks the members for one); none
+    /// for a scheduled backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 impl BackupRecord {
@@ -69,6 +73,7 @@ impl BackupRecord {
             sha256: sha256_hex(snapshot),
             facts,
             verification: None,
+            request: None,
         }
     }
 

@@ -794,6 +794,8 @@ fn peer_discovery_files(
                 status_url => format!("{}/{}", discovery.status_url, this.name),
                 formed_record => crate::state::layout::ETCD_FORMED_RECORD,
                 members_record => crate::state::layout::ETCD_MEMBERS_RECORD,
+                backup_record => crate::state::layout::ETCD_BACKUP_REQUEST_RECORD,
+                backup_script => etcd::BACKUP_SCRIPT,
                 restore_url => discovery.restore_url,
                 restore_request => crate::state::layout::etcd_restore_request_name(),
                 static_pod_dir => STATIC_POD_DIR,

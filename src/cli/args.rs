@@ -192,6 +192,9 @@ pub struct BackupEtcdArgs {
     /// Store the new backup without verifying it
     #[arg(long, conflicts_with = "verify")]
     pub no_verify: bool,
+    /// On AWS: how long to wait for the leading member to take the backup (e.g. 5m)
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub timeout: String,
     /// Break a lock whose lease has run out; with =ID, break that lock even if live (the id
     /// the refusal printed). A lock whose holder ran here and is gone is broken anyway.
     #[arg(long, value_name = "ID", num_args = 0..=1, require_equals = true, default_missing_value = "")]

@@ -1,28 +1,14 @@
-//! What the etcd day-two commands (`backup etcd`, `restore etcd`) share: they run on bare
-//! hosts, over SSH to the control-plane hosts; and backup retention, which every run that
-//! holds the lock applies (`backup etcd`, and `update cluster --yes` on AWS, whose members
-//! add backups but may not delete them).
+//! What the etcd day-two commands (`backup etcd`, `restore etcd`) share: on bare hosts they
+//! run over SSH to the control-plane hosts (AWS members are reached through the state
+//! store); and backup retention, which every run that holds the lock applies (`backup
+//! etcd`, and `update cluster --yes` on AWS, whose members add backups but may not delete
+//! them).
 
 use rafter::hosts::connect::{self, Connected};
-use rafter::spec::{Cluster, Provider};
+use rafter::spec::Cluster;
 
 use crate::cli::args::HostArgs;
-use crate::cli::failure::{EXIT_FAILURE, EXIT_NOT_AVAILABLE, Failure};
-
-/// Refuses AWS clusters, whose members are reached through the state store, not SSH.
-pub fn require_bare_hosts(cluster: &Cluster, command: &str) -> anyhow::Result<()> {
-    match cluster.spec.provider {
-        Provider::Ssh => Ok(()),
-        Provider::Aws => Err(Failure::new(
-            EXIT_NOT_AVAILABLE,
-            format!(
-                "`rafter {command}` works on bare-host clusters (provider: ssh) only: on AWS it is not built yet"
-            ),
-        )
-        .hint("README.md, \"What works today\", says what is planned for AWS clusters")
-        .into()),
-    }
-}
+use crate::cli::failure::{EXIT_FAILURE, Failure};
 
 /// The control-plane hosts; with `every_host`, one that cannot be reached is a failure.
 pub async fn connect(

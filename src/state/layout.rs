@@ -17,6 +17,7 @@
 //! <cluster>/control-plane/<member>/bundle.sh a member's files (CA keys)        control plane
 //! <cluster>/etcd-peers/<member>              a member's address                control plane (read, write)
 //! <cluster>/etcd-peers/_formed               whether etcd ever formed          control plane (read, write)
+//! <cluster>/etcd-peers/_backup               a backup asked for now            control plane (read, write)
 //! <cluster>/etcd-status/<member>             the member's etcd, as it sees it  control plane (write)
 //! <cluster>/etcd-restore/request             a restore the members carry out    user; control plane (read)
 //! <cluster>/etcd-restore/<id>.db             that restore's snapshot (secrets)  user; control plane (read)
@@ -281,6 +282,16 @@ pub const ETCD_FORMED_RECORD: &str = "_formed";
 /// The record naming the etcd members while rafter adds or removes some
 /// (`rolling::membership`): beside the others, under a name no member can have.
 pub const ETCD_MEMBERS_RECORD: &str = "_members";
+
+/// The record asking the leading member for a backup now (`rafter backup etcd` on AWS):
+/// beside the others, under a name no member can have. It holds the request's id; every
+/// member takes one request once (only the leader takes the backup).
+pub const ETCD_BACKUP_REQUEST_RECORD: &str = "_backup";
+
+/// The key of the backup request.
+pub fn etcd_backup_request_key(cluster: &str) -> String {
+    etcd_peer_key(cluster, ETCD_BACKUP_REQUEST_RECORD)
+}
 
 /// The key of the members record.
 pub fn etcd_members_key(cluster: &str) -> String {

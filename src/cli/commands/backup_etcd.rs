@@ -5,13 +5,14 @@
 use rafter::backup::{BackupError, BackupRecord, catalog, record};
 use rafter::hosts::connect::Connected;
 use rafter::hosts::snapshot;
-use rafter::spec::Cluster;
+use rafter::spec::{Cluster, Provider};
 use rafter::state::{AnyStore, ClusterStore};
 use time::OffsetDateTime;
 
 use crate::cli::args::BackupEtcdArgs;
 use crate::cli::aws_apply::renewing;
-use crate::cli::failure::{EXIT_FAILURE, Failure};
+use crate::cli::durations::wait_duration;
+use crate::cli::failure::{EXIT_FAILURE, EXIT_INVALID_SPEC, EXIT_NOT_AVAILABLE, Failure};
 use crate::cli::{acquire_lock, force_unlock, locked, settings};
 
 use super::stored_cluster;
@@ -23,7 +24,9 @@ pub async fn run(state: Option<&str>, args: BackupEtcdArgs) -> anyhow::Result<()
     let store = settings::open_store(state).await?;
     let name = args.name.as_str();
     let cluster = stored_cluster::load(&store, name).await?.cluster;
-    etcd_hosts::require_bare_hosts(&cluster, COMMAND)?;
+    if cluster.spec.provider == Provider::Aws {
+        return on_aws(&store, &cluster, &args).await;
+    }
     // A stored backup is checked before anything else is touched.
     let existing = match &args.verify {
         Some(id) => {
@@ -57,6 +60,77 @@ pub async fn run(state: Option<&str>, args: BackupEtcdArgs) -> anyhow::Result<()
         }
         Err(error) => Err(error),
     };
+    lock.release().await.map_err(locked)?;
+    outcome
+}
+
+/// An AWS cluster: rafter asks the members for a backup through the state store and waits
+/// for the leading member's ([`rafter::backup::request`]), under the lock; then retention.
+/// Not verified: that restores the snapshot into a scratch etcd on a host rafter reaches
+/// over SSH.
+async fn on_aws(
+    store: &ClusterStore<AnyStore>,
+    cluster: &Cluster,
+    args: &BackupEtcdArgs,
+) -> anyhow::Result<()> {
+    let name = cluster.metadata.name.as_str();
+    if args.verify.is_some() {
+        return Err(Failure::new(
+            EXIT_NOT_AVAILABLE,
+            "verifying a stored backup restores it into a scratch etcd on a control-plane host over SSH: not built for AWS clusters",
+        )
+        .hint(format!("`rafter get backups {name}` lists the backups and their records"))
+        .into());
+    }
+    if cluster.spec.etcd.backup_interval_minutes == 0 {
+        return Err(Failure::new(
+            EXIT_INVALID_SPEC,
+            format!("cluster {name}'s members have no backup script: spec.etcd.backupIntervalMinutes is 0"),
+        )
+        .hint("set it (15 is the default), run `rafter update cluster NAME --yes`, then `rafter rolling-update cluster NAME --yes` so the members run the new bundle")
+        .into());
+    }
+    let timeout = wait_duration(&args.timeout)?;
+    let mut lock = acquire_lock(
+        store.store(),
+        name,
+        COMMAND,
+        &force_unlock(&args.force_unlock),
+    )
+    .await?;
+    let request = record::backup_id(OffsetDateTime::now_utc());
+    eprintln!(
+        "Asking cluster {name}'s members for a backup (request {request}); the leading member's timer takes it within 30 s…"
+    );
+    let taken = renewing(
+        &mut lock,
+        rafter::backup::request::take_on_members(
+            store.store(),
+            name,
+            &request,
+            std::time::Duration::from_secs(3),
+            timeout,
+        ),
+    )
+    .await;
+    let outcome = async {
+        let backup = taken??;
+        eprintln!(
+            "Stored backup {} of cluster {name}: revision {}, {} keys, {} bytes, from member {} (not verified: on AWS rafter cannot restore it into a scratch etcd).",
+            backup.id,
+            backup.facts.revision,
+            backup
+                .facts
+                .keys
+                .map_or_else(|| "uncounted".to_string(), |keys| keys.to_string()),
+            backup.size,
+            backup.member
+        );
+        etcd_hosts::apply_retention(store.store(), name).await?;
+        println!("{}", backup.id);
+        anyhow::Ok(())
+    }
+    .await;
     lock.release().await.map_err(locked)?;
     outcome
 }
