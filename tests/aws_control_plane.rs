@@ -2181,8 +2181,9 @@ fn restore_keys(testbed: &Testbed, host: &str) -> Vec<String> {
 }
 
 /// `rafter restore etcd` on AWS, the worst case: every member of a cluster made by `create
-/// cluster --yes` loses its data. rafter cannot reach the members, so it stages the restore in
-/// the state store and each member's timer carries it out. A member reports a restore it
+/// cluster --yes` loses its data (one while its instance boots again, waiting to join). rafter
+/// cannot reach the members, so it stages the restore in the state store and each member's
+/// timer carries it out (the booting one's wait does). A member reports a restore it
 /// cannot do (a staged snapshot that is not the backup's) instead of doing it; the real one
 /// is killed while it waits for the members and finished by running it again. Afterwards
 /// every key from before the backup is on every member and none from after, the members are
@@ -2245,10 +2246,21 @@ async fn restore_brings_back_a_control_plane_whose_every_member_lost_its_data() 
     let before = members(&testbed, hosts[0]);
     assert_eq!(before.len(), 3, "{before:?}");
 
-    // Every member loses its data.
+    // Every member loses its data. The third member's instance boots again meanwhile (its
+    // bundle runs, as at every boot) and waits to join: no member answers and the cluster
+    // formed long ago. Its timer is off, so only the boot's own wait can find the restore.
     for host in &hosts {
         testbed.ssh_ok(host, "systemctl stop etcd && rm -rf /var/lib/etcd/member");
     }
+    let booting = hosts[2];
+    testbed.ssh_ok(booting, "systemctl stop rafter-etcd-peers.timer");
+    let rebooted = std::thread::spawn(move || {
+        let output = Testbed::open().ssh(booting, "/usr/local/lib/rafter/bootstrap.sh etcd");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    });
 
     // A request whose snapshot is not what it claims: each member refuses it and says so in
     // its report (the problem is that restore's alone).
@@ -2345,6 +2357,13 @@ async fn restore_brings_back_a_control_plane_whose_every_member_lost_its_data() 
         "{said}"
     );
 
+    // The booting member restored from the request instead of waiting, and its boot went on.
+    let (booted, log) = rebooted.join().unwrap();
+    assert!(
+        booted && log.contains("restored member eu-west-1c from backup"),
+        "{log}"
+    );
+
     // Every key from before the backup on every member, none from after.
     let wanted: Vec<String> = (1..=20).map(|i| format!("/restore/before/{i}")).collect();
     for host in &hosts {
@@ -2373,16 +2392,24 @@ async fn restore_brings_back_a_control_plane_whose_every_member_lost_its_data() 
         .map(|hash| hash["HashKV"]["hash"].to_string())
         .collect();
     assert_eq!((hashes.len(), distinct.len()), (3, 1), "{hashes:?}");
-    // Each member stopped its API server before etcd, and brought it back once healthy.
+    // Each running member stopped its API server before etcd, and brought it back once
+    // healthy; the booting one serves too.
     for host in &hosts {
         let journal = testbed.ssh_ok(host, "journalctl -u rafter-etcd-peers --no-pager");
-        let moved = journal.find("control-plane manifests moved to");
-        let restored = journal.find("restored member");
-        let back = journal.find("control-plane manifests back");
-        assert!(
-            moved.is_some() && moved < restored && restored < back,
-            "{host}: {journal}"
-        );
+        if *host == booting {
+            assert!(
+                journal.contains("member eu-west-1c serves the restored cluster"),
+                "{host}: {journal}"
+            );
+        } else {
+            let moved = journal.find("control-plane manifests moved to");
+            let restored = journal.find("restored member");
+            let back = journal.find("control-plane manifests back");
+            assert!(
+                moved.is_some() && moved < restored && restored < back,
+                "{host}: {journal}"
+            );
+        }
         testbed.ssh_ok(
             host,
             "test -f /etc/kubernetes/manifests/kube-apiserver.yaml",
